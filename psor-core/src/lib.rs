@@ -1,0 +1,2 @@
+//! psor-core: the engine behind `psor`.
+#![deny(missing_docs)]

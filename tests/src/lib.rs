@@ -1,0 +1,1 @@
+//! The test harness: real `redis-server` processes on free loopback ports.
