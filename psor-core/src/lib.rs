@@ -1,2 +1,30 @@
-//! psor-core: the engine behind `psor`.
+//! psor-core: the engine behind `psor`, for the Redis PSOR of Enterprise Server PACs.
+//!
+//! - [`connect`]: where psor connects (`--psor` specs, TLS, passwords) and the retry rule.
+//! - [`keys`]: key prefixes, glob escaping, binary-safe display.
+//! - [`engine`]: fast scan / copy / delete of everything under a prefix.
+//! - [`progress`]: counters a caller polls to show progress.
+//!
+//! The library never prints and never exits; it reports through return values and
+//! [`progress::Progress`].
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use psor_core::{connect::{ConnectOptions, Psor, PsorSpec}, engine, keys::KeyPrefix, progress::Progress};
+//!
+//! # fn main() -> psor_core::Result<()> {
+//! let psor = Psor::connect(&PsorSpec::parse("redis://127.0.0.1:6379")?, &ConnectOptions::default())?;
+//! let opts = engine::DeleteOptions { prefix: KeyPrefix::new("MyPAC_8.0:")?, dry_run: true, sample: 5 };
+//! let outcome = engine::delete(&psor, &opts, &engine::EngineOptions::default(), Arc::new(Progress::new()))?;
+//! println!("{} keys would be deleted", outcome.done);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
+
+pub mod connect;
+pub mod engine;
+mod error;
+pub mod keys;
+pub mod progress;
+
+pub use error::{is_retryable, Error, Result};

@@ -1,0 +1,336 @@
+//! Parsing where psor connects: `--psor SPEC` / `PSOR_URL`.
+//!
+//! One parser for every form, so the CLI, the library and the vendor's `caspac -s` syntax
+//! agree. A spec that does not parse is a one-line error that names the accepted forms;
+//! the password is redacted before the spec appears in any message.
+
+use crate::error::{Error, Result};
+
+/// The forms `--psor` accepts, for error messages and `--help`.
+pub const ACCEPTED_FORMS: &str = "redis://[user[:pass]@]host:port[/db], rediss://... (TLS), \
+redis+cluster://host:port[,host:port...], redis+sentinel://host:port[,host:port...]/MASTER, \
+or the caspac form redis,host:port[,host:port...] / redis_TLS,host:port[,...]";
+
+/// A secret (password) that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that sends it to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `host:port` of one server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Which kind of deployment a spec points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// One Redis server.
+    Standalone(HostPort),
+    /// Seeds of a Redis Cluster.
+    Cluster(Vec<HostPort>),
+    /// Sentinels and the name of the master they watch.
+    Sentinel {
+        /// The sentinels.
+        sentinels: Vec<HostPort>,
+        /// The master's name.
+        master: String,
+    },
+    /// The vendor's node list (`redis,h1:p1,h2:p2`): a cluster or sentinels, found out on
+    /// connecting.
+    NodeList(Vec<HostPort>),
+}
+
+/// A parsed `--psor` spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PsorSpec {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// TLS (`rediss://`, `redis_TLS,`).
+    pub tls: bool,
+    /// ACL user name, if any.
+    pub username: Option<String>,
+    /// Password, if given in the spec.
+    pub password: Option<Secret>,
+    /// Database number (standalone only).
+    pub db: i64,
+}
+
+impl PsorSpec {
+    /// Parses any accepted form.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let bad = |reason: &str| Error::BadSpec { spec: redact(text), reason: reason.to_string() };
+        if text.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if let Some((scheme, rest)) = text.split_once("://") {
+            let (tls, kind) = match scheme.to_ascii_lowercase().as_str() {
+                "redis" => (false, Kind::Standalone),
+                "rediss" => (true, Kind::Standalone),
+                "redis+cluster" => (false, Kind::Cluster),
+                "rediss+cluster" => (true, Kind::Cluster),
+                "redis+sentinel" => (false, Kind::Sentinel),
+                "rediss+sentinel" => (true, Kind::Sentinel),
+                _ => return Err(bad(&format!("unknown scheme `{scheme}`"))),
+            };
+            return parse_url(rest, tls, kind).map_err(|r| bad(&r));
+        }
+        if let Some((sor_type, nodes)) = text.split_once(',') {
+            let tls = match sor_type.to_ascii_lowercase().as_str() {
+                "redis" => false,
+                "redis_tls" => true,
+                _ => return Err(bad(&format!("unknown SOR type `{sor_type}` (redis or redis_TLS)"))),
+            };
+            let nodes = parse_hosts(nodes, false).map_err(|r| bad(&r))?;
+            let endpoint = if nodes.len() == 1 {
+                Endpoint::Standalone(nodes.into_iter().next().expect("one node"))
+            } else {
+                Endpoint::NodeList(nodes)
+            };
+            return Ok(PsorSpec { endpoint, tls, username: None, password: None, db: 0 });
+        }
+        Err(bad("no scheme and no SOR type"))
+    }
+
+    /// The spec as text with the password redacted: safe for logs, errors and snapshots.
+    pub fn redacted(&self) -> String {
+        let scheme = match (&self.endpoint, self.tls) {
+            (Endpoint::Standalone(_), false) => "redis",
+            (Endpoint::Standalone(_), true) => "rediss",
+            (Endpoint::Cluster(_) | Endpoint::NodeList(_), false) => "redis+cluster",
+            (Endpoint::Cluster(_) | Endpoint::NodeList(_), true) => "rediss+cluster",
+            (Endpoint::Sentinel { .. }, false) => "redis+sentinel",
+            (Endpoint::Sentinel { .. }, true) => "rediss+sentinel",
+        };
+        let auth = match (&self.username, &self.password) {
+            (Some(u), Some(_)) => format!("{u}:***@"),
+            (Some(u), None) => format!("{u}@"),
+            (None, Some(_)) => ":***@".to_string(),
+            (None, None) => String::new(),
+        };
+        let join = |hs: &[HostPort]| hs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        match &self.endpoint {
+            Endpoint::Standalone(h) if self.db != 0 => format!("{scheme}://{auth}{h}/{}", self.db),
+            Endpoint::Standalone(h) => format!("{scheme}://{auth}{h}"),
+            Endpoint::Cluster(hs) | Endpoint::NodeList(hs) => format!("{scheme}://{auth}{}", join(hs)),
+            Endpoint::Sentinel { sentinels, master } => {
+                format!("{scheme}://{auth}{}/{master}", join(sentinels))
+            }
+        }
+    }
+}
+
+enum Kind {
+    Standalone,
+    Cluster,
+    Sentinel,
+}
+
+fn parse_url(rest: &str, tls: bool, kind: Kind) -> std::result::Result<PsorSpec, String> {
+    // Credentials end at the last '@' before the path, so passwords may contain '@' if encoded.
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(info) => {
+            let (user, pass) = match info.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (info, None),
+            };
+            let user = percent_decode(user)?;
+            let pass = pass.map(percent_decode).transpose()?;
+            (
+                (!user.is_empty()).then_some(user),
+                pass.filter(|p| !p.is_empty()).map(Secret),
+            )
+        }
+    };
+    let path = path.map(|p| p.split(['?', '#']).next().unwrap_or("")).filter(|p| !p.is_empty());
+    let (endpoint, db) = match kind {
+        Kind::Standalone => {
+            let mut nodes = parse_hosts(hosts, true)?;
+            if nodes.len() != 1 {
+                return Err("a redis:// URL names one server; use redis+cluster:// for several".into());
+            }
+            let db = match path {
+                None => 0,
+                Some(p) => p.parse::<i64>().map_err(|_| format!("`{p}` is not a database number"))?,
+            };
+            (Endpoint::Standalone(nodes.remove(0)), db)
+        }
+        Kind::Cluster => {
+            if path.is_some() {
+                return Err("a cluster has only database 0; drop the /path".into());
+            }
+            (Endpoint::Cluster(parse_hosts(hosts, true)?), 0)
+        }
+        Kind::Sentinel => {
+            let master = path.ok_or("the master name is missing: redis+sentinel://host:port/MASTER")?;
+            let (master, db) = match master.split_once('/') {
+                Some((m, d)) => (m, d.parse::<i64>().map_err(|_| format!("`{d}` is not a database number"))?),
+                None => (master, 0),
+            };
+            (
+                Endpoint::Sentinel { sentinels: parse_hosts(hosts, true)?, master: master.to_string() },
+                db,
+            )
+        }
+    };
+    Ok(PsorSpec { endpoint, tls, username, password, db })
+}
+
+fn parse_hosts(text: &str, default_port: bool) -> std::result::Result<Vec<HostPort>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err("an empty host in the node list".into());
+        }
+        let (host, port) = if let Some(rest) = part.strip_prefix('[') {
+            let (h, after) = rest.split_once(']').ok_or("an IPv6 address is missing its `]`")?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match part.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (part, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{part}` has no host"));
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or(format!("`{p}` is not a port"))?,
+            None if default_port => 6379,
+            None => return Err(format!("`{part}` has no port (host:port)")),
+        };
+        out.push(HostPort { host: host.to_string(), port });
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("a bad %-escape in the user or password")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the user or password is not UTF-8".to_string())
+}
+
+/// Redacts the password of a spec that did not parse, as well as one can: everything
+/// between `:` and `@` in the authority.
+fn redact(text: &str) -> String {
+    if let Some((scheme, rest)) = text.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            return format!("{scheme}://{masked}{}", &rest[at..]);
+        }
+    }
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort { host: host.into(), port }
+    }
+
+    #[test]
+    fn parses_urls() {
+        let s = PsorSpec::parse("redis://psor:s3cret@10.0.0.1:7000/2").unwrap();
+        assert_eq!(s.endpoint, Endpoint::Standalone(hp("10.0.0.1", 7000)));
+        assert_eq!(s.username.as_deref(), Some("psor"));
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(s.db, 2);
+        assert!(!s.tls);
+        assert_eq!(s.redacted(), "redis://psor:***@10.0.0.1:7000/2");
+        let s = PsorSpec::parse("rediss://:p%40ss@[::1]:6380").unwrap();
+        assert!(s.tls);
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("p@ss"));
+        assert_eq!(s.endpoint, Endpoint::Standalone(hp("::1", 6380)));
+        assert_eq!(PsorSpec::parse("redis://h").unwrap().endpoint, Endpoint::Standalone(hp("h", 6379)));
+    }
+
+    #[test]
+    fn parses_caspac_forms() {
+        let s = PsorSpec::parse("redis,127.0.0.1:6379").unwrap();
+        assert_eq!(s.endpoint, Endpoint::Standalone(hp("127.0.0.1", 6379)));
+        let s = PsorSpec::parse("redis_TLS,h1:5000,h1:5001,h2:5000").unwrap();
+        assert!(s.tls);
+        assert_eq!(s.endpoint, Endpoint::NodeList(vec![hp("h1", 5000), hp("h1", 5001), hp("h2", 5000)]));
+        assert!(matches!(PsorSpec::parse("redis,h1"), Err(Error::BadSpec { .. })));
+    }
+
+    #[test]
+    fn parses_cluster_and_sentinel() {
+        let s = PsorSpec::parse("redis+cluster://a:1,b:2").unwrap();
+        assert_eq!(s.endpoint, Endpoint::Cluster(vec![hp("a", 1), hp("b", 2)]));
+        let s = PsorSpec::parse("redis+sentinel://a:26379,b:26379/mymaster").unwrap();
+        assert_eq!(
+            s.endpoint,
+            Endpoint::Sentinel { sentinels: vec![hp("a", 26379), hp("b", 26379)], master: "mymaster".into() }
+        );
+    }
+
+    #[test]
+    fn bad_specs_name_the_forms_and_hide_the_password() {
+        for bad in ["", "mysql://x", "redis://u:topsecret@h:notaport", "redis://a:1,b:2", "foo,h:1", "h:1"] {
+            let err = PsorSpec::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("Accepted forms"), "{err}");
+            assert!(!err.contains("topsecret"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Paging through the keys under a prefix with `SCAN`.
+//!
+//! The prefix goes into `MATCH` glob-escaped, and every key that comes back is checked again
+//! byte for byte, so nothing outside the prefix is ever handed on. SCAN may return a key
+//! twice (while the table shrinks); every consumer is written to tolerate that.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crossbeam_channel::Receiver;
+
+use super::EngineOptions;
+use crate::connect::{NodeConn, Psor};
+use crate::error::{Error, Result};
+use crate::keys::KeyPrefix;
+use crate::progress::Progress;
+
+/// Scans one node, calling `emit` with batches of at most `opts.batch_size` keys that really
+/// start with `prefix`. Stops early (with `Ok`) when `emit` returns false.
+pub(crate) fn scan_node(
+    con: &mut NodeConn,
+    prefix: &KeyPrefix,
+    opts: &EngineOptions,
+    progress: &Progress,
+    mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
+) -> Result<()> {
+    let pattern = prefix.match_pattern();
+    let batch_size = opts.batch_size.max(1);
+    let mut cursor: u64 = 0;
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(batch_size);
+    loop {
+        if progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        // Re-sending the same cursor after a dropped connection is safe: SCAN is stateless.
+        let (next, keys): (u64, Vec<Vec<u8>>) = con.retry("SCAN", None, |c| {
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(opts.scan_count).query(c)
+        })?;
+        Progress::add(&progress.examined, opts.scan_count as u64);
+        for key in keys {
+            if prefix.matches(&key) {
+                Progress::add(&progress.matched, 1);
+                batch.push(key);
+                if batch.len() == batch_size && !emit(std::mem::replace(&mut batch, Vec::with_capacity(batch_size))) {
+                    return Ok(());
+                }
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    if !batch.is_empty() {
+        emit(batch);
+    }
+    Ok(())
+}
+
+/// Batches of keys under a prefix, from every master, produced by background scanner
+/// threads one page ahead of the consumer. Dropping the stream stops the scanners.
+pub struct KeyStream {
+    rx: Option<Receiver<Result<Vec<Vec<u8>>>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Iterator for KeyStream {
+    type Item = Result<Vec<Vec<u8>>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.as_ref()?.recv().ok()
+    }
+}
+
+impl Drop for KeyStream {
+    fn drop(&mut self) {
+        self.rx.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Streams the keys under `prefix`. `progress` (shared with the caller, who may poll it)
+/// counts the keys examined and matched.
+pub fn scan(
+    psor: &Psor,
+    prefix: &KeyPrefix,
+    opts: &EngineOptions,
+    progress: std::sync::Arc<Progress>,
+) -> Result<KeyStream> {
+    progress.total_keys.store(psor.dbsize()?, Relaxed);
+    let (tx, rx) = crossbeam_channel::bounded(opts.queue_depth.max(1));
+    let mut threads = Vec::new();
+    let mut conns = psor.masters().iter().map(|n| n.connect()).collect::<Result<Vec<_>>>()?;
+    let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(conns.len()));
+    for mut con in conns.drain(..) {
+        let (tx, prefix, opts, progress, live) =
+            (tx.clone(), prefix.clone(), opts.clone(), progress.clone(), live.clone());
+        threads.push(std::thread::spawn(move || {
+            let result = scan_node(&mut con, &prefix, &opts, &progress, |batch| tx.send(Ok(batch)).is_ok());
+            if let Err(e) = result {
+                let _ = tx.send(Err(e));
+            }
+            if live.fetch_sub(1, Relaxed) == 1 {
+                progress.scan_finished.store(true, Relaxed);
+            }
+        }));
+    }
+    Ok(KeyStream { rx: Some(rx), threads })
+}

@@ -1,0 +1,88 @@
+//! Progress that leaves the library as counters the caller polls.
+//!
+//! The engine only increments atomics; the CLI (or any embedding program) reads a
+//! [`ProgressSnapshot`] as often as it likes from another thread to draw a bar, and may
+//! [`Progress::cancel`] the run. Nothing here prints.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one run. Use a fresh one per run.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub(crate) total_keys: AtomicU64,
+    pub(crate) examined: AtomicU64,
+    pub(crate) matched: AtomicU64,
+    pub(crate) done: AtomicU64,
+    pub(crate) unchanged: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
+    pub(crate) vanished: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) scan_finished: AtomicBool,
+    cancelled: AtomicBool,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProgressSnapshot {
+    /// Keys in the whole keyspace when the run started (`DBSIZE`, summed over masters).
+    pub total_keys: u64,
+    /// Keys SCAN has looked at so far (estimated from calls × COUNT; at most `total_keys`).
+    pub examined: u64,
+    /// Keys found under the prefix so far.
+    pub matched: u64,
+    /// Keys deleted / copied / moved so far.
+    pub done: u64,
+    /// Keys whose target already held identical content and expiry.
+    pub unchanged: u64,
+    /// Keys left alone because the target exists with other content.
+    pub conflicts: u64,
+    /// Keys that disappeared between the scan and the action.
+    pub vanished: u64,
+    /// Keys whose expiry passed before they could be copied.
+    pub expired: u64,
+    /// Keys whose action failed.
+    pub failed: u64,
+    /// True once every SCAN has finished (the matched count is then final).
+    pub scan_finished: bool,
+}
+
+impl Progress {
+    /// A fresh set of counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        let total_keys = self.total_keys.load(Relaxed);
+        ProgressSnapshot {
+            total_keys,
+            examined: self.examined.load(Relaxed).min(total_keys.max(1)),
+            matched: self.matched.load(Relaxed),
+            done: self.done.load(Relaxed),
+            unchanged: self.unchanged.load(Relaxed),
+            conflicts: self.conflicts.load(Relaxed),
+            vanished: self.vanished.load(Relaxed),
+            expired: self.expired.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            scan_finished: self.scan_finished.load(Relaxed),
+        }
+    }
+
+    /// Asks the run to stop at the next batch; it then returns [`crate::Error::Interrupted`].
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Relaxed);
+    }
+
+    /// True once [`Progress::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Relaxed)
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
+}
