@@ -1,1 +1,52 @@
-fn main() {}
+//! `psor`: parses the command line, calls [`commands::run`], and maps the result to an exit
+//! code. A closed stdout (`psor scan … | head`) is success, not an error.
+
+mod args;
+mod commands;
+mod exit;
+mod ui;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    let json = cli.global.json;
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => exit::OK,
+        Err(err) => {
+            let code = exit::code_for(&err);
+            let message = one_line(&err);
+            if json {
+                println!("{}", serde_json::json!({ "error": message, "exit_code": code }));
+            }
+            eprintln!("psor: {message}");
+            code
+        }
+    };
+    std::process::exit(code);
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes on one line, outermost first, leaving out a cause whose text
+/// the line already holds (library errors often repeat their source in their message).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        for part in text.split(": ") {
+            if !line.contains(part) {
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(part);
+            }
+        }
+    }
+    line.replace('\n', " ")
+}

@@ -1,0 +1,134 @@
+//! The command line as clap sees it. These types never leave the CLI crate: each command
+//! turns them into validated psor-core options before calling the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// psor: fast, safe work on the Redis PSOR behind Enterprise Server PACs.
+#[derive(Debug, Parser)]
+#[command(name = "psor", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Where the PSOR is: redis://[user[:pass]@]host:port[/db], rediss://... (TLS), or the
+    /// caspac form redis,host:port / redis_TLS,host:port
+    #[arg(long, global = true, env = "PSOR_URL", hide_env_values = true, value_name = "SPEC")]
+    pub psor: Option<String>,
+    /// Read the password from this file (first line). Wins over the URL, PSOR_PASSWORD and REDISCLI_AUTH
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for TLS instead of the system's roots
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that check clients
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for --tls-cert
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept any TLS server certificate (tests and emergencies only)
+    #[arg(long, global = true)]
+    pub tls_insecure: bool,
+    /// Print one JSON object on stdout at the end instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bar (it is shown only when stderr is a terminal anyway)
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Do not ask before destructive work (needed when not on a terminal)
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Print keys as raw bytes instead of escaped
+    #[arg(long, global = true)]
+    pub raw: bool,
+    #[command(flatten)]
+    pub tuning: Tuning,
+}
+
+/// Engine tuning; the defaults saturate one Redis server.
+#[derive(Debug, Args)]
+pub struct Tuning {
+    /// SCAN COUNT: keys the server examines per SCAN call
+    #[arg(long, global = true, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000), hide_short_help = true)]
+    pub scan_count: u64,
+    /// Keys per pipeline
+    #[arg(long, global = true, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000), hide_short_help = true)]
+    pub batch: u64,
+    /// Writer connections per server
+    #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64), hide_short_help = true)]
+    pub writers: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List (or count) the keys under a prefix
+    Scan(ScanArgs),
+    /// Delete every key under a prefix (UNLINK, pipelined)
+    Delete(DeleteArgs),
+    /// Copy every key under one prefix to another prefix, on this or another server
+    Copy(CopyArgs),
+    /// Print shell completions
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Key prefix (bytes; \xHH, \n, \t, \0 and \\ escapes name any byte)
+    #[arg(long, short)]
+    pub prefix: String,
+    /// Print only the number of keys
+    #[arg(long)]
+    pub count_only: bool,
+    /// Separate keys with NUL instead of newline (for xargs -0)
+    #[arg(long, short = '0')]
+    pub null: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Key prefix (bytes; \xHH, \n, \t, \0 and \\ escapes name any byte). Never empty
+    #[arg(long, short)]
+    pub prefix: String,
+    /// Count and show a sample; delete nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// How many keys a dry run shows
+    #[arg(long, default_value_t = 10)]
+    pub sample: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Copy the keys under this prefix…
+    #[arg(long, short)]
+    pub prefix: String,
+    /// …to the same names under this prefix
+    #[arg(long)]
+    pub to_prefix: String,
+    /// Another server to copy to (same spec forms as --psor); default: the same server
+    #[arg(long, value_name = "SPEC")]
+    pub target: Option<String>,
+    /// Overwrite target keys that exist (otherwise they are conflicts, left alone)
+    #[arg(long)]
+    pub replace: bool,
+    /// Delete each source key once its copy is confirmed
+    #[arg(long = "move")]
+    pub move_keys: bool,
+    /// Count what would be copied and what would conflict; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// How many keys a dry run shows
+    #[arg(long, default_value_t = 10)]
+    pub sample: usize,
+}

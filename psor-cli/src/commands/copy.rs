@@ -1,0 +1,63 @@
+//! `psor copy`: copy (or `--move`) every key under one prefix to another prefix, on the same
+//! server or to `--target`.
+
+use anyhow::Result;
+use psor_core::engine::{self, CopyOptions};
+use psor_core::keys::KeyPrefix;
+
+use super::{connect, connect_to, engine_options, new_progress};
+use crate::args::{CopyArgs, Global};
+use crate::exit::code_for_outcome;
+use crate::ui::{confirm::confirm, output, progress::Bar};
+
+pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
+    let from = KeyPrefix::parse_escaped(&a.prefix)?;
+    let to = KeyPrefix::parse_escaped(&a.to_prefix)?;
+    let source = connect(g)?;
+    let target = a.target.as_deref().map(|t| connect_to(g, Some(t))).transpose()?;
+    let engine = engine_options(g);
+    let info = output::RunInfo {
+        operation: if a.move_keys { "move" } else { "copy" },
+        psor: source.spec().redacted(),
+        prefix: from.to_string(),
+        to_prefix: Some(to.to_string()),
+        target: target.as_ref().map(|t| t.spec().redacted()),
+    };
+    let mut opts = CopyOptions {
+        from: from.clone(),
+        to: to.clone(),
+        replace: a.replace,
+        move_keys: a.move_keys,
+        dry_run: true,
+        sample: a.sample,
+    };
+    let destructive = a.replace || a.move_keys;
+    if a.dry_run || (destructive && !g.yes) {
+        let progress = new_progress();
+        let bar = Bar::start(&progress, !g.no_progress, "would copy");
+        let counted = engine::copy(&source, target.as_ref(), &opts, &engine, progress)?;
+        drop(bar);
+        if a.dry_run || counted.matched == 0 {
+            output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &counted)?;
+            return Ok(crate::exit::OK);
+        }
+        let mut what = format!("{} {} keys from {} to {}", info.operation, counted.matched, from, to);
+        if let Some(t) = &info.target {
+            what.push_str(&format!(" on {t}"));
+        }
+        if a.replace {
+            what.push_str(" (existing target keys are overwritten)");
+        }
+        if a.move_keys {
+            what.push_str(" (source keys are deleted once copied)");
+        }
+        confirm(&what, &counted.sample[..counted.sample.len().min(5)], g.yes)?;
+    }
+    opts.dry_run = false;
+    let progress = new_progress();
+    let bar = Bar::start(&progress, !g.no_progress, if a.move_keys { "moved" } else { "copied" });
+    let outcome = engine::copy(&source, target.as_ref(), &opts, &engine, progress)?;
+    drop(bar);
+    output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
+    Ok(code_for_outcome(outcome.failed, outcome.conflicts))
+}

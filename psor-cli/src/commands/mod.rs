@@ -1,0 +1,97 @@
+//! One file per command. Each turns its clap arguments into psor-core options, calls the
+//! library, and prints the report; `run` dispatches and returns the exit code.
+
+mod copy;
+mod delete;
+mod scan;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use psor_core::connect::{ConnectOptions, Psor, PsorSpec, Secret};
+use psor_core::engine::EngineOptions;
+use psor_core::progress::Progress;
+
+use crate::args::{Cli, Command, Global};
+use crate::exit::CliError;
+
+/// Runs the command; returns the exit code of a run that finished.
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Scan(a) => scan::run(g, a),
+        Command::Delete(a) => delete::run(g, a),
+        Command::Copy(a) => copy::run(g, a),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut std::io::stdout());
+            Ok(crate::exit::OK)
+        }
+    }
+}
+
+/// The PSOR spec from `--psor` / `PSOR_URL`.
+fn spec_from(text: Option<&str>) -> Result<PsorSpec> {
+    let text = text.ok_or_else(|| {
+        CliError::Usage(format!("no PSOR given: use --psor SPEC or set PSOR_URL ({})", psor_core::connect::ACCEPTED_FORMS))
+    })?;
+    Ok(PsorSpec::parse(text)?)
+}
+
+/// Connection options from the global flags and the environment. The password comes from,
+/// in order: --password-file, the URL, PSOR_PASSWORD, REDISCLI_AUTH.
+fn connect_options(g: &Global, spec: &PsorSpec) -> Result<ConnectOptions> {
+    let password = match &g.password_file {
+        Some(path) => Some(read_password_file(path)?),
+        None if spec.password.is_some() => None,
+        None => std::env::var("PSOR_PASSWORD")
+            .or_else(|_| std::env::var("REDISCLI_AUTH"))
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret::new),
+    };
+    Ok(ConnectOptions {
+        password,
+        tls_ca: g.tls_ca.clone(),
+        tls_cert: g.tls_cert.clone(),
+        tls_key: g.tls_key.clone(),
+        tls_insecure: g.tls_insecure,
+        ..ConnectOptions::default()
+    })
+}
+
+fn read_password_file(path: &Path) -> Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| psor_core::Error::ReadFile { path: path.to_path_buf(), source })?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(CliError::Usage(format!("{}: the password file is empty", path.display())).into());
+    }
+    Ok(Secret::new(line))
+}
+
+/// Connects to the PSOR named by the global flags.
+fn connect(g: &Global) -> Result<Psor> {
+    connect_to(g, g.psor.as_deref())
+}
+
+/// Connects to `spec_text` with the global TLS and password options.
+fn connect_to(g: &Global, spec_text: Option<&str>) -> Result<Psor> {
+    let spec = spec_from(spec_text)?;
+    let opts = connect_options(g, &spec)?;
+    Psor::connect(&spec, &opts).with_context(|| format!("connecting to {}", spec.redacted()))
+}
+
+fn engine_options(g: &Global) -> EngineOptions {
+    EngineOptions {
+        scan_count: g.tuning.scan_count as usize,
+        batch_size: g.tuning.batch as usize,
+        writers: g.tuning.writers as usize,
+        ..EngineOptions::default()
+    }
+}
+
+fn new_progress() -> Arc<Progress> {
+    Arc::new(Progress::new())
+}

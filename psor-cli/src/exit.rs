@@ -1,0 +1,60 @@
+//! Exit codes, decided in one place and documented in the README.
+
+use psor_core::Error;
+
+/// Done: everything asked was done.
+pub const OK: i32 = 0;
+/// The operation failed, or some keys failed (the report names them).
+pub const FAILED: i32 = 1;
+/// Bad usage or bad input: nothing was written.
+pub const USAGE: i32 = 2;
+/// Done, but some target keys existed with other content and were left alone.
+pub const CONFLICTS: i32 = 3;
+/// Stopped by the user (declined the prompt, Ctrl-C): nothing more was written.
+pub const INTERRUPTED: i32 = 130;
+
+/// A failure the CLI itself decides (usage it checks, a declined prompt).
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad usage found by the CLI.
+    Usage(String),
+    /// The user said no.
+    Declined,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) => f.write_str(m),
+            CliError::Declined => f.write_str("nothing done"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// The exit code for an error that ended the run.
+pub fn code_for(err: &anyhow::Error) -> i32 {
+    if let Some(e) = err.downcast_ref::<CliError>() {
+        return match e {
+            CliError::Usage(_) => USAGE,
+            CliError::Declined => INTERRUPTED,
+        };
+    }
+    match err.downcast_ref::<Error>() {
+        Some(e) if e.is_usage() => USAGE,
+        Some(Error::Interrupted) => INTERRUPTED,
+        _ => FAILED,
+    }
+}
+
+/// The exit code for a finished run, from its counts.
+pub fn code_for_outcome(failed: u64, conflicts: u64) -> i32 {
+    if failed > 0 {
+        FAILED
+    } else if conflicts > 0 {
+        CONFLICTS
+    } else {
+        OK
+    }
+}

@@ -1,0 +1,90 @@
+//! Reports for people (aligned tables on stdout) and for scripts (`--json`: one object).
+
+use std::io::{self, Write};
+
+use indicatif::HumanCount;
+use psor_core::engine::Outcome;
+
+/// What a run was, for the report's heading and JSON fields.
+pub struct RunInfo {
+    /// `delete`, `copy`, `move`.
+    pub operation: &'static str,
+    /// The PSOR, password redacted.
+    pub psor: String,
+    /// The prefix, escaped.
+    pub prefix: String,
+    /// Copy: the target prefix, escaped.
+    pub to_prefix: Option<String>,
+    /// Copy: the target server, password redacted.
+    pub target: Option<String>,
+}
+
+/// Prints an outcome as a table or as one JSON object.
+pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outcome) -> io::Result<()> {
+    if json {
+        let mut v = serde_json::to_value(o).map_err(io::Error::other)?;
+        let obj = v.as_object_mut().expect("an Outcome serializes to an object");
+        obj.insert("operation".into(), info.operation.into());
+        obj.insert("psor".into(), info.psor.clone().into());
+        obj.insert("prefix".into(), info.prefix.clone().into());
+        if let Some(p) = &info.to_prefix {
+            obj.insert("to_prefix".into(), p.clone().into());
+        }
+        if let Some(t) = &info.target {
+            obj.insert("target".into(), t.clone().into());
+        }
+        serde_json::to_writer(&mut *out, &v).map_err(io::Error::other)?;
+        return writeln!(out);
+    }
+    let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
+    match (&info.to_prefix, &info.target) {
+        (Some(to), Some(t)) => writeln!(out, "{} {} on {} → {} on {}{dry}", info.operation, info.prefix, info.psor, to, t)?,
+        (Some(to), None) => writeln!(out, "{} {} → {} on {}{dry}", info.operation, info.prefix, to, info.psor)?,
+        _ => writeln!(out, "{} {} on {}{dry}", info.operation, info.prefix, info.psor)?,
+    }
+    let done_label = match (info.operation, o.dry_run) {
+        ("delete", false) => "deleted",
+        ("delete", true) => "would delete",
+        ("copy", false) => "copied",
+        ("move", false) => "moved",
+        (_, true) => "would copy",
+        _ => "done",
+    };
+    let mut rows: Vec<(&str, u64)> = vec![("matched", o.matched), (done_label, o.done)];
+    for (label, n) in [
+        ("unchanged", o.unchanged),
+        ("conflicts", o.conflicts),
+        ("vanished", o.vanished),
+        ("expired", o.expired),
+        ("failed", o.failed),
+    ] {
+        if n > 0 {
+            rows.push((label, n));
+        }
+    }
+    for (label, n) in rows {
+        writeln!(out, "  {label:<13}{:>14}", HumanCount(n).to_string())?;
+    }
+    let rate = if o.seconds > 0.0 { o.matched as f64 / o.seconds } else { 0.0 };
+    writeln!(out, "  {:<13}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
+    list(out, "would be affected, first", &o.sample, o.done)?;
+    list(out, "conflicts (target exists with other content), first", &o.conflict_keys, o.conflicts)?;
+    if !o.failures.is_empty() {
+        writeln!(out, "failures, first {} of {}:", o.failures.len().min(10), o.failed)?;
+        for f in o.failures.iter().take(10) {
+            writeln!(out, "  {} on {}: {}", f.key, f.node, f.error)?;
+        }
+    }
+    Ok(())
+}
+
+fn list(out: &mut impl Write, title: &str, keys: &[String], total: u64) -> io::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{title} {} of {}:", keys.len().min(10), HumanCount(total))?;
+    for k in keys.iter().take(10) {
+        writeln!(out, "  {k}")?;
+    }
+    Ok(())
+}
