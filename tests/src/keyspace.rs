@@ -234,6 +234,10 @@ fn parse_xrange(v: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
         .collect()
 }
 
+/// The absolute expiry (2100-01-01T00:00:00Z in Unix ms) [`populate_all_types`] gives its
+/// keys with a TTL, plus the key's index.
+pub const POPULATE_EXPIRE_AT_MS: i64 = 4_102_444_800_000;
+
 /// The six types [`populate_all_types`] cycles through, in order.
 pub const ALL_TYPES: [&str; 6] = ["string", "hash", "list", "set", "zset", "stream"];
 
@@ -251,11 +255,13 @@ const AWKWARD: [&[u8]; 6] = [
 /// Writes `n` keys under `prefix`, cycling through string, hash, list, set, zset and
 /// stream, and returns their names.
 ///
-/// Every third key gets a TTL (`PEXPIREAT` about 30 days ahead). Key names cycle
+/// The output is deterministic (stream entry ids and expiry times included), so two
+/// servers populated with the same prefix and `n` have equal digests. Every third key
+/// gets a TTL (`PEXPIREAT` [`POPULATE_EXPIRE_AT_MS`] + i, far in the future). Key names cycle
 /// through suffixes with spaces, newlines, NUL bytes, `* ? [ ] \` and invalid UTF-8 after
 /// the prefix; values include binary bytes. Each key is deleted first, so calling it twice
-/// with the same prefix gives the same keys. Every command of one key goes in one
-/// pipeline, so it also works through a cluster connection.
+/// with the same prefix gives the same keys. A key's commands go in one pipeline where
+/// the connection pipelines, one by one otherwise (a sync cluster connection).
 ///
 /// # Panics
 /// On any Redis error.
@@ -264,11 +270,6 @@ pub fn populate_all_types(
     prefix: &[u8],
     n: usize,
 ) -> Vec<Vec<u8>> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock before 1970")
-        .as_millis() as i64;
-    let expire_at = now_ms + 30 * 24 * 3600 * 1000;
     let mut keys = Vec::with_capacity(n);
     for i in 0..n {
         let mut key = prefix.to_vec();
@@ -314,7 +315,7 @@ pub fn populate_all_types(
                 for j in 0..(1 + i % 4) {
                     p.cmd("XADD")
                         .arg(&key)
-                        .arg("*")
+                        .arg(format!("{}-{}", 1 + i, 1 + j))
                         .arg("f")
                         .arg(bin(j))
                         .arg("g")
@@ -324,10 +325,19 @@ pub fn populate_all_types(
             }
         }
         if i % 3 == 0 {
-            p.cmd("PEXPIREAT").arg(&key).arg(expire_at + i as i64).ignore();
+            p.cmd("PEXPIREAT")
+                .arg(&key)
+                .arg(POPULATE_EXPIRE_AT_MS + i as i64)
+                .ignore();
         }
-        p.query::<()>(conn)
-            .unwrap_or_else(|e| panic!("populate key {}: {e}", String::from_utf8_lossy(&key)));
+        let result = if conn.supports_pipelining() {
+            p.query::<()>(conn)
+        } else {
+            // A sync cluster connection cannot pipeline; send the commands one by one.
+            p.cmd_iter()
+                .try_for_each(|c| c.query::<redis::Value>(conn).map(|_| ()))
+        };
+        result.unwrap_or_else(|e| panic!("populate key {}: {e}", String::from_utf8_lossy(&key)));
         keys.push(key);
     }
     keys
