@@ -1,1 +1,33 @@
 //! The test harness: real `redis-server` processes on free loopback ports.
+//!
+//! psor's integration tests and benchmarks need real Redis servers (standalone, TLS, ACL,
+//! cluster, sentinel) that many tests can run at once without stepping on each other, and
+//! a way to say "these two keyspaces hold the same data". This crate provides both; it
+//! never mocks Redis. If `redis-server` is missing, starting a server panics with a hint
+//! to run `scripts/ensure-redis.sh`.
+//!
+//! ```no_run
+//! use psor_tests::{keyspace_digest, populate_all_types, unique_prefix, RedisServer};
+//! let server = RedisServer::start();
+//! let prefix = unique_prefix("example");
+//! let mut conn = server.admin_conn();
+//! populate_all_types(&mut conn, prefix.as_bytes(), 12);
+//! assert_eq!(keyspace_digest(&mut conn, prefix.as_bytes()).len(), 12);
+//! ```
+#![deny(missing_docs)]
+
+pub mod cluster;
+pub mod keyspace;
+pub mod ports;
+pub mod sentinel;
+pub mod server;
+pub mod tls;
+
+pub use cluster::{keyspace_digest_cluster, RedisCluster};
+pub use keyspace::{
+    glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue,
+    KeyState, ALL_TYPES, POPULATE_EXPIRE_AT_MS,
+};
+pub use sentinel::RedisSentinel;
+pub use server::{RedisServer, RedisServerBuilder};
+pub use tls::{install_crypto_provider, TlsFiles};
