@@ -94,7 +94,14 @@ impl Error {
 /// MOVED/ASK, a master that just became a replica) from a fatal one. This is the one place
 /// that decides; every retry loop in psor asks it.
 pub fn is_retryable(err: &redis::RedisError) -> bool {
-    if err.is_timeout() || err.is_connection_dropped() || err.is_io_error() {
+    if err.is_io_error() {
+        // A certificate the client does not trust fails the same way every time. redis-rs
+        // 1.8 keeps the io::Error's kind private (`as_io_error` is crate-only), so the
+        // rustls message is the one public signal.
+        let text = err.to_string();
+        return !(text.contains("certificate") || text.contains("CertificateRequired") || text.contains("HandshakeFailure"));
+    }
+    if err.is_timeout() || err.is_connection_dropped() {
         return true;
     }
     matches!(

@@ -201,7 +201,13 @@ impl Psor {
         };
         let node = build_node(spec, opts, &hp)?;
         let mut con = node.connect()?;
-        let info: String = con.retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c))?;
+        // TLS handshakes complete on the first command, so its failure is a connect failure.
+        let info: String = con
+            .retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c))
+            .map_err(|e| match e {
+                Error::Command { addr, source, .. } => Error::Connect { addr, source },
+                other => other,
+            })?;
         let version = info_field(&info, "redis_version")
             .and_then(ServerVersion::parse)
             .ok_or_else(|| Error::Protocol {

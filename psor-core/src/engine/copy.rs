@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
-use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
+use super::{compare, is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
 use crate::connect::{NodeConn, Psor};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
@@ -138,8 +138,10 @@ impl SameServer {
         }
         let replies: Vec<Value> = self.con.retry("DUMP", None, |c| pipe.query(c))?;
         let mut identical_sources = Vec::new();
-        for ((src, _), r) in existing.iter().zip(replies.chunks(4)) {
-            let same = matches!(&r[0], Value::BulkString(_)) && r[0] == r[1] && r[2] == r[3];
+        for ((src, dst), r) in existing.iter().zip(replies.chunks(4)) {
+            let same = matches!(&r[0], Value::BulkString(_))
+                && r[2] == r[3]
+                && (r[0] == r[1] || compare::same_content(&mut self.con, src, None, dst)?);
             if same {
                 Progress::add(&progress.unchanged, 1);
                 identical_sources.push(src);
@@ -256,8 +258,12 @@ impl DumpRestore {
                 pipe.cmd("DUMP").arg(dst).cmd(ttl_cmd).arg(dst);
             }
             let replies: Vec<Value> = self.dst.retry("DUMP", None, |c| pipe.query(c))?;
-            for ((src, _, payload, ttl), r) in busy.iter().zip(replies.chunks(2)) {
-                let same_payload = matches!(&r[0], Value::BulkString(p) if p == payload);
+            for ((src, dst, payload, ttl), r) in busy.iter().zip(replies.chunks(2)) {
+                let same_payload = match &r[0] {
+                    Value::BulkString(p) if p == payload => true,
+                    Value::BulkString(_) => compare::same_content(&mut self.src, src, Some(&mut self.dst), dst)?,
+                    _ => false,
+                };
                 let same_ttl = match (&r[1], self.src_abs_ttl) {
                     (Value::Int(-1), _) => *ttl == 0,
                     (Value::Int(t), true) => t == ttl,

@@ -6,6 +6,7 @@
 //! send one pipeline per batch. Scanning overlaps with writing, several pipelines are in
 //! flight, and memory is bounded by `channel depth × batch size` whatever the keyspace size.
 
+mod compare;
 mod copy;
 mod delete;
 mod scan;

@@ -1,0 +1,108 @@
+//! Is the key already at the target the same as the source? Decides between "a rerun, leave
+//! it" (`unchanged`) and "someone else's data, report it" (`conflict`).
+//!
+//! `DUMP` bytes are compared first (cheap, pipelined by the caller). When they differ the
+//! content is compared by type, because a hashtable-encoded set or hash may serialize its
+//! members in another order after a `COPY` or `RESTORE`. Collections larger than
+//! [`CONTENT_LIMIT`] are not read: they stay conflicts, which is the safe answer.
+
+use redis::Value;
+
+use crate::connect::NodeConn;
+use crate::error::Result;
+
+/// Elements above which a collection is not read for comparison.
+pub const CONTENT_LIMIT: u64 = 10_000;
+
+/// A key's content in a form where equal content compares equal.
+#[derive(Debug, PartialEq)]
+enum Content {
+    Missing,
+    TooLarge,
+    Value(String, Vec<Vec<u8>>),
+}
+
+fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
+    let kind: String = con.retry("TYPE", Some(key), |c| redis::cmd("TYPE").arg(key).query(c))?;
+    let (len_cmd, read_cmd): (&str, &[&str]) = match kind.as_str() {
+        "none" => return Ok(Content::Missing),
+        "string" => ("STRLEN", &["GET"]),
+        "hash" => ("HLEN", &["HGETALL"]),
+        "set" => ("SCARD", &["SMEMBERS"]),
+        "zset" => ("ZCARD", &["ZRANGE", "0", "-1", "WITHSCORES"]),
+        "list" => ("LLEN", &["LRANGE", "0", "-1"]),
+        "stream" => ("XLEN", &["XRANGE", "-", "+"]),
+        _ => return Ok(Content::TooLarge),
+    };
+    let len: u64 = con.retry(len_cmd, Some(key), |c| redis::cmd(len_cmd).arg(key).query(c))?;
+    if kind != "string" && len > CONTENT_LIMIT {
+        return Ok(Content::TooLarge);
+    }
+    let value: Value = con.retry(read_cmd[0], Some(key), |c| {
+        let mut cmd = redis::cmd(read_cmd[0]);
+        cmd.arg(key);
+        for a in &read_cmd[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(c)
+    })?;
+    let mut items = flatten(value);
+    match kind.as_str() {
+        // Unordered: compare as sorted pairs / members.
+        "hash" | "zset" => {
+            let mut pairs: Vec<Vec<u8>> = items.chunks(2).map(|p| p.concat_with_sep()).collect();
+            pairs.sort();
+            items = pairs;
+        }
+        "set" => items.sort(),
+        _ => {}
+    }
+    Ok(Content::Value(kind, items))
+}
+
+trait ConcatWithSep {
+    fn concat_with_sep(&self) -> Vec<u8>;
+}
+
+impl ConcatWithSep for [Vec<u8>] {
+    /// Length-prefixed concatenation, so ("ab","c") and ("a","bc") differ.
+    fn concat_with_sep(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in self {
+            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+}
+
+fn flatten(v: Value) -> Vec<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => vec![b],
+        Value::SimpleString(s) => vec![s.into_bytes()],
+        Value::Int(i) => vec![i.to_string().into_bytes()],
+        Value::Array(items) | Value::Set(items) => {
+            // Nested arrays (stream entries) are framed so structure is part of the content.
+            items.into_iter().flat_map(|i| {
+                let inner = flatten(i);
+                let mut framed = vec![format!("[{}", inner.len()).into_bytes()];
+                framed.extend(inner);
+                framed
+            }).collect()
+        }
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [flatten(k), flatten(v)].concat()).collect(),
+        Value::Nil => vec![],
+        other => vec![format!("{other:?}").into_bytes()],
+    }
+}
+
+/// True when `a_key` on `a` and `b_key` on `b` (or on `a` again when `b` is `None`) hold the
+/// same type and content. Expiry is compared by the caller.
+pub(crate) fn same_content(a: &mut NodeConn, a_key: &[u8], b: Option<&mut NodeConn>, b_key: &[u8]) -> Result<bool> {
+    let left = read(a, a_key)?;
+    let right = match b {
+        Some(b) => read(b, b_key)?,
+        None => read(a, b_key)?,
+    };
+    Ok(matches!(left, Content::Value(..)) && left == right)
+}
