@@ -79,7 +79,11 @@ pub fn installed_redis_version() -> (u32, u32, u32) {
 
 pub(crate) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// An ACL user the builder creates, allowed only the listed commands.
@@ -216,9 +220,18 @@ impl RedisServerBuilder {
                 Some(t) => {
                     line("port 0".into());
                     line(format!("tls-port {port}"));
-                    line(format!("tls-cert-file {}", quote(&t.server_cert.display().to_string())));
-                    line(format!("tls-key-file {}", quote(&t.server_key.display().to_string())));
-                    line(format!("tls-ca-cert-file {}", quote(&t.ca_cert.display().to_string())));
+                    line(format!(
+                        "tls-cert-file {}",
+                        quote(&t.server_cert.display().to_string())
+                    ));
+                    line(format!(
+                        "tls-key-file {}",
+                        quote(&t.server_key.display().to_string())
+                    ));
+                    line(format!(
+                        "tls-ca-cert-file {}",
+                        quote(&t.ca_cert.display().to_string())
+                    ));
                     line("tls-auth-clients optional".into());
                 }
                 None => line(format!("port {port}")),
@@ -304,7 +317,10 @@ impl RedisServerBuilder {
 /// Config tokens the harness writes unquoted must not need quoting.
 fn check_token(what: &str, s: &str) {
     assert!(
-        !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\''),
+        !s.is_empty()
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\''),
         "{what} {s:?} must be non-empty without whitespace or quotes"
     );
 }
@@ -402,8 +418,15 @@ impl RedisServer {
     /// # Panics
     /// If the server was not built with [`RedisServerBuilder::tls`].
     pub fn tls_files(&self) -> (PathBuf, PathBuf, PathBuf) {
-        let t = self.tls.as_ref().expect("tls_files() on a server without TLS");
-        (t.ca_cert.clone(), t.client_cert.clone(), t.client_key.clone())
+        let t = self
+            .tls
+            .as_ref()
+            .expect("tls_files() on a server without TLS");
+        (
+            t.ca_cert.clone(),
+            t.client_cert.clone(),
+            t.client_key.clone(),
+        )
     }
 
     /// All generated certificate files of a TLS server, or `None` without TLS.
@@ -432,7 +455,9 @@ impl RedisServer {
     pub fn admin_conn(&self) -> redis::Connection {
         self.admin_client()
             .get_connection_with_timeout(Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect to {}: {e}\nlog:\n{}", self.addr(), self.log_tail()))
+            .unwrap_or_else(|e| {
+                panic!("connect to {}: {e}\nlog:\n{}", self.addr(), self.log_tail())
+            })
     }
 
     /// A client for ACL user `user` (with the TLS settings of [`admin_client`](Self::admin_client)).
@@ -556,7 +581,9 @@ impl RedisServer {
     }
 
     fn ping(&self) -> Result<(), String> {
-        let client = self.client_for_url(&self.url()).map_err(|e| e.to_string())?;
+        let client = self
+            .client_for_url(&self.url())
+            .map_err(|e| e.to_string())?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_millis(500))
             .map_err(|e| e.to_string())?;
