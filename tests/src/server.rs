@@ -193,6 +193,13 @@ impl RedisServerBuilder {
 
     fn render_config(&self, port: u16, dir: &Path, tls: Option<&TlsFiles>) -> String {
         let mut c = String::new();
+        // Says who started this server, for anyone who finds a stray one.
+        let _ = writeln!(
+            c,
+            "# psor-tests harness: started by pid {} ({})",
+            std::process::id(),
+            std::env::current_exe().unwrap_or_default().display()
+        );
         let mut line = |s: String| {
             c.push_str(&s);
             c.push('\n');
@@ -563,8 +570,12 @@ impl RedisServer {
                     tail(&this_run, 40)
                 )));
             }
+            let our_pid = self.child.as_ref().map(Child::id);
             match self.ping() {
-                Ok(()) => return Ok(()),
+                Ok(pid) if Some(pid) == our_pid => return Ok(()),
+                // Another process's server holds our port; ours will fail to bind and
+                // exit, which the check above turns into a retry on another port.
+                Ok(pid) => last_err = format!("port answered by foreign redis pid {pid}"),
                 Err(e) => last_err = e,
             }
             if Instant::now() > deadline {
@@ -580,7 +591,9 @@ impl RedisServer {
         }
     }
 
-    fn ping(&self) -> Result<(), String> {
+    /// PINGs the server and returns the `process_id` it reports, so the caller can tell
+    /// our process from another one that holds the same port.
+    fn ping(&self) -> Result<u32, String> {
         let client = self
             .client_for_url(&self.url())
             .map_err(|e| e.to_string())?;
@@ -591,8 +604,14 @@ impl RedisServer {
             .map_err(|e| e.to_string())?;
         redis::cmd("PING")
             .query::<String>(&mut conn)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut conn)
+            .map_err(|e| e.to_string())?;
+        info_field(&info, "process_id")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| "no process_id in INFO server".to_owned())
     }
 }
 
