@@ -280,6 +280,22 @@ impl RedisServerBuilder {
     /// If `redis-server` is missing, or the server does not answer within
     /// [`START_TIMEOUT`] (the message carries the tail of its log).
     pub fn start(self) -> RedisServer {
+        let mut server = self.prepare();
+        for _ in 0..PORT_ATTEMPTS {
+            match self.try_port(&mut server, free_port(self.cluster_bus)) {
+                Ok(()) => return server,
+                Err(StartFailure::AddrInUse) => continue,
+                Err(StartFailure::Other(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!(
+            "redis-server could not bind a port after {PORT_ATTEMPTS} attempts; log:\n{}",
+            server.log_tail()
+        );
+    }
+
+    /// The server handle with its temp dir (and certificates), not yet running.
+    fn prepare(&self) -> RedisServer {
         let bin = redis_server_bin();
         let dir = tempfile::Builder::new()
             .prefix("psor-redis-")
@@ -293,7 +309,7 @@ impl RedisServerBuilder {
             Kind::Sentinel { .. } => "sentinel.conf",
             Kind::Server => "redis.conf",
         });
-        let mut server = RedisServer {
+        RedisServer {
             port: 0,
             log_path: dir.path().join("redis.log"),
             conf_path,
@@ -303,21 +319,15 @@ impl RedisServerBuilder {
             tls,
             sentinel: matches!(self.kind, Kind::Sentinel { .. }),
             dir,
-        };
-        for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port(self.cluster_bus);
-            let conf = self.render_config(server.port, server.dir.path(), server.tls.as_ref());
-            fs::write(&server.conf_path, conf).expect("write redis config");
-            match server.spawn_and_wait() {
-                Ok(()) => return server,
-                Err(StartFailure::AddrInUse) => continue,
-                Err(StartFailure::Other(msg)) => panic!("{msg}"),
-            }
         }
-        panic!(
-            "redis-server could not bind a port after {PORT_ATTEMPTS} attempts; log:\n{}",
-            server.log_tail()
-        );
+    }
+
+    /// Writes the config for `port` and starts the server on it.
+    fn try_port(&self, server: &mut RedisServer, port: u16) -> Result<(), StartFailure> {
+        server.port = port;
+        let conf = self.render_config(port, server.dir.path(), server.tls.as_ref());
+        fs::write(&server.conf_path, conf).expect("write redis config");
+        server.spawn_and_wait()
     }
 }
 
@@ -663,4 +673,31 @@ pub(crate) fn pct_encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_server_on_our_port_is_not_taken_for_ours() {
+        let foreign = RedisServer::start();
+        let builder = RedisServer::builder();
+        let mut ours = builder.prepare();
+        let result = builder.try_port(&mut ours, foreign.port());
+        assert!(matches!(result, Err(StartFailure::AddrInUse)));
+        assert!(!ours.is_running());
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("7.0.15"), Some((7, 0, 15)));
+        assert_eq!(parse_version("7.2"), Some((7, 2, 0)));
+        assert_eq!(parse_version("x"), None);
+    }
+
+    #[test]
+    fn passwords_are_percent_encoded_in_urls() {
+        assert_eq!(pct_encode("a:b@c/d%"), "a%3Ab%40c%2Fd%25");
+    }
 }
