@@ -36,7 +36,10 @@ impl RedisCluster {
     /// If `masters < 3` (redis-cli refuses smaller clusters), or the cluster does not form
     /// within [`CLUSTER_TIMEOUT`].
     pub fn start(masters: usize, replicas_per_master: usize) -> RedisCluster {
-        assert!(masters >= 3, "redis-cli --cluster create needs at least 3 masters");
+        assert!(
+            masters >= 3,
+            "redis-cli --cluster create needs at least 3 masters"
+        );
         let total = masters * (1 + replicas_per_master);
         let nodes: Vec<RedisServer> = (0..total)
             .map(|_| {
@@ -176,7 +179,7 @@ impl RedisCluster {
 
     /// The node id (`CLUSTER MYID`) of `node`.
     pub fn node_id(node: &RedisServer) -> String {
-        query(node, &redis::cmd("CLUSTER").arg("MYID")).expect("CLUSTER MYID")
+        query(node, redis::cmd("CLUSTER").arg("MYID")).expect("CLUSTER MYID")
     }
 
     /// The master serving `slot`, according to the first node that answers CLUSTER SLOTS.
@@ -187,7 +190,7 @@ impl RedisCluster {
         for node in &self.nodes {
             let Ok(ranges) = query::<Vec<(u16, u16, Vec<redis::Value>)>>(
                 node,
-                &redis::cmd("CLUSTER").arg("SLOTS"),
+                redis::cmd("CLUSTER").arg("SLOTS"),
             ) else {
                 continue;
             };
@@ -278,7 +281,10 @@ impl RedisCluster {
         loop {
             let keys: Vec<Vec<u8>> = query(
                 from,
-                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100),
+                redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(slot)
+                    .arg(100),
             )
             .expect("CLUSTER GETKEYSINSLOT");
             if keys.is_empty() {

@@ -13,6 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::{ConnectionLike, Value};
 
+/// One stream entry: its id (`ms-seq`) and its field/value pairs in entry order.
+pub type StreamEntry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// A key's content, in a form where equal content compares equal.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -28,7 +31,7 @@ pub enum CanonicalValue {
     /// (member, score) sorted by member.
     ZSet(Vec<(Vec<u8>, f64)>),
     /// `XRANGE - +`: (entry id, field/value pairs in entry order).
-    Stream(Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>),
+    Stream(Vec<StreamEntry>),
     /// A type the digest does not read (module types); only the type name is compared.
     Other,
 }
@@ -141,8 +144,10 @@ pub fn key_state(conn: &mut dyn ConnectionLike, key: &[u8]) -> Option<KeyState> 
                 .expect("LRANGE"),
         ),
         "set" => {
-            let mut members: Vec<Vec<u8>> =
-                redis::cmd("SMEMBERS").arg(key).query(conn).expect("SMEMBERS");
+            let mut members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+                .arg(key)
+                .query(conn)
+                .expect("SMEMBERS");
             members.sort();
             CanonicalValue::Set(members)
         }
@@ -193,7 +198,7 @@ pub fn key_state(conn: &mut dyn ConnectionLike, key: &[u8]) -> Option<KeyState> 
 }
 
 fn pairs(flat: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    assert!(flat.len() % 2 == 0, "odd-length pair reply");
+    assert!(flat.len().is_multiple_of(2), "odd-length pair reply");
     let mut it = flat.into_iter();
     let mut out = Vec::new();
     while let (Some(a), Some(b)) = (it.next(), it.next()) {
@@ -211,7 +216,7 @@ fn bytes(v: &Value) -> Vec<u8> {
     }
 }
 
-fn parse_xrange(v: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn parse_xrange(v: Value) -> Vec<StreamEntry> {
     let Value::Array(entries) = v else {
         panic!("XRANGE reply is not an array: {v:?}");
     };
@@ -229,7 +234,10 @@ fn parse_xrange(v: Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
                 Value::Map(m) => m.iter().flat_map(|(k, v)| [bytes(k), bytes(v)]).collect(),
                 other => panic!("XRANGE fields: {other:?}"),
             };
-            (String::from_utf8_lossy(&bytes(id)).into_owned(), pairs(fields))
+            (
+                String::from_utf8_lossy(&bytes(id)).into_owned(),
+                pairs(fields),
+            )
         })
         .collect()
 }
@@ -265,11 +273,7 @@ const AWKWARD: [&[u8]; 6] = [
 ///
 /// # Panics
 /// On any Redis error.
-pub fn populate_all_types(
-    conn: &mut dyn ConnectionLike,
-    prefix: &[u8],
-    n: usize,
-) -> Vec<Vec<u8>> {
+pub fn populate_all_types(conn: &mut dyn ConnectionLike, prefix: &[u8], n: usize) -> Vec<Vec<u8>> {
     let mut keys = Vec::with_capacity(n);
     for i in 0..n {
         let mut key = prefix.to_vec();

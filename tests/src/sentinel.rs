@@ -23,7 +23,10 @@ impl RedisSentinel {
     /// # Panics
     /// If the sentinel does not start, or does not report the master within 10 s.
     pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
-        assert!(!master.is_tls(), "the harness does not run sentinels for TLS masters");
+        assert!(
+            !master.is_tls(),
+            "the harness does not run sentinels for TLS masters"
+        );
         let server = RedisServer::builder()
             .kind(Kind::Sentinel {
                 name: name.to_owned(),

@@ -79,7 +79,11 @@ pub fn installed_redis_version() -> (u32, u32, u32) {
 
 pub(crate) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// An ACL user the builder creates, allowed only the listed commands.
@@ -189,6 +193,13 @@ impl RedisServerBuilder {
 
     fn render_config(&self, port: u16, dir: &Path, tls: Option<&TlsFiles>) -> String {
         let mut c = String::new();
+        // Says who started this server, for anyone who finds a stray one.
+        let _ = writeln!(
+            c,
+            "# psor-tests harness: started by pid {} ({})",
+            std::process::id(),
+            std::env::current_exe().unwrap_or_default().display()
+        );
         let mut line = |s: String| {
             c.push_str(&s);
             c.push('\n');
@@ -216,9 +227,18 @@ impl RedisServerBuilder {
                 Some(t) => {
                     line("port 0".into());
                     line(format!("tls-port {port}"));
-                    line(format!("tls-cert-file {}", quote(&t.server_cert.display().to_string())));
-                    line(format!("tls-key-file {}", quote(&t.server_key.display().to_string())));
-                    line(format!("tls-ca-cert-file {}", quote(&t.ca_cert.display().to_string())));
+                    line(format!(
+                        "tls-cert-file {}",
+                        quote(&t.server_cert.display().to_string())
+                    ));
+                    line(format!(
+                        "tls-key-file {}",
+                        quote(&t.server_key.display().to_string())
+                    ));
+                    line(format!(
+                        "tls-ca-cert-file {}",
+                        quote(&t.ca_cert.display().to_string())
+                    ));
                     line("tls-auth-clients optional".into());
                 }
                 None => line(format!("port {port}")),
@@ -260,6 +280,22 @@ impl RedisServerBuilder {
     /// If `redis-server` is missing, or the server does not answer within
     /// [`START_TIMEOUT`] (the message carries the tail of its log).
     pub fn start(self) -> RedisServer {
+        let mut server = self.prepare();
+        for _ in 0..PORT_ATTEMPTS {
+            match self.try_port(&mut server, free_port(self.cluster_bus)) {
+                Ok(()) => return server,
+                Err(StartFailure::AddrInUse) => continue,
+                Err(StartFailure::Other(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!(
+            "redis-server could not bind a port after {PORT_ATTEMPTS} attempts; log:\n{}",
+            server.log_tail()
+        );
+    }
+
+    /// The server handle with its temp dir (and certificates), not yet running.
+    fn prepare(&self) -> RedisServer {
         let bin = redis_server_bin();
         let dir = tempfile::Builder::new()
             .prefix("psor-redis-")
@@ -273,7 +309,7 @@ impl RedisServerBuilder {
             Kind::Sentinel { .. } => "sentinel.conf",
             Kind::Server => "redis.conf",
         });
-        let mut server = RedisServer {
+        RedisServer {
             port: 0,
             log_path: dir.path().join("redis.log"),
             conf_path,
@@ -283,28 +319,25 @@ impl RedisServerBuilder {
             tls,
             sentinel: matches!(self.kind, Kind::Sentinel { .. }),
             dir,
-        };
-        for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port(self.cluster_bus);
-            let conf = self.render_config(server.port, server.dir.path(), server.tls.as_ref());
-            fs::write(&server.conf_path, conf).expect("write redis config");
-            match server.spawn_and_wait() {
-                Ok(()) => return server,
-                Err(StartFailure::AddrInUse) => continue,
-                Err(StartFailure::Other(msg)) => panic!("{msg}"),
-            }
         }
-        panic!(
-            "redis-server could not bind a port after {PORT_ATTEMPTS} attempts; log:\n{}",
-            server.log_tail()
-        );
+    }
+
+    /// Writes the config for `port` and starts the server on it.
+    fn try_port(&self, server: &mut RedisServer, port: u16) -> Result<(), StartFailure> {
+        server.port = port;
+        let conf = self.render_config(port, server.dir.path(), server.tls.as_ref());
+        fs::write(&server.conf_path, conf).expect("write redis config");
+        server.spawn_and_wait()
     }
 }
 
 /// Config tokens the harness writes unquoted must not need quoting.
 fn check_token(what: &str, s: &str) {
     assert!(
-        !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\''),
+        !s.is_empty()
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\''),
         "{what} {s:?} must be non-empty without whitespace or quotes"
     );
 }
@@ -402,8 +435,15 @@ impl RedisServer {
     /// # Panics
     /// If the server was not built with [`RedisServerBuilder::tls`].
     pub fn tls_files(&self) -> (PathBuf, PathBuf, PathBuf) {
-        let t = self.tls.as_ref().expect("tls_files() on a server without TLS");
-        (t.ca_cert.clone(), t.client_cert.clone(), t.client_key.clone())
+        let t = self
+            .tls
+            .as_ref()
+            .expect("tls_files() on a server without TLS");
+        (
+            t.ca_cert.clone(),
+            t.client_cert.clone(),
+            t.client_key.clone(),
+        )
     }
 
     /// All generated certificate files of a TLS server, or `None` without TLS.
@@ -432,7 +472,9 @@ impl RedisServer {
     pub fn admin_conn(&self) -> redis::Connection {
         self.admin_client()
             .get_connection_with_timeout(Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect to {}: {e}\nlog:\n{}", self.addr(), self.log_tail()))
+            .unwrap_or_else(|e| {
+                panic!("connect to {}: {e}\nlog:\n{}", self.addr(), self.log_tail())
+            })
     }
 
     /// A client for ACL user `user` (with the TLS settings of [`admin_client`](Self::admin_client)).
@@ -538,8 +580,12 @@ impl RedisServer {
                     tail(&this_run, 40)
                 )));
             }
+            let our_pid = self.child.as_ref().map(Child::id);
             match self.ping() {
-                Ok(()) => return Ok(()),
+                Ok(pid) if Some(pid) == our_pid => return Ok(()),
+                // Another process's server holds our port; ours will fail to bind and
+                // exit, which the check above turns into a retry on another port.
+                Ok(pid) => last_err = format!("port answered by foreign redis pid {pid}"),
                 Err(e) => last_err = e,
             }
             if Instant::now() > deadline {
@@ -555,8 +601,12 @@ impl RedisServer {
         }
     }
 
-    fn ping(&self) -> Result<(), String> {
-        let client = self.client_for_url(&self.url()).map_err(|e| e.to_string())?;
+    /// PINGs the server and returns the `process_id` it reports, so the caller can tell
+    /// our process from another one that holds the same port.
+    fn ping(&self) -> Result<u32, String> {
+        let client = self
+            .client_for_url(&self.url())
+            .map_err(|e| e.to_string())?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_millis(500))
             .map_err(|e| e.to_string())?;
@@ -564,8 +614,14 @@ impl RedisServer {
             .map_err(|e| e.to_string())?;
         redis::cmd("PING")
             .query::<String>(&mut conn)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut conn)
+            .map_err(|e| e.to_string())?;
+        info_field(&info, "process_id")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| "no process_id in INFO server".to_owned())
     }
 }
 
@@ -617,4 +673,31 @@ pub(crate) fn pct_encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_server_on_our_port_is_not_taken_for_ours() {
+        let foreign = RedisServer::start();
+        let builder = RedisServer::builder();
+        let mut ours = builder.prepare();
+        let result = builder.try_port(&mut ours, foreign.port());
+        assert!(matches!(result, Err(StartFailure::AddrInUse)));
+        assert!(!ours.is_running());
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_version("7.0.15"), Some((7, 0, 15)));
+        assert_eq!(parse_version("7.2"), Some((7, 2, 0)));
+        assert_eq!(parse_version("x"), None);
+    }
+
+    #[test]
+    fn passwords_are_percent_encoded_in_urls() {
+        assert_eq!(pct_encode("a:b@c/d%"), "a%3Ab%40c%2Fd%25");
+    }
 }

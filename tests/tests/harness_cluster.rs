@@ -15,7 +15,10 @@ fn three_master_cluster_serves_keys_and_migrates_a_slot() {
         format!("redis+cluster://{}", cluster.seeds().join(","))
     );
     for node in cluster.nodes() {
-        let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut node.admin_conn()).unwrap();
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut node.admin_conn())
+            .unwrap();
         assert!(info.contains("cluster_state:ok"), "{info}");
         assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
     }

@@ -50,10 +50,18 @@ fn version_and_config_directives_apply() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(policy, ["maxmemory-policy", "allkeys-lru"]);
-    let save: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("save").query(&mut conn).unwrap();
+    let save: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("save")
+        .query(&mut conn)
+        .unwrap();
     assert_eq!(save, ["save", ""]);
     // enable-debug-command yes: DEBUG works on a local connection.
-    let _: String = redis::cmd("DEBUG").arg("SLEEP").arg(0).query(&mut conn).unwrap();
+    let _: String = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg(0)
+        .query(&mut conn)
+        .unwrap();
 }
 
 #[test]
@@ -88,9 +96,20 @@ fn acl_user_gets_only_its_commands() {
         .acl_user("psor", "pw", &["get", "set", "ping"])
         .start();
     let mut admin = server.admin_conn();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut admin).unwrap();
-    let _: () = redis::cmd("FLUSHALL").query(&mut admin).map(|_: String| ()).unwrap();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut admin).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut admin)
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query(&mut admin)
+        .map(|_: String| ())
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut admin)
+        .unwrap();
 
     assert_eq!(
         server.url_for("psor", "pw"),
@@ -99,9 +118,14 @@ fn acl_user_gets_only_its_commands() {
     let mut user = server.client_for("psor", "pw").get_connection().unwrap();
     let v: String = redis::cmd("GET").arg("k").query(&mut user).unwrap();
     assert_eq!(v, "v");
-    let err = redis::cmd("FLUSHALL").query::<String>(&mut user).unwrap_err();
+    let err = redis::cmd("FLUSHALL")
+        .query::<String>(&mut user)
+        .unwrap_err();
     assert_eq!(err.code(), Some("NOPERM"), "{err}");
-    let err = redis::cmd("KEYS").arg("*").query::<Vec<String>>(&mut user).unwrap_err();
+    let err = redis::cmd("KEYS")
+        .arg("*")
+        .query::<Vec<String>>(&mut user)
+        .unwrap_err();
     assert_eq!(err.code(), Some("NOPERM"), "{err}");
 
     let bad = server.client_for("psor", "wrong").get_connection();
@@ -130,7 +154,10 @@ fn tls_server_needs_tls_and_its_ca() {
         },
     )
     .unwrap();
-    assert_eq!(ping(&mut ca_only.get_connection().unwrap()).unwrap(), "PONG");
+    assert_eq!(
+        ping(&mut ca_only.get_connection().unwrap()).unwrap(),
+        "PONG"
+    );
 
     // Plain TCP to the TLS port: no answer.
     let plain = redis::Client::open(format!("redis://{}/", server.addr())).unwrap();
@@ -140,7 +167,10 @@ fn tls_server_needs_tls_and_its_ca() {
             c.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
             ping(&mut c)
         });
-    assert!(plain_result.is_err(), "plain connection to a TLS port must fail");
+    assert!(
+        plain_result.is_err(),
+        "plain connection to a TLS port must fail"
+    );
 
     // TLS without our CA (system roots): the certificate is not trusted.
     let untrusted = redis::Client::open(server.url())
