@@ -1,2 +1,4 @@
 //! psor-core: the engine behind `psor`.
 #![deny(missing_docs)]
+
+pub mod layout;
