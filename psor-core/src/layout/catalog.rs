@@ -778,14 +778,17 @@ impl Catalog {
     fn parse_one(text: &str, source: &str) -> Result<(Catalog, Extends), CatalogError> {
         let src = Src { name: source, text };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let loc = src.loc(e.span().map_or(0, |s| s.start));
+            let span = e.span().unwrap_or(0..0);
+            let loc = src.loc(span.start);
             let msg = e.message().to_owned();
-            // serde names the field in backquotes ("missing field `epoch`").
-            let field = msg
-                .split('`')
-                .nth(1)
-                .map(str::to_owned)
-                .unwrap_or_else(|| "(toml)".to_owned());
+            // serde names the field in backquotes ("missing field `epoch`"); the
+            // TOML parser points its span at the offending key or value instead.
+            let at_span = text.get(span).unwrap_or("").trim();
+            let field = match msg.split('`').nth(1) {
+                Some(f) => f.to_owned(),
+                None if !at_span.is_empty() && at_span.len() <= 64 && !at_span.contains('\n') => at_span.to_owned(),
+                None => "(toml)".to_owned(),
+            };
             loc.error(CatalogErrorKind::Syntax, field, msg.trim_end().to_owned())
         })?;
 
