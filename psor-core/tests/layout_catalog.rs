@@ -343,3 +343,18 @@ fn mistakes_in_an_extending_file_name_that_file() {
     assert!(e.to_string().starts_with("site.toml:3:10: version[9.2].layout"), "{e}");
     assert!(e.to_string().contains("ref-9"), "lists known layouts: {e}");
 }
+
+#[test]
+fn the_example_in_docs_parses() {
+    let doc = include_str!("../../docs/layouts.md");
+    let example = doc
+        .split("## Example user file")
+        .nth(1)
+        .and_then(|s| s.split("```toml").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("docs/layouts.md has an example user file");
+    let cat = Catalog::from_toml_str(example, "docs/layouts.md").unwrap();
+    let l = cat.layout_for(&ver("10.0.3")).unwrap();
+    assert_eq!(l.name, "acme-10");
+    assert!(!cat.compatibility(&ver("9.0"), &ver("10.0")).unwrap().is_compatible());
+}

@@ -418,7 +418,7 @@ impl KeyTemplate {
                 term as char
             )));
         }
-        if s[..s.len() - 1].as_bytes().contains(&term) {
+        if s.as_bytes()[..s.len() - 1].contains(&term) {
             return Err(err(&format!("its terminator {:?} occurs before the end", term as char)));
         }
         Ok(KeyTemplate {
