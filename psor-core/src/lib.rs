@@ -2,6 +2,7 @@
 //!
 //! - [`connect`]: where psor connects (`--psor` specs, TLS, passwords) and the retry rule.
 //! - [`keys`]: key prefixes, glob escaping, binary-safe display.
+//! - [`layout`]: PAC store layouts (a catalog users extend), key naming, PAC modes.
 //! - [`engine`]: fast scan / copy / delete of everything under a prefix.
 //! - [`progress`]: counters a caller polls to show progress.
 //!
@@ -25,6 +26,7 @@ pub mod connect;
 pub mod engine;
 mod error;
 pub mod keys;
+pub mod layout;
 pub mod progress;
 
 pub use error::{is_retryable, Error, Result};
