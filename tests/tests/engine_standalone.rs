@@ -246,3 +246,18 @@ fn scan_streams_exactly_the_prefix() {
     assert!(snap.scan_finished);
     assert!(snap.total_keys >= 777 && snap.examined > 0);
 }
+
+#[test]
+fn a_fatal_error_stops_the_run_naming_the_server_and_the_key() {
+    // A target that refuses every write (out of memory, noeviction): the run stops at the
+    // first batch instead of counting thousands of identical failures.
+    let (a, b) = (RedisServer::start(), RedisServer::builder().config("maxmemory", "1").config("maxmemory-policy", "noeviction").start());
+    let ns = unique_prefix("fatal");
+    populate_all_types(&mut a.admin_conn(), format!("{ns}a:").as_bytes(), 30);
+    let (pa, pb) = (connect(&a), connect(&b));
+    let err = engine::copy(&pa, Some(&pb), &copy_opts(&format!("{ns}a:"), &format!("{ns}b:")), &small_batches(), Arc::new(Progress::new()))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Command { op: "RESTORE", .. }), "{text}");
+    assert!(text.contains(&b.addr()) && text.contains(&ns) && text.contains("OOM"), "{text}");
+}
