@@ -45,12 +45,18 @@ impl<R: Read + Seek> SnapshotReader<R> {
         r.seek(SeekFrom::Start(trailer_at))?;
         let mut t = [0u8; TRAILER_LEN];
         r.read_exact(&mut t)?;
-        let (footer_offset, footer_len) = footer::parse_trailer(&t, trailer_at, header_len, file_len)?;
+        let (footer_offset, footer_len) =
+            footer::parse_trailer(&t, trailer_at, header_len, file_len)?;
         r.seek(SeekFrom::Start(footer_offset))?;
         let mut buf = vec![0u8; usize_of(u64::from(footer_len), "footer")?];
         r.read_exact(&mut buf)?;
         let footer = footer::parse(&buf, footer_offset, header_len, header.version)?;
-        Ok(SnapshotReader { r, header, footer, file_len })
+        Ok(SnapshotReader {
+            r,
+            header,
+            footer,
+            file_len,
+        })
     }
 
     /// The header.
@@ -81,7 +87,11 @@ impl<R: Read + Seek> SnapshotReader<R> {
             frame: None,
             detail: format!("no frame {n} in the index"),
         })?;
-        let frame_no = u32::try_from(n).map_err(|_| Error::TooLarge { what: "frame number", len: u64_of(n), max: u64::from(u32::MAX) })?;
+        let frame_no = u32::try_from(n).map_err(|_| Error::TooLarge {
+            what: "frame number",
+            len: u64_of(n),
+            max: u64::from(u32::MAX),
+        })?;
         self.r.seek(SeekFrom::Start(info.offset))?;
         let mut h = [0u8; FRAME_HEADER_LEN];
         self.r.read_exact(&mut h)?;
@@ -96,7 +106,10 @@ impl<R: Read + Seek> SnapshotReader<R> {
         let mut batch = Vec::new();
         let mut bytes = 0u64;
         let mut n = start;
-        while n < self.footer.frames.len() && batch.len() < READ_AHEAD_FRAMES && (batch.is_empty() || bytes < READ_AHEAD_BYTES) {
+        while n < self.footer.frames.len()
+            && batch.len() < READ_AHEAD_FRAMES
+            && (batch.is_empty() || bytes < READ_AHEAD_BYTES)
+        {
             let f = self.read_frame(n)?;
             bytes = bytes.saturating_add(u64::from(f.1.uncompressed_len));
             batch.push(f);
@@ -110,7 +123,10 @@ impl<R: Read + Seek> SnapshotReader<R> {
             return Err(Error::Corrupt {
                 offset: self.footer.offset,
                 frame: None,
-                detail: format!("records in the frames total {seen:?}, footer says {:?}", self.footer.totals),
+                detail: format!(
+                    "records in the frames total {seen:?}, footer says {:?}",
+                    self.footer.totals
+                ),
             });
         }
         Ok(())
@@ -153,8 +169,10 @@ impl<R: Read + Seek> SnapshotReader<R> {
         while next < self.footer.frames.len() {
             let batch = self.read_batch(next)?;
             next += batch.len();
-            let data: Vec<Result<Vec<u8>>> =
-                batch.par_iter().map(|(n, info, comp)| frame::decompress(comp, info, *n)).collect();
+            let data: Vec<Result<Vec<u8>>> = batch
+                .par_iter()
+                .map(|(n, info, comp)| frame::decompress(comp, info, *n))
+                .collect();
             for ((n, info, _), d) in batch.iter().zip(data) {
                 let d = d?;
                 frame::for_each_record(&d, info, *n, |r| {
@@ -172,7 +190,13 @@ impl<R: Read + Seek> SnapshotReader<R> {
     /// records yielded before an error came from frames that checked out, but the file as a whole
     /// is damaged, so callers importing data should run [`verify_all`](Self::verify_all) first.
     pub fn records(&mut self) -> Records<'_, R> {
-        Records { reader: self, next_frame: 0, ready: VecDeque::new(), seen: Totals::default(), done: false }
+        Records {
+            reader: self,
+            next_frame: 0,
+            ready: VecDeque::new(),
+            seen: Totals::default(),
+            done: false,
+        }
     }
 }
 
@@ -193,7 +217,8 @@ impl<R: Read + Seek> Records<'_, R> {
             .par_iter()
             .map(|(n, info, comp)| {
                 let data = frame::decompress(comp, info, *n)?;
-                let mut v = Vec::with_capacity(usize_of(u64::from(info.record_count), "record count")?);
+                let mut v =
+                    Vec::with_capacity(usize_of(u64::from(info.record_count), "record count")?);
                 frame::for_each_record(&data, info, *n, |r| {
                     v.push(r.to_owned());
                     Ok(())
@@ -243,7 +268,11 @@ impl<R: Read + Seek> Iterator for Records<'_, R> {
             }
             None => {
                 self.done = true;
-                Some(Err(Error::Corrupt { offset: self.reader.footer.offset, frame: None, detail: "empty frame batch".into() }))
+                Some(Err(Error::Corrupt {
+                    offset: self.reader.footer.offset,
+                    frame: None,
+                    detail: "empty frame batch".into(),
+                }))
             }
         }
     }

@@ -233,7 +233,11 @@ pub fn encode_record(r: RecordRef<'_>, out: &mut Vec<u8>) -> Result<()> {
 
 /// Decode one v1 record from the front of `buf`, returning it and the rest. `offset`/`frame`
 /// locate the frame for errors.
-pub fn decode_record(buf: &[u8], offset: u64, frame: Option<u32>) -> Result<(RecordRef<'_>, &[u8])> {
+pub fn decode_record(
+    buf: &[u8],
+    offset: u64,
+    frame: Option<u32>,
+) -> Result<(RecordRef<'_>, &[u8])> {
     let (raw, rest): (RecordV1<'_>, &[u8]) =
         postcard::take_from_bytes(buf).map_err(|e| Error::Corrupt {
             offset,
