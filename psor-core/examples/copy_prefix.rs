@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let progress = progress.clone();
         std::thread::spawn(move || loop {
             let s = progress.snapshot();
-            eprintln!("examined {}/{} · copied {}", s.examined, s.total_keys, s.done);
+            eprintln!("examined {}/{} · copied {}", s.examined, s.total_keys, s.counts.done);
             if s.scan_finished {
                 break;
             }
@@ -49,6 +49,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     progress.cancel();
     let _ = watcher.join();
     let outcome = outcome?;
-    println!("copied {} keys ({} unchanged, {} conflicts) in {:.2}s", outcome.done, outcome.unchanged, outcome.conflicts, outcome.seconds);
+    println!("copied {} keys ({} unchanged, {} conflicts) in {:.2}s", outcome.counts.done, outcome.counts.unchanged, outcome.counts.conflicts, outcome.seconds);
     Ok(())
 }

@@ -17,7 +17,7 @@
 //! let psor = Psor::connect(&PsorSpec::parse("redis://127.0.0.1:6379")?, &ConnectOptions::default())?;
 //! let opts = engine::DeleteOptions { prefix: KeyPrefix::new("MyPAC_8.0:")?, dry_run: true, sample: 5 };
 //! let outcome = engine::delete(&psor, &opts, &engine::EngineOptions::default(), Arc::new(Progress::new()))?;
-//! println!("{} keys would be deleted", outcome.done);
+//! println!("{} keys would be deleted", outcome.counts.done);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]

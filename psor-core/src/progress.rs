@@ -22,16 +22,13 @@ pub struct Progress {
     cancelled: AtomicBool,
 }
 
-/// A copy of the counters at one moment.
+/// What happened to the keys of a run: live in a [`ProgressSnapshot`], final in an
+/// [`crate::engine::Outcome`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ProgressSnapshot {
-    /// Keys in the whole keyspace when the run started (`DBSIZE`, summed over masters).
-    pub total_keys: u64,
-    /// Keys SCAN has looked at so far (estimated from calls × COUNT; at most `total_keys`).
-    pub examined: u64,
-    /// Keys found under the prefix so far.
+pub struct Counts {
+    /// Keys found under the prefix.
     pub matched: u64,
-    /// Keys deleted / copied / moved so far.
+    /// Keys deleted / copied / moved (for a dry run: that would be).
     pub done: u64,
     /// Keys whose target already held identical content and expiry.
     pub unchanged: u64,
@@ -43,6 +40,18 @@ pub struct ProgressSnapshot {
     pub expired: u64,
     /// Keys whose action failed.
     pub failed: u64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProgressSnapshot {
+    /// Keys in the whole keyspace when the run started (`DBSIZE`, summed over masters).
+    pub total_keys: u64,
+    /// Keys SCAN has looked at so far (estimated from calls × COUNT; at most `total_keys`).
+    pub examined: u64,
+    /// The keys' counts so far.
+    #[serde(flatten)]
+    pub counts: Counts,
     /// True once every SCAN has finished (the matched count is then final).
     pub scan_finished: bool,
 }
@@ -59,13 +68,15 @@ impl Progress {
         ProgressSnapshot {
             total_keys,
             examined: self.examined.load(Relaxed).min(total_keys.max(1)),
-            matched: self.matched.load(Relaxed),
-            done: self.done.load(Relaxed),
-            unchanged: self.unchanged.load(Relaxed),
-            conflicts: self.conflicts.load(Relaxed),
-            vanished: self.vanished.load(Relaxed),
-            expired: self.expired.load(Relaxed),
-            failed: self.failed.load(Relaxed),
+            counts: Counts {
+                matched: self.matched.load(Relaxed),
+                done: self.done.load(Relaxed),
+                unchanged: self.unchanged.load(Relaxed),
+                conflicts: self.conflicts.load(Relaxed),
+                vanished: self.vanished.load(Relaxed),
+                expired: self.expired.load(Relaxed),
+                failed: self.failed.load(Relaxed),
+            },
             scan_finished: self.scan_finished.load(Relaxed),
         }
     }

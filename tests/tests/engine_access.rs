@@ -23,12 +23,12 @@ fn run_all(psor: &Psor, conn: &mut redis::Connection, ns: &str) {
     let engine = EngineOptions::default();
     let opts = CopyOptions { from: p(&from), to: p(&to), replace: false, move_keys: false, dry_run: false, sample: 3 };
     let out = engine::copy(psor, None, &opts, &engine, Arc::new(Progress::new())).unwrap();
-    assert_eq!((out.done, out.failed), (48, 0));
+    assert_eq!((out.counts.done, out.counts.failed), (48, 0));
     let out = engine::copy(psor, None, &CopyOptions { move_keys: true, replace: true, ..opts.clone() }, &engine, Arc::new(Progress::new())).unwrap();
-    assert_eq!((out.done, out.failed), (48, 0));
+    assert_eq!((out.counts.done, out.counts.failed), (48, 0));
     let del = DeleteOptions { prefix: p(&to), dry_run: false, sample: 0 };
     let out = engine::delete(psor, &del, &engine, Arc::new(Progress::new())).unwrap();
-    assert_eq!(out.done, 48);
+    assert_eq!(out.counts.done, 48);
     assert!(keyspace_digest(conn, to.as_bytes()).is_empty());
     assert!(keyspace_digest(conn, from.as_bytes()).is_empty());
 }

@@ -60,7 +60,7 @@ proptest! {
         let engine_opts = EngineOptions { scan_count: 7, batch_size: 3, ..EngineOptions::default() };
         let out = engine::delete(&psor, &opts, &engine_opts, Arc::new(Progress::new())).unwrap();
         let expected: Vec<Vec<u8>> = before.iter().filter(|k| !k.starts_with(&prefix)).cloned().collect();
-        prop_assert_eq!(out.done as usize, before.len() - expected.len());
+        prop_assert_eq!(out.counts.done as usize, before.len() - expected.len());
         prop_assert_eq!(all_keys(&mut conn, &ns), expected);
     }
 

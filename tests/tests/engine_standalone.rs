@@ -84,12 +84,12 @@ fn delete_removes_the_prefix_and_nothing_next_to_it() {
     let psor = connect(&server);
     let dry = delete(&psor, &target, true);
     assert!(dry.dry_run);
-    assert_eq!((dry.matched, dry.done), (500, 500));
+    assert_eq!((dry.counts.matched, dry.counts.done), (500, 500));
     assert_eq!(dry.sample.len(), 5);
     assert_eq!(keyspace_digest(&mut conn, target.as_bytes()).len(), 500, "a dry run wrote something");
 
     let out = delete(&psor, &target, false);
-    assert_eq!((out.matched, out.done, out.failed), (500, 500, 0));
+    assert_eq!((out.counts.matched, out.counts.done, out.counts.failed), (500, 500, 0));
     assert!(keyspace_digest(&mut conn, target.as_bytes()).is_empty());
     assert_eq!(keyspace_digest(&mut conn, ns.as_bytes()), before, "a key outside the prefix changed");
     let pac: Option<String> = redis::cmd("GET").arg(format!("{ns}MyPAC_8.0")).query(&mut conn).unwrap();
@@ -101,7 +101,7 @@ fn delete_of_an_absent_prefix_is_a_clean_zero() {
     let server = RedisServer::start();
     let psor = connect(&server);
     let out = delete(&psor, "nothing-here:", false);
-    assert_eq!((out.matched, out.done, out.failed), (0, 0, 0));
+    assert_eq!((out.counts.matched, out.counts.done, out.counts.failed), (0, 0, 0));
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn copy_on_one_server_keeps_every_type_and_expiry() {
 
     let psor = connect(&server);
     let out = copy(&psor, None, &copy_opts(&from, &to));
-    assert_eq!((out.matched, out.done, out.conflicts, out.failed), (300, 300, 0, 0));
+    assert_eq!((out.counts.matched, out.counts.done, out.counts.conflicts, out.counts.failed), (300, 300, 0, 0));
     assert_eq!(keyspace_digest(&mut conn, to.as_bytes()), renamed(&original, &from, &to));
     assert_eq!(keyspace_digest(&mut conn, from.as_bytes()), original, "the source changed");
     assert_eq!(outside(&mut conn, &ns, &[&to]), before, "a key outside the target prefix changed");
@@ -125,7 +125,7 @@ fn copy_on_one_server_keeps_every_type_and_expiry() {
 
     // A rerun finds everything already identical: nothing copied, nothing in conflict.
     let again = copy(&psor, None, &copy_opts(&from, &to));
-    assert_eq!((again.done, again.unchanged, again.conflicts), (0, 300, 0));
+    assert_eq!((again.counts.done, again.counts.unchanged, again.counts.conflicts), (0, 300, 0));
 }
 
 #[test]
@@ -142,12 +142,12 @@ fn copy_to_another_server_uses_absolute_expiry() {
 
     let (pa, pb) = (connect(&a), connect(&b));
     let out = copy(&pa, Some(&pb), &copy_opts(&from, &to));
-    assert_eq!((out.matched, out.done, out.failed), (241, 241, 0));
+    assert_eq!((out.counts.matched, out.counts.done, out.counts.failed), (241, 241, 0));
     assert_eq!(keyspace_digest(&mut cb, to.as_bytes()), renamed(&original, &from, &to));
     assert!(keyspace_digest(&mut ca, to.as_bytes()).is_empty(), "wrote to the source");
 
     let again = copy(&pa, Some(&pb), &copy_opts(&from, &to));
-    assert_eq!((again.done, again.unchanged, again.conflicts), (0, 241, 0));
+    assert_eq!((again.counts.done, again.counts.unchanged, again.counts.conflicts), (0, 241, 0));
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn conflicts_are_left_alone_unless_replace() {
         let (pa, pt) = (connect(&a), connect(target_server));
         let target = cross.then_some(&pt);
         let out = copy(&pa, target, &copy_opts(&from, &to));
-        assert_eq!((out.matched, out.done, out.conflicts), (61, 60, 1), "cross={cross}");
+        assert_eq!((out.counts.matched, out.counts.done, out.counts.conflicts), (61, 60, 1), "cross={cross}");
         assert_eq!(out.conflict_keys.len(), 1);
         let v: String = redis::cmd("GET").arg(&clash).query(&mut ct).unwrap();
         assert_eq!(v, "theirs", "a conflict was overwritten (cross={cross})");
@@ -175,7 +175,7 @@ fn conflicts_are_left_alone_unless_replace() {
         let mut replace = copy_opts(&from, &to);
         replace.replace = true;
         let out = copy(&pa, target, &replace);
-        assert_eq!((out.conflicts, out.failed), (0, 0));
+        assert_eq!((out.counts.conflicts, out.counts.failed), (0, 0));
         let v: String = redis::cmd("GET").arg(&clash).query(&mut ct).unwrap();
         assert_eq!(v, "mine", "--replace did not overwrite (cross={cross})");
     }
@@ -200,7 +200,7 @@ fn move_deletes_sources_only_once_copied() {
         let mut opts = copy_opts(&from, &to);
         opts.move_keys = true;
         let out = copy(&pa, cross.then_some(&pt), &opts);
-        assert_eq!((out.matched, out.done, out.conflicts, out.failed), (91, 90, 1, 0), "cross={cross}");
+        assert_eq!((out.counts.matched, out.counts.done, out.counts.conflicts, out.counts.failed), (91, 90, 1, 0), "cross={cross}");
         let left = keyspace_digest(&mut ca, from.as_bytes());
         assert_eq!(left.keys().cloned().collect::<Vec<_>>(), vec![format!("{from}keep").into_bytes()]);
         let mut expected = renamed(&original, &from, &to);

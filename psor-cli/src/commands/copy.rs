@@ -37,11 +37,11 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
         let bar = Bar::start(&progress, !g.no_progress, "would copy");
         let counted = engine::copy(&source, target.as_ref(), &opts, &engine, progress)?;
         drop(bar);
-        if a.dry_run || counted.matched == 0 {
+        if a.dry_run || counted.counts.matched == 0 {
             output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &counted)?;
             return Ok(crate::exit::OK);
         }
-        let mut what = format!("{} {} keys from {} to {}", info.operation, counted.matched, from, to);
+        let mut what = format!("{} {} keys from {} to {}", info.operation, counted.counts.matched, from, to);
         if let Some(t) = &info.target {
             what.push_str(&format!(" on {t}"));
         }
@@ -59,5 +59,5 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
     let outcome = engine::copy(&source, target.as_ref(), &opts, &engine, progress)?;
     drop(bar);
     output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
-    Ok(code_for_outcome(outcome.failed, outcome.conflicts))
+    Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
 }

@@ -31,11 +31,11 @@ pub fn run(g: &Global, a: &DeleteArgs) -> Result<i32> {
             output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &counted)?;
             return Ok(crate::exit::OK);
         }
-        if counted.matched == 0 {
+        if counted.counts.matched == 0 {
             output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &counted)?;
             return Ok(crate::exit::OK);
         }
-        let what = format!("delete {} keys under {} on {}", counted.matched, prefix, info.psor);
+        let what = format!("delete {} keys under {} on {}", counted.counts.matched, prefix, info.psor);
         confirm(&what, &counted.sample[..counted.sample.len().min(5)], g.yes)?;
     }
     opts.dry_run = false;
@@ -44,5 +44,5 @@ pub fn run(g: &Global, a: &DeleteArgs) -> Result<i32> {
     let outcome = engine::delete(&psor, &opts, &engine, progress)?;
     drop(bar);
     output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
-    Ok(code_for_outcome(outcome.failed, outcome.conflicts))
+    Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
 }

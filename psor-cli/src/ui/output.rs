@@ -50,13 +50,13 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
         (_, true) => "would copy",
         _ => "done",
     };
-    let mut rows: Vec<(&str, u64)> = vec![("matched", o.matched), (done_label, o.done)];
+    let mut rows: Vec<(&str, u64)> = vec![("matched", o.counts.matched), (done_label, o.counts.done)];
     for (label, n) in [
-        ("unchanged", o.unchanged),
-        ("conflicts", o.conflicts),
-        ("vanished", o.vanished),
-        ("expired", o.expired),
-        ("failed", o.failed),
+        ("unchanged", o.counts.unchanged),
+        ("conflicts", o.counts.conflicts),
+        ("vanished", o.counts.vanished),
+        ("expired", o.counts.expired),
+        ("failed", o.counts.failed),
     ] {
         if n > 0 {
             rows.push((label, n));
@@ -65,12 +65,12 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
     for (label, n) in rows {
         writeln!(out, "  {label:<13}{:>14}", HumanCount(n).to_string())?;
     }
-    let rate = if o.seconds > 0.0 { o.matched as f64 / o.seconds } else { 0.0 };
+    let rate = if o.seconds > 0.0 { o.counts.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<13}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
-    list(out, "would be affected, first", &o.sample, o.done)?;
-    list(out, "conflicts (target exists with other content), first", &o.conflict_keys, o.conflicts)?;
+    list(out, "would be affected, first", &o.sample, o.counts.done)?;
+    list(out, "conflicts (target exists with other content), first", &o.conflict_keys, o.counts.conflicts)?;
     if !o.failures.is_empty() {
-        writeln!(out, "failures, first {} of {}:", o.failures.len().min(10), o.failed)?;
+        writeln!(out, "failures, first {} of {}:", o.failures.len().min(10), o.counts.failed)?;
         for f in o.failures.iter().take(10) {
             writeln!(out, "  {} on {}: {}", f.key, f.node, f.error)?;
         }

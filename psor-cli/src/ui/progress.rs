@@ -47,12 +47,12 @@ impl Bar {
 }
 
 fn message(s: &ProgressSnapshot, verb: &str) -> String {
-    let mut m = format!("{} matched · {} {verb}", HumanCount(s.matched), HumanCount(s.done));
-    if s.conflicts > 0 {
-        m.push_str(&format!(" · {} conflicts", HumanCount(s.conflicts)));
+    let mut m = format!("{} matched · {} {verb}", HumanCount(s.counts.matched), HumanCount(s.counts.done));
+    if s.counts.conflicts > 0 {
+        m.push_str(&format!(" · {} conflicts", HumanCount(s.counts.conflicts)));
     }
-    if s.failed > 0 {
-        m.push_str(&format!(" · {} failed", HumanCount(s.failed)));
+    if s.counts.failed > 0 {
+        m.push_str(&format!(" · {} failed", HumanCount(s.counts.failed)));
     }
     m
 }

@@ -54,7 +54,7 @@ pub fn delete(psor: &Psor, opts: &DeleteOptions, engine: &EngineOptions, progres
             }
         }
         let mut outcome = Samples::new(0).into_outcome(&progress, started, true);
-        outcome.done = outcome.matched;
+        outcome.counts.done = outcome.counts.matched;
         outcome.sample = sample;
         return Ok(outcome);
     }

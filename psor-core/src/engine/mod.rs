@@ -21,7 +21,7 @@ use std::time::Instant;
 use crate::connect::{Node, Psor};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
-use crate::progress::Progress;
+use crate::progress::{Counts, Progress};
 
 /// Tuning shared by every operation. The defaults saturate a single Redis server.
 #[derive(Clone, Debug)]
@@ -60,20 +60,9 @@ pub struct KeyFailure {
 pub struct Outcome {
     /// Nothing was written (`--dry-run`).
     pub dry_run: bool,
-    /// Keys found under the prefix.
-    pub matched: u64,
-    /// Keys deleted / copied / moved (for a dry run: that would be).
-    pub done: u64,
-    /// Copy: keys whose target already held identical content and expiry (a rerun).
-    pub unchanged: u64,
-    /// Keys left alone because the target exists with other content.
-    pub conflicts: u64,
-    /// Keys that disappeared between the scan and the action.
-    pub vanished: u64,
-    /// Keys whose expiry passed before they could be copied.
-    pub expired: u64,
-    /// Keys whose action failed.
-    pub failed: u64,
+    /// What happened to the keys.
+    #[serde(flatten)]
+    pub counts: Counts,
     /// The first failures, with their keys.
     pub failures: Vec<KeyFailure>,
     /// The first conflicting keys, escaped for display.
@@ -116,13 +105,7 @@ impl Samples {
         let s = progress.snapshot();
         Outcome {
             dry_run,
-            matched: s.matched,
-            done: s.done,
-            unchanged: s.unchanged,
-            conflicts: s.conflicts,
-            vanished: s.vanished,
-            expired: s.expired,
-            failed: s.failed,
+            counts: s.counts,
             failures: self.failures.into_inner().unwrap_or_else(|p| p.into_inner()),
             conflict_keys: self.conflicts.into_inner().unwrap_or_else(|p| p.into_inner()),
             sample: Vec::new(),
