@@ -65,6 +65,12 @@ pub struct Tuning {
     /// Writer connections per server
     #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64), hide_short_help = true)]
     pub writers: u64,
+    /// At most this many keys per second (for work on a live PSOR; default: unpaced)
+    #[arg(long, global = true, value_name = "KEYS_PER_S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
+    /// Back off while the server's PING round trip is above this many milliseconds
+    #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub max_latency: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

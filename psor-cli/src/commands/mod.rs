@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use psor_core::connect::{ConnectOptions, Psor, PsorSpec, Secret};
-use psor_core::engine::EngineOptions;
+use psor_core::engine::{EngineOptions, Pacing};
 use psor_core::progress::Progress;
 
 use crate::args::{Cli, Command, Global};
@@ -88,6 +88,10 @@ fn engine_options(g: &Global) -> EngineOptions {
         scan_count: g.tuning.scan_count as usize,
         batch_size: g.tuning.batch as usize,
         writers: g.tuning.writers as usize,
+        pacing: Pacing {
+            rate: g.tuning.rate,
+            max_latency: g.tuning.max_latency.map(std::time::Duration::from_millis),
+        },
         ..EngineOptions::default()
     }
 }

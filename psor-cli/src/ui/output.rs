@@ -67,6 +67,9 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
     }
     let rate = if o.seconds > 0.0 { o.counts.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<13}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
+    if o.paused_seconds > 0.0 {
+        writeln!(out, "  {:<13}{:>14.2}   (waiting for --rate / --max-latency)", "paused", o.paused_seconds)?;
+    }
     list(out, "would be affected, first", &o.sample, o.counts.done)?;
     list(out, "conflicts (target exists with other content), first", &o.conflict_keys, o.counts.conflicts)?;
     if !o.failures.is_empty() {

@@ -5,8 +5,10 @@
 //! opens its own [`NodeConn`], so round trips overlap and one slow reply blocks nobody else.
 
 mod spec;
+mod topology;
 
 pub use spec::{Endpoint, HostPort, PsorSpec, Secret, ACCEPTED_FORMS};
+pub use topology::{key_slot, SlotMap, SLOTS};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
@@ -85,51 +87,118 @@ impl std::fmt::Display for ServerVersion {
     }
 }
 
-/// One Redis server psor works on (a standalone server, or one master of a cluster), from
-/// which any number of connections can be opened.
+/// Everything needed to open a connection to any server of a PSOR: credentials, TLS
+/// material and timeouts. Shared by every node of a cluster and re-used after a failover.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnTemplate {
+    tls: bool,
+    insecure: bool,
+    certs: Option<redis::TlsCertificates>,
+    redis: RedisConnectionInfo,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    retries: u32,
+}
+
+impl ConnTemplate {
+    fn client(&self, hp: &HostPort, with_auth: bool) -> Result<redis::Client> {
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls { host: hp.host.clone(), port: hp.port, insecure: self.insecure, tls_params: None }
+        } else {
+            ConnectionAddr::Tcp(hp.host.clone(), hp.port)
+        };
+        let bad = |source| Error::Connect { addr: hp.to_string(), source };
+        let settings = if with_auth { self.redis.clone() } else { RedisConnectionInfo::default().set_skip_set_lib_name() };
+        let info = addr.into_connection_info().map_err(bad)?.set_redis_settings(settings);
+        match &self.certs {
+            Some(certs) => redis::Client::build_with_tls(info, certs.clone()).map_err(bad),
+            None => redis::Client::open(info).map_err(bad),
+        }
+    }
+
+    fn open(&self, hp: &HostPort, with_auth: bool) -> Result<redis::Connection> {
+        let bad = |source| Error::Connect { addr: hp.to_string(), source };
+        let con = self.client(hp, with_auth)?.get_connection_with_timeout(self.connect_timeout).map_err(bad)?;
+        con.set_read_timeout(Some(self.read_timeout)).and_then(|_| con.set_write_timeout(Some(self.read_timeout))).map_err(bad)?;
+        Ok(con)
+    }
+
+    /// A connection to a data node, with the PSOR's credentials.
+    pub(crate) fn connect(&self, hp: &HostPort) -> Result<redis::Connection> {
+        self.open(hp, true)
+    }
+
+    /// A connection to a sentinel: same TLS, no credentials.
+    pub(crate) fn connect_sentinel(&self, hp: &HostPort) -> Result<redis::Connection> {
+        self.open(hp, false)
+    }
+}
+
+/// Where a node is: a fixed address, or whatever server Sentinel calls the master now.
+#[derive(Clone, Debug)]
+enum AddrSource {
+    Fixed(HostPort),
+    Sentinel { sentinels: Vec<HostPort>, master: String },
+}
+
+/// One Redis server psor works on (a standalone server, one master of a cluster, or the
+/// master behind Sentinel), from which any number of connections can be opened.
 #[derive(Clone, Debug)]
 pub struct Node {
-    addr: Arc<str>,
-    client: redis::Client,
-    retries: u32,
-    read_timeout: Duration,
-    connect_timeout: Duration,
+    label: Arc<str>,
+    source: AddrSource,
+    template: Arc<ConnTemplate>,
 }
 
 impl Node {
-    /// `host:port`.
+    /// `host:port` (for a Sentinel master: its name and the address it had when psor connected).
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.label
+    }
+
+    /// The fixed address of this node, if it has one (not behind Sentinel).
+    pub fn host_port(&self) -> Option<&HostPort> {
+        match &self.source {
+            AddrSource::Fixed(hp) => Some(hp),
+            AddrSource::Sentinel { .. } => None,
+        }
+    }
+
+    pub(crate) fn fixed(hp: HostPort, template: Arc<ConnTemplate>) -> Node {
+        Node { label: hp.to_string().into(), source: AddrSource::Fixed(hp), template }
     }
 
     /// Opens a new connection.
     pub fn connect(&self) -> Result<NodeConn> {
-        let con = self.open()?;
-        Ok(NodeConn { node: self.clone(), con })
+        let (addr, con) = self.open()?;
+        let mut nc = NodeConn { node: self.clone(), addr, con, run_id: String::new(), restarts: 0 };
+        nc.run_id = nc.current_run_id().unwrap_or_default();
+        Ok(nc)
     }
 
-    fn open(&self) -> Result<redis::Connection> {
-        let con = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)
-            .map_err(|source| Error::Connect { addr: self.addr.to_string(), source })?;
-        con.set_read_timeout(Some(self.read_timeout))
-            .and_then(|_| con.set_write_timeout(Some(self.read_timeout)))
-            .map_err(|source| Error::Connect { addr: self.addr.to_string(), source })?;
-        Ok(con)
+    fn open(&self) -> Result<(String, redis::Connection)> {
+        let hp = match &self.source {
+            AddrSource::Fixed(hp) => hp.clone(),
+            // Asked again at every (re)connect, so a failover is followed.
+            AddrSource::Sentinel { sentinels, master } => topology::resolve_sentinel(sentinels, master, &self.template)?,
+        };
+        Ok((hp.to_string(), self.template.connect(&hp)?))
     }
 }
 
 /// A connection to one [`Node`] that reconnects and retries on transient failures.
 pub struct NodeConn {
     node: Node,
+    addr: String,
     con: redis::Connection,
+    run_id: String,
+    restarts: u64,
 }
 
 impl NodeConn {
-    /// `host:port` of the server.
+    /// `host:port` of the server this connection reaches.
     pub fn addr(&self) -> &str {
-        self.node.addr()
+        &self.addr
     }
 
     /// The raw connection, for commands that must not be retried blindly.
@@ -137,9 +206,34 @@ impl NodeConn {
         &mut self.con
     }
 
+    /// How many times the server behind this connection was found restarted (or replaced by
+    /// a failover) on reconnecting. A SCAN cursor from before a restart means nothing after
+    /// it, so scanners compare this before and after each page.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    fn current_run_id(&mut self) -> Option<String> {
+        let info: String = redis::cmd("INFO").arg("server").query(&mut self.con).ok()?;
+        info_field(&info, "run_id").map(str::to_string)
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        let (addr, con) = self.node.open()?;
+        self.addr = addr;
+        self.con = con;
+        let run_id = self.current_run_id().unwrap_or_default();
+        if run_id != self.run_id {
+            self.restarts += 1;
+            self.run_id = run_id;
+        }
+        Ok(())
+    }
+
     /// Runs `f`, retrying with backoff (and a fresh connection) while the failure is
-    /// retryable ([`is_retryable`]). Use only for idempotent work. `op` and `key` name the
-    /// step in the error if it still fails.
+    /// retryable ([`is_retryable`]). `op` and `key` name the step in the error if it still
+    /// fails. Work that is not idempotent must tolerate a retry of work that already took
+    /// effect (psor's writers do: see `engine::compare`).
     pub fn retry<T>(
         &mut self,
         op: &'static str,
@@ -150,23 +244,17 @@ impl NodeConn {
         loop {
             match f(&mut self.con) {
                 Ok(v) => return Ok(v),
-                Err(e) if is_retryable(&e) && attempt < self.node.retries => {
+                Err(e) if is_retryable(&e) && attempt < self.node.template.retries => {
                     attempt += 1;
                     std::thread::sleep(backoff(attempt));
-                    if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() {
-                        // A fresh connection; if that fails too, the next attempt says so.
-                        if let Ok(con) = self.node.open() {
-                            self.con = con;
-                        }
+                    if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() || e.code() == Some("READONLY") {
+                        // A fresh connection (for Sentinel: to the master now); if that fails
+                        // too, the next attempt says so.
+                        let _ = self.reconnect();
                     }
                 }
                 Err(source) => {
-                    return Err(Error::Command {
-                        addr: self.addr().to_string(),
-                        op,
-                        key: key.map(<[u8]>::to_vec),
-                        source,
-                    })
+                    return Err(Error::Command { addr: self.addr.clone(), op, key: key.map(<[u8]>::to_vec), source })
                 }
             }
         }
@@ -177,45 +265,60 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(25u64 << attempt.min(7))
 }
 
+/// How the PSOR is deployed.
+#[derive(Clone, Debug)]
+pub enum Topology {
+    /// One server (possibly behind Sentinel).
+    Single,
+    /// A Redis Cluster: which master serves which slot, as discovered when connecting.
+    Cluster(SlotMap),
+}
+
 /// A connected PSOR: the spec, the server's version, and the nodes to work on.
 #[derive(Clone, Debug)]
 pub struct Psor {
     spec: PsorSpec,
     version: ServerVersion,
     masters: Vec<Node>,
+    topology: Topology,
+    seeds: Vec<HostPort>,
+    template: Arc<ConnTemplate>,
 }
 
 impl Psor {
-    /// Connects (and checks the connection with `INFO server`).
+    /// Connects: discovers a cluster's masters or asks Sentinel for the master, then checks
+    /// every master with `INFO server`.
     pub fn connect(spec: &PsorSpec, opts: &ConnectOptions) -> Result<Psor> {
         install_crypto_provider();
-        let hp = match &spec.endpoint {
-            Endpoint::Standalone(hp) => hp.clone(),
-            Endpoint::Cluster(_) | Endpoint::Sentinel { .. } | Endpoint::NodeList(_) => {
-                return Err(Error::Refused(format!(
-                    "`{}`: Redis Cluster and Sentinel are not supported by this build yet; \
-                     connect to one server with redis://host:port",
-                    spec.redacted()
-                )))
-            }
+        let template = Arc::new(build_template(spec, opts)?);
+        let (masters, topology, seeds) = match &spec.endpoint {
+            Endpoint::Standalone(hp) => (vec![Node::fixed(hp.clone(), template.clone())], Topology::Single, vec![hp.clone()]),
+            Endpoint::Sentinel { sentinels, master } => (vec![sentinel_node(sentinels, master, &template)?], Topology::Single, sentinels.clone()),
+            Endpoint::Cluster(seeds) => cluster_nodes(seeds, &template)?,
+            Endpoint::NodeList(nodes) => match topology::classify_node_list(nodes, &template)? {
+                topology::NodeListKind::Cluster => cluster_nodes(nodes, &template)?,
+                topology::NodeListKind::Sentinel(master) => {
+                    (vec![sentinel_node(nodes, &master, &template)?], Topology::Single, nodes.clone())
+                }
+            },
         };
-        let node = build_node(spec, opts, &hp)?;
-        let mut con = node.connect()?;
-        // TLS handshakes complete on the first command, so its failure is a connect failure.
-        let info: String = con
-            .retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c))
-            .map_err(|e| match e {
+        let mut version: Option<ServerVersion> = None;
+        for node in &masters {
+            let mut con = node.connect()?;
+            // TLS handshakes complete on the first command, so its failure is a connect failure.
+            let info: String = con.retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c)).map_err(|e| match e {
                 Error::Command { addr, source, .. } => Error::Connect { addr, source },
                 other => other,
             })?;
-        let version = info_field(&info, "redis_version")
-            .and_then(ServerVersion::parse)
-            .ok_or_else(|| Error::Protocol {
-                addr: node.addr().to_string(),
+            let v = info_field(&info, "redis_version").and_then(ServerVersion::parse).ok_or_else(|| Error::Protocol {
+                addr: con.addr().to_string(),
                 op: "INFO server",
                 detail: "no redis_version".into(),
             })?;
-        Ok(Psor { spec: spec.clone(), version, masters: vec![node] })
+            version = Some(version.map_or(v, |old| old.min(v)));
+        }
+        let version = version.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
+        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template })
     }
 
     /// The spec this PSOR was reached through.
@@ -228,9 +331,39 @@ impl Psor {
         self.version
     }
 
-    /// The masters: the one server of a standalone PSOR.
+    /// The masters: the one server of a standalone PSOR, every master of a cluster.
     pub fn masters(&self) -> &[Node] {
         &self.masters
+    }
+
+    /// Standalone or cluster, and a cluster's slot map as discovered.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// True for a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.topology, Topology::Cluster(_))
+    }
+
+    /// Asks the cluster again which master serves which slot (after a failover or a slot
+    /// migration). For a single server, `None`.
+    pub fn rediscover(&self) -> Result<Option<SlotMap>> {
+        if !self.is_cluster() {
+            return Ok(None);
+        }
+        // Known masters first (they are the freshest), then the seeds.
+        let mut candidates: Vec<HostPort> = match &self.topology {
+            Topology::Cluster(map) => map.masters.clone(),
+            Topology::Single => Vec::new(),
+        };
+        candidates.extend(self.seeds.iter().cloned());
+        topology::discover_cluster(&candidates, &self.template).map(Some)
+    }
+
+    /// A node for `hp`, sharing this PSOR's credentials and TLS settings.
+    pub fn node_at(&self, hp: &HostPort) -> Node {
+        Node::fixed(hp.clone(), self.template.clone())
     }
 
     /// The number of keys over all masters (`DBSIZE`), for progress totals.
@@ -243,10 +376,25 @@ impl Psor {
         Ok(total)
     }
 
-    /// True when `other` is the same server and database as `self` (so a copy can use `COPY`).
+    /// True when `other` is the same server (or cluster) and database as `self`.
     pub fn same_keyspace(&self, other: &Psor) -> bool {
         self.spec.endpoint == other.spec.endpoint && self.spec.db == other.spec.db
     }
+}
+
+fn sentinel_node(sentinels: &[HostPort], master: &str, template: &Arc<ConnTemplate>) -> Result<Node> {
+    let hp = topology::resolve_sentinel(sentinels, master, template)?;
+    Ok(Node {
+        label: format!("{hp} ({master})").into(),
+        source: AddrSource::Sentinel { sentinels: sentinels.to_vec(), master: master.to_string() },
+        template: template.clone(),
+    })
+}
+
+fn cluster_nodes(seeds: &[HostPort], template: &Arc<ConnTemplate>) -> Result<(Vec<Node>, Topology, Vec<HostPort>)> {
+    let map = topology::discover_cluster(seeds, template)?;
+    let masters = map.masters.iter().map(|hp| Node::fixed(hp.clone(), template.clone())).collect();
+    Ok((masters, Topology::Cluster(map), seeds.to_vec()))
 }
 
 /// Reads one `field:value` line of an `INFO` reply.
@@ -262,12 +410,7 @@ fn install_crypto_provider() {
     });
 }
 
-fn build_node(spec: &PsorSpec, opts: &ConnectOptions, hp: &HostPort) -> Result<Node> {
-    let addr = if spec.tls {
-        ConnectionAddr::TcpTls { host: hp.host.clone(), port: hp.port, insecure: opts.tls_insecure, tls_params: None }
-    } else {
-        ConnectionAddr::Tcp(hp.host.clone(), hp.port)
-    };
+fn build_template(spec: &PsorSpec, opts: &ConnectOptions) -> Result<ConnTemplate> {
     // No CLIENT SETINFO on connect: one round trip fewer, and one command fewer that an
     // operator's ACL user must be allowed.
     let mut redis_info = RedisConnectionInfo::default().set_db(spec.db).set_skip_set_lib_name();
@@ -277,10 +420,8 @@ fn build_node(spec: &PsorSpec, opts: &ConnectOptions, hp: &HostPort) -> Result<N
     if let Some(pass) = opts.password.as_ref().or(spec.password.as_ref()) {
         redis_info = redis_info.set_password(pass.expose());
     }
-    let bad_config = |source| Error::Connect { addr: hp.to_string(), source };
-    let info = addr.into_connection_info().map_err(bad_config)?.set_redis_settings(redis_info);
     let wants_files = opts.tls_ca.is_some() || opts.tls_cert.is_some() || opts.tls_key.is_some();
-    let client = if spec.tls && wants_files {
+    let certs = if spec.tls && wants_files {
         let read = |p: &PathBuf| std::fs::read(p).map_err(|source| Error::ReadFile { path: p.clone(), source });
         let client_tls = match (&opts.tls_cert, &opts.tls_key) {
             (Some(c), Some(k)) => Some(redis::ClientTlsConfig { client_cert: read(c)?, client_key: read(k)? }),
@@ -288,20 +429,22 @@ fn build_node(spec: &PsorSpec, opts: &ConnectOptions, hp: &HostPort) -> Result<N
             _ => return Err(Error::Refused("--tls-cert and --tls-key go together".into())),
         };
         let root_cert = opts.tls_ca.as_ref().map(read).transpose()?;
-        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert }).map_err(bad_config)?
+        Some(redis::TlsCertificates { client_tls, root_cert })
     } else if wants_files {
         return Err(Error::Refused(format!(
             "TLS files were given but `{}` is not a TLS spec (use rediss:// or redis_TLS,)",
             spec.redacted()
         )));
     } else {
-        redis::Client::open(info).map_err(bad_config)?
+        None
     };
-    Ok(Node {
-        addr: hp.to_string().into(),
-        client,
-        retries: opts.retries,
-        read_timeout: opts.read_timeout,
+    Ok(ConnTemplate {
+        tls: spec.tls,
+        insecure: opts.tls_insecure,
+        certs,
+        redis: redis_info,
         connect_timeout: opts.connect_timeout,
+        read_timeout: opts.read_timeout,
+        retries: opts.retries,
     })
 }

@@ -16,13 +16,14 @@ pub const CONTENT_LIMIT: u64 = 10_000;
 
 /// A key's content in a form where equal content compares equal.
 #[derive(Debug, PartialEq)]
-enum Content {
+pub(crate) enum Content {
     Missing,
     TooLarge,
     Value(String, Vec<Vec<u8>>),
 }
 
-fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
+/// Reads a key's content (type and elements, unordered collections sorted).
+pub(crate) fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
     let kind: String = con.retry("TYPE", Some(key), |c| redis::cmd("TYPE").arg(key).query(c))?;
     let (len_cmd, read_cmd): (&str, &[&str]) = match kind.as_str() {
         "none" => return Ok(Content::Missing),
@@ -96,13 +97,9 @@ fn flatten(v: Value) -> Vec<Vec<u8>> {
     }
 }
 
-/// True when `a_key` on `a` and `b_key` on `b` (or on `a` again when `b` is `None`) hold the
-/// same type and content. Expiry is compared by the caller.
-pub(crate) fn same_content(a: &mut NodeConn, a_key: &[u8], b: Option<&mut NodeConn>, b_key: &[u8]) -> Result<bool> {
-    let left = read(a, a_key)?;
-    let right = match b {
-        Some(b) => read(b, b_key)?,
-        None => read(a, b_key)?,
-    };
-    Ok(matches!(left, Content::Value(..)) && left == right)
+impl Content {
+    /// True when both are real values (not missing, not too large) and equal.
+    pub(crate) fn same_as(&self, other: &Content) -> bool {
+        matches!(self, Content::Value(..)) && self == other
+    }
 }

@@ -1,21 +1,26 @@
-//! Copying (or moving) every key under prefix A to prefix B, on one server or to another.
+//! Copying (or moving) every key under prefix A to prefix B: on one server, within a
+//! cluster, or to another server or cluster.
 //!
-//! On one server `COPY` duplicates a value with its expiry inside Redis (`RENAMENX` for a
-//! move: atomic, nothing in flight can be lost). To another server each key travels as
-//! `DUMP` + `PEXPIRETIME` and arrives with `RESTORE … ABSTTL`, so its expiry is the same
-//! instant, not a drifted relative TTL (servers before 7.0 fall back to `PTTL`).
+//! Where source and target key live in the same keyspace and the same slot, `COPY`
+//! duplicates the value with its expiry inside Redis (`RENAMENX` for a move: atomic,
+//! nothing in flight can be lost). Otherwise each key travels as `DUMP` + `PEXPIRETIME` and
+//! arrives with `RESTORE … ABSTTL` on the master of the target key's slot, so its expiry is
+//! the same instant, not a drifted relative TTL (servers before 7.0 fall back to `PTTL`).
 //!
 //! An existing target key is a conflict left alone unless `replace` — except when it already
 //! holds identical content and expiry: that is a rerun (or SCAN returning a key twice) and is
 //! counted as `unchanged`. A move deletes a source key only once its target is confirmed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 
-use super::{compare, is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
-use crate::connect::{NodeConn, Psor};
+use super::compare;
+use super::router::{Routed, Router};
+use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
+use crate::connect::{key_slot, Psor};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::Progress;
@@ -57,151 +62,179 @@ pub fn copy(
     if opts.dry_run {
         return dry_run(source, target.unwrap_or(source), opts, engine, progress);
     }
-    let use_dump = target.is_some() || !source.version().has_copy();
     let dst = target.unwrap_or(source);
-    if dst.masters().len() != 1 {
-        return Err(Error::Refused("copying into a Redis Cluster is not supported by this build yet".into()));
-    }
-    let dst_node = &dst.masters()[0];
-    run(source, &opts.from, engine, &progress, |node| {
-        let src = node.connect()?;
-        if use_dump {
-            Ok(Copier::Dump(DumpRestore {
-                src,
-                dst: dst_node.connect()?,
-                opts: opts.clone(),
-                src_abs_ttl: source.version().has_pexpiretime(),
-                dst_version: dst.version().to_string(),
-            }))
-        } else {
-            Ok(Copier::Same(SameServer { con: src, opts: opts.clone() }))
-        }
+    run(source, &opts.from, engine, &progress, || {
+        Ok(Copier {
+            src: Router::new(source)?,
+            dst: target.map(Router::new).transpose()?,
+            opts: opts.clone(),
+            src_cluster: source.is_cluster(),
+            src_abs_ttl: source.version().has_pexpiretime(),
+            same_keyspace_copy: target.is_none() && source.version().has_copy(),
+            dst_version: dst.version().to_string(),
+        })
     })
 }
 
-enum Copier {
-    Same(SameServer),
-    Dump(DumpRestore),
-}
-
-impl Writer for Copier {
-    fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
-        match self {
-            Copier::Same(w) => w.write(keys, progress, samples),
-            Copier::Dump(w) => w.write(keys, progress, samples),
-        }
-    }
-}
-
-/// Copy within one server with `COPY` (or move with `RENAMENX` / `RENAME`).
-struct SameServer {
-    con: NodeConn,
+/// One writer: routers to the source and (when it is another keyspace) the target.
+struct Copier {
+    src: Router,
+    dst: Option<Router>,
     opts: CopyOptions,
-}
-
-impl SameServer {
-    fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
-        let targets: Vec<Vec<u8>> = keys.iter().map(|k| self.opts.from.rewrite(k, &self.opts.to)).collect();
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for (src, dst) in keys.iter().zip(&targets) {
-            match (self.opts.move_keys, self.opts.replace) {
-                (false, false) => pipe.cmd("COPY").arg(src).arg(dst),
-                (false, true) => pipe.cmd("COPY").arg(src).arg(dst).arg("REPLACE"),
-                (true, false) => pipe.cmd("RENAMENX").arg(src).arg(dst),
-                (true, true) => pipe.cmd("RENAME").arg(src).arg(dst),
-            };
-        }
-        let op = if self.opts.move_keys { "RENAMENX" } else { "COPY" };
-        let replies: Vec<Value> = self.con.retry(op, keys.first().map(Vec::as_slice), |c| pipe.query(c))?;
-        let mut existing = Vec::new();
-        for ((src, dst), reply) in keys.iter().zip(&targets).zip(replies) {
-            match reply {
-                Value::Int(1) | Value::Okay => Progress::add(&progress.done, 1),
-                Value::Int(0) => existing.push((src.clone(), dst.clone())),
-                Value::ServerError(e) if e.details().is_some_and(|d| d.contains("no such key")) => {
-                    Progress::add(&progress.vanished, 1)
-                }
-                Value::ServerError(e) if is_fatal_for_run(&e) => return Err(command_error(&self.con, op, src, e)),
-                Value::ServerError(e) => samples.failure(progress, self.con.addr(), src, e),
-                other => return Err(protocol(&self.con, op, &other)),
-            }
-        }
-        if existing.is_empty() {
-            return Ok(());
-        }
-        // Target exists: identical content and expiry means a rerun, anything else a conflict.
-        let mut pipe = redis::pipe();
-        for (src, dst) in &existing {
-            pipe.cmd("DUMP").arg(src).cmd("DUMP").arg(dst);
-            pipe.cmd("PEXPIRETIME").arg(src).cmd("PEXPIRETIME").arg(dst);
-        }
-        let replies: Vec<Value> = self.con.retry("DUMP", None, |c| pipe.query(c))?;
-        let mut identical_sources = Vec::new();
-        for ((src, dst), r) in existing.iter().zip(replies.chunks(4)) {
-            let same = matches!(&r[0], Value::BulkString(_))
-                && r[2] == r[3]
-                && (r[0] == r[1] || compare::same_content(&mut self.con, src, None, dst)?);
-            if same {
-                Progress::add(&progress.unchanged, 1);
-                identical_sources.push(src);
-            } else if matches!(r[0], Value::Nil) {
-                Progress::add(&progress.vanished, 1);
-            } else {
-                samples.conflict(progress, src);
-            }
-        }
-        if self.opts.move_keys && !identical_sources.is_empty() {
-            // The target already holds this exact value: the move is complete once the source goes.
-            self.con.retry("UNLINK", None, |c| redis::cmd("UNLINK").arg(&identical_sources).query::<u64>(c))?;
-        }
-        Ok(())
-    }
-}
-
-/// Copy to another server: `DUMP` + `PEXPIRETIME` on the source, `RESTORE … ABSTTL` on the
-/// target, then (for a move) `UNLINK` of the sources whose restore succeeded.
-struct DumpRestore {
-    src: NodeConn,
-    dst: NodeConn,
-    opts: CopyOptions,
+    src_cluster: bool,
     src_abs_ttl: bool,
+    /// Source and target are one keyspace that knows `COPY`.
+    same_keyspace_copy: bool,
     dst_version: String,
 }
 
 /// Keys read per DUMP pipeline: bounds the payload bytes held at once per writer.
 const DUMP_CHUNK: usize = 256;
 
-impl DumpRestore {
+/// A key on its way: source name and slot, target name and slot.
+struct Pair {
+    src: Vec<u8>,
+    src_slot: u16,
+    dst: Vec<u8>,
+    dst_slot: u16,
+}
+
+impl Writer for Copier {
     fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
-        for chunk in keys.chunks(DUMP_CHUNK) {
-            self.write_chunk(chunk, progress, samples)?;
+        let cluster = self.src_cluster || self.dst.is_some();
+        let slot = |k: &[u8]| if cluster { key_slot(k) } else { 0 };
+        let (mut local, mut remote) = (Vec::new(), Vec::new());
+        for src in keys {
+            let dst = self.opts.from.rewrite(&src, &self.opts.to);
+            let pair = Pair { src_slot: slot(&src), dst_slot: slot(&dst), src, dst };
+            // COPY and RENAMENX work only inside one slot of one keyspace.
+            if self.same_keyspace_copy && pair.src_slot == pair.dst_slot {
+                local.push(pair);
+            } else {
+                remote.push(pair);
+            }
+        }
+        if !local.is_empty() {
+            self.copy_in_place(&local, progress, samples)?;
+        }
+        for chunk in remote.chunks(DUMP_CHUNK) {
+            self.dump_restore(chunk, progress, samples)?;
         }
         Ok(())
     }
 
-    fn write_chunk(&mut self, keys: &[Vec<u8>], progress: &Progress, samples: &Samples) -> Result<()> {
-        let ttl_cmd = if self.src_abs_ttl { "PEXPIRETIME" } else { "PTTL" };
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.cmd("DUMP").arg(k).cmd(ttl_cmd).arg(k);
+    fn unstable(&self) -> BTreeSet<u16> {
+        let mut all = self.src.unstable.clone();
+        if let Some(d) = &self.dst {
+            all.extend(d.unstable.iter().copied());
         }
-        let replies: Vec<Value> = self.src.retry("DUMP", keys.first().map(Vec::as_slice), |c| pipe.query(c))?;
+        all
+    }
+}
+
+impl Copier {
+    fn dst_router(&mut self) -> &mut Router {
+        self.dst.as_mut().unwrap_or(&mut self.src)
+    }
+
+    /// `COPY` (or `RENAMENX` / `RENAME` for a move) where source and target share a slot.
+    fn copy_in_place(&mut self, pairs: &[Pair], progress: &Progress, samples: &Samples) -> Result<()> {
+        let cmds: Vec<Routed> = pairs
+            .iter()
+            .map(|p| {
+                let mut cmd = match (self.opts.move_keys, self.opts.replace) {
+                    (false, _) => redis::cmd("COPY"),
+                    (true, false) => redis::cmd("RENAMENX"),
+                    (true, true) => redis::cmd("RENAME"),
+                };
+                cmd.arg(&p.src).arg(&p.dst);
+                if self.opts.replace && !self.opts.move_keys {
+                    cmd.arg("REPLACE");
+                }
+                Routed { slot: p.src_slot, cmd }
+            })
+            .collect();
+        let op = if self.opts.move_keys { "RENAMENX" } else { "COPY" };
+        let replies = self.src.run(op, &cmds)?;
+        let mut existing = Vec::new();
+        for (p, reply) in pairs.iter().zip(replies) {
+            match reply {
+                Value::Int(1) | Value::Okay => Progress::add(&progress.done, 1),
+                Value::Int(0) => existing.push(p),
+                Value::ServerError(e) if e.details().is_some_and(|d| d.contains("no such key")) => {
+                    Progress::add(&progress.vanished, 1)
+                }
+                Value::ServerError(e) if is_fatal_for_run(&e) => return Err(command_error(&mut self.src, p.src_slot, op, &p.src, e)),
+                Value::ServerError(e) => samples.failure(progress, &self.src.label(p.src_slot), &p.src, e),
+                other => return Err(protocol(op, &other)),
+            }
+        }
+        if existing.is_empty() {
+            return Ok(());
+        }
+        // Target exists: identical content and expiry means a rerun, anything else a conflict.
+        let mut cmds = Vec::new();
+        for p in &existing {
+            for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), ("PEXPIRETIME", &p.src), ("PEXPIRETIME", &p.dst)] {
+                let mut cmd = redis::cmd(c);
+                cmd.arg(k);
+                cmds.push(Routed { slot: p.src_slot, cmd });
+            }
+        }
+        let replies = self.src.run("DUMP", &cmds)?;
+        let mut identical = Vec::new();
+        for (p, r) in existing.iter().zip(replies.chunks(4)) {
+            let same = matches!(&r[0], Value::BulkString(_))
+                && r[2] == r[3]
+                && (r[0] == r[1] || {
+                    let con = self.src.conn_for(p.src_slot)?;
+                    compare::read(con, &p.src)?.same_as(&compare::read(con, &p.dst)?)
+                });
+            if same {
+                Progress::add(&progress.unchanged, 1);
+                identical.push(*p);
+            } else if matches!(r[0], Value::Nil) {
+                Progress::add(&progress.vanished, 1);
+            } else {
+                samples.conflict(progress, &p.src);
+            }
+        }
+        if self.opts.move_keys && !identical.is_empty() {
+            // The target already holds this exact value: the move is complete once the source goes.
+            self.unlink_sources(&identical)?;
+        }
+        Ok(())
+    }
+
+    /// `DUMP` + `PEXPIRETIME` from the source, `RESTORE … ABSTTL` on the target key's master,
+    /// then (for a move) `UNLINK` of the sources whose target is confirmed.
+    fn dump_restore(&mut self, pairs: &[Pair], progress: &Progress, samples: &Samples) -> Result<()> {
+        let ttl_cmd = if self.src_abs_ttl { "PEXPIRETIME" } else { "PTTL" };
+        let mut cmds = Vec::with_capacity(pairs.len() * 2);
+        for p in pairs {
+            let mut dump = redis::cmd("DUMP");
+            dump.arg(&p.src);
+            let mut ttl = redis::cmd(ttl_cmd);
+            ttl.arg(&p.src);
+            cmds.push(Routed { slot: p.src_slot, cmd: dump });
+            cmds.push(Routed { slot: p.src_slot, cmd: ttl });
+        }
+        let replies = self.src.run("DUMP", &cmds)?;
         let now = now_ms();
-        // (source key, target key, payload, ttl argument for RESTORE)
-        let mut items = Vec::with_capacity(keys.len());
-        for (key, r) in keys.iter().zip(replies.chunks(2)) {
+        // (pair, payload, ttl argument for RESTORE)
+        let mut items = Vec::with_capacity(pairs.len());
+        for (p, r) in pairs.iter().zip(replies.chunks(2)) {
             let (payload, ttl) = match (&r[0], &r[1]) {
-                (Value::BulkString(p), Value::Int(t)) => (p, *t),
+                (Value::BulkString(payload), Value::Int(t)) => (payload, *t),
                 (Value::Nil, _) | (_, Value::Int(-2)) => {
                     Progress::add(&progress.vanished, 1);
                     continue;
                 }
                 (Value::ServerError(e), _) | (_, Value::ServerError(e)) => {
-                    samples.failure(progress, self.src.addr(), key, e);
+                    samples.failure(progress, &self.src.label(p.src_slot), &p.src, e);
                     continue;
                 }
-                (other, _) => return Err(protocol(&self.src, "DUMP", other)),
+                (other, _) => return Err(protocol("DUMP", other)),
             };
             let ttl = match ttl {
                 -1 => 0,
@@ -211,24 +244,28 @@ impl DumpRestore {
                 }
                 t => t,
             };
-            items.push((key, self.opts.from.rewrite(key, &self.opts.to), payload.clone(), ttl));
+            items.push((p, payload.clone(), ttl));
         }
         if items.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for (_, dst, payload, ttl) in &items {
-            pipe.cmd("RESTORE").arg(dst).arg(*ttl).arg(payload);
-            if self.src_abs_ttl && *ttl > 0 {
-                pipe.arg("ABSTTL");
-            }
-            if self.opts.replace {
-                pipe.arg("REPLACE");
-            }
-        }
-        let replies: Vec<Value> = self.dst.retry("RESTORE", None, |c| pipe.query(c))?;
-        let mut restored: Vec<&Vec<u8>> = Vec::new();
+        let (abs, replace) = (self.src_abs_ttl, self.opts.replace);
+        let cmds: Vec<Routed> = items
+            .iter()
+            .map(|(p, payload, ttl)| {
+                let mut cmd = redis::cmd("RESTORE");
+                cmd.arg(&p.dst).arg(*ttl).arg(payload);
+                if abs && *ttl > 0 {
+                    cmd.arg("ABSTTL");
+                }
+                if replace {
+                    cmd.arg("REPLACE");
+                }
+                Routed { slot: p.dst_slot, cmd }
+            })
+            .collect();
+        let replies = self.dst_router().run("RESTORE", &cmds)?;
+        let mut restored: Vec<&Pair> = Vec::new();
         let mut busy = Vec::new();
         for (item, reply) in items.iter().zip(replies) {
             match reply {
@@ -240,30 +277,36 @@ impl DumpRestore {
                 Value::ServerError(e) if is_fatal_for_run(&e) => {
                     if e.details().is_some_and(|d| d.contains("DUMP payload version")) {
                         return Err(Error::Refused(format!(
-                            "{} (Redis {}) refuses the source's DUMP payloads: they come from a newer Redis; \
+                            "the target (Redis {}) refuses the source's DUMP payloads: they come from a newer Redis; \
                              copy to a server of the same or a newer version",
-                            self.dst.addr(),
                             self.dst_version
                         )));
                     }
-                    return Err(command_error(&self.dst, "RESTORE", &item.1, e));
+                    let slot = item.0.dst_slot;
+                    let dst = &item.0.dst;
+                    let router = self.dst.as_mut().unwrap_or(&mut self.src);
+                    return Err(command_error(router, slot, "RESTORE", dst, e));
                 }
-                Value::ServerError(e) => samples.failure(progress, self.dst.addr(), &item.1, e),
-                other => return Err(protocol(&self.dst, "RESTORE", &other)),
+                Value::ServerError(e) => {
+                    let label = self.dst_router().label(item.0.dst_slot);
+                    samples.failure(progress, &label, &item.0.dst, e)
+                }
+                other => return Err(protocol("RESTORE", &other)),
             }
         }
         if !busy.is_empty() {
-            let mut pipe = redis::pipe();
-            for (_, dst, _, _) in &busy {
-                pipe.cmd("DUMP").arg(dst).cmd(ttl_cmd).arg(dst);
-            }
-            let replies: Vec<Value> = self.dst.retry("DUMP", None, |c| pipe.query(c))?;
-            for ((src, dst, payload, ttl), r) in busy.iter().zip(replies.chunks(2)) {
-                let same_payload = match &r[0] {
-                    Value::BulkString(p) if p == payload => true,
-                    Value::BulkString(_) => compare::same_content(&mut self.src, src, Some(&mut self.dst), dst)?,
-                    _ => false,
-                };
+            let cmds: Vec<Routed> = busy
+                .iter()
+                .flat_map(|(p, _, _)| {
+                    let mut dump = redis::cmd("DUMP");
+                    dump.arg(&p.dst);
+                    let mut ttl = redis::cmd(ttl_cmd);
+                    ttl.arg(&p.dst);
+                    [Routed { slot: p.dst_slot, cmd: dump }, Routed { slot: p.dst_slot, cmd: ttl }]
+                })
+                .collect();
+            let replies = self.dst_router().run("DUMP", &cmds)?;
+            for ((p, payload, ttl), r) in busy.iter().zip(replies.chunks(2)) {
                 let same_ttl = match (&r[1], self.src_abs_ttl) {
                     (Value::Int(-1), _) => *ttl == 0,
                     (Value::Int(t), true) => t == ttl,
@@ -271,17 +314,39 @@ impl DumpRestore {
                     (Value::Int(t), false) => *ttl > 0 && (t - ttl).abs() <= 1000,
                     _ => false,
                 };
-                if same_payload && same_ttl {
+                let same = same_ttl
+                    && match &r[0] {
+                        Value::BulkString(b) if b == payload => true,
+                        Value::BulkString(_) => {
+                            let theirs = compare::read(self.dst_router().conn_for(p.dst_slot)?, &p.dst)?;
+                            compare::read(self.src.conn_for(p.src_slot)?, &p.src)?.same_as(&theirs)
+                        }
+                        _ => false,
+                    };
+                if same {
                     Progress::add(&progress.unchanged, 1);
-                    restored.push(src);
+                    restored.push(p);
                 } else {
-                    samples.conflict(progress, src);
+                    samples.conflict(progress, &p.src);
                 }
             }
         }
         if self.opts.move_keys && !restored.is_empty() {
-            self.src.retry("UNLINK", None, |c| redis::cmd("UNLINK").arg(&restored).query::<u64>(c))?;
+            self.unlink_sources(&restored)?;
         }
+        Ok(())
+    }
+
+    fn unlink_sources(&mut self, pairs: &[&Pair]) -> Result<()> {
+        let cmds: Vec<Routed> = pairs
+            .iter()
+            .map(|p| {
+                let mut cmd = redis::cmd("UNLINK");
+                cmd.arg(&p.src);
+                Routed { slot: p.src_slot, cmd }
+            })
+            .collect();
+        self.src.run("UNLINK", &cmds)?;
         Ok(())
     }
 }
@@ -295,18 +360,24 @@ fn dry_run(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let samples = Samples::new(engine.keep_samples);
-    let mut dst = target.masters().first().ok_or_else(|| Error::Refused("the target has no master".into()))?.connect()?;
+    let mut dst = Router::new(target)?;
+    let cluster = target.is_cluster();
     let mut sample = Vec::new();
     for batch in scan(source, &opts.from, engine, progress.clone())? {
         let keys = batch?;
-        let targets: Vec<Vec<u8>> = keys.iter().map(|k| opts.from.rewrite(k, &opts.to)).collect();
-        let mut pipe = redis::pipe();
-        for t in &targets {
-            pipe.cmd("EXISTS").arg(t);
-        }
-        let exists: Vec<u8> = dst.retry("EXISTS", None, |c| pipe.query(c))?;
+        let cmds: Vec<Routed> = keys
+            .iter()
+            .map(|k| {
+                let t = opts.from.rewrite(k, &opts.to);
+                let slot = if cluster { key_slot(&t) } else { 0 };
+                let mut cmd = redis::cmd("EXISTS");
+                cmd.arg(t);
+                Routed { slot, cmd }
+            })
+            .collect();
+        let exists = dst.run("EXISTS", &cmds)?;
         for (key, e) in keys.iter().zip(exists) {
-            if e == 1 && !opts.replace {
+            if e == Value::Int(1) && !opts.replace {
                 samples.conflict(&progress, key);
             } else {
                 Progress::add(&progress.done, 1);
@@ -325,10 +396,10 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn command_error(con: &NodeConn, op: &'static str, key: &[u8], e: redis::ServerError) -> Error {
-    Error::Command { addr: con.addr().to_string(), op, key: Some(key.to_vec()), source: e.into() }
+fn command_error(router: &mut Router, slot: u16, op: &'static str, key: &[u8], e: redis::ServerError) -> Error {
+    Error::Command { addr: router.label(slot), op, key: Some(key.to_vec()), source: e.into() }
 }
 
-fn protocol(con: &NodeConn, op: &'static str, v: &Value) -> Error {
-    Error::Protocol { addr: con.addr().to_string(), op, detail: format!("{v:?}") }
+fn protocol(op: &'static str, v: &Value) -> Error {
+    Error::Protocol { addr: "psor".into(), op, detail: format!("{v:?}") }
 }

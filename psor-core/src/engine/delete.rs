@@ -1,14 +1,20 @@
 //! Deleting every key under a prefix: `UNLINK` in pipelined batches, overlapped with the scan.
 //!
 //! `UNLINK` frees big values in the background, so a large PPT entry never blocks the server
-//! the way `DEL` would. A dry run scans and counts, keeps a sample, and writes nothing.
+//! the way `DEL` would. On one server a batch is one multi-key `UNLINK`; on a cluster the
+//! batch is grouped by slot, one `UNLINK` per slot, so no command ever spans two slots. A
+//! dry run scans and counts, keeps a sample, and writes nothing.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use redis::Value;
+
+use super::router::{Routed, Router};
 use super::{run, scan, EngineOptions, Outcome, Samples, Writer};
-use crate::connect::{NodeConn, Psor};
-use crate::error::Result;
+use crate::connect::{key_slot, Psor};
+use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::Progress;
 
@@ -24,20 +30,50 @@ pub struct DeleteOptions {
 }
 
 struct Unlinker {
-    con: NodeConn,
+    router: Router,
+    cluster: bool,
 }
 
 impl Writer for Unlinker {
     fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, _: &Samples) -> Result<()> {
-        // One multi-key UNLINK per batch: on a standalone server every key lives in the same
-        // keyspace. Retrying is safe (UNLINK is idempotent); a key deleted by a lost first
-        // attempt is then counted as vanished, never as deleted twice.
-        let removed: u64 = self.con.retry("UNLINK", keys.first().map(Vec::as_slice), |c| {
-            redis::cmd("UNLINK").arg(&keys).query(c)
-        })?;
+        let mut groups: BTreeMap<u16, Vec<&Vec<u8>>> = BTreeMap::new();
+        for k in &keys {
+            groups.entry(if self.cluster { key_slot(k) } else { 0 }).or_default().push(k);
+        }
+        let cmds: Vec<Routed> = groups
+            .into_iter()
+            .map(|(slot, ks)| {
+                let mut cmd = redis::cmd("UNLINK");
+                cmd.arg(ks);
+                Routed { slot, cmd }
+            })
+            .collect();
+        // Retrying is safe (UNLINK is idempotent); a key deleted by a lost first attempt is
+        // then counted as vanished, never as deleted twice.
+        let mut removed = 0u64;
+        for (reply, routed) in self.router.run("UNLINK", &cmds)?.into_iter().zip(&cmds) {
+            match reply {
+                Value::Int(n) => removed += n as u64,
+                Value::ServerError(e) => {
+                    return Err(Error::Command {
+                        addr: self.router.label(routed.slot),
+                        op: "UNLINK",
+                        key: keys.first().cloned(),
+                        source: e.into(),
+                    })
+                }
+                other => {
+                    return Err(Error::Protocol { addr: self.router.label(routed.slot), op: "UNLINK", detail: format!("{other:?}") })
+                }
+            }
+        }
         Progress::add(&progress.done, removed);
         Progress::add(&progress.vanished, (keys.len() as u64).saturating_sub(removed));
         Ok(())
+    }
+
+    fn unstable(&self) -> BTreeSet<u16> {
+        self.router.unstable.clone()
     }
 }
 
@@ -58,5 +94,5 @@ pub fn delete(psor: &Psor, opts: &DeleteOptions, engine: &EngineOptions, progres
         outcome.sample = sample;
         return Ok(outcome);
     }
-    run(psor, &opts.prefix, engine, &progress, |node| Ok(Unlinker { con: node.connect()? }))
+    run(psor, &opts.prefix, engine, &progress, || Ok(Unlinker { router: Router::new(psor)?, cluster: psor.is_cluster() }))
 }

@@ -9,16 +9,21 @@
 mod compare;
 mod copy;
 mod delete;
+mod pacing;
+mod router;
 mod scan;
 
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
+pub use pacing::Pacing;
 pub use scan::{scan, KeyStream};
 
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::connect::{Node, Psor};
+use crate::connect::{Psor, SlotMap, Topology, SLOTS};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
@@ -36,11 +41,13 @@ pub struct EngineOptions {
     pub queue_depth: usize,
     /// How many failures and conflicts are kept (with their keys) for the report.
     pub keep_samples: usize,
+    /// Staying gentle on a live server: a keys/s cap and a latency bound.
+    pub pacing: Pacing,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { scan_count: 1000, batch_size: 1000, writers: 2, queue_depth: 4, keep_samples: 100 }
+        EngineOptions { scan_count: 1000, batch_size: 1000, writers: 2, queue_depth: 4, keep_samples: 100, pacing: Pacing::default() }
     }
 }
 
@@ -71,6 +78,8 @@ pub struct Outcome {
     pub sample: Vec<String>,
     /// Wall time of the run.
     pub seconds: f64,
+    /// Time writers waited because of pacing (`rate`, `max_latency`).
+    pub paused_seconds: f64,
 }
 
 /// Collects samples of failures and conflicts from several threads, up to a limit.
@@ -110,6 +119,7 @@ impl Samples {
             conflict_keys: self.conflicts.into_inner().unwrap_or_else(|p| p.into_inner()),
             sample: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
+            paused_seconds: 0.0,
         }
     }
 }
@@ -117,29 +127,38 @@ impl Samples {
 /// A writer: owns its connections and handles one batch of source keys at a time.
 pub(crate) trait Writer: Send {
     fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()>;
+    /// Cluster slots that redirected or changed master while this writer worked.
+    fn unstable(&self) -> BTreeSet<u16> {
+        BTreeSet::new()
+    }
 }
 
 /// Runs scanner → writers on every master and returns the outcome. `make_writer` opens a
-/// writer's connections for the master it serves.
+/// writer's connections. On a cluster, the slots whose master changed during the run (a
+/// failover, a migration, a master that died mid-scan) are swept again at the end with
+/// `CLUSTER GETKEYSINSLOT`, so no key is missed; a key may then be seen twice, which every
+/// writer tolerates.
 pub(crate) fn run<W: Writer>(
     psor: &Psor,
     prefix: &KeyPrefix,
     opts: &EngineOptions,
     progress: &Progress,
-    make_writer: impl Fn(&Node) -> Result<W> + Sync,
+    make_writer: impl Fn() -> Result<W> + Sync,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    progress.total_keys.store(psor.dbsize()?, std::sync::atomic::Ordering::Relaxed);
+    progress.total_keys.store(psor.dbsize()?, Relaxed);
     let samples = Samples::new(opts.keep_samples);
     // Open every connection before the first write, so a bad password or an unreachable
     // server stops the run before it has done anything.
     let mut plans = Vec::new();
     for node in psor.masters() {
         let scanner = node.connect()?;
-        let writers = (0..opts.writers.max(1)).map(|_| make_writer(node)).collect::<Result<Vec<_>>>()?;
-        plans.push((scanner, writers));
+        let writers = (0..opts.writers.max(1)).map(|_| make_writer()).collect::<Result<Vec<_>>>()?;
+        plans.push((node.clone(), scanner, writers));
     }
+    let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let unstable: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let fail = |e: Error| {
         progress.cancel();
         let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,37 +166,106 @@ pub(crate) fn run<W: Writer>(
             *slot = Some(e);
         }
     };
-    let (fail, samples_ref) = (&fail, &samples);
+    let (fail, samples_ref, unstable_ref, pacer_ref) = (&fail, &samples, &unstable, &pacer);
+    let mut spare: Option<W> = None;
+    let spare_slot = Mutex::new(&mut spare);
     std::thread::scope(|s| {
-        for (mut scanner, writers) in plans {
+        for (node, mut scanner, writers) in plans {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(opts.queue_depth.max(1));
             for mut writer in writers {
                 let rx = rx.clone();
+                let spare_slot = &spare_slot;
                 s.spawn(move || {
                     for batch in rx.iter() {
                         if progress.is_cancelled() {
                             return fail(Error::Interrupted);
                         }
+                        pacer_ref.admit(batch.len());
                         if let Err(e) = writer.write(batch, progress, samples_ref) {
                             return fail(e);
                         }
+                    }
+                    unstable_ref.lock().unwrap_or_else(|p| p.into_inner()).extend(writer.unstable());
+                    let mut spare = spare_slot.lock().unwrap_or_else(|p| p.into_inner());
+                    if spare.is_none() {
+                        **spare = Some(writer);
                     }
                 });
             }
             drop(rx);
             s.spawn(move || {
                 let result = scan::scan_node(&mut scanner, prefix, opts, progress, |batch| tx.send(batch).is_ok());
-                if let Err(e) = result {
-                    fail(e);
+                match result {
+                    Ok(()) => {}
+                    // A cluster master that died mid-scan: whoever serves its slots now is
+                    // swept at the end instead of failing the run.
+                    Err(e) if psor.is_cluster() && router::is_node_gone(&e) => {
+                        if let (Topology::Cluster(map), Some(hp)) = (psor.topology(), node.host_port()) {
+                            unstable_ref.lock().unwrap_or_else(|p| p.into_inner()).extend(map.slots_of(hp));
+                        }
+                    }
+                    Err(e) => fail(e),
                 }
             });
         }
     });
-    progress.scan_finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let paused = pacer.stop();
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    Ok(samples.into_outcome(progress, started, false))
+    let mut unstable = unstable.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let (Topology::Cluster(before), Some(writer)) = (psor.topology(), spare.as_mut()) {
+        if let Some(after) = psor.rediscover()? {
+            for slot in 0..SLOTS as u16 {
+                if before.master_of(slot) != after.master_of(slot) {
+                    unstable.insert(slot);
+                }
+            }
+            unstable.extend(before.migrating.iter().chain(&after.migrating).copied());
+            sweep(psor, &after, prefix, &unstable, writer, progress, &samples)?;
+        }
+    }
+    progress.scan_finished.store(true, Relaxed);
+    let mut outcome = samples.into_outcome(progress, started, false);
+    outcome.paused_seconds = paused;
+    Ok(outcome)
+}
+
+/// Feeds every key under `prefix` in `slots` (on whichever master holds it now) to `writer`.
+fn sweep<W: Writer>(
+    psor: &Psor,
+    map: &SlotMap,
+    prefix: &KeyPrefix,
+    slots: &BTreeSet<u16>,
+    writer: &mut W,
+    progress: &Progress,
+    samples: &Samples,
+) -> Result<()> {
+    if slots.is_empty() {
+        return Ok(());
+    }
+    for master in &map.masters {
+        let mut con = psor.node_at(master).connect()?;
+        let mut pipe = redis::pipe();
+        for &slot in slots {
+            pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot);
+        }
+        let counts: Vec<u64> = con.retry("CLUSTER COUNTKEYSINSLOT", None, |c| pipe.query(c))?;
+        for (&slot, n) in slots.iter().zip(counts) {
+            if n == 0 {
+                continue;
+            }
+            let keys: Vec<Vec<u8>> = con.retry("CLUSTER GETKEYSINSLOT", None, |c| {
+                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(n).query(c)
+            })?;
+            let mine: Vec<Vec<u8>> = keys.into_iter().filter(|k| prefix.matches(k)).collect();
+            if !mine.is_empty() {
+                Progress::add(&progress.matched, mine.len() as u64);
+                writer.write(mine, progress, samples)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Server errors that will fail every key the same way (out of memory, no permission, a

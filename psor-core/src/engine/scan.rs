@@ -27,9 +27,16 @@ pub(crate) fn scan_node(
     let batch_size = opts.batch_size.max(1);
     let mut cursor: u64 = 0;
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(batch_size);
+    let mut restarts = con.restarts();
     loop {
         if progress.is_cancelled() {
             return Err(Error::Interrupted);
+        }
+        if con.restarts() != restarts {
+            // The server restarted (or Sentinel failed over to another one) while we paged:
+            // the cursor means nothing there. Start over; duplicates are fine, misses are not.
+            restarts = con.restarts();
+            cursor = 0;
         }
         // Re-sending the same cursor after a dropped connection is safe: SCAN is stateless.
         let (next, keys): (u64, Vec<Vec<u8>>) = con.retry("SCAN", None, |c| {
@@ -44,6 +51,9 @@ pub(crate) fn scan_node(
                     return Ok(());
                 }
             }
+        }
+        if con.restarts() != restarts {
+            continue;
         }
         cursor = next;
         if cursor == 0 {

@@ -1,0 +1,236 @@
+//! Sending each command to the node that serves its key's slot.
+//!
+//! On one server everything goes into one pipeline. On a cluster the commands of a batch are
+//! grouped by master, one pipeline each, and the replies are put back in order. A `MOVED`
+//! reply updates the slot map and resends to the new owner, `ASK` resends with `ASKING`,
+//! `TRYAGAIN`/`CLUSTERDOWN` wait and resend, and a master that stops answering makes the
+//! router ask the cluster who serves its slots now. So CROSSSLOT and redirections never
+//! reach the user. Every slot that redirected is remembered: the run sweeps those slots
+//! again at the end, so a key moved during the run is not missed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use redis::Value;
+
+use crate::connect::{HostPort, NodeConn, Psor, SlotMap, Topology};
+use crate::error::{Error, Result};
+
+/// A command and the slot of the key it acts on.
+pub(crate) struct Routed {
+    pub slot: u16,
+    pub cmd: redis::Cmd,
+}
+
+/// Redirection rounds before a command counts as failed.
+const MAX_ROUNDS: usize = 10;
+
+/// Routes pipelines to the right master; one per writer thread (it owns its connections).
+pub(crate) struct Router {
+    psor: Psor,
+    map: Option<SlotMap>,
+    conns: HashMap<HostPort, NodeConn>,
+    single: Option<NodeConn>,
+    /// Slots that redirected or whose master changed while this router worked.
+    pub unstable: BTreeSet<u16>,
+}
+
+impl Router {
+    pub(crate) fn new(psor: &Psor) -> Result<Router> {
+        match psor.topology() {
+            Topology::Single => Ok(Router {
+                psor: psor.clone(),
+                map: None,
+                conns: HashMap::new(),
+                single: Some(psor.masters()[0].connect()?),
+                unstable: BTreeSet::new(),
+            }),
+            Topology::Cluster(map) => Ok(Router {
+                psor: psor.clone(),
+                map: Some(map.clone()),
+                conns: HashMap::new(),
+                single: None,
+                unstable: BTreeSet::new(),
+            }),
+        }
+    }
+
+    /// `host:port` of the master serving `slot`, for messages.
+    pub(crate) fn label(&mut self, slot: u16) -> String {
+        match &self.map {
+            None => self.single.as_ref().map(|c| c.addr().to_string()).unwrap_or_default(),
+            Some(map) => map.master_of(slot).map(ToString::to_string).unwrap_or_else(|| format!("slot {slot}")),
+        }
+    }
+
+    /// The connection serving `slot` (the only one on a single server).
+    pub(crate) fn conn_for(&mut self, slot: u16) -> Result<&mut NodeConn> {
+        let Some(map) = &self.map else {
+            return Ok(self.single.as_mut().expect("a single-server router has its connection"));
+        };
+        let hp = map
+            .master_of(slot)
+            .cloned()
+            .ok_or_else(|| Error::Refused(format!("no master serves slot {slot}; is the cluster down?")))?;
+        self.conn_at(&hp)
+    }
+
+    fn conn_at(&mut self, hp: &HostPort) -> Result<&mut NodeConn> {
+        if !self.conns.contains_key(hp) {
+            let con = self.psor.node_at(hp).connect()?;
+            self.conns.insert(hp.clone(), con);
+        }
+        Ok(self.conns.get_mut(hp).expect("inserted above"))
+    }
+
+    /// Sends every command to the master of its slot and returns the replies in order.
+    /// Server errors other than redirections come back as `Value::ServerError`.
+    pub(crate) fn run(&mut self, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
+        if self.map.is_none() {
+            let con = self.single.as_mut().expect("a single-server router has its connection");
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for c in cmds {
+                pipe.add_command(c.cmd.clone());
+            }
+            return con.retry(op, None, |c| pipe.query(c));
+        }
+        let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
+        // (index, ASK target) still to send.
+        let mut pending: Vec<(usize, Option<HostPort>)> = (0..cmds.len()).map(|i| (i, None)).collect();
+        for round in 0..MAX_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            if round > 0 {
+                std::thread::sleep(Duration::from_millis(20 << round.min(6)));
+            }
+            let mut by_node: HashMap<HostPort, Vec<(usize, bool)>> = HashMap::new();
+            for (i, ask) in std::mem::take(&mut pending) {
+                let (hp, asking) = match ask {
+                    Some(hp) => (hp, true),
+                    None => match self.map.as_ref().and_then(|m| m.master_of(cmds[i].slot)) {
+                        Some(hp) => (hp.clone(), false),
+                        None => {
+                            self.refresh()?;
+                            pending.push((i, None));
+                            continue;
+                        }
+                    },
+                };
+                by_node.entry(hp).or_default().push((i, asking));
+            }
+            for (hp, items) in by_node {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for &(i, asking) in &items {
+                    if asking {
+                        pipe.cmd("ASKING").ignore();
+                    }
+                    pipe.add_command(cmds[i].cmd.clone());
+                }
+                let sent = self.conn_at(&hp).and_then(|con| con.retry(op, None, |c| pipe.query::<Vec<Value>>(c)));
+                let values = match sent {
+                    Ok(v) => v,
+                    Err(e) if is_node_gone(&e) => {
+                        // The master stopped answering: ask the cluster who serves its slots now.
+                        self.conns.remove(&hp);
+                        self.refresh()?;
+                        pending.extend(items.iter().map(|&(i, _)| (i, None)));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for (&(i, _), v) in items.iter().zip(values) {
+                    match redirect(&v) {
+                        Some(Redirect::Moved(slot, to)) => {
+                            self.unstable.insert(slot);
+                            if let Some(map) = self.map.as_mut() {
+                                set_owner(map, slot, to);
+                            }
+                            pending.push((i, None));
+                        }
+                        Some(Redirect::Ask(slot, to)) => {
+                            self.unstable.insert(slot);
+                            pending.push((i, Some(to)));
+                        }
+                        Some(Redirect::Wait) => {
+                            self.unstable.insert(cmds[i].slot);
+                            pending.push((i, None));
+                        }
+                        None => replies[i] = Some(v),
+                    }
+                }
+            }
+        }
+        if let Some(&(i, _)) = pending.first() {
+            return Err(Error::Protocol {
+                addr: self.psor.spec().redacted(),
+                op,
+                detail: format!("slot {} kept redirecting after {MAX_ROUNDS} rounds", cmds[i].slot),
+            });
+        }
+        Ok(replies.into_iter().map(|v| v.expect("every command got a reply")).collect())
+    }
+
+    fn refresh(&mut self) -> Result<()> {
+        if let Some(new) = self.psor.rediscover()? {
+            if let Some(old) = &self.map {
+                for s in 0..new.owner.len() {
+                    if old.master_of(s as u16) != new.master_of(s as u16) {
+                        self.unstable.insert(s as u16);
+                    }
+                }
+            }
+            self.unstable.extend(new.migrating.iter().copied());
+            self.map = Some(new);
+        }
+        Ok(())
+    }
+}
+
+enum Redirect {
+    Moved(u16, HostPort),
+    Ask(u16, HostPort),
+    Wait,
+}
+
+fn redirect(v: &Value) -> Option<Redirect> {
+    let Value::ServerError(e) = v else { return None };
+    match e.code() {
+        code @ ("MOVED" | "ASK") => {
+            let mut parts = e.details()?.split_whitespace();
+            let slot: u16 = parts.next()?.parse().ok()?;
+            let (host, port) = parts.next()?.rsplit_once(':')?;
+            let to = HostPort { host: host.trim_matches(['[', ']']).to_string(), port: port.parse().ok()? };
+            Some(if code == "MOVED" { Redirect::Moved(slot, to) } else { Redirect::Ask(slot, to) })
+        }
+        "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" => Some(Redirect::Wait),
+        _ => None,
+    }
+}
+
+fn set_owner(map: &mut SlotMap, slot: u16, to: HostPort) {
+    let idx = match map.masters.iter().position(|m| *m == to) {
+        Some(i) => i,
+        None => {
+            map.masters.push(to);
+            map.masters.len() - 1
+        }
+    };
+    map.owner[slot as usize] = idx as u16;
+}
+
+/// A failure that means "this node is not (or no longer) a usable master".
+pub(crate) fn is_node_gone(e: &Error) -> bool {
+    match e {
+        Error::Connect { .. } => true,
+        Error::Command { source, .. } => {
+            source.is_io_error()
+                || source.is_timeout()
+                || source.is_connection_dropped()
+                || matches!(source.code(), Some("READONLY" | "MASTERDOWN" | "CLUSTERDOWN" | "LOADING"))
+        }
+        _ => false,
+    }
+}
