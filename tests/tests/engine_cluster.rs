@@ -1,0 +1,139 @@
+//! The engine on a real 3-master Redis Cluster: the standalone guarantees hold (only the
+//! prefix, every type, exact expiry, conflicts left alone), across slots and across
+//! topologies (cluster → standalone → cluster), and the vendor's node list finds the cluster.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use psor_core::connect::{ConnectOptions, Psor, PsorSpec};
+use psor_core::engine::{self, CopyOptions, DeleteOptions, EngineOptions, Outcome};
+use psor_core::keys::KeyPrefix;
+use psor_core::progress::Progress;
+use psor_tests::{keyspace_digest, keyspace_digest_cluster, populate_all_types, unique_prefix, KeyState, RedisCluster, RedisServer};
+
+fn connect(spec: &str) -> Psor {
+    Psor::connect(&PsorSpec::parse(spec).unwrap(), &ConnectOptions::default()).unwrap()
+}
+
+fn small_batches() -> EngineOptions {
+    EngineOptions { scan_count: 50, batch_size: 37, writers: 2, ..EngineOptions::default() }
+}
+
+fn prefix(s: &str) -> KeyPrefix {
+    KeyPrefix::new(s.as_bytes()).unwrap()
+}
+
+fn copy_opts(from: &str, to: &str) -> CopyOptions {
+    CopyOptions { from: prefix(from), to: prefix(to), replace: false, move_keys: false, dry_run: false, sample: 5 }
+}
+
+fn copy(source: &Psor, target: Option<&Psor>, opts: &CopyOptions) -> Outcome {
+    engine::copy(source, target, opts, &small_batches(), Arc::new(Progress::new())).unwrap()
+}
+
+fn delete(psor: &Psor, p: &str, dry_run: bool) -> Outcome {
+    let opts = DeleteOptions { prefix: prefix(p), dry_run, sample: 5 };
+    engine::delete(psor, &opts, &small_batches(), Arc::new(Progress::new())).unwrap()
+}
+
+fn renamed(d: &BTreeMap<Vec<u8>, KeyState>, from: &str, to: &str) -> BTreeMap<Vec<u8>, KeyState> {
+    d.iter()
+        .map(|(k, v)| ([to.as_bytes(), &k[from.len()..]].concat(), v.clone()))
+        .collect()
+}
+
+fn outside(cluster: &RedisCluster, ns: &str, excluded: &[&str]) -> BTreeMap<Vec<u8>, KeyState> {
+    let mut d = keyspace_digest_cluster(cluster, ns.as_bytes());
+    d.retain(|k, _| !excluded.iter().any(|e| k.starts_with(e.as_bytes())));
+    d
+}
+
+#[test]
+fn delete_copy_and_move_across_slots() {
+    let cluster = RedisCluster::start(3, 0);
+    let mut conn = cluster.cluster_conn();
+    let ns = unique_prefix("cluster");
+    let (a, b, c) = (format!("{ns}MyPAC_8.0:"), format!("{ns}MyPAC_9.0:"), format!("{ns}MyPAC_9.1:"));
+    populate_all_types(&mut conn, a.as_bytes(), 240);
+    for nb in ["MyPAC_8.01:", "MyPAC_8.0", "MyPAC2_8.0:"] {
+        populate_all_types(&mut conn, format!("{ns}{nb}").as_bytes(), 18);
+    }
+    let original = keyspace_digest_cluster(&cluster, a.as_bytes());
+    assert_eq!(original.len(), 240);
+    let psor = connect(&cluster.url());
+    assert!(psor.is_cluster());
+    assert_eq!(psor.masters().len(), 3);
+
+    // Copy across slots (DUMP/RESTORE routed by the target's slot), then a rerun.
+    let before = outside(&cluster, &ns, &[&b]);
+    let out = copy(&psor, None, &copy_opts(&a, &b));
+    assert_eq!((out.counts.matched, out.counts.done, out.counts.conflicts, out.counts.failed), (240, 240, 0, 0));
+    assert_eq!(keyspace_digest_cluster(&cluster, b.as_bytes()), renamed(&original, &a, &b));
+    assert_eq!(outside(&cluster, &ns, &[&b]), before, "a key outside the target changed");
+    let again = copy(&psor, None, &copy_opts(&a, &b));
+    assert_eq!((again.counts.done, again.counts.unchanged, again.counts.conflicts), (0, 240, 0));
+
+    // Move: the sources go once their copies are confirmed.
+    let mut mv = copy_opts(&b, &c);
+    mv.move_keys = true;
+    let out = copy(&psor, None, &mv);
+    assert_eq!((out.counts.done, out.counts.failed), (240, 0));
+    assert!(keyspace_digest_cluster(&cluster, b.as_bytes()).is_empty());
+    assert_eq!(keyspace_digest_cluster(&cluster, c.as_bytes()), renamed(&original, &a, &c));
+
+    // Delete: grouped by slot, nothing next to the prefix touched.
+    let before = outside(&cluster, &ns, &[&a]);
+    let dry = delete(&psor, &a, true);
+    assert_eq!(dry.counts.matched, 240);
+    let out = delete(&psor, &a, false);
+    assert_eq!((out.counts.matched, out.counts.done, out.counts.failed), (240, 240, 0));
+    assert!(keyspace_digest_cluster(&cluster, a.as_bytes()).is_empty());
+    assert_eq!(keyspace_digest_cluster(&cluster, ns.as_bytes()), before);
+}
+
+#[test]
+fn hash_tagged_keys_copy_inside_their_slot() {
+    // Keys whose source and target share a hash tag stay in one slot: COPY / RENAMENX.
+    let cluster = RedisCluster::start(3, 0);
+    let mut conn = cluster.cluster_conn();
+    let ns = unique_prefix("tagged");
+    let a = format!("{{{ns}}}a:");
+    let b = format!("{{{ns}}}b:");
+    populate_all_types(&mut conn, a.as_bytes(), 60);
+    let original = keyspace_digest_cluster(&cluster, a.as_bytes());
+    let psor = connect(&cluster.url());
+    let out = copy(&psor, None, &copy_opts(&a, &b));
+    assert_eq!((out.counts.done, out.counts.failed), (60, 0));
+    assert_eq!(keyspace_digest_cluster(&cluster, b.as_bytes()), renamed(&original, &a, &b));
+}
+
+#[test]
+fn cluster_to_standalone_and_back() {
+    let cluster = RedisCluster::start(3, 0);
+    let server = RedisServer::start();
+    let ns = unique_prefix("xtopo");
+    let (a, b, c) = (format!("{ns}a:"), format!("{ns}b:"), format!("{ns}c:"));
+    populate_all_types(&mut cluster.cluster_conn(), a.as_bytes(), 150);
+    let original = keyspace_digest_cluster(&cluster, a.as_bytes());
+    let (pc, ps) = (connect(&cluster.url()), connect(&server.url()));
+
+    let out = copy(&pc, Some(&ps), &copy_opts(&a, &b));
+    assert_eq!((out.counts.done, out.counts.failed), (150, 0));
+    assert_eq!(keyspace_digest(&mut server.admin_conn(), b.as_bytes()), renamed(&original, &a, &b));
+
+    let out = copy(&ps, Some(&pc), &copy_opts(&b, &c));
+    assert_eq!((out.counts.done, out.counts.failed), (150, 0));
+    assert_eq!(keyspace_digest_cluster(&cluster, c.as_bytes()), renamed(&original, &a, &c));
+}
+
+#[test]
+fn the_caspac_node_list_finds_the_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    let seeds = cluster.seeds();
+    let psor = connect(&format!("redis,{},{}", seeds[0], seeds[1]));
+    assert!(psor.is_cluster());
+    assert_eq!(psor.masters().len(), 3);
+    // One node alone in the caspac form is a single server.
+    let one = connect(&format!("redis,{}", seeds[0]));
+    assert!(!one.is_cluster());
+}
