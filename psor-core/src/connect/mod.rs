@@ -218,7 +218,16 @@ impl NodeConn {
         info_field(&info, "run_id").map(str::to_string)
     }
 
-    fn reconnect(&mut self) -> Result<()> {
+    /// The server's identity: its address and `run_id`. A different identity at the end of
+    /// a run than at its start means a failover or restart happened in between.
+    pub fn identity(&mut self) -> Result<(String, String)> {
+        let info: String = self.retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c))?;
+        Ok((self.addr.clone(), info_field(&info, "run_id").unwrap_or_default().to_string()))
+    }
+
+    /// Drops the connection and opens a new one (for Sentinel: to whichever server is the
+    /// master now).
+    pub(crate) fn reconnect(&mut self) -> Result<()> {
         let (addr, con) = self.node.open()?;
         self.addr = addr;
         self.con = con;

@@ -148,6 +148,36 @@ pub(crate) fn run<W: Writer>(
     let started = Instant::now();
     progress.total_keys.store(psor.dbsize()?, Relaxed);
     let samples = Samples::new(opts.keep_samples);
+    // A single server that is not the same server at the end (a Sentinel failover, a
+    // restart that reloaded a snapshot) may have lost writes of this run and hidden keys
+    // from its scan: one more full pass settles it. A cluster is settled by the slot sweep.
+    let identity = |psor: &Psor| -> Result<Vec<(String, String)>> {
+        if psor.is_cluster() {
+            return Ok(Vec::new());
+        }
+        psor.masters().iter().map(|n| n.connect()?.identity()).collect()
+    };
+    let before = identity(psor)?;
+    let mut paused = run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
+    if identity(psor)? != before {
+        paused += run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
+    }
+    progress.scan_finished.store(true, Relaxed);
+    let mut outcome = samples.into_outcome(progress, started, false);
+    outcome.paused_seconds = paused;
+    Ok(outcome)
+}
+
+/// One pass: scanners and writers over every master, then (on a cluster) the sweep of the
+/// slots that changed. Returns the seconds writers waited for pacing.
+fn run_pass<W: Writer>(
+    psor: &Psor,
+    prefix: &KeyPrefix,
+    opts: &EngineOptions,
+    progress: &Progress,
+    make_writer: &(impl Fn() -> Result<W> + Sync),
+    samples: &Samples,
+) -> Result<f64> {
     // Open every connection before the first write, so a bad password or an unreachable
     // server stops the run before it has done anything.
     let mut plans = Vec::new();
@@ -166,7 +196,7 @@ pub(crate) fn run<W: Writer>(
             *slot = Some(e);
         }
     };
-    let (fail, samples_ref, unstable_ref, pacer_ref) = (&fail, &samples, &unstable, &pacer);
+    let (fail, samples_ref, unstable_ref, pacer_ref) = (&fail, samples, &unstable, &pacer);
     let mut spare: Option<W> = None;
     let spare_slot = Mutex::new(&mut spare);
     std::thread::scope(|s| {
@@ -222,13 +252,10 @@ pub(crate) fn run<W: Writer>(
                 }
             }
             unstable.extend(before.migrating.iter().chain(&after.migrating).copied());
-            sweep(psor, &after, prefix, &unstable, writer, progress, &samples)?;
+            sweep(psor, &after, prefix, &unstable, writer, progress, samples)?;
         }
     }
-    progress.scan_finished.store(true, Relaxed);
-    let mut outcome = samples.into_outcome(progress, started, false);
-    outcome.paused_seconds = paused;
-    Ok(outcome)
+    Ok(paused)
 }
 
 /// Feeds every key under `prefix` in `slots` (on whichever master holds it now) to `writer`.

@@ -87,13 +87,7 @@ impl Router {
     /// Server errors other than redirections come back as `Value::ServerError`.
     pub(crate) fn run(&mut self, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
         if self.map.is_none() {
-            let con = self.single.as_mut().expect("a single-server router has its connection");
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for c in cmds {
-                pipe.add_command(c.cmd.clone());
-            }
-            return con.retry(op, None, |c| pipe.query(c));
+            return self.run_single(op, cmds);
         }
         let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
         // (index, ASK target) still to send.
@@ -171,6 +165,45 @@ impl Router {
             });
         }
         Ok(replies.into_iter().map(|v| v.expect("every command got a reply")).collect())
+    }
+
+    /// One server: one pipeline. A reply saying the server is not (yet) a writable master
+    /// (a Sentinel failover in progress, a restart still loading) reconnects — for Sentinel,
+    /// to the master now — and resends those commands.
+    fn run_single(&mut self, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
+        let con = self.single.as_mut().expect("a single-server router has its connection");
+        let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
+        let mut pending: Vec<usize> = (0..cmds.len()).collect();
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                std::thread::sleep(Duration::from_millis(25 << round.min(6)));
+                let _ = con.reconnect();
+            }
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &pending {
+                pipe.add_command(cmds[i].cmd.clone());
+            }
+            let values: Vec<Value> = con.retry(op, None, |c| pipe.query(c))?;
+            let mut again = Vec::new();
+            for (i, v) in pending.iter().zip(values) {
+                match &v {
+                    Value::ServerError(e) if matches!(e.code(), "READONLY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "BUSY") => {
+                        again.push(*i)
+                    }
+                    _ => replies[*i] = Some(v),
+                }
+            }
+            pending = again;
+            if pending.is_empty() {
+                return Ok(replies.into_iter().map(|v| v.expect("every command got a reply")).collect());
+            }
+        }
+        Err(Error::Protocol {
+            addr: con.addr().to_string(),
+            op,
+            detail: format!("the server kept refusing writes (read-only or loading) after {MAX_ROUNDS} rounds"),
+        })
     }
 
     fn refresh(&mut self) -> Result<()> {
