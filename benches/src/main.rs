@@ -39,6 +39,9 @@ struct Args {
     skip_10m: bool,
     out: PathBuf,
     psor_bin: Option<PathBuf>,
+    /// Extra flags for every psor run (tuning experiments: `--psor-args "--writers 4"`).
+    psor_args: Vec<String>,
+    no_peers: bool,
 }
 
 fn usage() -> &'static str {
@@ -47,7 +50,9 @@ fn usage() -> &'static str {
      \x20 --rss-keys N    keys for the peak-RSS run (default 10000000)\n\
      \x20 --skip-10m      skip the peak-RSS run\n\
      \x20 --out FILE      also write the report here (default target/bench-results.md)\n\
-     \x20 --psor-bin PATH use this psor binary instead of building target/release/psor"
+     \x20 --psor-bin PATH use this psor binary instead of building target/release/psor\n\
+     \x20 --psor-args S   extra flags for every psor run, e.g. \"--writers 4 --batch 2000\"\n\
+     \x20 --no-peers      psor rows only (tuning experiments)"
 }
 
 fn parse_args(root: &Path) -> Result<Args> {
@@ -57,6 +62,8 @@ fn parse_args(root: &Path) -> Result<Args> {
         skip_10m: false,
         out: root.join("target/bench-results.md"),
         psor_bin: None,
+        psor_args: Vec::new(),
+        no_peers: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,6 +74,8 @@ fn parse_args(root: &Path) -> Result<Args> {
             "--skip-10m" => a.skip_10m = true,
             "--out" => a.out = PathBuf::from(val("--out")?),
             "--psor-bin" => a.psor_bin = Some(PathBuf::from(val("--psor-bin")?)),
+            "--psor-args" => a.psor_args = val("--psor-args")?.split_whitespace().map(String::from).collect(),
+            "--no-peers" => a.no_peers = true,
             "-h" | "--help" => {
                 println!("{}", usage());
                 std::process::exit(0);
@@ -95,7 +104,7 @@ fn run() -> Result<()> {
         .context("benches/ has no parent")?
         .to_path_buf();
     let args = parse_args(&root)?;
-    let tools = Tools::find(&root, args.psor_bin.clone())?;
+    let tools = Tools::find(&root, args.psor_bin.clone(), args.psor_args.clone())?;
     let n = args.keys;
 
     let mut report = Report::new(&root, &tools, &args)?;
@@ -114,7 +123,7 @@ fn run() -> Result<()> {
         check_eq("psor scan matched", j_u64(&j, "matched")?, n)?;
         report.row("scan", "psor", n, m);
     }
-    {
+    if !args.no_peers {
         let sh = format!(
             "{cli} -p {p} --scan --pattern '{PREFIX}*' | wc -l",
             cli = tools.redis_cli.display(),
@@ -135,8 +144,8 @@ fn run() -> Result<()> {
         check_eq("dbsize after psor delete", dbsize(&src)?, n)?;
         report.row("delete", "psor", n, m);
     }
-    repopulate(&src, n, n)?;
-    {
+    if !args.no_peers {
+        repopulate(&src, n, n)?;
         let sh = format!(
             "{cli} -p {p} --scan --pattern '{PREFIX}*' | xargs -n 1000 {cli} -p {p} unlink > /dev/null",
             cli = tools.redis_cli.display(),
@@ -157,7 +166,7 @@ fn run() -> Result<()> {
         check_copied(&src, &src, n)?;
         report.row("copy", "psor", n, m);
     }
-    let py = tools.python(&root);
+    let py = if args.no_peers { Err(anyhow::anyhow!("--no-peers")) } else { tools.python(&root) };
     match &py {
         Ok(python) => {
             repopulate(&src, n, n)?;
@@ -234,11 +243,12 @@ fn run() -> Result<()> {
 /// The binaries the runner drives; found up front so a missing one is a clear error.
 struct Tools {
     psor: PathBuf,
+    psor_args: Vec<String>,
     redis_cli: PathBuf,
 }
 
 impl Tools {
-    fn find(root: &Path, psor_bin: Option<PathBuf>) -> Result<Tools> {
+    fn find(root: &Path, psor_bin: Option<PathBuf>, psor_args: Vec<String>) -> Result<Tools> {
         for (bin, pkg) in [("redis-server", "redis-server"), ("redis-cli", "redis-tools")] {
             if which(bin).is_none() {
                 bail!("`{bin}` is not on PATH: install it (Debian: `apt-get install {pkg}`, or run scripts/ensure-redis.sh)");
@@ -259,12 +269,12 @@ impl Tools {
             }
         };
         ensure!(psor.is_file(), "no psor binary at {}", psor.display());
-        Ok(Tools { psor, redis_cli: which("redis-cli").expect("checked above") })
+        Ok(Tools { psor, psor_args, redis_cli: which("redis-cli").expect("checked above") })
     }
 
     fn psor(&self, server: &RedisServer, args: &[&str]) -> Command {
         let mut c = Command::new(&self.psor);
-        c.arg("--psor").arg(server.url()).args(args).args(["--no-progress", "--json"]);
+        c.arg("--psor").arg(server.url()).args(args).args(["--no-progress", "--json"]).args(&self.psor_args);
         c
     }
 
@@ -741,10 +751,12 @@ impl Report {
                 if let Some(p) = psor {
                     let _ = writeln!(
                         s,
-                        "- {op}: {} / psor = **{}** ({})",
+                        "- {op}: {} / psor = **{}** ({}); ceiling for any client with psor's \
+                         server work (peer wall / psor server busy) = {}",
                         peer.tool,
                         ratio(peer.m.wall, p.m.wall),
-                        target(op)
+                        target(op),
+                        ratio(peer.m.wall, p.m.busy_max()),
                     );
                 }
             }
