@@ -1,1 +1,815 @@
-fn main() {}
+//! psor's benchmark runner: psor against the tools people use today, in one run, on one
+//! throwaway Redis.
+//!
+//! Timings on a shared machine are noisy, so this runner never asserts a timing. It
+//! measures psor and its peer side by side on the same keyspace, in the same run, and
+//! reports ratios: peer wall / psor wall, and wall / server busy time (how far a client is
+//! from the physical limit of the server; see `benches/README.md`). It does check
+//! correctness (key counts after every step), so a row can never report a run that
+//! silently did nothing.
+//!
+//! ```text
+//! cargo run --release -p psor-benches -- [--keys N] [--rss-keys N] [--skip-10m] [--out FILE]
+//! ```
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use psor_tests::RedisServer;
+
+/// The prefix every tool works on.
+const PREFIX: &str = "MyPAC_8.0:pct:";
+/// Where the copies go.
+const COPY_PREFIX: &str = "MyPAC_9.1:pct:";
+/// Names of the keys that are not under [`PREFIX`] (half each).
+const OTHER_PREFIXES: [&str; 2] = ["MyPAC_9.0:pct:", "other:"];
+/// TTL of every 10th key, seconds: long enough to outlive any run.
+const TTL_SECS: u64 = 86_400;
+
+struct Args {
+    keys: u64,
+    rss_keys: u64,
+    skip_10m: bool,
+    out: PathBuf,
+    psor_bin: Option<PathBuf>,
+    /// Extra flags for every psor run (tuning experiments: `--psor-args "--writers 4"`).
+    psor_args: Vec<String>,
+    no_peers: bool,
+}
+
+fn usage() -> &'static str {
+    "usage: psor-benches [--keys N] [--rss-keys N] [--skip-10m] [--out FILE] [--psor-bin PATH]\n\
+     \n  --keys N        keys under the prefix for the side-by-side rows (default 1000000)\n\
+     \x20 --rss-keys N    keys for the peak-RSS run (default 10000000)\n\
+     \x20 --skip-10m      skip the peak-RSS run\n\
+     \x20 --out FILE      also write the report here (default target/bench-results.md)\n\
+     \x20 --psor-bin PATH use this psor binary instead of building target/release/psor\n\
+     \x20 --psor-args S   extra flags for every psor run, e.g. \"--writers 4 --batch 2000\"\n\
+     \x20 --no-peers      psor rows only (tuning experiments)"
+}
+
+fn parse_args(root: &Path) -> Result<Args> {
+    let mut a = Args {
+        keys: 1_000_000,
+        rss_keys: 10_000_000,
+        skip_10m: false,
+        out: root.join("target/bench-results.md"),
+        psor_bin: None,
+        psor_args: Vec::new(),
+        no_peers: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value\n{}", usage()));
+        match arg.as_str() {
+            "--keys" => a.keys = parse_count(&val("--keys")?)?,
+            "--rss-keys" => a.rss_keys = parse_count(&val("--rss-keys")?)?,
+            "--skip-10m" => a.skip_10m = true,
+            "--out" => a.out = PathBuf::from(val("--out")?),
+            "--psor-bin" => a.psor_bin = Some(PathBuf::from(val("--psor-bin")?)),
+            "--psor-args" => a.psor_args = val("--psor-args")?.split_whitespace().map(String::from).collect(),
+            "--no-peers" => a.no_peers = true,
+            "-h" | "--help" => {
+                println!("{}", usage());
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{}", usage()),
+        }
+    }
+    ensure!(a.keys > 0, "--keys must be positive");
+    Ok(a)
+}
+
+fn parse_count(s: &str) -> Result<u64> {
+    s.replace('_', "").parse().with_context(|| format!("not a count: {s:?}"))
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("psor-benches: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("benches/ has no parent")?
+        .to_path_buf();
+    let args = parse_args(&root)?;
+    let tools = Tools::find(&root, args.psor_bin.clone(), args.psor_args.clone())?;
+    let n = args.keys;
+
+    let mut report = Report::new(&root, &tools, &args)?;
+    eprintln!("== {n} keys under {PREFIX} plus {n} others");
+
+    let src = start_server()?;
+    let dst = start_server()?;
+    report.redis_version = info_field(&src, "server", "redis_version")?;
+
+    // --- scan (not destructive: both tools see the same keyspace) ---
+    let pop = populate(&src, n, n)?;
+    report.note(format!("populate {} keys: {:.1} s ({:.0} keys/s)", 2 * n, pop, 2.0 * n as f64 / pop));
+    {
+        let m = measure(&[&src], tools.psor(&src, &["scan", "--prefix", PREFIX, "--count-only"]))?;
+        let j = m.json()?;
+        check_eq("psor scan matched", j_u64(&j, "matched")?, n)?;
+        report.row("scan", "psor", n, m);
+    }
+    if !args.no_peers {
+        let sh = format!(
+            "{cli} -p {p} --scan --pattern '{PREFIX}*' | wc -l",
+            cli = tools.redis_cli.display(),
+            p = src.port()
+        );
+        let m = measure(&[&src], shell(&sh))?;
+        let count: u64 = m.stdout_str().trim().parse().context("wc -l output")?;
+        check_eq("redis-cli --scan | wc -l", count, n)?;
+        report.row("scan", "redis-cli --scan | wc -l", n, m);
+    }
+
+    // --- delete ---
+    {
+        let m = measure(&[&src], tools.psor(&src, &["delete", "--prefix", PREFIX, "--yes"]))?;
+        let j = m.json()?;
+        check_eq("psor delete done", j_u64(&j, "done")?, n)?;
+        check_eq("psor delete failed", j_u64(&j, "failed")?, 0)?;
+        check_eq("dbsize after psor delete", dbsize(&src)?, n)?;
+        report.row("delete", "psor", n, m);
+    }
+    if !args.no_peers {
+        repopulate(&src, n, n)?;
+        let sh = format!(
+            "{cli} -p {p} --scan --pattern '{PREFIX}*' | xargs -n 1000 {cli} -p {p} unlink > /dev/null",
+            cli = tools.redis_cli.display(),
+            p = src.port()
+        );
+        let m = measure(&[&src], shell(&sh))?;
+        check_eq("dbsize after redis-cli | xargs unlink", dbsize(&src)?, n)?;
+        report.row("delete", "redis-cli --scan | xargs -n 1000 unlink", n, m);
+    }
+
+    // --- copy on one server (COPY) ---
+    repopulate(&src, n, n)?;
+    {
+        let m = measure(&[&src], tools.psor(&src, &["copy", "--prefix", PREFIX, "--to-prefix", COPY_PREFIX]))?;
+        let j = m.json()?;
+        check_eq("psor copy done", j_u64(&j, "done")?, n)?;
+        check_eq("dbsize after psor copy", dbsize(&src)?, 3 * n)?;
+        check_copied(&src, &src, n)?;
+        report.row("copy", "psor", n, m);
+    }
+    let py = if args.no_peers { Err(anyhow::anyhow!("--no-peers")) } else { tools.python(&root) };
+    match &py {
+        Ok(python) => {
+            repopulate(&src, n, n)?;
+            let m = measure(&[&src], py_copy(python, &root, &src, &src))?;
+            let j = m.json()?;
+            check_eq("redis-py copy done", j_u64(&j, "done")?, n)?;
+            check_eq("dbsize after redis-py copy", dbsize(&src)?, 3 * n)?;
+            check_copied(&src, &src, n)?;
+            report.row("copy", "redis-py pipelined DUMP/RESTORE", n, m);
+        }
+        Err(e) => report.note(format!("redis-py copy peer skipped: {e:#}")),
+    }
+
+    // --- copy to a second server (DUMP + PEXPIRETIME -> RESTORE ABSTTL) ---
+    repopulate(&src, n, n)?;
+    flush(&dst)?;
+    {
+        let mut cmd = tools.psor(&src, &["copy", "--prefix", PREFIX, "--to-prefix", COPY_PREFIX]);
+        cmd.arg("--target").arg(dst.url());
+        let m = measure(&[&src, &dst], cmd)?;
+        let j = m.json()?;
+        check_eq("psor copy --target done", j_u64(&j, "done")?, n)?;
+        check_eq("target dbsize after psor copy --target", dbsize(&dst)?, n)?;
+        check_copied(&src, &dst, n)?;
+        report.row("copy-cross", "psor --target", n, m);
+    }
+    if let Ok(python) = &py {
+        flush(&dst)?;
+        let m = measure(&[&src, &dst], py_copy(python, &root, &src, &dst))?;
+        let j = m.json()?;
+        check_eq("redis-py cross copy done", j_u64(&j, "done")?, n)?;
+        check_eq("target dbsize after redis-py cross copy", dbsize(&dst)?, n)?;
+        check_copied(&src, &dst, n)?;
+        report.row("copy-cross", "redis-py pipelined DUMP/RESTORE", n, m);
+    }
+    drop(dst);
+    drop(src);
+
+    // --- peak RSS at 10M keys ---
+    if !args.skip_10m {
+        let big = args.rss_keys;
+        let others = (big / 10).max(1);
+        eprintln!("== peak-RSS run: {big} keys under {PREFIX} plus {others} others");
+        let s = start_server()?;
+        let t = populate(&s, big, others)?;
+        report.note(format!(
+            "RSS run: populate {} keys: {:.1} s ({:.0} keys/s)",
+            big + others,
+            t,
+            (big + others) as f64 / t
+        ));
+        let m = measure(&[&s], tools.psor(&s, &["scan", "--prefix", PREFIX, "--count-only"]))?;
+        check_eq("psor scan matched (RSS run)", j_u64(&m.json()?, "matched")?, big)?;
+        report.rss_row("scan", "psor", big, m);
+        let m = measure(&[&s], tools.psor(&s, &["delete", "--prefix", PREFIX, "--yes"]))?;
+        check_eq("psor delete done (RSS run)", j_u64(&m.json()?, "done")?, big)?;
+        check_eq("dbsize after psor delete (RSS run)", dbsize(&s)?, others)?;
+        report.rss_row("delete", "psor", big, m);
+    }
+
+    let text = report.render();
+    println!("{text}");
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, &text).with_context(|| format!("write {}", args.out.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Tools
+
+/// The binaries the runner drives; found up front so a missing one is a clear error.
+struct Tools {
+    psor: PathBuf,
+    psor_args: Vec<String>,
+    redis_cli: PathBuf,
+}
+
+impl Tools {
+    fn find(root: &Path, psor_bin: Option<PathBuf>, psor_args: Vec<String>) -> Result<Tools> {
+        for (bin, pkg) in [("redis-server", "redis-server"), ("redis-cli", "redis-tools")] {
+            if which(bin).is_none() {
+                bail!("`{bin}` is not on PATH: install it (Debian: `apt-get install {pkg}`, or run scripts/ensure-redis.sh)");
+            }
+        }
+        let psor = match psor_bin {
+            Some(p) => p,
+            None => {
+                eprintln!("== cargo build --release -p psor-cli");
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let st = Command::new(cargo)
+                    .args(["build", "--release", "-p", "psor-cli"])
+                    .current_dir(root)
+                    .status()
+                    .context("run cargo build")?;
+                ensure!(st.success(), "cargo build --release -p psor-cli failed");
+                root.join("target/release/psor")
+            }
+        };
+        ensure!(psor.is_file(), "no psor binary at {}", psor.display());
+        Ok(Tools { psor, psor_args, redis_cli: which("redis-cli").expect("checked above") })
+    }
+
+    fn psor(&self, server: &RedisServer, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.psor);
+        c.arg("--psor").arg(server.url()).args(args).args(["--no-progress", "--json"]).args(&self.psor_args);
+        c
+    }
+
+    /// The virtualenv's python with redis-py installed, created on first use.
+    fn python(&self, root: &Path) -> Result<PathBuf> {
+        let venv = root.join("target/bench-venv");
+        let py = venv.join("bin/python");
+        if !py.is_file() {
+            eprintln!("== creating {} (python3 -m venv; pip install redis)", venv.display());
+            let st = Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status()
+                .context("python3 is missing: install python3 and python3-venv")?;
+            ensure!(st.success(), "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)");
+        }
+        let ok = Command::new(&py).args(["-c", "import redis"]).stderr(Stdio::null()).status()?;
+        if !ok.success() {
+            let st = Command::new(&py).args(["-m", "pip", "install", "-q", "redis"]).status()?;
+            ensure!(st.success(), "pip install redis failed (is PyPI reachable?)");
+        }
+        Ok(py)
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn shell(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    c
+}
+
+fn py_copy(python: &Path, root: &Path, src: &RedisServer, dst: &RedisServer) -> Command {
+    let mut c = Command::new(python);
+    c.arg(root.join("benches/peers/redis_py_copy.py"))
+        .args(["--src-port", &src.port().to_string(), "--dst-port", &dst.port().to_string()])
+        .args(["--prefix", PREFIX, "--to-prefix", COPY_PREFIX, "--batch", "1000"]);
+    c
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers and population
+
+fn start_server() -> Result<RedisServer> {
+    // The harness panics with a hint if redis-server cannot start; we checked PATH already.
+    Ok(RedisServer::start())
+}
+
+fn conn(s: &RedisServer) -> Result<redis::Connection> {
+    let c = s.admin_conn();
+    c.set_read_timeout(Some(Duration::from_secs(600)))?;
+    Ok(c)
+}
+
+fn dbsize(s: &RedisServer) -> Result<u64> {
+    Ok(redis::cmd("DBSIZE").query(&mut conn(s)?)?)
+}
+
+fn flush(s: &RedisServer) -> Result<()> {
+    redis::cmd("FLUSHALL").arg("SYNC").exec(&mut conn(s)?)?;
+    Ok(())
+}
+
+fn repopulate(s: &RedisServer, n: u64, others: u64) -> Result<()> {
+    flush(s)?;
+    populate(s, n, others)?;
+    Ok(())
+}
+
+/// Key `i` under `prefix`.
+fn key(prefix: &str, i: u64) -> String {
+    format!("{prefix}obj:{i:09}")
+}
+
+/// Writes `n` keys under [`PREFIX`] and `others` keys elsewhere as raw RESP over one
+/// socket, replies drained by a second thread; returns seconds. Every 7th key is a hash,
+/// every 10th has a TTL; string values are 20..100 bytes.
+fn populate(s: &RedisServer, n: u64, others: u64) -> Result<f64> {
+    let t0 = Instant::now();
+    let sock = TcpStream::connect(s.addr()).with_context(|| format!("connect {}", s.addr()))?;
+    sock.set_nodelay(true)?;
+    let rd = sock.try_clone()?;
+    let expected: u64 = (0..n).chain(0..others).map(commands_for).sum();
+    let reader = std::thread::spawn(move || -> Result<()> {
+        let mut r = BufReader::with_capacity(1 << 20, rd);
+        let mut line = Vec::with_capacity(64);
+        for seen in 0..expected {
+            line.clear();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                bail!("server closed the connection after {seen} replies");
+            }
+            if line.first() == Some(&b'-') {
+                bail!("populate: server error {}", String::from_utf8_lossy(&line).trim_end());
+            }
+        }
+        Ok(())
+    });
+    let mut w = BufWriter::with_capacity(1 << 20, sock);
+    let emit = |w: &mut BufWriter<TcpStream>, k: &str, i: u64| -> Result<()> {
+        let ttl = i % 10 == 0;
+        if i % 7 == 3 {
+            let v = value(i);
+            resp(w, &[b"HSET", k.as_bytes(), b"name", v.as_bytes(), b"rev", i.to_string().as_bytes()])?;
+            if ttl {
+                resp(w, &[b"EXPIRE", k.as_bytes(), TTL_SECS.to_string().as_bytes()])?;
+            }
+        } else if ttl {
+            resp(w, &[b"SET", k.as_bytes(), value(i).as_bytes(), b"EX", TTL_SECS.to_string().as_bytes()])?;
+        } else {
+            resp(w, &[b"SET", k.as_bytes(), value(i).as_bytes()])?;
+        }
+        Ok(())
+    };
+    for i in 0..n {
+        emit(&mut w, &key(PREFIX, i), i)?;
+    }
+    for i in 0..others {
+        emit(&mut w, &key(OTHER_PREFIXES[(i % 2) as usize], i), i)?;
+    }
+    w.flush()?;
+    reader.join().map_err(|_| anyhow::anyhow!("populate reader panicked"))??;
+    let got = dbsize(s)?;
+    ensure!(got >= n + others, "populate: dbsize {got} < {}", n + others);
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("   populated {} keys in {secs:.1} s", n + others);
+    Ok(secs)
+}
+
+/// How many commands [`populate`] sends for key `i`: a hash with a TTL takes HSET + EXPIRE.
+fn commands_for(i: u64) -> u64 {
+    if i % 7 == 3 && i % 10 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// A value of 20..100 bytes, different per key.
+fn value(i: u64) -> String {
+    let len = 20 + (i.wrapping_mul(2_654_435_761) % 81) as usize;
+    let mut v = format!("v{i}:");
+    while v.len() < len {
+        v.push_str("pac-data-");
+    }
+    v.truncate(len);
+    v
+}
+
+fn resp(w: &mut impl Write, parts: &[&[u8]]) -> std::io::Result<()> {
+    write!(w, "*{}\r\n", parts.len())?;
+    for p in parts {
+        write!(w, "${}\r\n", p.len())?;
+        w.write_all(p)?;
+        w.write_all(b"\r\n")?;
+    }
+    Ok(())
+}
+
+/// Spot-checks copies: a string, a hash and a key with a TTL carry over (value and
+/// absolute expiry), sampled across the range.
+fn check_copied(src: &RedisServer, dst: &RedisServer, n: u64) -> Result<()> {
+    let mut s = conn(src)?;
+    let mut d = conn(dst)?;
+    let samples: Vec<u64> = [0, 1, 3, 10, 17, n / 2, n - 1].into_iter().filter(|&i| i < n).collect();
+    for i in samples {
+        let (a, b) = (key(PREFIX, i), key(COPY_PREFIX, i));
+        let va = content(&mut s, &a)?;
+        ensure!(!va.is_empty(), "{a} is missing on the source");
+        ensure!(va == content(&mut d, &b)?, "copy of {a} -> {b} differs");
+        let ta: i64 = redis::cmd("PEXPIRETIME").arg(&a).query(&mut s)?;
+        let tb: i64 = redis::cmd("PEXPIRETIME").arg(&b).query(&mut d)?;
+        ensure!(ta == tb, "expiry of {a} ({ta}) != {b} ({tb})");
+        ensure!((i % 10 == 0) == (ta > 0), "{a}: TTL expected {}", i % 10 == 0);
+    }
+    Ok(())
+}
+
+/// A key's type and content, comparable across servers (DUMP bytes are not: a hashtable's
+/// iteration order differs between a hash and its copy).
+fn content(c: &mut redis::Connection, k: &str) -> Result<Vec<Vec<u8>>> {
+    let ty: String = redis::cmd("TYPE").arg(k).query(c)?;
+    let mut v: Vec<Vec<u8>> = match ty.as_str() {
+        "string" => vec![redis::cmd("GET").arg(k).query(c)?],
+        "hash" => {
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(k).query(c)?;
+            pairs.sort();
+            pairs.into_iter().flat_map(|(f, v)| [f, v]).collect()
+        }
+        "none" => return Ok(Vec::new()),
+        other => bail!("{k}: unexpected type {other}"),
+    };
+    v.insert(0, ty.into_bytes());
+    Ok(v)
+}
+
+fn check_eq(what: &str, got: u64, want: u64) -> Result<()> {
+    ensure!(got == want, "{what}: got {got}, expected {want}");
+    Ok(())
+}
+
+fn info_field(s: &RedisServer, section: &str, field: &str) -> Result<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(&mut conn(s)?)?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+        .map(|v| v.trim().to_owned())
+        .with_context(|| format!("INFO {section} has no {field}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurement
+
+/// What one measured run gives.
+struct Measured {
+    wall: f64,
+    /// Per server: sum of `usec` over `INFO commandstats`, seconds.
+    busy: Vec<f64>,
+    /// Per server: main-thread CPU (user + sys) during the run, seconds.
+    server_cpu: Vec<f64>,
+    /// Peak RSS of the child (for `sh -c`: the largest process of the pipeline), KiB.
+    maxrss_kib: i64,
+    /// User + system CPU of the child and its reaped children, seconds.
+    client_cpu: f64,
+    stdout: Vec<u8>,
+}
+
+impl Measured {
+    fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    fn json(&self) -> Result<serde_json::Value> {
+        let text = self.stdout_str();
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        serde_json::from_str(last).with_context(|| format!("not JSON: {text:?}"))
+    }
+
+    fn busy_max(&self) -> f64 {
+        self.busy.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+fn j_u64(j: &serde_json::Value, field: &str) -> Result<u64> {
+    j.get(field).and_then(|v| v.as_u64()).with_context(|| format!("no {field} in {j}"))
+}
+
+fn main_thread_cpu(s: &RedisServer) -> Result<f64> {
+    let u: f64 = info_field(s, "cpu", "used_cpu_user_main_thread")?.parse()?;
+    let y: f64 = info_field(s, "cpu", "used_cpu_sys_main_thread")?.parse()?;
+    Ok(u + y)
+}
+
+fn commandstats_busy(s: &RedisServer) -> Result<f64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn(s)?)?;
+    let mut usec = 0u64;
+    for l in info.lines().filter(|l| l.starts_with("cmdstat_")) {
+        let v = l
+            .split([':', ','])
+            .find_map(|f| f.strip_prefix("usec="))
+            .with_context(|| format!("no usec in {l}"))?;
+        usec += v.parse::<u64>()?;
+    }
+    Ok(usec as f64 / 1e6)
+}
+
+/// Runs `cmd` to the end: CONFIG RESETSTAT on `servers` first, commandstats and CPU after,
+/// the child's peak RSS from `wait4`. A non-zero exit is an error carrying its stderr.
+fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
+    let desc = format!("{:?}", cmd);
+    eprintln!("   run {}", short(&desc));
+    let mut cpu0 = Vec::new();
+    for s in servers {
+        redis::cmd("CONFIG").arg("RESETSTAT").exec(&mut conn(s)?)?;
+        cpu0.push(main_thread_cpu(s)?);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let t0 = Instant::now();
+    let mut child = cmd.spawn().with_context(|| format!("spawn {desc}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut err = child.stderr.take().context("stderr")?;
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut stdout = Vec::new();
+    child.stdout.take().context("stdout")?.read_to_end(&mut stdout)?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zero is a valid value for every field.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unreaped child; status and ru are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).context("wait4");
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    // The child is reaped; `child` must not be waited on again (dropping it does not wait).
+    drop(child);
+    let stderr = err_t.join().unwrap_or_default();
+    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    ensure!(
+        exited_ok,
+        "{} failed (wait status {status}):\n{}",
+        short(&desc),
+        String::from_utf8_lossy(&stderr)
+    );
+    let mut busy = Vec::new();
+    let mut server_cpu = Vec::new();
+    for (s, c0) in servers.iter().zip(cpu0) {
+        busy.push(commandstats_busy(s)?);
+        server_cpu.push(main_thread_cpu(s)? - c0);
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let m = Measured {
+        wall,
+        busy,
+        server_cpu,
+        maxrss_kib: ru.ru_maxrss,
+        client_cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        stdout,
+    };
+    eprintln!(
+        "   wall {:.2} s, busy {:.2} s, peak RSS {:.1} MiB",
+        m.wall,
+        m.busy_max(),
+        m.maxrss_kib as f64 / 1024.0
+    );
+    Ok(m)
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 160 {
+        format!("{}…", &s[..s.char_indices().nth(160).map_or(s.len(), |(i, _)| i)])
+    } else {
+        s.to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+struct Row {
+    op: &'static str,
+    tool: String,
+    keys: u64,
+    m: Measured,
+}
+
+struct Report {
+    command: String,
+    nproc: usize,
+    uname: String,
+    loadavg: String,
+    psor_version: String,
+    redis_version: String,
+    rows: Vec<Row>,
+    rss_rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn new(root: &Path, tools: &Tools, _args: &Args) -> Result<Report> {
+        let out = |prog: &OsStr, args: &[&str]| -> String {
+            Command::new(prog)
+                .args(args)
+                .current_dir(root)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        Ok(Report {
+            command: format!("cargo run --release -p psor-benches --{}", argv.iter().map(|a| format!(" {a}")).collect::<String>()),
+            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            uname: out(OsStr::new("uname"), &["-srm"]),
+            loadavg: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned(),
+            psor_version: out(tools.psor.as_os_str(), &["--version"]),
+            redis_version: String::new(),
+            rows: Vec::new(),
+            rss_rows: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    fn row(&mut self, op: &'static str, tool: &str, keys: u64, m: Measured) {
+        self.rows.push(Row { op, tool: tool.to_owned(), keys, m });
+    }
+
+    fn rss_row(&mut self, op: &'static str, tool: &str, keys: u64, m: Measured) {
+        self.rss_rows.push(Row { op, tool: tool.to_owned(), keys, m });
+    }
+
+    fn note(&mut self, s: String) {
+        eprintln!("   {s}");
+        self.notes.push(s);
+    }
+
+    fn table(rows: &[Row]) -> String {
+        let mut t = String::from(
+            "| op | tool | keys | wall s | server busy s | wall/busy | server CPU s | wall/CPU | keys/s | peak RSS MiB | client CPU s |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in rows {
+            let m = &r.m;
+            let busy = if m.busy.len() > 1 {
+                format!("{:.2} (src {:.2} / dst {:.2})", m.busy_max(), m.busy[0], m.busy[1])
+            } else {
+                format!("{:.2}", m.busy_max())
+            };
+            let cpu_max = m.server_cpu.iter().copied().fold(0.0, f64::max);
+            let cpu = if m.server_cpu.len() > 1 {
+                format!("{:.2} (src {:.2} / dst {:.2})", cpu_max, m.server_cpu[0], m.server_cpu[1])
+            } else {
+                format!("{cpu_max:.2}")
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.0} | {:.1} | {:.2} |",
+                r.op,
+                r.tool.replace('|', "\\|"),
+                r.keys,
+                m.wall,
+                busy,
+                ratio(m.wall, m.busy_max()),
+                cpu,
+                ratio(m.wall, cpu_max),
+                r.keys as f64 / m.wall,
+                m.maxrss_kib as f64 / 1024.0,
+                m.client_cpu,
+            );
+        }
+        t
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# psor benchmark results\n");
+        let _ = writeln!(s, "- command: `{}`", self.command);
+        let _ = writeln!(s, "- machine: {} cores (nproc), {}", self.nproc, self.uname);
+        let _ = writeln!(s, "- load average at start: {}", self.loadavg);
+        let _ = writeln!(s, "- redis-server {} (one throwaway server per run; a second for copy-cross)", self.redis_version);
+        let _ = writeln!(s, "- {}", self.psor_version);
+        let _ = writeln!(
+            s,
+            "- keyspace: N keys under `{PREFIX}` plus N others (`{}`, `{}`); every 7th key a hash, \
+             every 10th with a TTL, strings of 20–100 bytes; re-populated before every destructive run\n",
+            OTHER_PREFIXES[0], OTHER_PREFIXES[1]
+        );
+        let _ = writeln!(s, "## Side by side\n");
+        s.push_str(&Self::table(&self.rows));
+        let _ = writeln!(s, "\n## psor vs peer (peer wall / psor wall; >1 means psor is faster)\n");
+        let mut by_op: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+        for r in &self.rows {
+            by_op.entry(r.op).or_default().push(r);
+        }
+        let target = |op: &str| match op {
+            "delete" | "copy" => "target ≥ 5×",
+            "copy-cross" => "copy's target ≥ 5× carried over",
+            _ => "no target",
+        };
+        for (op, rows) in &by_op {
+            let psor = rows.iter().find(|r| r.tool.starts_with("psor"));
+            for peer in rows.iter().filter(|r| !r.tool.starts_with("psor")) {
+                if let Some(p) = psor {
+                    let _ = writeln!(
+                        s,
+                        "- {op}: {} / psor = **{}** ({}); ceiling for any client with psor's \
+                         server work (peer wall / psor server busy) = {}",
+                        peer.tool,
+                        ratio(peer.m.wall, p.m.wall),
+                        target(op),
+                        ratio(peer.m.wall, p.m.busy_max()),
+                    );
+                }
+            }
+        }
+        let _ = writeln!(s, "\n## Targets (stated, not asserted: the machine is shared and noisy)\n");
+        for r in self.rows.iter().filter(|r| r.tool.starts_with("psor")) {
+            if matches!(r.op, "delete" | "copy" | "copy-cross") {
+                let wb = r.m.wall / r.m.busy_max();
+                let _ = writeln!(
+                    s,
+                    "- {} wall/busy = {} (target ≤ 1.2×): {}",
+                    r.op,
+                    ratio(r.m.wall, r.m.busy_max()),
+                    if wb <= 1.2 { "met" } else { "NOT met" }
+                );
+            }
+        }
+        for r in self.rows.iter().chain(&self.rss_rows).filter(|r| r.tool.starts_with("psor")) {
+            let mib = r.m.maxrss_kib as f64 / 1024.0;
+            let _ = writeln!(
+                s,
+                "- {} {} keys peak RSS = {mib:.1} MiB (target ≤ 64 MiB): {}",
+                r.op,
+                r.keys,
+                if mib <= 64.0 { "met" } else { "NOT met" }
+            );
+        }
+        if !self.rss_rows.is_empty() {
+            let _ = writeln!(s, "\n## Peak-RSS run (prefix keys plus a tenth as many others)\n");
+            s.push_str(&Self::table(&self.rss_rows));
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "\n## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nserver busy = sum of `usec` over `INFO commandstats` after `CONFIG RESETSTAT` (command \
+             execution only); server CPU = main-thread user+sys CPU from `INFO cpu` (includes \
+             socket I/O and parsing). wall/busy 1.0 is the physical limit; wall/CPU near 1 means \
+             the server's thread was saturated. Peer RSS for `sh -c` pipelines is the largest \
+             single process (wait4 reports the max over reaped descendants)."
+        );
+        s
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "n/a".into()
+    }
+}
