@@ -18,7 +18,7 @@ use std::time::Instant;
 use psor_formats::{Record, SnapshotReader};
 use redis::Value;
 
-use super::{describe_selection, is_fatal_for_run, max_rdb_version, now_ms, Error, FirstError, Result, Samples};
+use super::{compare, describe_selection, is_fatal_for_run, max_rdb_version, now_ms, Error, FirstError, Result, Samples};
 use crate::connect::{NodeConn, Psor};
 use crate::engine::{EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
@@ -365,10 +365,9 @@ impl Restorer {
         self.classify_existing(&existing, ctx)
     }
 
-    /// Keys that exist on the target: the same `DUMP` body (the payload without its version
-    /// and CRC trailer) and the same expiry is `unchanged`; anything else a conflict.
-    /// Hashtable-encoded sets and hashes may serialize in another order after a `RESTORE`:
-    /// such keys count as conflicts, the safe answer.
+    /// Keys that exist on the target: the same content (same `DUMP` body, the payload without
+    /// its version and CRC trailer, or else the same content read by type) and the same expiry
+    /// is `unchanged`; anything else a conflict.
     fn classify_existing(&mut self, items: &[Item], ctx: &Ctx<'_>) -> Result<()> {
         if items.is_empty() {
             return Ok(());
@@ -385,6 +384,7 @@ impl Restorer {
                 Value::BulkString(p) => body(p) == body(&it.record.payload),
                 _ => false,
             };
+            let exists = matches!(&r[0], Value::BulkString(_));
             let same_expiry = match (&r[1], it.record.expire_at_ms) {
                 (Value::Int(-1), None) => true,
                 (Value::Int(t), Some(at)) if self.abs_expiry => *t == at,
@@ -392,7 +392,12 @@ impl Restorer {
                 (Value::Int(t), Some(at)) => *t >= 0 && (now + t - at).abs() <= 1000,
                 _ => false,
             };
-            if same_body && same_expiry {
+            // Bodies differ but content may not (see `compare`). A dry run writes nothing, not
+            // even a scratch key, so it counts such keys as conflicts.
+            let same = same_expiry
+                && (same_body
+                    || (exists && !self.dry_run && compare::same_as_payload(&mut self.con, &it.key, &it.record.payload)?));
+            if same {
                 Progress::add(&ctx.progress.unchanged, 1);
             } else {
                 Progress::add(&ctx.progress.conflicts, 1);

@@ -15,6 +15,7 @@
 //! file is not a point-in-time image across keys: stop the writers first when that matters.
 //! SCAN may return a key twice; the export writes each key once.
 
+mod compare;
 mod export;
 mod import;
 mod inspect;
