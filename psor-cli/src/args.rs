@@ -81,6 +81,12 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Copy every key under one prefix to another prefix, on this or another server
     Copy(CopyArgs),
+    /// Write every key under a prefix (type, value, exact expiry) to a snapshot file
+    Export(ExportArgs),
+    /// Restore a snapshot file into the PSOR, after checking every checksum in it
+    Import(ImportArgs),
+    /// Show what a snapshot file holds (offline: no server needed)
+    Inspect(InspectArgs),
     /// Print shell completions
     Completions {
         /// The shell
@@ -137,4 +143,50 @@ pub struct CopyArgs {
     /// How many keys a dry run shows
     #[arg(long, default_value_t = 10)]
     pub sample: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Key prefix (bytes; \xHH, \n, \t, \0 and \\ escapes name any byte). Never empty
+    #[arg(long, short)]
+    pub prefix: String,
+    /// The snapshot file to write (written as FILE.tmp, then renamed once complete)
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace FILE if it is an existing snapshot (never a non-snapshot, never a newer format)
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The snapshot file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Restore keys starting with OLD under NEW instead (every key must start with OLD;
+    /// escapes as in prefixes, an `=` in OLD is \x3d)
+    #[arg(long, value_name = "OLD=NEW")]
+    pub rename: Option<String>,
+    /// Overwrite keys that exist (otherwise they are conflicts, left alone)
+    #[arg(long)]
+    pub replace: bool,
+    /// Check the file and count what would be restored and what would conflict; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// How many keys a dry run shows
+    #[arg(long, default_value_t = 10)]
+    pub sample: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The snapshot file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Group keys by their first N `:`-separated segments
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub depth: usize,
+    /// Show the K groups with the most bytes
+    #[arg(long, default_value_t = 20, value_name = "K")]
+    pub top: usize,
 }

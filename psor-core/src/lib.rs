@@ -5,6 +5,7 @@
 //! - [`layout`]: PAC store layouts (a catalog users extend), key naming, PAC modes.
 //! - [`engine`]: fast scan / copy / delete of everything under a prefix.
 //! - [`progress`]: counters a caller polls to show progress.
+//! - [`snapshot`]: export a prefix to a `.psnap` file, import it back, inspect it offline.
 //!
 //! The library never prints and never exits; it reports through return values and
 //! [`progress::Progress`].
@@ -28,5 +29,6 @@ mod error;
 pub mod keys;
 pub mod layout;
 pub mod progress;
+pub mod snapshot;
 
 pub use error::{is_retryable, Error, Result};

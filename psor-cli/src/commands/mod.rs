@@ -3,6 +3,9 @@
 
 mod copy;
 mod delete;
+mod export;
+mod import;
+mod inspect;
 mod scan;
 
 use std::path::Path;
@@ -24,6 +27,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Scan(a) => scan::run(g, a),
         Command::Delete(a) => delete::run(g, a),
         Command::Copy(a) => copy::run(g, a),
+        Command::Export(a) => export::run(g, a),
+        Command::Import(a) => import::run(g, a),
+        Command::Inspect(a) => inspect::run(g, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut std::io::stdout());
             Ok(crate::exit::OK)
@@ -98,4 +104,15 @@ fn engine_options(g: &Global) -> EngineOptions {
 
 fn new_progress() -> Arc<Progress> {
     Arc::new(Progress::new())
+}
+
+/// A snapshot error as the CLI reports it: bad input (a damaged, truncated, foreign or newer
+/// file; a refused request) becomes usage (exit 2); Redis failures keep their core error so
+/// `exit::code_for` decides as for every other command.
+fn snapshot_error(e: psor_core::snapshot::Error) -> anyhow::Error {
+    match e {
+        psor_core::snapshot::Error::Core(core) => core.into(),
+        e if e.is_usage() => CliError::Usage(e.to_string()).into(),
+        e => e.into(),
+    }
 }

@@ -1,0 +1,511 @@
+//! Export: every key under a selection, read atomically per key, into a `.psnap` file that
+//! appears at its final path only once it is complete and on disk.
+//!
+//! One thread feeds SCAN batches (from `engine::scan`, every master) to a few reader
+//! threads, each with its own connection, that send per key `MULTI TYPE DUMP PEXPIRETIME
+//! EXEC` in pipelines (`PTTL` + `TIME` instead of `PEXPIRETIME` before Redis 7.0, turned into
+//! an absolute instant with the server's own clock). The calling thread writes the records
+//! to `FILE.tmp` beside the target, fsyncs it, renames it over the target and fsyncs the
+//! directory: a crash leaves either the old file or the new one, never a torn one.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, SnapshotWriter, Source};
+use redis::Value;
+
+use super::{is_fatal_for_run, now_ms, per_kind, Error, FirstError, PerKind, Result, Samples};
+use crate::connect::{NodeConn, Psor};
+use crate::engine::{self, EngineOptions, KeyFailure};
+use crate::keys::KeyPrefix;
+use crate::progress::Progress;
+
+/// Which keys go into the file, and how the file names them.
+#[derive(Clone, Debug)]
+pub struct ExportSelection {
+    recorded: Selection,
+    prefixes: Vec<KeyPrefix>,
+}
+
+impl ExportSelection {
+    /// Every key under one prefix.
+    pub fn prefix(prefix: KeyPrefix) -> Self {
+        ExportSelection { recorded: Selection::Prefix(prefix.as_bytes().to_vec()), prefixes: vec![prefix] }
+    }
+
+    /// The keys of one PAC at one version: the caller (the PAC layout) gives the prefixes
+    /// its stores live under. Prefixes where one starts with another are refused: a key
+    /// would be taken twice.
+    pub fn pac_version(pac: impl Into<String>, version: impl Into<String>, prefixes: Vec<KeyPrefix>) -> Result<Self> {
+        if prefixes.is_empty() {
+            return Err(Error::Refused("a PAC selection needs at least one key prefix".into()));
+        }
+        for (i, a) in prefixes.iter().enumerate() {
+            if let Some(b) = prefixes[i + 1..].iter().find(|b| a.overlaps(b)) {
+                return Err(Error::Refused(format!("prefixes {a} and {b} overlap: a key would be exported twice")));
+            }
+        }
+        Ok(ExportSelection { recorded: Selection::PacVersion { pac: pac.into(), version: version.into() }, prefixes })
+    }
+
+    /// The selection as the file records it.
+    pub fn recorded(&self) -> &Selection {
+        &self.recorded
+    }
+
+    /// The prefixes scanned.
+    pub fn prefixes(&self) -> &[KeyPrefix] {
+        &self.prefixes
+    }
+}
+
+/// What to export, and where.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// The keys.
+    pub selection: ExportSelection,
+    /// The file to write.
+    pub path: PathBuf,
+    /// Replace an existing file at `path` (only a snapshot of a format version this build
+    /// reads; anything else, and a newer snapshot, is never overwritten).
+    pub overwrite: bool,
+}
+
+/// What an export did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ExportOutcome {
+    /// The file written.
+    pub path: PathBuf,
+    /// The server's version, as recorded in the file.
+    pub server_version: String,
+    /// Keys written.
+    pub keys: u64,
+    /// Key-name bytes written.
+    pub key_bytes: u64,
+    /// `DUMP` payload bytes written.
+    pub payload_bytes: u64,
+    /// Per type: keys and payload bytes.
+    pub per_type: PerKind,
+    /// Keys written that carry an expiry.
+    pub with_ttl: u64,
+    /// Keys found by SCAN that were gone when read (not written).
+    pub vanished: u64,
+    /// Keys SCAN returned more than once (written once).
+    pub duplicates: u64,
+    /// Keys whose read failed (not written; the first are in `failures`).
+    pub failed: u64,
+    /// The first failures.
+    pub failures: Vec<KeyFailure>,
+    /// Size of the file.
+    pub file_bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Keys per read pipeline: bounds the payload bytes one reader holds at once.
+const READ_CHUNK: usize = 256;
+
+/// Exports the keys of `opts.selection` on `psor` to `opts.path`.
+///
+/// `progress` counts keys examined and matched (SCAN), `done` (written), `vanished` and
+/// `failed`; its `total_keys` is `DBSIZE`.
+pub fn export(psor: &Psor, opts: &ExportOptions, engine: &EngineOptions, progress: Arc<Progress>) -> Result<ExportOutcome> {
+    let started = Instant::now();
+    if psor.masters().len() != 1 {
+        return Err(Error::Refused("exporting from a Redis Cluster is not supported by this build yet".into()));
+    }
+    check_target(&opts.path, opts.overwrite)?;
+    let header = Header::new(
+        now_ms(),
+        Source {
+            server_version: psor.version().to_string(),
+            spec: psor.spec().redacted(),
+            selection: opts.selection.recorded.clone(),
+        },
+    );
+    // Open every connection before creating the file: a bad password leaves nothing behind.
+    let node = &psor.masters()[0];
+    let readers = (0..engine.writers.max(1))
+        .map(|_| node.connect().map(|con| Reader { con, abs_ttl: psor.version().has_pexpiretime() }))
+        .collect::<crate::Result<Vec<_>>>()?;
+    let tmp = tmp_path(&opts.path);
+    let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Refused(format!(
+                "{} exists: another export to {} is running, or one was killed; remove it if none is running",
+                tmp.display(),
+                opts.path.display()
+            ))
+        } else {
+            Error::Write { path: tmp.clone(), source }
+        }
+    })?;
+    let result = write_snapshot(psor, opts, engine, &progress, &header, file, readers, &tmp);
+    let (totals, counts) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if let Err(source) = std::fs::rename(&tmp, &opts.path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Write { path: opts.path.clone(), source });
+    }
+    sync_dir(&opts.path);
+    let file_bytes = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
+    let s = progress.snapshot();
+    Ok(ExportOutcome {
+        path: opts.path.clone(),
+        server_version: header.source.server_version,
+        keys: totals.keys,
+        key_bytes: totals.key_bytes,
+        payload_bytes: totals.payload_bytes,
+        per_type: per_kind(&totals),
+        with_ttl: counts.with_ttl,
+        vanished: s.counts.vanished,
+        duplicates: counts.duplicates,
+        failed: s.counts.failed,
+        failures: counts.failures,
+        file_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Refuses an existing target unless `overwrite`, and never overwrites a file that is not a
+/// snapshot of a format major this build knows (a newer psor's file, or someone's data).
+fn check_target(path: &Path, overwrite: bool) -> Result<()> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Open { path: path.to_path_buf(), source }),
+    };
+    if path.is_dir() {
+        return Err(Error::Refused(format!("{} is a directory; give a file name", path.display())));
+    }
+    let mut head = [0u8; 12];
+    let n = read_up_to(&mut f, &mut head).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    let is_snapshot = n >= 10 && head[..8] == psor_formats::header::MAGIC;
+    if !is_snapshot {
+        return Err(Error::Refused(format!(
+            "{} exists and is not a psor snapshot: psor never overwrites it; choose another name",
+            path.display()
+        )));
+    }
+    let major = u16::from_le_bytes([head[8], head[9]]);
+    if major > psor_formats::CURRENT_VERSION.major {
+        return Err(Error::Refused(format!(
+            "{} is a snapshot of format {major}.x, newer than this build's {}: it is never overwritten",
+            path.display(),
+            psor_formats::CURRENT_VERSION
+        )));
+    }
+    if !overwrite {
+        return Err(Error::Refused(format!("{} exists: use --overwrite to replace it", path.display())));
+    }
+    Ok(())
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// `FILE.tmp` beside `FILE`.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+fn sync_dir(path: &Path) {
+    // The rename is durable once the directory is. Not every platform can open a directory;
+    // the file itself is already synced, so a failure here is not an error.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[derive(Default)]
+struct WriteCounts {
+    with_ttl: u64,
+    duplicates: u64,
+    failures: Vec<KeyFailure>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_snapshot(
+    psor: &Psor,
+    opts: &ExportOptions,
+    engine: &EngineOptions,
+    progress: &Arc<Progress>,
+    header: &Header,
+    file: File,
+    readers: Vec<Reader>,
+    tmp: &Path,
+) -> Result<(psor_formats::Totals, WriteCounts)> {
+    let werr = |e: psor_formats::Error| match e {
+        psor_formats::Error::Io(source) => Error::Write { path: tmp.to_path_buf(), source },
+        other => Error::Write { path: tmp.to_path_buf(), source: std::io::Error::other(other) },
+    };
+    let mut writer = SnapshotWriter::new(BufWriter::with_capacity(1 << 20, file), header).map_err(werr)?;
+    let samples = Samples::new(engine.keep_samples);
+    let first_error = FirstError::new();
+    let duplicates = AtomicU64::new(0);
+    let mut with_ttl = 0u64;
+    let depth = engine.queue_depth.max(1);
+    let (key_tx, key_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(depth);
+    let (rec_tx, rec_rx) = crossbeam_channel::bounded::<Vec<Record>>(depth * readers.len().max(1));
+    let (samples_ref, first_ref, dup_ref) = (&samples, &first_error, &duplicates);
+    std::thread::scope(|s| {
+        // Feeder: scans each prefix, drops keys SCAN already returned, hands batches on.
+        let progress_f = progress.clone();
+        s.spawn(move || {
+            let mut seen = Seen::new();
+            for prefix in &opts.selection.prefixes {
+                let stream = match engine::scan(psor, prefix, engine, progress_f.clone()) {
+                    Ok(stream) => stream,
+                    Err(e) => return fail(first_ref, &progress_f, e.into()),
+                };
+                for batch in stream {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => return fail(first_ref, &progress_f, e.into()),
+                    };
+                    let fresh: Vec<Vec<u8>> = batch.into_iter().filter(|k| seen.insert(k)).collect();
+                    if fresh.is_empty() {
+                        continue;
+                    }
+                    if key_tx.send(fresh).is_err() {
+                        return; // the readers stopped: an error was recorded
+                    }
+                }
+            }
+            dup_ref.store(seen.duplicates, Relaxed);
+        });
+        for mut reader in readers {
+            let (key_rx, rec_tx, progress) = (key_rx.clone(), rec_tx.clone(), progress.clone());
+            s.spawn(move || {
+                for batch in key_rx.iter() {
+                    if progress.is_cancelled() {
+                        return fail(first_ref, &progress, crate::Error::Interrupted.into());
+                    }
+                    for chunk in batch.chunks(READ_CHUNK) {
+                        match reader.read(chunk, &progress, samples_ref) {
+                            Ok(records) if records.is_empty() => {}
+                            Ok(records) => {
+                                if rec_tx.send(records).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => return fail(first_ref, &progress, e),
+                        }
+                    }
+                }
+            });
+        }
+        drop((key_rx, rec_tx));
+        // This thread writes; it stops consuming on a write error, which makes the readers'
+        // sends fail and the feeder's after them, so nothing waits forever.
+        while let Ok(records) = rec_rx.recv() {
+            for r in &records {
+                if let Err(e) = writer.push(r) {
+                    fail(first_ref, progress, werr(e));
+                    break;
+                }
+                with_ttl += u64::from(r.expire_at_ms.is_some());
+                Progress::add(&progress.done, 1);
+            }
+            if progress.is_cancelled() {
+                break;
+            }
+        }
+        drop(rec_rx);
+    });
+    progress.scan_finished.store(true, Relaxed);
+    if let Some(e) = first_error.take() {
+        return Err(e);
+    }
+    let (footer, buf) = writer.finish_into_inner().map_err(werr)?;
+    let file = buf.into_inner().map_err(|e| Error::Write { path: tmp.to_path_buf(), source: e.into_error() })?;
+    file.sync_all().map_err(|source| Error::Write { path: tmp.to_path_buf(), source })?;
+    let (failures, _) = samples.into_parts();
+    Ok((footer.totals, WriteCounts { with_ttl, duplicates: duplicates.into_inner(), failures }))
+}
+
+fn fail(first: &FirstError, progress: &Progress, e: Error) {
+    progress.cancel();
+    first.set(e);
+}
+
+/// Keys already handed on, as two independent 64-bit hashes (16 bytes a key, whatever the
+/// key's length). Two different keys agreeing on both 64-bit SipHashes with independent random
+/// keys is, for a billion keys, about 10⁻²¹ likely; such a key would be dropped as a duplicate.
+struct Seen {
+    a: RandomState,
+    b: RandomState,
+    set: HashSet<(u64, u64)>,
+    duplicates: u64,
+}
+
+impl Seen {
+    fn new() -> Self {
+        Seen { a: RandomState::new(), b: RandomState::new(), set: HashSet::new(), duplicates: 0 }
+    }
+
+    /// True the first time a key is seen.
+    fn insert(&mut self, key: &[u8]) -> bool {
+        let fresh = self.set.insert((self.a.hash_one(key), self.b.hash_one(key)));
+        if !fresh {
+            self.duplicates += 1;
+        }
+        fresh
+    }
+}
+
+/// One reader connection.
+struct Reader {
+    con: NodeConn,
+    abs_ttl: bool,
+}
+
+impl Reader {
+    /// Reads `keys` atomically each; returns the records of the keys that exist.
+    fn read(&mut self, keys: &[Vec<u8>], progress: &Progress, samples: &Samples) -> Result<Vec<Record>> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for k in keys {
+            pipe.cmd("MULTI").cmd("TYPE").arg(k).cmd("DUMP").arg(k);
+            if self.abs_ttl {
+                pipe.cmd("PEXPIRETIME").arg(k);
+            } else {
+                pipe.cmd("PTTL").arg(k).cmd("TIME");
+            }
+            pipe.cmd("EXEC");
+        }
+        // Reading is idempotent: a retried pipeline reads the keys again.
+        let replies: Vec<Value> = self.con.retry("DUMP", keys.first().map(Vec::as_slice), |c| pipe.query(c))?;
+        let per_key = if self.abs_ttl { 5 } else { 6 };
+        if replies.len() != keys.len() * per_key {
+            return Err(self.protocol(format!("{} replies for {} keys", replies.len(), keys.len())));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, r) in keys.iter().zip(replies.chunks(per_key)) {
+            // Errors while queueing (NOPERM, OOM...) show on the queued command and abort EXEC.
+            if let Some(e) = r.iter().find_map(|v| match v {
+                Value::ServerError(e) => Some(e),
+                _ => None,
+            }) {
+                if is_fatal_for_run(e) {
+                    return Err(crate::Error::Command {
+                        addr: self.con.addr().to_string(),
+                        op: "DUMP",
+                        key: Some(key.clone()),
+                        source: e.clone().into(),
+                    }
+                    .into());
+                }
+                Progress::add(&progress.failed, 1);
+                samples.failure(self.con.addr(), key, e);
+                continue;
+            }
+            let exec = match &r[per_key - 1] {
+                Value::Array(items) => items,
+                other => return Err(self.protocol(format!("EXEC replied {other:?}"))),
+            };
+            match self.record(key, exec)? {
+                Some(rec) => out.push(rec),
+                None => Progress::add(&progress.vanished, 1),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One key's record from its EXEC reply, or `None` when the key was gone.
+    fn record(&self, key: &[u8], exec: &[Value]) -> Result<Option<Record>> {
+        let kind = match exec.first() {
+            Some(Value::SimpleString(t)) => t.as_str(),
+            Some(Value::BulkString(t)) => std::str::from_utf8(t).unwrap_or("other"),
+            other => return Err(self.protocol(format!("TYPE replied {other:?}"))),
+        };
+        let Some(kind) = KeyKind::from_type_reply(kind) else { return Ok(None) };
+        let payload = match exec.get(1) {
+            Some(Value::BulkString(p)) => p.clone(),
+            Some(Value::Nil) => return Ok(None),
+            other => return Err(self.protocol(format!("DUMP replied {other:?}"))),
+        };
+        let ttl = match exec.get(2) {
+            Some(Value::Int(t)) => *t,
+            other => return Err(self.protocol(format!("expiry reply {other:?}"))),
+        };
+        let expire_at_ms = match ttl {
+            -2 => return Ok(None),
+            -1 => None,
+            t if self.abs_ttl => Some(t),
+            t => Some(server_time_ms(exec.get(3)).ok_or_else(|| self.protocol("TIME reply".into()))? + t),
+        };
+        let rdb_version = dump_rdb_version(&payload).unwrap_or(0);
+        Ok(Some(Record { key: key.to_vec(), kind, expire_at_ms, rdb_version, payload }))
+    }
+
+    fn protocol(&self, detail: String) -> Error {
+        crate::Error::Protocol { addr: self.con.addr().to_string(), op: "MULTI/EXEC", detail }.into()
+    }
+}
+
+/// `TIME` → Unix milliseconds.
+fn server_time_ms(v: Option<&Value>) -> Option<i64> {
+    let Some(Value::Array(parts)) = v else { return None };
+    let num = |v: &Value| -> Option<i64> {
+        match v {
+            Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    };
+    Some(num(parts.first()?)? * 1000 + num(parts.get(1)?)? / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_is_beside_the_target() {
+        assert_eq!(tmp_path(Path::new("/a/b/x.psnap")), PathBuf::from("/a/b/x.psnap.tmp"));
+        assert_eq!(tmp_path(Path::new("x.psnap")), PathBuf::from("x.psnap.tmp"));
+    }
+
+    #[test]
+    fn seen_counts_duplicates() {
+        let mut s = Seen::new();
+        assert!(s.insert(b"a"));
+        assert!(s.insert(b"b"));
+        assert!(!s.insert(b"a"));
+        assert_eq!(s.duplicates, 1);
+    }
+
+    #[test]
+    fn overlapping_pac_prefixes_are_refused() {
+        let p = |s: &str| KeyPrefix::new(s.as_bytes().to_vec()).unwrap();
+        assert!(matches!(ExportSelection::pac_version("P", "1", vec![p("a:"), p("a:b")]), Err(Error::Refused(_))));
+        assert!(ExportSelection::pac_version("P", "1", vec![p("a:"), p("b:")]).is_ok());
+    }
+}

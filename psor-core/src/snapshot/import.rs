@@ -1,0 +1,431 @@
+//! Import: a `.psnap` file back into a keyspace, checked whole before the first write.
+//!
+//! First pass: every checksum, every record, the totals (the format's full validation), plus
+//! what this module needs to refuse early: keys outside `--rename`'s prefix, and payloads of
+//! an RDB version the target server is known not to read. Only then the second pass streams
+//! the records (bounded memory: one read-ahead batch of frames and a few record batches) to
+//! writer threads that send pipelined `RESTORE key ttl payload ABSTTL [REPLACE]`.
+//!
+//! An existing key is a conflict left alone unless `replace`; one already holding the same
+//! `DUMP` body and expiry counts as `unchanged`, so rerunning an interrupted import is safe.
+//! A key whose expiry has already passed is not restored; it is counted `expired`.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use psor_formats::{Record, SnapshotReader};
+use redis::Value;
+
+use super::{compare, describe_selection, is_fatal_for_run, max_rdb_version, now_ms, Error, FirstError, Result, Samples};
+use crate::connect::{NodeConn, Psor};
+use crate::engine::{EngineOptions, KeyFailure};
+use crate::keys::{display_key, KeyPrefix};
+use crate::progress::{Counts, Progress};
+
+/// `--rename OLD=NEW`: every key must start with `from`; it is restored with `to` instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rename {
+    /// The prefix the file's keys have.
+    pub from: KeyPrefix,
+    /// The prefix they get.
+    pub to: KeyPrefix,
+}
+
+impl Rename {
+    /// Parses `OLD=NEW` (escapes as in prefixes; an `=` inside OLD is written `\x3d`).
+    pub fn parse(text: &str) -> crate::Result<Rename> {
+        let (from, to) = text.split_once('=').ok_or_else(|| {
+            crate::Error::Refused(format!("--rename `{text}`: expected OLD=NEW (two key prefixes)"))
+        })?;
+        Ok(Rename { from: KeyPrefix::parse_escaped(from)?, to: KeyPrefix::parse_escaped(to)? })
+    }
+
+    fn apply(&self, key: &[u8]) -> Vec<u8> {
+        self.from.rewrite(key, &self.to)
+    }
+}
+
+/// What to import, and how.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Rewrite the key prefix.
+    pub rename: Option<Rename>,
+    /// Overwrite existing keys.
+    pub replace: bool,
+    /// Check the file and count what would be restored and what would conflict; write nothing.
+    pub dry_run: bool,
+    /// How many keys a dry run shows.
+    pub sample: usize,
+}
+
+/// What an import did (or, dry, would do).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImportOutcome {
+    /// The file.
+    pub path: PathBuf,
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// The source server's version, from the file.
+    pub source_server_version: String,
+    /// The file's selection, as text.
+    pub selection: String,
+    /// When the file was written (Unix ms).
+    pub created_at_ms: i64,
+    /// Keys in the file.
+    pub keys_in_file: u64,
+    /// `matched` = keys in the file; `done` = restored (dry: would be); `unchanged`,
+    /// `conflicts`, `expired` (expiry already past: skipped), `failed`.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// The first conflicting keys (target names), escaped.
+    pub conflict_keys: Vec<String>,
+    /// The first keys skipped because their expiry had passed (target names), escaped.
+    pub expired_keys: Vec<String>,
+    /// The first failures.
+    pub failures: Vec<KeyFailure>,
+    /// Dry run: the first keys that would be restored (target names), escaped.
+    pub sample: Vec<String>,
+    /// Wall time, including the verification pass.
+    pub seconds: f64,
+}
+
+/// Records per batch are bounded by count (`EngineOptions::batch_size`) and by payload bytes.
+const BATCH_BYTES: usize = 16 << 20;
+
+/// Imports `opts.path` into `target`. Nothing is written unless the whole file checks out.
+pub fn import(target: &Psor, opts: &ImportOptions, engine: &EngineOptions, progress: Arc<Progress>) -> Result<ImportOutcome> {
+    let started = Instant::now();
+    let file_err = |source| Error::File { path: opts.path.clone(), source };
+    let file = std::fs::File::open(&opts.path).map_err(|source| Error::Open { path: opts.path.clone(), source })?;
+    let mut reader = SnapshotReader::open(BufReader::with_capacity(1 << 20, file)).map_err(file_err)?;
+    let header = reader.header().clone();
+    let keys_in_file = reader.footer().totals.keys;
+
+    // Pass 1: everything the format checks, and what would make this import refuse.
+    let (mut max_rdb, mut outside, mut first_outside) = (0u16, 0u64, None::<Vec<u8>>);
+    reader
+        .for_each_record(|r| {
+            max_rdb = max_rdb.max(r.rdb_version);
+            if let Some(rename) = &opts.rename {
+                if !rename.from.matches(r.key) {
+                    outside += 1;
+                    first_outside.get_or_insert_with(|| r.key.to_vec());
+                }
+            }
+        })
+        .map_err(file_err)?;
+    if let (Some(rename), Some(first)) = (&opts.rename, first_outside) {
+        return Err(Error::Refused(format!(
+            "{}: {outside} of {keys_in_file} keys do not start with {} (first: {}); --rename rewrites \
+             one prefix and does not mix renamed and unrenamed keys; nothing written",
+            opts.path.display(),
+            rename.from,
+            display_key(&first)
+        )));
+    }
+    if target.masters().len() != 1 {
+        return Err(Error::Refused("importing into a Redis Cluster is not supported by this build yet".into()));
+    }
+    let node = &target.masters()[0];
+    let version = target.version();
+    if version.major < 5 {
+        return Err(crate::Error::ServerTooOld {
+            addr: node.addr().to_string(),
+            version: version.to_string(),
+            what: "RESTORE … ABSTTL",
+            needed: "5.0",
+        }
+        .into());
+    }
+    if let Some(max) = max_rdb_version(version).filter(|&m| max_rdb > m) {
+        return Err(Error::Refused(format!(
+            "{}: the snapshot holds DUMP payloads of RDB version {max_rdb} (taken from Redis {}); {} runs Redis \
+             {version}, which reads RDB versions up to {max}: import into a server of the same or a newer version; \
+             nothing written",
+            opts.path.display(),
+            header.source.server_version,
+            node.addr()
+        )));
+    }
+
+    // Pass 2: stream the records to writer threads.
+    progress.total_keys.store(keys_in_file, std::sync::atomic::Ordering::Relaxed);
+    let writers = (0..engine.writers.max(1))
+        .map(|_| {
+            node.connect().map(|con| Restorer {
+                con,
+                replace: opts.replace,
+                dry_run: opts.dry_run,
+                abs_expiry: version.has_pexpiretime(),
+                version: version.to_string(),
+                source_version: header.source.server_version.clone(),
+            })
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    let samples = Samples::new(engine.keep_samples);
+    let expired = Samples::new(engine.keep_samples);
+    let would = Samples::new(opts.sample);
+    let first_error = FirstError::new();
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Record>>(engine.queue_depth.max(1));
+    let batch_size = engine.batch_size.max(1);
+    let ctx = Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
+    let first_ref = &first_error;
+    std::thread::scope(|s| {
+        for mut w in writers {
+            let rx = rx.clone();
+            let ctx = &ctx;
+            s.spawn(move || {
+                for batch in rx.iter() {
+                    if ctx.progress.is_cancelled() {
+                        return fail(first_ref, ctx.progress, crate::Error::Interrupted.into());
+                    }
+                    if let Err(e) = w.write(batch, ctx) {
+                        return fail(first_ref, ctx.progress, e);
+                    }
+                }
+            });
+        }
+        drop(rx);
+        let (mut batch, mut bytes) = (Vec::new(), 0usize);
+        for r in reader.records() {
+            let r = match r {
+                Ok(r) => r,
+                // The file changed on disk since pass 1.
+                Err(e) => return fail(first_ref, &progress, file_err(e)),
+            };
+            Progress::add(&progress.examined, 1);
+            Progress::add(&progress.matched, 1);
+            bytes += r.payload.len() + r.key.len();
+            batch.push(r);
+            if batch.len() >= batch_size || bytes >= BATCH_BYTES {
+                bytes = 0;
+                if tx.send(std::mem::take(&mut batch)).is_err() {
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+    });
+    progress.scan_finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(e) = first_error.take() {
+        return Err(e);
+    }
+    let (failures, conflict_keys) = samples.into_parts();
+    let (_, expired_keys) = expired.into_parts();
+    let (_, sample) = would.into_parts();
+    Ok(ImportOutcome {
+        path: opts.path.clone(),
+        dry_run: opts.dry_run,
+        source_server_version: header.source.server_version.clone(),
+        selection: describe_selection(&header.source.selection),
+        created_at_ms: header.created_at_ms,
+        keys_in_file,
+        counts: progress.snapshot().counts,
+        conflict_keys,
+        expired_keys,
+        failures,
+        sample,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn fail(first: &FirstError, progress: &Progress, e: Error) {
+    progress.cancel();
+    first.set(e);
+}
+
+struct Ctx<'a> {
+    progress: &'a Progress,
+    /// Failures and conflict keys.
+    samples: &'a Samples,
+    expired: &'a Samples,
+    would: &'a Samples,
+    rename: Option<&'a Rename>,
+}
+
+/// One writer connection to the target.
+struct Restorer {
+    con: NodeConn,
+    replace: bool,
+    dry_run: bool,
+    /// The target has `PEXPIRETIME` (7.0+); before, expiries are compared through `PTTL`.
+    abs_expiry: bool,
+    version: String,
+    source_version: String,
+}
+
+/// A record on its way to the target: target key name, payload, absolute expiry.
+struct Item {
+    key: Vec<u8>,
+    record: Record,
+}
+
+impl Restorer {
+    fn write(&mut self, batch: Vec<Record>, ctx: &Ctx<'_>) -> Result<()> {
+        let now = now_ms();
+        let mut items = Vec::with_capacity(batch.len());
+        for record in batch {
+            let key = match ctx.rename {
+                Some(r) => r.apply(&record.key),
+                None => record.key.clone(),
+            };
+            if record.expire_at_ms.is_some_and(|t| t <= now) {
+                Progress::add(&ctx.progress.expired, 1);
+                ctx.expired.key(&key);
+                continue;
+            }
+            items.push(Item { key, record });
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        if self.dry_run {
+            return self.dry(items, ctx);
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for it in &items {
+            pipe.cmd("RESTORE").arg(&it.key).arg(it.record.expire_at_ms.unwrap_or(0)).arg(&it.record.payload);
+            if it.record.expire_at_ms.is_some() {
+                pipe.arg("ABSTTL");
+            }
+            if self.replace {
+                pipe.arg("REPLACE");
+            }
+        }
+        // A retried RESTORE of a key the lost attempt already wrote meets BUSYKEY, finds the
+        // same content and counts it unchanged: retrying is safe.
+        let replies: Vec<Value> = self.con.retry("RESTORE", items.first().map(|i| i.key.as_slice()), |c| pipe.query(c))?;
+        let mut busy = Vec::new();
+        for (it, reply) in items.into_iter().zip(replies) {
+            match reply {
+                Value::Okay => Progress::add(&ctx.progress.done, 1),
+                Value::ServerError(e) if e.code() == "BUSYKEY" => busy.push(it),
+                Value::ServerError(e) if e.details().is_some_and(|d| d.contains("DUMP payload version")) => {
+                    return Err(Error::TargetRefused(format!(
+                        "{} (Redis {}) refuses the DUMP payload of {} (RDB version {}, taken from Redis {}): \
+                         it comes from a newer Redis (or is damaged); import into a server of the same or a newer \
+                         version",
+                        self.con.addr(),
+                        self.version,
+                        display_key(&it.key),
+                        it.record.rdb_version,
+                        self.source_version
+                    )));
+                }
+                Value::ServerError(e) if is_fatal_for_run(&e) => {
+                    return Err(crate::Error::Command {
+                        addr: self.con.addr().to_string(),
+                        op: "RESTORE",
+                        key: Some(it.key),
+                        source: e.into(),
+                    }
+                    .into())
+                }
+                Value::ServerError(e) => {
+                    Progress::add(&ctx.progress.failed, 1);
+                    ctx.samples.failure(self.con.addr(), &it.key, e);
+                }
+                other => {
+                    return Err(crate::Error::Protocol {
+                        addr: self.con.addr().to_string(),
+                        op: "RESTORE",
+                        detail: format!("{other:?}"),
+                    }
+                    .into())
+                }
+            }
+        }
+        self.classify_existing(&busy, ctx)
+    }
+
+    /// Dry run: existing keys are conflicts (or unchanged); the rest would be restored.
+    fn dry(&mut self, items: Vec<Item>, ctx: &Ctx<'_>) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for it in &items {
+            pipe.cmd("EXISTS").arg(&it.key);
+        }
+        let exists: Vec<u8> = self.con.retry("EXISTS", None, |c| pipe.query(c))?;
+        let mut existing = Vec::new();
+        for (it, e) in items.into_iter().zip(exists) {
+            if e == 1 && !self.replace {
+                existing.push(it);
+            } else {
+                Progress::add(&ctx.progress.done, 1);
+                ctx.would.key(&it.key);
+            }
+        }
+        self.classify_existing(&existing, ctx)
+    }
+
+    /// Keys that exist on the target: the same content (same `DUMP` body, the payload without
+    /// its version and CRC trailer, or else the same content read by type) and the same expiry
+    /// is `unchanged`; anything else a conflict.
+    fn classify_existing(&mut self, items: &[Item], ctx: &Ctx<'_>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let ttl_cmd = if self.abs_expiry { "PEXPIRETIME" } else { "PTTL" };
+        let mut pipe = redis::pipe();
+        for it in items {
+            pipe.cmd("DUMP").arg(&it.key).cmd(ttl_cmd).arg(&it.key);
+        }
+        let replies: Vec<Value> = self.con.retry("DUMP", None, |c| pipe.query(c))?;
+        let now = now_ms();
+        for (it, r) in items.iter().zip(replies.chunks(2)) {
+            let same_body = match &r[0] {
+                Value::BulkString(p) => body(p) == body(&it.record.payload),
+                _ => false,
+            };
+            let exists = matches!(&r[0], Value::BulkString(_));
+            let same_expiry = match (&r[1], it.record.expire_at_ms) {
+                (Value::Int(-1), None) => true,
+                (Value::Int(t), Some(at)) if self.abs_expiry => *t == at,
+                // A relative TTL drifts by the round trip: a second's slack.
+                (Value::Int(t), Some(at)) => *t >= 0 && (now + t - at).abs() <= 1000,
+                _ => false,
+            };
+            // Bodies differ but content may not (see `compare`). A dry run writes nothing, not
+            // even a scratch key, so it counts such keys as conflicts.
+            let same = same_expiry
+                && (same_body
+                    || (exists && !self.dry_run && compare::same_as_payload(&mut self.con, &it.key, &it.record.payload)?));
+            if same {
+                Progress::add(&ctx.progress.unchanged, 1);
+            } else {
+                Progress::add(&ctx.progress.conflicts, 1);
+                ctx.samples.key(&it.key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `DUMP` payload without its 10-byte trailer (RDB version, CRC64), which differs between
+/// server versions for the same content.
+fn body(payload: &[u8]) -> &[u8] {
+    &payload[..payload.len().saturating_sub(10)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_parses_escapes_and_refuses_half_specs() {
+        let r = Rename::parse("a\\x3db:=c:").unwrap();
+        assert_eq!(r.from.as_bytes(), b"a=b:");
+        assert_eq!(r.to.as_bytes(), b"c:");
+        assert_eq!(r.apply(b"a=b:k"), b"c:k".to_vec());
+        assert!(matches!(Rename::parse("a:"), Err(crate::Error::Refused(_))));
+        assert!(matches!(Rename::parse("=b:"), Err(crate::Error::Refused(_))));
+        assert!(matches!(Rename::parse("a:="), Err(crate::Error::Refused(_))));
+    }
+}

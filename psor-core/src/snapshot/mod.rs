@@ -1,0 +1,250 @@
+//! Snapshots: keys taken out of a PSOR into a `.psnap` file, and put back.
+//!
+//! A PAC upgrade or a removal of an old PAC is safer with a copy of its keys on disk. This
+//! module turns a live keyspace into a file ([`export`]), a file back into a keyspace
+//! ([`import`]), and a file into a report without any server ([`inspect`]). The file format
+//! itself (checksums, framing, versions) is `psor-formats`; this module adds Redis: SCAN,
+//! `DUMP`, expiry, `RESTORE … ABSTTL`, conflicts.
+//!
+//! **Consistency of an export.** Each key is read atomically (`TYPE`, `DUMP` and its expiry
+//! in one `MULTI`/`EXEC`), so a record is always one real state of that key: never the value
+//! of one moment with the type or expiry of another. Keys that exist for the whole export are
+//! in the file (SCAN's guarantee); a key deleted between SCAN and its read is counted
+//! `vanished`, not written; a key created or changed during the export may be in the file in
+//! its old state, its new state, or (if created after SCAN passed its slot) not at all. The
+//! file is not a point-in-time image across keys: stop the writers first when that matters.
+//! SCAN may return a key twice; the export writes each key once.
+
+mod compare;
+mod export;
+mod import;
+mod inspect;
+
+pub use export::{export, ExportOptions, ExportOutcome, ExportSelection};
+pub use import::{import, ImportOptions, ImportOutcome, Rename};
+pub use inspect::{group_of, inspect, InspectOptions, Inspection, PrefixStats, SelectionInfo, MAX_GROUPS};
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use psor_formats::KeyKind;
+
+use crate::engine::KeyFailure;
+use crate::keys::display_key;
+
+/// What can go wrong exporting, importing or inspecting a snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The snapshot file is not one this build can use: not a snapshot, damaged, truncated,
+    /// or written by a newer format version. The source names the offset.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the format reader found.
+        source: psor_formats::Error,
+    },
+    /// A file could not be opened for reading.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Writing the snapshot file failed (disk full, permissions...). The partial file was
+    /// removed; the target path was not touched.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The I/O or format error.
+        source: std::io::Error,
+    },
+    /// The request is not acceptable (an existing output file, keys outside `--rename`,
+    /// payloads the target server is too old for...). Nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// The target server refused a payload during an import (from a newer Redis, or damaged).
+    /// Records before it may have been restored.
+    #[error("{0}")]
+    TargetRefused(String),
+    /// A failure while talking to Redis (or a refused connection spec).
+    #[error(transparent)]
+    Core(#[from] crate::Error),
+}
+
+impl Error {
+    /// True when the error is the user's input (a bad or foreign file, a refused request),
+    /// as opposed to a failure while working: nothing was written.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::File { .. } | Error::Open { .. } | Error::Refused(_) => true,
+            Error::Write { .. } | Error::TargetRefused(_) => false,
+            Error::Core(e) => e.is_usage(),
+        }
+    }
+}
+
+/// Result alias for snapshot work.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Keys and payload bytes of one Redis type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KindStats {
+    /// Keys of this type.
+    pub keys: u64,
+    /// Their `DUMP` payload bytes.
+    pub payload_bytes: u64,
+}
+
+/// Per-type statistics keyed by the `TYPE` name (`string`, `hash`, ...), every type present.
+pub type PerKind = std::collections::BTreeMap<&'static str, KindStats>;
+
+fn per_kind(totals: &psor_formats::Totals) -> PerKind {
+    KeyKind::ALL
+        .iter()
+        .map(|&k| {
+            let t = totals.kind(k);
+            (k.as_str(), KindStats { keys: t.count, payload_bytes: t.payload_bytes })
+        })
+        .collect()
+}
+
+/// How a file's selection reads in reports: `prefix "a:b"` or `pac P version V`.
+pub fn describe_selection(s: &psor_formats::Selection) -> String {
+    match s {
+        psor_formats::Selection::Prefix(p) if p.is_empty() => "every key".into(),
+        psor_formats::Selection::Prefix(p) => format!("prefix {}", display_key(p)),
+        psor_formats::Selection::PacVersion { pac, version } => format!("PAC {pac} version {version}"),
+    }
+}
+
+/// Collects the first failures and keys of a kind, from several threads, up to a limit.
+pub(crate) struct Samples {
+    limit: usize,
+    failures: Mutex<Vec<KeyFailure>>,
+    keys: Mutex<Vec<String>>,
+}
+
+impl Samples {
+    pub(crate) fn new(limit: usize) -> Self {
+        Samples { limit, failures: Mutex::new(Vec::new()), keys: Mutex::new(Vec::new()) }
+    }
+
+    pub(crate) fn failure(&self, node: &str, key: &[u8], error: impl ToString) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len() < self.limit {
+            f.push(KeyFailure { key: display_key(key), node: node.to_string(), error: error.to_string() });
+        }
+    }
+
+    pub(crate) fn key(&self, key: &[u8]) {
+        let mut k = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if k.len() < self.limit {
+            k.push(display_key(key));
+        }
+    }
+
+    pub(crate) fn into_parts(self) -> (Vec<KeyFailure>, Vec<String>) {
+        (
+            self.failures.into_inner().unwrap_or_else(|p| p.into_inner()),
+            self.keys.into_inner().unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+}
+
+/// Keeps the first error of a multi-threaded run (a real error wins over `Interrupted`).
+pub(crate) struct FirstError(Mutex<Option<Error>>);
+
+impl FirstError {
+    pub(crate) fn new() -> Self {
+        FirstError(Mutex::new(None))
+    }
+
+    pub(crate) fn set(&self, e: Error) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() || matches!(slot.as_ref(), Some(Error::Core(crate::Error::Interrupted))) {
+            *slot = Some(e);
+        }
+    }
+
+    pub(crate) fn take(self) -> Option<Error> {
+        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Server errors that will fail every key the same way: they stop the run instead of being
+/// counted per key. (The engine has the same rule; kept here so snapshots depend only on the
+/// engine's public API.)
+pub(crate) fn is_fatal_for_run(err: &redis::ServerError) -> bool {
+    matches!(
+        err.code(),
+        "OOM" | "NOPERM" | "NOAUTH" | "MISCONF" | "READONLY" | "WRONGPASS" | "EXECABORT" | "LOADING" | "MASTERDOWN"
+    )
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), without a date crate.
+pub fn format_utc_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// The newest `DUMP` payload (RDB) version a Redis server version is known to accept, or
+/// `None` for versions newer than this table (then the server itself decides).
+pub fn max_rdb_version(server: crate::connect::ServerVersion) -> Option<u16> {
+    Some(match (server.major, server.minor) {
+        (0..=3, _) => return None,
+        (4, _) => 8,
+        (5 | 6, _) => 9,
+        (7, 0) => 10,
+        (7, 2) => 11,
+        (7, 4) => 12,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_utc_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format_utc_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_utc_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn rdb_versions_by_server() {
+        let v = |major, minor| crate::connect::ServerVersion { major, minor, patch: 0 };
+        assert_eq!(max_rdb_version(v(7, 0)), Some(10));
+        assert_eq!(max_rdb_version(v(6, 2)), Some(9));
+        assert_eq!(max_rdb_version(v(9, 0)), None);
+    }
+}
