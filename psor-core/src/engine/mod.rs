@@ -6,7 +6,7 @@
 //! send one pipeline per batch. Scanning overlaps with writing, several pipelines are in
 //! flight, and memory is bounded by `channel depth × batch size` whatever the keyspace size.
 
-mod compare;
+pub(crate) mod compare;
 mod copy;
 mod delete;
 mod pacing;
@@ -298,6 +298,9 @@ fn sweep<W: Writer>(
 /// Server errors that will fail every key the same way (out of memory, no permission, a
 /// read-only replica, disk trouble): they stop the run instead of being counted per key.
 pub(crate) fn is_fatal_for_run(err: &redis::ServerError) -> bool {
-    matches!(err.code(), "OOM" | "NOPERM" | "NOAUTH" | "MISCONF" | "READONLY" | "NOSCRIPT" | "WRONGPASS")
+    matches!(
+        err.code(),
+        "OOM" | "NOPERM" | "NOAUTH" | "MISCONF" | "READONLY" | "NOSCRIPT" | "WRONGPASS" | "EXECABORT" | "LOADING" | "MASTERDOWN"
+    )
         || err.details().is_some_and(|d| d.contains("DUMP payload version"))
 }

@@ -176,15 +176,7 @@ impl FirstError {
     }
 }
 
-/// Server errors that will fail every key the same way: they stop the run instead of being
-/// counted per key. (The engine has the same rule; kept here so snapshots depend only on the
-/// engine's public API.)
-pub(crate) fn is_fatal_for_run(err: &redis::ServerError) -> bool {
-    matches!(
-        err.code(),
-        "OOM" | "NOPERM" | "NOAUTH" | "MISCONF" | "READONLY" | "WRONGPASS" | "EXECABORT" | "LOADING" | "MASTERDOWN"
-    )
-}
+pub(crate) use crate::engine::is_fatal_for_run;
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
