@@ -164,3 +164,20 @@ fn completions_are_generated() {
     assert_eq!(code, 0);
     assert!(out.contains("psor") && out.contains("delete"));
 }
+
+#[test]
+fn cluster_and_sentinel_specs_work_from_the_command_line() {
+    let cluster = psor_tests::RedisCluster::start(3, 0);
+    let ns = unique_prefix("cli-cluster");
+    populate_all_types(&mut cluster.cluster_conn(), ns.as_bytes(), 60);
+    let (code, out, err) = run(&mut psor(&["--psor", &cluster.url(), "--json", "--yes", "delete", "--prefix", &ns]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["done"].as_u64(), Some(60));
+
+    let master = RedisServer::start();
+    let sentinel = psor_tests::RedisSentinel::start(&master, "clim");
+    populate_all_types(&mut master.admin_conn(), ns.as_bytes(), 30);
+    let (code, out, err) = run(&mut psor(&["--psor", &sentinel.url("clim"), "--json", "scan", "--prefix", &ns, "--count-only"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["matched"].as_u64(), Some(30));
+}

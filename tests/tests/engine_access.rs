@@ -14,6 +14,8 @@ use psor_tests::{keyspace_digest, populate_all_types, unique_prefix, RedisServer
 pub const PSOR_COMMANDS: &[&str] = &[
     "info", "dbsize", "scan", "unlink", "exists", "copy", "rename", "renamenx", "dump", "restore",
     "pexpiretime", "pttl",
+    // Reading content, to tell an identical target (a rerun) from a conflict.
+    "type", "strlen", "get", "hlen", "hgetall", "scard", "smembers", "zcard", "zrange", "llen", "lrange", "xlen", "xrange",
 ];
 
 fn run_all(psor: &Psor, conn: &mut redis::Connection, ns: &str) {
@@ -24,6 +26,9 @@ fn run_all(psor: &Psor, conn: &mut redis::Connection, ns: &str) {
     let opts = CopyOptions { from: p(&from), to: p(&to), replace: false, move_keys: false, dry_run: false, sample: 3 };
     let out = engine::copy(psor, None, &opts, &engine, Arc::new(Progress::new())).unwrap();
     assert_eq!((out.counts.done, out.counts.failed), (48, 0));
+    // A rerun compares every target with its source, by content where DUMP bytes differ.
+    let out = engine::copy(psor, None, &opts, &engine, Arc::new(Progress::new())).unwrap();
+    assert_eq!((out.counts.unchanged, out.counts.conflicts, out.counts.failed), (48, 0, 0));
     let out = engine::copy(psor, None, &CopyOptions { move_keys: true, replace: true, ..opts.clone() }, &engine, Arc::new(Progress::new())).unwrap();
     assert_eq!((out.counts.done, out.counts.failed), (48, 0));
     let del = DeleteOptions { prefix: p(&to), dry_run: false, sample: 0 };

@@ -137,3 +137,44 @@ fn the_caspac_node_list_finds_the_cluster() {
     let one = connect(&format!("redis,{}", seeds[0]));
     assert!(!one.is_cluster());
 }
+
+/// The commands psor needs on a cluster: the standalone list plus discovery, the end-of-run
+/// slot sweep, and ASK redirections. The README lists the same.
+const CLUSTER_ACL: &str = "on >pw-cluster ~* -@all +info +dbsize +scan +unlink +exists +copy +rename +renamenx +dump \
++restore +pexpiretime +pttl +type +strlen +get +hlen +hgetall +scard +smembers +zcard +zrange +llen +lrange \
++xlen +xrange +cluster|nodes +cluster|countkeysinslot +cluster|getkeysinslot +asking";
+
+#[test]
+fn conflicts_and_a_minimal_acl_user_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    for node in cluster.nodes() {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg("psor");
+        for rule in CLUSTER_ACL.split_whitespace() {
+            cmd.arg(rule);
+        }
+        let _: () = cmd.query(&mut node.admin_conn()).unwrap();
+    }
+    let url = format!("redis+cluster://psor:pw-cluster@{}", cluster.seeds().join(","));
+    let mut conn = cluster.cluster_conn();
+    let ns = unique_prefix("cluster-acl");
+    let (a, b) = (format!("{ns}a:"), format!("{ns}b:"));
+    populate_all_types(&mut conn, a.as_bytes(), 90);
+    let _: () = redis::cmd("SET").arg(format!("{a}clash")).arg("mine").query(&mut conn).unwrap();
+    let _: () = redis::cmd("SET").arg(format!("{b}clash")).arg("theirs").query(&mut conn).unwrap();
+
+    let psor = connect(&url);
+    let out = copy(&psor, None, &copy_opts(&a, &b));
+    assert_eq!((out.counts.matched, out.counts.done, out.counts.conflicts, out.counts.failed), (91, 90, 1, 0));
+    let theirs: String = redis::cmd("GET").arg(format!("{b}clash")).query(&mut conn).unwrap();
+    assert_eq!(theirs, "theirs");
+    let mut replace = copy_opts(&a, &b);
+    replace.replace = true;
+    let out = copy(&psor, None, &replace);
+    assert_eq!((out.counts.conflicts, out.counts.failed), (0, 0));
+    let mine: String = redis::cmd("GET").arg(format!("{b}clash")).query(&mut conn).unwrap();
+    assert_eq!(mine, "mine");
+    let out = delete(&psor, &b, false);
+    assert_eq!(out.counts.done, 91);
+    assert!(keyspace_digest_cluster(&cluster, b.as_bytes()).is_empty());
+}

@@ -221,11 +221,16 @@ impl Copier {
         }
         let replies = self.src.run("DUMP", &cmds)?;
         let now = now_ms();
-        // (pair, payload, ttl argument for RESTORE)
+        // (pair, payload, ttl argument for RESTORE); payloads are moved out of the replies,
+        // never copied: they may be large.
         let mut items = Vec::with_capacity(pairs.len());
-        for (p, r) in pairs.iter().zip(replies.chunks(2)) {
-            let (payload, ttl) = match (&r[0], &r[1]) {
-                (Value::BulkString(payload), Value::Int(t)) => (payload, *t),
+        let mut replies = replies.into_iter();
+        for p in pairs {
+            let (Some(dump), Some(ttl)) = (replies.next(), replies.next()) else {
+                return Err(protocol("DUMP", &Value::Nil));
+            };
+            let (payload, ttl) = match (dump, ttl) {
+                (Value::BulkString(payload), Value::Int(t)) if t != -2 => (payload, t),
                 (Value::Nil, _) | (_, Value::Int(-2)) => {
                     Progress::add(&progress.vanished, 1);
                     continue;
@@ -234,7 +239,7 @@ impl Copier {
                     samples.failure(progress, &self.src.label(p.src_slot), &p.src, e);
                     continue;
                 }
-                (other, _) => return Err(protocol("DUMP", other)),
+                (other, _) => return Err(protocol("DUMP", &other)),
             };
             let ttl = match ttl {
                 -1 => 0,
@@ -244,7 +249,7 @@ impl Copier {
                 }
                 t => t,
             };
-            items.push((p, payload.clone(), ttl));
+            items.push((p, payload, ttl));
         }
         if items.is_empty() {
             return Ok(());
