@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::error::{is_retryable, Error, Result};
 
@@ -176,13 +176,13 @@ impl Node {
         Ok(nc)
     }
 
-    fn open(&self) -> Result<(String, redis::Connection)> {
+    fn open(&self) -> Result<(String, Box<dyn ConnectionLike + Send>)> {
         let hp = match &self.source {
             AddrSource::Fixed(hp) => hp.clone(),
             // Asked again at every (re)connect, so a failover is followed.
             AddrSource::Sentinel { sentinels, master } => topology::resolve_sentinel(sentinels, master, &self.template)?,
         };
-        Ok((hp.to_string(), self.template.connect(&hp)?))
+        Ok((hp.to_string(), Box::new(self.template.connect(&hp)?)))
     }
 }
 
@@ -190,7 +190,7 @@ impl Node {
 pub struct NodeConn {
     node: Node,
     addr: String,
-    con: redis::Connection,
+    con: Box<dyn ConnectionLike + Send>,
     run_id: String,
     restarts: u64,
 }
@@ -201,9 +201,10 @@ impl NodeConn {
         &self.addr
     }
 
-    /// The raw connection, for commands that must not be retried blindly.
-    pub fn raw(&mut self) -> &mut redis::Connection {
-        &mut self.con
+    /// The raw connection, for commands that must not be retried blindly. A TCP connection
+    /// to Redis, or any other `ConnectionLike` a [`Node`] was built with.
+    pub fn raw(&mut self) -> &mut dyn ConnectionLike {
+        &mut *self.con
     }
 
     /// How many times the server behind this connection was found restarted (or replaced by
@@ -214,7 +215,7 @@ impl NodeConn {
     }
 
     fn current_run_id(&mut self) -> Option<String> {
-        let info: String = redis::cmd("INFO").arg("server").query(&mut self.con).ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut *self.con).ok()?;
         info_field(&info, "run_id").map(str::to_string)
     }
 
@@ -247,11 +248,11 @@ impl NodeConn {
         &mut self,
         op: &'static str,
         key: Option<&[u8]>,
-        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T> {
         let mut attempt = 0;
         loop {
-            match f(&mut self.con) {
+            match f(&mut *self.con) {
                 Ok(v) => return Ok(v),
                 Err(e) if is_retryable(&e) && attempt < self.node.template.retries => {
                     attempt += 1;
