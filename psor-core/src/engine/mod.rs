@@ -10,7 +10,7 @@ pub(crate) mod compare;
 mod copy;
 mod delete;
 mod pacing;
-mod router;
+pub(crate) mod router;
 mod scan;
 
 pub use copy::{copy, CopyOptions};

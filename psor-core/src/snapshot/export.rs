@@ -2,14 +2,18 @@
 //! appears at its final path only once it is complete and on disk.
 //!
 //! One thread feeds SCAN batches (from `engine::scan`, every master) to a few reader
-//! threads, each with its own connection, that send per key `MULTI TYPE DUMP PEXPIRETIME
-//! EXEC` in pipelines (`PTTL` + `TIME` instead of `PEXPIRETIME` before Redis 7.0, turned into
-//! an absolute instant with the server's own clock). The calling thread writes the records
+//! threads, each with its own router (one connection per master), that send per key `MULTI
+//! TYPE DUMP PEXPIRETIME EXEC` in pipelines to the master of the key's slot (`PTTL` + `TIME`
+//! instead of `PEXPIRETIME` before Redis 7.0, turned into an absolute instant with the
+//! server's own clock). A transaction split by a redirection (its slot moved: the commands
+//! were answered one by one elsewhere, `EXEC` aborted) is read again whole. On a cluster, the
+//! slots whose master changed while SCAN ran are swept again at the end with `CLUSTER
+//! GETKEYSINSLOT`, so a key that moved is not missed. The calling thread writes the records
 //! to `FILE.tmp` beside the target, fsyncs it, renames it over the target and fsyncs the
 //! directory: a crash leaves either the old file or the new one, never a torn one.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
 use std::io::{BufWriter, Read};
@@ -21,8 +25,9 @@ use std::time::Instant;
 use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, SnapshotWriter, Source};
 use redis::Value;
 
-use super::{is_fatal_for_run, now_ms, per_kind, Error, FirstError, PerKind, Result, Samples};
-use crate::connect::{NodeConn, Psor};
+use super::{is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples};
+use crate::connect::{key_slot, Psor, Topology, SLOTS};
+use crate::engine::router::{Routed, Router};
 use crate::engine::{self, EngineOptions, KeyFailure};
 use crate::keys::KeyPrefix;
 use crate::progress::Progress;
@@ -118,9 +123,6 @@ const READ_CHUNK: usize = 256;
 /// `failed`; its `total_keys` is `DBSIZE`.
 pub fn export(psor: &Psor, opts: &ExportOptions, engine: &EngineOptions, progress: Arc<Progress>) -> Result<ExportOutcome> {
     let started = Instant::now();
-    if psor.masters().len() != 1 {
-        return Err(Error::Refused("exporting from a Redis Cluster is not supported by this build yet".into()));
-    }
     check_target(&opts.path, opts.overwrite)?;
     let header = Header::new(
         now_ms(),
@@ -131,9 +133,8 @@ pub fn export(psor: &Psor, opts: &ExportOptions, engine: &EngineOptions, progres
         },
     );
     // Open every connection before creating the file: a bad password leaves nothing behind.
-    let node = &psor.masters()[0];
     let readers = (0..engine.writers.max(1))
-        .map(|_| node.connect().map(|con| Reader { con, abs_ttl: psor.version().has_pexpiretime() }))
+        .map(|_| open_router(psor).map(|router| Reader { router, abs_ttl: psor.version().has_pexpiretime() }))
         .collect::<crate::Result<Vec<_>>>()?;
     let tmp = tmp_path(&opts.path);
     let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|source| {
@@ -298,6 +299,13 @@ fn write_snapshot(
                     }
                 }
             }
+            let sent = sweep_moved_slots(psor, &opts.selection.prefixes, &progress_f, |batch| {
+                let fresh: Vec<Vec<u8>> = batch.into_iter().filter(|k| seen.insert(k)).collect();
+                fresh.is_empty() || key_tx.send(fresh).is_ok()
+            });
+            if let Err(e) = sent {
+                return fail(first_ref, &progress_f, e.into());
+            }
             dup_ref.store(seen.duplicates, Relaxed);
         });
         for mut reader in readers {
@@ -380,94 +388,191 @@ impl Seen {
     }
 }
 
-/// One reader connection.
+/// On a cluster: feeds `emit` the keys under `prefixes` in every slot whose master changed
+/// since `psor` connected (a failover, a finished migration) or that is being migrated, read
+/// with `CLUSTER GETKEYSINSLOT` from every master now. The SCAN of a slot's old master may
+/// have missed them; keys already handed on are dropped by the caller. Stops (with `Ok`)
+/// when `emit` returns false. Nothing to do on a single server or an unchanged cluster.
+fn sweep_moved_slots(
+    psor: &Psor,
+    prefixes: &[KeyPrefix],
+    progress: &Progress,
+    mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
+) -> crate::Result<()> {
+    let Topology::Cluster(before) = psor.topology() else { return Ok(()) };
+    let Some(after) = psor.rediscover()? else { return Ok(()) };
+    let slots: BTreeSet<u16> = (0..SLOTS as u16)
+        .filter(|&s| before.master_of(s) != after.master_of(s))
+        .chain(before.migrating.iter().chain(&after.migrating).copied())
+        .collect();
+    if slots.is_empty() {
+        return Ok(());
+    }
+    for master in &after.masters {
+        let mut con = psor.node_at(master).connect()?;
+        let mut pipe = redis::pipe();
+        for &slot in &slots {
+            pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot);
+        }
+        let counts: Vec<u64> = con.retry("CLUSTER COUNTKEYSINSLOT", None, |c| pipe.query(c))?;
+        for (&slot, n) in slots.iter().zip(counts) {
+            if n == 0 {
+                continue;
+            }
+            if progress.is_cancelled() {
+                return Err(crate::Error::Interrupted);
+            }
+            let keys: Vec<Vec<u8>> = con.retry("CLUSTER GETKEYSINSLOT", None, |c| {
+                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(n).query(c)
+            })?;
+            let mine: Vec<Vec<u8>> = keys.into_iter().filter(|k| prefixes.iter().any(|p| p.matches(k))).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            Progress::add(&progress.matched, mine.len() as u64);
+            if !emit(mine) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many times a key's transaction is sent again after a redirection split it.
+const READ_ATTEMPTS: usize = 5;
+
+/// One reader: a router with a connection to each master.
 struct Reader {
-    con: NodeConn,
+    router: Router,
     abs_ttl: bool,
 }
 
 impl Reader {
     /// Reads `keys` atomically each; returns the records of the keys that exist.
     fn read(&mut self, keys: &[Vec<u8>], progress: &Progress, samples: &Samples) -> Result<Vec<Record>> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for k in keys {
-            pipe.cmd("MULTI").cmd("TYPE").arg(k).cmd("DUMP").arg(k);
-            if self.abs_ttl {
-                pipe.cmd("PEXPIRETIME").arg(k);
-            } else {
-                pipe.cmd("PTTL").arg(k).cmd("TIME");
-            }
-            pipe.cmd("EXEC");
-        }
-        // Reading is idempotent: a retried pipeline reads the keys again.
-        let replies: Vec<Value> = self.con.retry("DUMP", keys.first().map(Vec::as_slice), |c| pipe.query(c))?;
         let per_key = if self.abs_ttl { 5 } else { 6 };
-        if replies.len() != keys.len() * per_key {
-            return Err(self.protocol(format!("{} replies for {} keys", replies.len(), keys.len())));
-        }
-        let mut out = Vec::with_capacity(keys.len());
-        for (key, r) in keys.iter().zip(replies.chunks(per_key)) {
-            // Errors while queueing (NOPERM, OOM...) show on the queued command and abort EXEC.
-            if let Some(e) = r.iter().find_map(|v| match v {
-                Value::ServerError(e) => Some(e),
-                _ => None,
-            }) {
-                if is_fatal_for_run(e) {
-                    return Err(crate::Error::Command {
-                        addr: self.con.addr().to_string(),
-                        op: "DUMP",
-                        key: Some(key.clone()),
-                        source: e.clone().into(),
-                    }
-                    .into());
+        let slots: Vec<u16> = keys.iter().map(|k| key_slot(k)).collect();
+        let mut out: Vec<Option<Record>> = keys.iter().map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..keys.len()).collect();
+        for _ in 0..READ_ATTEMPTS {
+            let cmds: Vec<Routed> = todo.iter().flat_map(|&i| self.transaction(&keys[i], slots[i])).collect();
+            // Reading is idempotent: a retried pipeline reads the keys again.
+            let replies = self.router.run("DUMP", &cmds)?;
+            if replies.len() != todo.len() * per_key {
+                let detail = format!("{} replies for {} keys", replies.len(), todo.len());
+                return Err(self.protocol(slots[todo[0]], detail));
+            }
+            let mut again = Vec::new();
+            for (&i, r) in todo.iter().zip(replies.chunks(per_key)) {
+                if split(r) {
+                    again.push(i);
+                    continue;
                 }
-                Progress::add(&progress.failed, 1);
-                samples.failure(self.con.addr(), key, e);
-                continue;
+                let key = &keys[i];
+                // Errors while queueing (NOPERM, OOM...) show on the queued command and abort EXEC.
+                if let Some(e) = r.iter().find_map(|v| match v {
+                    Value::ServerError(e) => Some(e),
+                    _ => None,
+                }) {
+                    if is_fatal_for_run(e) {
+                        return Err(crate::Error::Command {
+                            addr: self.router.label(slots[i]),
+                            op: "DUMP",
+                            key: Some(key.clone()),
+                            source: e.clone().into(),
+                        }
+                        .into());
+                    }
+                    Progress::add(&progress.failed, 1);
+                    samples.failure(&self.router.label(slots[i]), key, e);
+                    continue;
+                }
+                let exec = match &r[per_key - 1] {
+                    Value::Array(items) => items,
+                    other => return Err(self.protocol(slots[i], format!("EXEC replied {other:?}"))),
+                };
+                match self.record(slots[i], key, exec)? {
+                    Some(rec) => out[i] = Some(rec),
+                    None => Progress::add(&progress.vanished, 1),
+                }
             }
-            let exec = match &r[per_key - 1] {
-                Value::Array(items) => items,
-                other => return Err(self.protocol(format!("EXEC replied {other:?}"))),
-            };
-            match self.record(key, exec)? {
-                Some(rec) => out.push(rec),
-                None => Progress::add(&progress.vanished, 1),
+            todo = again;
+            if todo.is_empty() {
+                break;
             }
         }
-        Ok(out)
+        for &i in &todo {
+            Progress::add(&progress.failed, 1);
+            let label = self.router.label(slots[i]);
+            let why = format!("slot {} kept moving while the key was read ({READ_ATTEMPTS} attempts)", slots[i]);
+            samples.failure(&label, &keys[i], why);
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// `MULTI TYPE DUMP PEXPIRETIME EXEC` (or `… PTTL TIME EXEC`) for one key, all to its slot.
+    fn transaction(&self, key: &[u8], slot: u16) -> Vec<Routed> {
+        let cmd = |name: &str, key: Option<&[u8]>| {
+            let mut cmd = redis::cmd(name);
+            if let Some(k) = key {
+                cmd.arg(k);
+            }
+            Routed { slot, cmd }
+        };
+        let mut cmds = vec![cmd("MULTI", None), cmd("TYPE", Some(key)), cmd("DUMP", Some(key))];
+        if self.abs_ttl {
+            cmds.push(cmd("PEXPIRETIME", Some(key)));
+        } else {
+            cmds.push(cmd("PTTL", Some(key)));
+            cmds.push(cmd("TIME", None));
+        }
+        cmds.push(cmd("EXEC", None));
+        cmds
     }
 
     /// One key's record from its EXEC reply, or `None` when the key was gone.
-    fn record(&self, key: &[u8], exec: &[Value]) -> Result<Option<Record>> {
+    fn record(&mut self, slot: u16, key: &[u8], exec: &[Value]) -> Result<Option<Record>> {
         let kind = match exec.first() {
             Some(Value::SimpleString(t)) => t.as_str(),
             Some(Value::BulkString(t)) => std::str::from_utf8(t).unwrap_or("other"),
-            other => return Err(self.protocol(format!("TYPE replied {other:?}"))),
+            other => return Err(self.protocol(slot, format!("TYPE replied {other:?}"))),
         };
         let Some(kind) = KeyKind::from_type_reply(kind) else { return Ok(None) };
         let payload = match exec.get(1) {
             Some(Value::BulkString(p)) => p.clone(),
             Some(Value::Nil) => return Ok(None),
-            other => return Err(self.protocol(format!("DUMP replied {other:?}"))),
+            other => return Err(self.protocol(slot, format!("DUMP replied {other:?}"))),
         };
         let ttl = match exec.get(2) {
             Some(Value::Int(t)) => *t,
-            other => return Err(self.protocol(format!("expiry reply {other:?}"))),
+            other => return Err(self.protocol(slot, format!("expiry reply {other:?}"))),
         };
         let expire_at_ms = match ttl {
             -2 => return Ok(None),
             -1 => None,
             t if self.abs_ttl => Some(t),
-            t => Some(server_time_ms(exec.get(3)).ok_or_else(|| self.protocol("TIME reply".into()))? + t),
+            t => match server_time_ms(exec.get(3)) {
+                Some(now) => Some(now + t),
+                None => return Err(self.protocol(slot, "TIME reply".into())),
+            },
         };
         let rdb_version = dump_rdb_version(&payload).unwrap_or(0);
         Ok(Some(Record { key: key.to_vec(), kind, expire_at_ms, rdb_version, payload }))
     }
 
-    fn protocol(&self, detail: String) -> Error {
-        crate::Error::Protocol { addr: self.con.addr().to_string(), op: "MULTI/EXEC", detail }.into()
+    fn protocol(&mut self, slot: u16, detail: String) -> Error {
+        crate::Error::Protocol { addr: self.router.label(slot), op: "MULTI/EXEC", detail }.into()
     }
+}
+
+/// True when a key's transaction was split by a redirection (`MOVED`, `ASK`, `TRYAGAIN`…):
+/// the router answered its commands one by one, possibly on another master, and `EXEC` was
+/// aborted (or found no `MULTI`). Its replies are not one state of the key: read it again.
+fn split(replies: &[Value]) -> bool {
+    let Some((exec, rest)) = replies.split_last() else { return false };
+    let aborted = matches!(exec, Value::ServerError(e)
+        if e.code() == "EXECABORT" || e.details().is_some_and(|d| d.contains("without MULTI")));
+    aborted && !rest.iter().any(|v| matches!(v, Value::ServerError(_)))
 }
 
 /// `TIME` → Unix milliseconds.

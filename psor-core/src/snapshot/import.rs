@@ -4,7 +4,8 @@
 //! what this module needs to refuse early: keys outside `--rename`'s prefix, and payloads of
 //! an RDB version the target server is known not to read. Only then the second pass streams
 //! the records (bounded memory: one read-ahead batch of frames and a few record batches) to
-//! writer threads that send pipelined `RESTORE key ttl payload ABSTTL [REPLACE]`.
+//! writer threads that send pipelined `RESTORE key ttl payload ABSTTL [REPLACE]`, each
+//! through its own router to the master of the (renamed) key's slot.
 //!
 //! An existing key is a conflict left alone unless `replace`; one already holding the same
 //! `DUMP` body and expiry counts as `unchanged`, so rerunning an interrupted import is safe.
@@ -18,8 +19,12 @@ use std::time::Instant;
 use psor_formats::{Record, SnapshotReader};
 use redis::Value;
 
-use super::{compare, describe_selection, is_fatal_for_run, max_rdb_version, now_ms, Error, FirstError, Result, Samples};
-use crate::connect::{NodeConn, Psor};
+use super::{
+    compare, describe_selection, is_fatal_for_run, max_rdb_version, now_ms, open_router, where_is, Error, FirstError,
+    Result, Samples,
+};
+use crate::connect::{key_slot, Psor};
+use crate::engine::router::{Routed, Router};
 use crate::engine::{EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
@@ -127,14 +132,10 @@ pub fn import(target: &Psor, opts: &ImportOptions, engine: &EngineOptions, progr
             display_key(&first)
         )));
     }
-    if target.masters().len() != 1 {
-        return Err(Error::Refused("importing into a Redis Cluster is not supported by this build yet".into()));
-    }
-    let node = &target.masters()[0];
     let version = target.version();
     if version.major < 5 {
         return Err(crate::Error::ServerTooOld {
-            addr: node.addr().to_string(),
+            addr: where_is(target),
             version: version.to_string(),
             what: "RESTORE … ABSTTL",
             needed: "5.0",
@@ -148,7 +149,7 @@ pub fn import(target: &Psor, opts: &ImportOptions, engine: &EngineOptions, progr
              nothing written",
             opts.path.display(),
             header.source.server_version,
-            node.addr()
+            where_is(target)
         )));
     }
 
@@ -156,8 +157,8 @@ pub fn import(target: &Psor, opts: &ImportOptions, engine: &EngineOptions, progr
     progress.total_keys.store(keys_in_file, std::sync::atomic::Ordering::Relaxed);
     let writers = (0..engine.writers.max(1))
         .map(|_| {
-            node.connect().map(|con| Restorer {
-                con,
+            open_router(target).map(|router| Restorer {
+                router,
                 replace: opts.replace,
                 dry_run: opts.dry_run,
                 abs_expiry: version.has_pexpiretime(),
@@ -250,9 +251,9 @@ struct Ctx<'a> {
     rename: Option<&'a Rename>,
 }
 
-/// One writer connection to the target.
+/// One writer: a router with a connection to each master of the target.
 struct Restorer {
-    con: NodeConn,
+    router: Router,
     replace: bool,
     dry_run: bool,
     /// The target has `PEXPIRETIME` (7.0+); before, expiries are compared through `PTTL`.
@@ -261,9 +262,10 @@ struct Restorer {
     source_version: String,
 }
 
-/// A record on its way to the target: target key name, payload, absolute expiry.
+/// A record on its way to the target: target key name and its slot, payload, absolute expiry.
 struct Item {
     key: Vec<u8>,
+    slot: u16,
     record: Record,
 }
 
@@ -281,7 +283,7 @@ impl Restorer {
                 ctx.expired.key(&key);
                 continue;
             }
-            items.push(Item { key, record });
+            items.push(Item { slot: key_slot(&key), key, record });
         }
         if items.is_empty() {
             return Ok(());
@@ -289,20 +291,23 @@ impl Restorer {
         if self.dry_run {
             return self.dry(items, ctx);
         }
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for it in &items {
-            pipe.cmd("RESTORE").arg(&it.key).arg(it.record.expire_at_ms.unwrap_or(0)).arg(&it.record.payload);
-            if it.record.expire_at_ms.is_some() {
-                pipe.arg("ABSTTL");
-            }
-            if self.replace {
-                pipe.arg("REPLACE");
-            }
-        }
+        let cmds: Vec<Routed> = items
+            .iter()
+            .map(|it| {
+                let mut cmd = redis::cmd("RESTORE");
+                cmd.arg(&it.key).arg(it.record.expire_at_ms.unwrap_or(0)).arg(&it.record.payload);
+                if it.record.expire_at_ms.is_some() {
+                    cmd.arg("ABSTTL");
+                }
+                if self.replace {
+                    cmd.arg("REPLACE");
+                }
+                Routed { slot: it.slot, cmd }
+            })
+            .collect();
         // A retried RESTORE of a key the lost attempt already wrote meets BUSYKEY, finds the
         // same content and counts it unchanged: retrying is safe.
-        let replies: Vec<Value> = self.con.retry("RESTORE", items.first().map(|i| i.key.as_slice()), |c| pipe.query(c))?;
+        let replies = self.router.run("RESTORE", &cmds)?;
         let mut busy = Vec::new();
         for (it, reply) in items.into_iter().zip(replies) {
             match reply {
@@ -313,7 +318,7 @@ impl Restorer {
                         "{} (Redis {}) refuses the DUMP payload of {} (RDB version {}, taken from Redis {}): \
                          it comes from a newer Redis (or is damaged); import into a server of the same or a newer \
                          version",
-                        self.con.addr(),
+                        self.router.label(it.slot),
                         self.version,
                         display_key(&it.key),
                         it.record.rdb_version,
@@ -322,7 +327,7 @@ impl Restorer {
                 }
                 Value::ServerError(e) if is_fatal_for_run(&e) => {
                     return Err(crate::Error::Command {
-                        addr: self.con.addr().to_string(),
+                        addr: self.router.label(it.slot),
                         op: "RESTORE",
                         key: Some(it.key),
                         source: e.into(),
@@ -331,11 +336,11 @@ impl Restorer {
                 }
                 Value::ServerError(e) => {
                     Progress::add(&ctx.progress.failed, 1);
-                    ctx.samples.failure(self.con.addr(), &it.key, e);
+                    ctx.samples.failure(&self.router.label(it.slot), &it.key, e);
                 }
                 other => {
                     return Err(crate::Error::Protocol {
-                        addr: self.con.addr().to_string(),
+                        addr: self.router.label(it.slot),
                         op: "RESTORE",
                         detail: format!("{other:?}"),
                     }
@@ -348,13 +353,42 @@ impl Restorer {
 
     /// Dry run: existing keys are conflicts (or unchanged); the rest would be restored.
     fn dry(&mut self, items: Vec<Item>, ctx: &Ctx<'_>) -> Result<()> {
-        let mut pipe = redis::pipe();
-        for it in &items {
-            pipe.cmd("EXISTS").arg(&it.key);
-        }
-        let exists: Vec<u8> = self.con.retry("EXISTS", None, |c| pipe.query(c))?;
+        let cmds: Vec<Routed> = items
+            .iter()
+            .map(|it| {
+                let mut cmd = redis::cmd("EXISTS");
+                cmd.arg(&it.key);
+                Routed { slot: it.slot, cmd }
+            })
+            .collect();
+        let exists = self.router.run("EXISTS", &cmds)?;
         let mut existing = Vec::new();
         for (it, e) in items.into_iter().zip(exists) {
+            let e = match e {
+                Value::Int(n) => n,
+                Value::ServerError(e) if is_fatal_for_run(&e) => {
+                    return Err(crate::Error::Command {
+                        addr: self.router.label(it.slot),
+                        op: "EXISTS",
+                        key: Some(it.key),
+                        source: e.into(),
+                    }
+                    .into())
+                }
+                Value::ServerError(e) => {
+                    Progress::add(&ctx.progress.failed, 1);
+                    ctx.samples.failure(&self.router.label(it.slot), &it.key, e);
+                    continue;
+                }
+                other => {
+                    return Err(crate::Error::Protocol {
+                        addr: self.router.label(it.slot),
+                        op: "EXISTS",
+                        detail: format!("{other:?}"),
+                    }
+                    .into())
+                }
+            };
             if e == 1 && !self.replace {
                 existing.push(it);
             } else {
@@ -373,13 +407,36 @@ impl Restorer {
             return Ok(());
         }
         let ttl_cmd = if self.abs_expiry { "PEXPIRETIME" } else { "PTTL" };
-        let mut pipe = redis::pipe();
-        for it in items {
-            pipe.cmd("DUMP").arg(&it.key).cmd(ttl_cmd).arg(&it.key);
-        }
-        let replies: Vec<Value> = self.con.retry("DUMP", None, |c| pipe.query(c))?;
+        let cmds: Vec<Routed> = items
+            .iter()
+            .flat_map(|it| {
+                let (mut dump, mut ttl) = (redis::cmd("DUMP"), redis::cmd(ttl_cmd));
+                dump.arg(&it.key);
+                ttl.arg(&it.key);
+                [Routed { slot: it.slot, cmd: dump }, Routed { slot: it.slot, cmd: ttl }]
+            })
+            .collect();
+        let replies = self.router.run("DUMP", &cmds)?;
         let now = now_ms();
         for (it, r) in items.iter().zip(replies.chunks(2)) {
+            // The reads failing (a missing permission...) is an error, not a conflict.
+            if let Some(e) = r.iter().find_map(|v| match v {
+                Value::ServerError(e) => Some(e),
+                _ => None,
+            }) {
+                if is_fatal_for_run(e) {
+                    return Err(crate::Error::Command {
+                        addr: self.router.label(it.slot),
+                        op: "DUMP",
+                        key: Some(it.key.clone()),
+                        source: e.clone().into(),
+                    }
+                    .into());
+                }
+                Progress::add(&ctx.progress.failed, 1);
+                ctx.samples.failure(&self.router.label(it.slot), &it.key, e);
+                continue;
+            }
             let same_body = match &r[0] {
                 Value::BulkString(p) => body(p) == body(&it.record.payload),
                 _ => false,
@@ -396,7 +453,9 @@ impl Restorer {
             // even a scratch key, so it counts such keys as conflicts.
             let same = same_expiry
                 && (same_body
-                    || (exists && !self.dry_run && compare::same_as_payload(&mut self.con, &it.key, &it.record.payload)?));
+                    || (exists
+                        && !self.dry_run
+                        && compare::same_as_payload(self.router.conn_for(it.slot)?, &it.key, &it.record.payload)?));
             if same {
                 Progress::add(&ctx.progress.unchanged, 1);
             } else {

@@ -14,6 +14,11 @@
 //! its old state, its new state, or (if created after SCAN passed its slot) not at all. The
 //! file is not a point-in-time image across keys: stop the writers first when that matters.
 //! SCAN may return a key twice; the export writes each key once.
+//!
+//! **Clusters.** Every command goes through the engine's `Router`: a key's `MULTI`/`EXEC`
+//! read and its `RESTORE` go to the master serving its hash slot (a transaction on one key
+//! is single-slot, so it is legal there), redirections are followed, and on a standalone
+//! server everything goes down the one connection as before.
 
 mod compare;
 mod export;
@@ -177,6 +182,28 @@ impl FirstError {
 }
 
 pub(crate) use crate::engine::is_fatal_for_run;
+
+/// A router over `psor` with a connection to every master already open, so that a bad
+/// password or an unreachable master stops the work before anything is written.
+pub(crate) fn open_router(psor: &crate::connect::Psor) -> crate::Result<crate::engine::router::Router> {
+    let mut router = crate::engine::router::Router::new(psor)?;
+    if let crate::connect::Topology::Cluster(map) = psor.topology() {
+        for hp in &map.masters {
+            if let Some(&slot) = map.slots_of(hp).first() {
+                router.conn_for(slot)?;
+            }
+        }
+    }
+    Ok(router)
+}
+
+/// Where a PSOR is, for messages: the server's address, or the cluster's spec.
+pub(crate) fn where_is(psor: &crate::connect::Psor) -> String {
+    match psor.masters() {
+        [one] if !psor.is_cluster() => one.addr().to_string(),
+        _ => psor.spec().redacted(),
+    }
+}
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
