@@ -28,5 +28,6 @@ mod error;
 pub mod keys;
 pub mod layout;
 pub mod progress;
+pub mod survey;
 
 pub use error::{is_retryable, Error, Result};
