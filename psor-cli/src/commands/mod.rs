@@ -4,6 +4,7 @@
 mod copy;
 mod delete;
 mod scan;
+mod survey;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Scan(a) => scan::run(g, a),
         Command::Delete(a) => delete::run(g, a),
         Command::Copy(a) => copy::run(g, a),
+        Command::Survey(a) => survey::run(g, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut std::io::stdout());
             Ok(crate::exit::OK)
