@@ -96,7 +96,7 @@ impl SurveyOptions {
 
     /// True when `key` is one of the keys whose bytes are measured.
     pub fn is_sampled(&self, key: &[u8]) -> bool {
-        self.sample_every == 1 || (self.sample_every > 1 && name_hash(key) % self.sample_every == 0)
+        self.sample_every == 1 || (self.sample_every > 1 && name_hash(key).is_multiple_of(self.sample_every))
     }
 }
 

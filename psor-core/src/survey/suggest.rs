@@ -138,7 +138,12 @@ pub fn suggest_layout(survey: &Survey, generated_by: &str) -> Option<SuggestedCa
             let pacs: Vec<&str> = d.pacs.iter().map(String::as_str).collect();
             let _ = writeln!(t, "holds = \"surveyed: {} keys under PAC(s) {}\"", d.keys, pacs.join(", "));
         }
-        let _ = writeln!(t, "\n[[version]]\nmatch = \"{version}\"\nlayout = \"{layout}\"");
+    }
+    for version in by_version.keys() {
+        let _ = writeln!(
+            t,
+            "\n[[version]]\nmatch = \"{version}.*\"   # {version} and its compatible updates ({version}.x) share the {version} prefix\nlayout = \"surveyed-{version}\""
+        );
     }
     let problem = Catalog::from_toml_str(&t, "suggested catalog").err();
     Some(SuggestedCatalog { toml: t, pac_prefixes, layouts: by_version.len(), stores: stores_total, problem })

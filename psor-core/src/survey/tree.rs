@@ -354,7 +354,7 @@ impl Tree {
         } else {
             None
         };
-        let ttl = (n.no_ttl + n.expiring > 0).then(|| TtlSpread {
+        let ttl = (n.no_ttl + n.expiring > 0).then_some(TtlSpread {
             none: n.no_ttl,
             expiring: n.expiring,
             soonest_ms: n.soonest_pttl_ms,
