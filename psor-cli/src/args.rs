@@ -87,6 +87,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Show what a snapshot file holds (offline: no server needed)
     Inspect(InspectArgs),
+    /// Map the keyspace as a prefix tree: keys, bytes, types, TTLs and biggest keys per prefix
+    Survey(SurveyArgs),
     /// Print shell completions
     Completions {
         /// The shell
@@ -189,4 +191,35 @@ pub struct InspectArgs {
     /// Show the K groups with the most bytes
     #[arg(long, default_value_t = 20, value_name = "K")]
     pub top: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SurveyArgs {
+    /// Survey only keys under this prefix (bytes; \xHH, \n, \t, \0 and \\ escapes). Default: every key
+    #[arg(long, short, default_value = "")]
+    pub prefix: String,
+    /// Levels of the tree below the prefix
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub depth: u64,
+    /// What ends a level of a key name (same escapes as --prefix)
+    #[arg(long, default_value = ":")]
+    pub delimiter: String,
+    /// The biggest sampled keys shown per prefix
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub top: u64,
+    /// Skip TYPE and PTTL (two commands per key): counts and bytes only, about twice as fast
+    #[arg(long)]
+    pub no_types: bool,
+    /// Measure MEMORY USAGE of one key in N (chosen by a hash of its name); 1: every key, 0: none
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub sample_every: u64,
+    /// At most this many prefixes under one prefix; the rest are counted in "(other)"
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000), hide_short_help = true)]
+    pub max_children: u64,
+    /// At most this many prefixes in the whole tree (bounds memory); the rest are counted in "(other)"
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..=10_000_000), hide_short_help = true)]
+    pub max_nodes: u64,
+    /// Write a draft layout catalog (docs/layouts.md) from the <PAC>_<version>:<store>: prefixes found
+    #[arg(long, value_name = "FILE", conflicts_with = "no_types")]
+    pub suggest_layout: Option<PathBuf>,
 }

@@ -30,5 +30,6 @@ pub mod keys;
 pub mod layout;
 pub mod progress;
 pub mod snapshot;
+pub mod survey;
 
 pub use error::{is_retryable, Error, Result};

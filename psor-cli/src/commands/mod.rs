@@ -7,6 +7,7 @@ mod export;
 mod import;
 mod inspect;
 mod scan;
+mod survey;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Export(a) => export::run(g, a),
         Command::Import(a) => import::run(g, a),
         Command::Inspect(a) => inspect::run(g, a),
+        Command::Survey(a) => survey::run(g, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut std::io::stdout());
             Ok(crate::exit::OK)

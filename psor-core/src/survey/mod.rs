@@ -1,0 +1,391 @@
+//! `survey`: what is in a PSOR, as a prefix tree, so a site can learn its real key layout
+//! (which the vendor does not publish) and write its own layout catalog.
+//!
+//! Every master is scanned in parallel (one scanner thread per master, paging through
+//! `SCAN` on its own connection, with no `MATCH` for the whole keyspace or the
+//! glob-escaped prefix otherwise). Each page is handed to a few worker threads per master
+//! that ask, in one pipeline per page, `TYPE` and `PTTL` of every key (unless types are
+//! off) and `MEMORY USAGE key SAMPLES 0` of the *sampled* keys: those whose name hashes to
+//! 0 modulo `sample_every` (deterministic, so reruns sample the same keys, and unrelated
+//! to the key's size). The calling thread folds the results into a [`Tree`], whose memory
+//! does not grow with the number of keys (see [`tree`]). After the scan, one key of every
+//! node that got no sample is measured, so every node has a byte estimate.
+//!
+//! Nothing here prints; progress goes through [`Progress`] (`matched`: keys found,
+//! `done`: keys typed and counted).
+
+pub mod suggest;
+pub mod tree;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use redis::Value;
+use serde::Serialize;
+
+pub use suggest::{suggest_layout, SuggestedCatalog};
+pub use tree::{BigKey, KeyFacts, KeyType, SurveyNode, Tree, TreeOptions, TreeSummary, TtlSpread, TYPE_NAMES};
+
+use crate::connect::{NodeConn, Psor};
+use crate::error::{Error, Result};
+use crate::keys::{display_key, glob_escape};
+use crate::progress::Progress;
+
+/// What to survey and how.
+#[derive(Clone, Debug)]
+pub struct SurveyOptions {
+    /// Survey only keys with this prefix; empty: the whole keyspace.
+    pub prefix: Vec<u8>,
+    /// The bytes that end one level of a key name (`:`). Never empty.
+    pub delimiter: Vec<u8>,
+    /// Levels below the prefix to report (1 or more).
+    pub depth: usize,
+    /// The biggest sampled keys kept per node.
+    pub top: usize,
+    /// Ask `TYPE` and `PTTL` of every key (two commands per key: most of the survey's cost
+    /// on the server). Off: only counts and bytes.
+    pub types: bool,
+    /// Measure `MEMORY USAGE` of one key in this many (chosen by a hash of the name);
+    /// 1: every key (exact bytes and biggest keys); 0: none (no bytes).
+    pub sample_every: u64,
+    /// At most this many named children per node; the rest fold into `(other)`.
+    pub max_children: usize,
+    /// At most this many nodes in the tree.
+    pub max_nodes: usize,
+    /// `SCAN ... COUNT`.
+    pub scan_count: usize,
+    /// Pipeline worker threads (each with its own connection) per master.
+    pub workers: usize,
+    /// Pages buffered between a master's scanner and its workers.
+    pub queue_depth: usize,
+}
+
+impl Default for SurveyOptions {
+    fn default() -> Self {
+        SurveyOptions {
+            prefix: Vec::new(),
+            delimiter: b":".to_vec(),
+            depth: 3,
+            top: 5,
+            types: true,
+            sample_every: 10,
+            max_children: 100,
+            max_nodes: 10_000,
+            scan_count: 1000,
+            workers: 2,
+            queue_depth: 4,
+        }
+    }
+}
+
+impl SurveyOptions {
+    /// Refuses options that make no sense (an empty delimiter, depth 0, no room for nodes).
+    pub fn check(&self) -> Result<()> {
+        if self.delimiter.is_empty() {
+            return Err(Error::Refused("the delimiter must not be empty".into()));
+        }
+        if self.depth == 0 {
+            return Err(Error::Refused("--depth must be at least 1".into()));
+        }
+        if self.max_children == 0 || self.max_nodes < 2 {
+            return Err(Error::Refused("the tree needs room for at least one child".into()));
+        }
+        Ok(())
+    }
+
+    /// True when `key` is one of the keys whose bytes are measured.
+    pub fn is_sampled(&self, key: &[u8]) -> bool {
+        self.sample_every == 1 || (self.sample_every > 1 && name_hash(key).is_multiple_of(self.sample_every))
+    }
+}
+
+/// FNV-1a with a splitmix64 finaliser: cheap, and its low bits are well mixed even for
+/// names that differ only in their last digit.
+fn name_hash(key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The result of a survey (its JSON form is documented in `docs/survey.md`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Survey {
+    /// The surveyed prefix, escaped (`""`: the whole keyspace).
+    pub prefix: String,
+    /// The delimiter, escaped.
+    pub delimiter: String,
+    /// Levels reported below the prefix.
+    pub depth: usize,
+    /// Biggest keys kept per node.
+    pub top: usize,
+    /// Whether `TYPE`/`PTTL` were asked (types and TTLs are absent otherwise).
+    pub types: bool,
+    /// One key in this many had its bytes measured (0: none, 1: all).
+    pub sample_every: u64,
+    /// Masters scanned (in parallel).
+    pub masters: usize,
+    /// Keys surveyed (the root's `keys`).
+    pub keys: u64,
+    /// Keys whose `MEMORY USAGE` was measured; `bytes` are estimated from them.
+    pub sampled_keys: u64,
+    /// Keys `SCAN` returned that were gone before they could be typed (not counted).
+    pub vanished: u64,
+    /// Keys counted in `(other)` nodes because the tree was full.
+    pub folded_keys: u64,
+    /// `(other)` nodes in the tree.
+    pub folded_nodes: u64,
+    /// Nodes in the tree.
+    pub tree_nodes: usize,
+    /// The per-node cap on named children.
+    pub max_children: usize,
+    /// The cap on nodes.
+    pub max_nodes: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// The tree's roots: one node, the surveyed prefix, with its `children`.
+    pub nodes: Vec<SurveyNode>,
+}
+
+impl Survey {
+    /// The root node (the surveyed prefix).
+    pub fn root(&self) -> &SurveyNode {
+        &self.nodes[0]
+    }
+}
+
+/// A page of keys and what was learnt about them, from one master.
+struct Facts {
+    master: usize,
+    keys: Vec<Vec<u8>>,
+    facts: Vec<Option<KeyFacts>>,
+}
+
+/// Surveys `psor` (every master in parallel). `progress` counts keys found (`matched`) and
+/// keys typed and counted (`done`); [`Progress::cancel`] stops the survey with
+/// [`Error::Interrupted`].
+pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Result<Survey> {
+    opts.check()?;
+    let started = Instant::now();
+    progress.total_keys.store(psor.dbsize()?, Relaxed);
+    let masters = psor.masters();
+    // Open every connection first, so an unreachable server or a bad password stops the
+    // survey before it has started.
+    let mut plans = Vec::new();
+    for node in masters {
+        let scanner = node.connect()?;
+        let workers = (0..opts.workers.max(1)).map(|_| node.connect()).collect::<Result<Vec<_>>>()?;
+        plans.push((scanner, workers));
+    }
+    let mut tree = Tree::new(TreeOptions {
+        root: opts.prefix.clone(),
+        delimiter: opts.delimiter.clone(),
+        depth: opts.depth,
+        top: opts.top,
+        max_children: opts.max_children,
+        max_nodes: opts.max_nodes,
+    });
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let fail = |e: Error| {
+        progress.cancel();
+        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() || matches!(slot.as_ref(), Some(Error::Interrupted)) {
+            *slot = Some(e);
+        }
+    };
+    let fail = &fail;
+    let progress_ref: &Progress = &progress;
+    std::thread::scope(|s| {
+        let (out_tx, out_rx) = crossbeam_channel::bounded::<Facts>(opts.queue_depth.max(1) * masters.len().max(1));
+        for (master, (mut scanner, workers)) in plans.into_iter().enumerate() {
+            let (page_tx, page_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(opts.queue_depth.max(1));
+            for mut con in workers {
+                let (page_rx, out_tx) = (page_rx.clone(), out_tx.clone());
+                s.spawn(move || {
+                    for keys in page_rx.iter() {
+                        if progress_ref.is_cancelled() {
+                            return fail(Error::Interrupted);
+                        }
+                        match facts_of(&mut con, opts, &keys) {
+                            Ok(facts) => {
+                                if out_tx.send(Facts { master, keys, facts }).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => return fail(e),
+                        }
+                    }
+                });
+            }
+            s.spawn(move || {
+                if let Err(e) = scan_master(&mut scanner, opts, progress_ref, |page| page_tx.send(page).is_ok()) {
+                    fail(e);
+                }
+            });
+        }
+        drop(out_tx);
+        for page in out_rx.iter() {
+            let n = page.keys.len() as u64;
+            for (key, facts) in page.keys.iter().zip(page.facts) {
+                match facts {
+                    Some(f) => {
+                        tree.add(page.master, key, f);
+                    }
+                    None => tree.add_vanished(),
+                }
+            }
+            Progress::add(&progress_ref.done, n);
+        }
+    });
+    progress.scan_finished.store(true, Relaxed);
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    if opts.sample_every > 0 {
+        sample_late(psor, &mut tree)?;
+    }
+    let summary = tree.finish();
+    Ok(Survey {
+        prefix: display_key(&opts.prefix),
+        delimiter: display_key(&opts.delimiter),
+        depth: opts.depth,
+        top: opts.top,
+        types: opts.types,
+        sample_every: opts.sample_every,
+        masters: masters.len(),
+        keys: summary.root.keys,
+        sampled_keys: summary.root.sampled_keys,
+        vanished: summary.vanished,
+        folded_keys: summary.folded_keys,
+        folded_nodes: summary.folded_nodes,
+        tree_nodes: summary.nodes,
+        max_children: opts.max_children,
+        max_nodes: opts.max_nodes,
+        seconds: started.elapsed().as_secs_f64(),
+        nodes: vec![summary.root],
+    })
+}
+
+/// Pages through one master with `SCAN`, handing on the keys that really start with the
+/// prefix. Stops early (with `Ok`) when `emit` returns false.
+fn scan_master(
+    con: &mut NodeConn,
+    opts: &SurveyOptions,
+    progress: &Progress,
+    mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
+) -> Result<()> {
+    let pattern = (!opts.prefix.is_empty()).then(|| {
+        let mut p = glob_escape(&opts.prefix);
+        p.push(b'*');
+        p
+    });
+    let mut cursor: u64 = 0;
+    loop {
+        if progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        // Re-sending the same cursor after a dropped connection is safe: SCAN is stateless.
+        let (next, mut keys): (u64, Vec<Vec<u8>>) = con.retry("SCAN", None, |c| {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor);
+            if let Some(p) = &pattern {
+                cmd.arg("MATCH").arg(p);
+            }
+            cmd.arg("COUNT").arg(opts.scan_count).query(c)
+        })?;
+        Progress::add(&progress.examined, opts.scan_count as u64);
+        keys.retain(|k| k.starts_with(&opts.prefix));
+        if !keys.is_empty() {
+            Progress::add(&progress.matched, keys.len() as u64);
+            if !emit(keys) {
+                return Ok(());
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// One pipeline per page: `TYPE` + `PTTL` per key (if asked) and `MEMORY USAGE` per sampled
+/// key. `None` for a key that is gone. Read-only, so the whole pipeline is retried on a
+/// retryable failure.
+fn facts_of(con: &mut NodeConn, opts: &SurveyOptions, keys: &[Vec<u8>]) -> Result<Vec<Option<KeyFacts>>> {
+    let sampled: Vec<bool> = keys.iter().map(|k| opts.is_sampled(k)).collect();
+    let mut pipe = redis::pipe();
+    for (key, &s) in keys.iter().zip(&sampled) {
+        if opts.types {
+            pipe.cmd("TYPE").arg(key).cmd("PTTL").arg(key);
+        }
+        if s {
+            pipe.cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0);
+        }
+    }
+    let replies: Vec<Value> = if pipe.is_empty() {
+        Vec::new()
+    } else {
+        con.retry("TYPE/PTTL/MEMORY USAGE", None, |c| pipe.query(c))?
+    };
+    let addr = con.addr().to_string();
+    let bad = |detail: String| Error::Protocol { addr: addr.clone(), op: "TYPE/PTTL/MEMORY USAGE", detail };
+    let mut it = replies.into_iter();
+    let mut out = Vec::with_capacity(keys.len());
+    for (key, &s) in keys.iter().zip(&sampled) {
+        let mut facts = KeyFacts::default();
+        let mut gone = false;
+        if opts.types {
+            let ty = match it.next() {
+                Some(Value::SimpleString(t)) => t.into_bytes(),
+                Some(Value::BulkString(t)) => t,
+                other => return Err(bad(format!("TYPE {} answered {other:?}", display_key(key)))),
+            };
+            let pttl = match it.next() {
+                Some(Value::Int(ms)) => ms,
+                other => return Err(bad(format!("PTTL {} answered {other:?}", display_key(key)))),
+            };
+            facts.ty = KeyType::parse(&ty);
+            facts.pttl_ms = Some(pttl);
+            // TYPE `none`, or gone by PTTL (expired in between): the key no longer exists.
+            gone = facts.ty.is_none() || pttl == -2;
+        }
+        if s {
+            facts.bytes = match it.next() {
+                Some(Value::Int(b)) => u64::try_from(b).ok(),
+                Some(Value::Nil) => None,
+                other => return Err(bad(format!("MEMORY USAGE {} answered {other:?}", display_key(key)))),
+            };
+        }
+        out.push((!gone).then_some(facts));
+    }
+    Ok(out)
+}
+
+/// Measures one key of each node that has direct keys but no sample yet.
+fn sample_late(psor: &Psor, tree: &mut Tree) -> Result<()> {
+    let candidates = tree.unsampled_candidates();
+    for (master, node) in psor.masters().iter().enumerate() {
+        let keys: Vec<&Vec<u8>> = candidates.iter().filter(|(m, _)| *m == master).map(|(_, k)| k).collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let mut con = node.connect()?;
+        for chunk in keys.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.cmd("MEMORY").arg("USAGE").arg(key.as_slice()).arg("SAMPLES").arg(0);
+            }
+            let replies: Vec<Option<u64>> = con.retry("MEMORY USAGE", None, |c| pipe.query(c))?;
+            for (key, bytes) in chunk.iter().zip(replies) {
+                tree.add_late_sample(key, bytes);
+            }
+        }
+    }
+    Ok(())
+}
