@@ -4,6 +4,8 @@
 //! - [`keys`]: key prefixes, glob escaping, binary-safe display.
 //! - [`layout`]: PAC store layouts (a catalog users extend), key naming, PAC modes.
 //! - [`engine`]: fast scan / copy / delete of everything under a prefix.
+//! - [`pac`]: the PAC lifecycle on a live PSOR (status, check-compat, create, set-mode,
+//!   rem-old-pac, init-pac, sample).
 //! - [`progress`]: counters a caller polls to show progress.
 //!
 //! The library never prints and never exits; it reports through return values and
@@ -27,6 +29,7 @@ pub mod engine;
 mod error;
 pub mod keys;
 pub mod layout;
+pub mod pac;
 pub mod progress;
 
 pub use error::{is_retryable, Error, Result};
