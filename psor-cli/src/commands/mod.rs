@@ -5,6 +5,18 @@ mod copy;
 mod delete;
 mod scan;
 
+// The PAC lifecycle (issue 4).
+mod caspac;
+mod check_compat;
+mod create;
+mod init_pac;
+mod layouts;
+mod pac_common;
+mod rem_old_pac;
+mod sample;
+mod set_mode;
+mod status;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,6 +36,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Scan(a) => scan::run(g, a),
         Command::Delete(a) => delete::run(g, a),
         Command::Copy(a) => copy::run(g, a),
+        Command::Layouts(a) => layouts::run(g, a),
+        Command::Status(a) => status::run(g, a),
+        Command::InitPac(a) => init_pac::run(g, a),
+        Command::CheckCompat(a) => check_compat::run(g, a),
+        Command::Create(a) => create::run(g, a),
+        Command::SetMode(a) => set_mode::run(g, a),
+        Command::RemOldPac(a) => rem_old_pac::run(g, a),
+        Command::Sample(a) => sample::run(g, a),
+        Command::Caspac(a) => caspac::run(g, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut std::io::stdout());
             Ok(crate::exit::OK)

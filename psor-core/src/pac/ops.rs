@@ -337,7 +337,7 @@ pub fn create(
         // The engine's counts are the shared progress's totals: this store's share is the
         // difference from before it started.
         let after = progress.snapshot().counts;
-        carried.counts = if opts.dry_run { o.counts } else { diff(&after, &before) };
+        carried.counts = diff(&after, &before);
         before = after;
         add(&mut out.counts, &carried.counts);
         out.failures.extend(o.failures);
