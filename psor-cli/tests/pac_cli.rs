@@ -186,3 +186,59 @@ fn exit_codes_and_refusals() {
     ok(u, &["create", "MyPAC", "--product-version", "9.0.2"], 3);
     ok(u, &["create", "MyPAC", "--product-version", "10.0"], 5);
 }
+
+#[test]
+fn create_killed_midway_then_rerun_equals_a_clean_run() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let u = url.as_str();
+    ok(u, &["sample", "MyPAC", "--product-version", "8.0", "--keys", "8000", "--large-values", "0"], 0);
+    let mut con = server.admin_conn();
+    let count_9 = |con: &mut redis::Connection| keyspace_digest(con, b"MyPAC_9.0:").len();
+
+    // Slow batches so the process is surely mid-copy when it is killed (SIGKILL: no cleanup).
+    let mut child = psor(u, &["create", "MyPAC", "--product-version", "9.0", "--batch", "5", "--writers", "1", "--scan-count", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let n: usize = redis::cmd("EVAL")
+            .arg("return #redis.call('KEYS', 'MyPAC_9.0:*')")
+            .arg(0)
+            .query(&mut con)
+            .unwrap();
+        if n > 300 || started.elapsed() > std::time::Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = count_9(&mut con);
+    assert!(partial > 300 && partial < 8_001, "killed midway: {partial} keys of 9.0");
+    // The half-made version cannot be made Running.
+    ok(u, &["set-mode", "MyPAC", "running", "--product-version", "9.0"], 3);
+    let v = json(&ok(u, &["--json", "status", "MyPAC"], 0));
+    assert_eq!(v["pacs"][0]["versions"][1]["record"]["creating"].as_bool(), Some(true));
+
+    let v = json(&ok(u, &["--json", "create", "MyPAC", "--product-version", "9.0"], 0));
+    assert_eq!((v["resumed"].as_bool(), v["complete"].as_bool()), (Some(true), Some(true)));
+    let counts = &v["counts"];
+    assert_eq!(counts["done"].as_u64().unwrap() + counts["unchanged"].as_u64().unwrap(), 8_000, "{counts}");
+    assert!(counts["unchanged"].as_u64().unwrap() >= partial as u64 - 2, "{counts}");
+    assert_eq!(counts["conflicts"].as_u64(), Some(0));
+
+    // Equal to a clean run: every carried key of 8.0 is under 9.0 with the same content.
+    let old = keyspace_digest(&mut con, b"MyPAC_8.0:");
+    let new = keyspace_digest(&mut con, b"MyPAC_9.0:");
+    let carried: Digest = old
+        .iter()
+        .filter(|(k, _)| !k.starts_with(b"MyPAC_8.0:pac:") && !k.starts_with(b"MyPAC_8.0:regions:") && !k.starts_with(b"MyPAC_8.0:version:"))
+        .map(|(k, s)| ([b"MyPAC_9.0:".as_slice(), &k[10..]].concat(), s.clone()))
+        .collect();
+    assert_eq!(without(&new, &["MyPAC_9.0:pac:"]), carried);
+    assert_eq!(new.len(), 8_001);
+    ok(u, &["set-mode", "MyPAC", "running", "--product-version", "9.0"], 0);
+}
