@@ -11,7 +11,7 @@ use std::time::Duration;
 use psor_core::connect::{ConnectOptions, Psor, PsorSpec};
 use psor_core::engine::EngineOptions;
 use psor_core::layout::{Catalog, PacMode, PacName, ProductVersion};
-use psor_core::pac::{self, CreateOptions, InitPacOptions, RemOldPacOptions, SampleOptions};
+use psor_core::pac::{self, CreateOptions, InitPacOptions, RemOldPacOptions, SampleOptions, SetModeOptions};
 use psor_core::progress::Progress;
 use psor_tests::{keyspace_digest, populate_all_types, KeyState, RedisServer};
 
@@ -123,7 +123,7 @@ fn the_incompatible_upgrade_end_to_end() {
     assert_eq!(under_renamed(&mid, "MyPAC_8.0:", "MyPAC_8.0:"), under_renamed(&before, "MyPAC_8.0:", "MyPAC_8.0:"));
 
     // Step 10: the new PAC takes batch work (from a 9.0.2 region: compatible with 9.0).
-    let m = pac::set_mode(&psor, &cat, &my, &v("9.0.2"), PacMode::Running, false, &engine(), p()).unwrap();
+    let m = pac::set_mode(&psor, &cat, &my, &v("9.0.2"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
     assert_eq!((m.version.as_str(), m.before.mode, m.after.mode, m.changed), ("9.0", PacMode::Upgrade, PacMode::Running, true));
 
     // rem-old-pac now: 8.0 is still Running and has regions.
@@ -131,7 +131,7 @@ fn the_incompatible_upgrade_end_to_end() {
     assert!(matches!(&refused, pac::Error::InUse { blockers, .. } if blockers.len() == 2), "{refused}");
 
     // Step 12: the old PAC is quiesced.
-    let m = pac::set_mode(&psor, &cat, &my, &v("8.0"), PacMode::Quiesce, false, &engine(), p()).unwrap();
+    let m = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: false }, &engine(), p()).unwrap();
     assert_eq!((m.version.as_str(), m.after.mode), ("8.0", PacMode::Quiesce));
 
     // Still refused: regions of 8.0 are registered. A dry run lists stores and counts.
@@ -186,33 +186,33 @@ fn illegal_transitions_are_refused_and_change_nothing() {
     let before = all(&server);
 
     // Upgrade → Quiesce is not a transition.
-    let e = pac::set_mode(&psor, &cat, &my, &v("9.0"), PacMode::Quiesce, false, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: false }, &engine(), p()).unwrap_err();
     assert!(matches!(&e, pac::Error::Transition { source, .. } if source.from == PacMode::Upgrade), "{e}");
     // Nobody sets Upgrade.
-    let e = pac::set_mode(&psor, &cat, &my, &v("8.0"), PacMode::Upgrade, false, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Upgrade, dry_run: false }, &engine(), p()).unwrap_err();
     assert!(matches!(e, pac::Error::Core(psor_core::Error::Refused(_))), "{e}");
     // A version the PAC does not have.
-    let e = pac::set_mode(&psor, &cat, &my, &v("7.0"), PacMode::Running, false, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(&psor, &cat, &my, &v("7.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap_err();
     assert!(e.is_unknown(), "{e}");
     // A dry run changes nothing either.
-    let d = pac::set_mode(&psor, &cat, &my, &v("8.0"), PacMode::Quiesce, true, &engine(), p()).unwrap();
+    let d = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: true }, &engine(), p()).unwrap();
     assert!(d.changed && d.dry_run);
     assert_eq!(all(&server), before);
 
     // Setting the current mode again is a harmless no-op.
-    let same = pac::set_mode(&psor, &cat, &my, &v("8.0"), PacMode::Running, false, &engine(), p()).unwrap();
+    let same = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
     assert!(!same.changed);
     assert_eq!(all(&server), before);
 
     // create again once 9.0 is Running is refused; create for a compatible version too.
-    pac::set_mode(&psor, &cat, &my, &v("9.0"), PacMode::Running, false, &engine(), p()).unwrap();
+    pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
     let e = pac::create(&psor, &cat, &my, &v("9.0"), &CreateOptions::default(), &engine(), p()).unwrap_err();
     assert!(matches!(e, pac::Error::State { .. }), "{e}");
     let e = pac::create(&psor, &cat, &my, &v("9.0.2"), &CreateOptions::default(), &engine(), p()).unwrap_err();
     assert!(matches!(e, pac::Error::Compatible { .. }), "{e}");
     // Quiesce → Running (backing out) is legal.
-    pac::set_mode(&psor, &cat, &my, &v("8.0"), PacMode::Quiesce, false, &engine(), p()).unwrap();
-    let back = pac::set_mode(&psor, &cat, &my, &v("8.0"), PacMode::Running, false, &engine(), p()).unwrap();
+    pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: false }, &engine(), p()).unwrap();
+    let back = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
     assert_eq!((back.before.mode, back.after.mode), (PacMode::Quiesce, PacMode::Running));
 }
 
@@ -222,7 +222,7 @@ fn an_interrupted_create_is_finished_by_a_rerun() {
     let psor = connect(&server);
     let cat = Catalog::builtin();
     let my = pac("MyPAC");
-    pac::sample(&psor, &cat, &my, &v("8.0"), &SampleOptions { keys: 20_000, large_values: 0, ..small(0) }, p()).unwrap();
+    pac::sample(&psor, &cat, &my, &v("8.0"), &SampleOptions { keys: 6_000, large_values: 0, ..small(0) }, p()).unwrap();
     let slow = EngineOptions { scan_count: 20, batch_size: 10, writers: 1, queue_depth: 1, ..EngineOptions::default() };
 
     // Cancel once some keys are copied, as Ctrl-C would.
@@ -241,25 +241,25 @@ fn an_interrupted_create_is_finished_by_a_rerun() {
     watcher.join().unwrap();
     assert!(matches!(e, pac::Error::Core(psor_core::Error::Interrupted)), "{e}");
     let copied_before = progress.snapshot().counts.done;
-    assert!((500..20_000).contains(&copied_before), "interrupted midway: {copied_before}");
+    assert!((500..6_000).contains(&copied_before), "interrupted midway: {copied_before}");
 
     // The half-made version is marked, and cannot be made Running.
     let st = pac::status(&psor, &cat, Some(&my), &engine(), p()).unwrap();
     let v9 = st.pacs[0].version(&v("9.0")).unwrap();
     assert!(v9.record.as_ref().unwrap().creating);
-    let e = pac::set_mode(&psor, &cat, &my, &v("9.0"), PacMode::Running, false, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap_err();
     assert!(matches!(e, pac::Error::State { .. }), "{e}");
 
     // The rerun finishes: what was copied is unchanged, the rest is copied, nothing conflicts.
     let o = pac::create(&psor, &cat, &my, &v("9.0"), &CreateOptions::default(), &engine(), p()).unwrap();
     assert!(o.complete && o.resumed);
     assert_eq!(o.counts.conflicts + o.counts.failed, 0);
-    assert_eq!(o.counts.done + o.counts.unchanged, 20_000);
-    assert!(o.counts.unchanged >= copied_before.min(20_000) - 50, "{:?} vs {copied_before}", o.counts);
+    assert_eq!(o.counts.done + o.counts.unchanged, 6_000);
+    assert!(o.counts.unchanged >= copied_before.min(6_000) - 50, "{:?} vs {copied_before}", o.counts);
     let d = all(&server);
     assert_carried(&d, "MyPAC", "8.0", "9.0");
-    assert_eq!(d.keys().filter(|k| k.starts_with(b"MyPAC_9.0:")).count(), 20_001, "the stores and the record, no more");
-    pac::set_mode(&psor, &cat, &my, &v("9.0"), PacMode::Running, false, &engine(), p()).unwrap();
+    assert_eq!(d.keys().filter(|k| k.starts_with(b"MyPAC_9.0:")).count(), 6_001, "the stores and the record, no more");
+    pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
 }
 
 #[test]
@@ -484,4 +484,38 @@ fn carrying_a_tagged_store_is_refused_before_anything_is_written() {
     let e = pac::create(&psor, &cat, &my, &v("10.0"), &CreateOptions::default(), &engine(), p()).unwrap_err();
     assert!(matches!(e, pac::Error::Unsupported(_)), "{e}");
     assert_eq!(all(&server), before);
+}
+
+#[test]
+fn rem_old_pac_touches_only_its_own_prefixes() {
+    let server = RedisServer::start();
+    let psor = connect(&server);
+    let cat = Catalog::builtin();
+    let a = pac("A");
+    let quiet = SampleOptions { keys: 12, regions: 0, mode: PacMode::Quiesce, large_values: 1 };
+    pac::sample(&psor, &cat, &a, &v("9.0"), &SampleOptions { mode: PacMode::Running, ..quiet.clone() }, p()).unwrap();
+    pac::sample(&psor, &cat, &a, &v("8.0"), &quiet, p()).unwrap();
+    pac::sample(&psor, &cat, &a, &v("8.0.1"), &quiet, p()).unwrap();
+    // PACs whose names extend "A", in every mode, and keys that only look like A's.
+    for name in ["A_B", "AB", "A-1", "a"] {
+        pac::sample(&psor, &cat, &pac(name), &v("8.0"), &SampleOptions { mode: PacMode::Running, ..quiet.clone() }, p()).unwrap();
+    }
+    let mut con = server.admin_conn();
+    let own_raw: [&[u8]; 2] = [b"A_8:pct:x", b"A_7.0:\xff\x00weird"];
+    let look_alike: [&[u8]; 7] = [b"A_8.01:pct:x", b"A_8.0", b"A_9.0x:pct:y", b"A_:pct:z", b"A_8.0.1.2.3:x", b"A\xff_8.0:x", b"[A]_8.0:x"];
+    for k in own_raw.iter().chain(look_alike.iter()) {
+        redis::cmd("SET").arg(*k).arg("v").query::<()>(&mut con).unwrap();
+    }
+    let before = all(&server);
+    let a_old = ["A_8.0:", "A_8.0.1:", "A_8:", "A_7.0:"];
+
+    let r = pac::rem_old_pac(&psor, &cat, &a, &RemOldPacOptions::default(), &engine(), p()).unwrap();
+    let removed: Vec<&str> = r.remove.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(removed, vec!["7.0", "8", "8.0", "8.0.1"]);
+    let after = all(&server);
+    assert_eq!(after, without(&before, &a_old), "exactly A's old versions went");
+    for k in look_alike {
+        assert!(after.contains_key(k), "{:?} survived", String::from_utf8_lossy(k));
+    }
+    assert!(after.keys().any(|k| k.starts_with(b"A_9.0:")));
 }

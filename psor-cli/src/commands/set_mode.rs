@@ -19,7 +19,7 @@ pub fn run(g: &Global, a: &SetModeArgs) -> Result<i32> {
         return Err(CliError::Usage("set-mode takes running or quiesce; Upgrade is set only by `psor create`".into()).into());
     }
     let psor = connect(g)?;
-    let o = pac::set_mode(&psor, &cat, &pac, &v, mode, a.dry_run, &engine_options(g), new_progress())?;
+    let o = pac::set_mode(&psor, &cat, &pac, &v, pac::SetModeOptions { mode, dry_run: a.dry_run }, &engine_options(g), new_progress())?;
     if g.json {
         print_json("set-mode", &o)?;
     } else {

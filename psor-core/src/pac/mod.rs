@@ -23,7 +23,7 @@ mod status;
 
 pub use ops::{
     check_compat, create, init_pac, rem_old_pac, set_mode, Blocker, CarriedStore, CompatReport, CreateOptions,
-    CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOutcome,
+    CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions, SetModeOutcome,
     VersionSide,
 };
 pub use sample::{sample, SampleOptions, SampleOutcome};
@@ -101,22 +101,12 @@ pub enum Error {
         reason: String,
     },
     /// `create` for a product version compatible with the running one: nothing to create.
-    #[error("product version {product_version} is compatible with PAC {pac}'s running version {running} \
-             (layouts {layout_running} and {layout_new} share epoch {epoch}): use the compatible upgrade process, \
-             no new stores are needed")]
+    #[error("PAC {pac}: {reason}: use the compatible upgrade process, no new stores are needed")]
     Compatible {
         /// The PAC.
         pac: PacName,
-        /// The product version asked for.
-        product_version: ProductVersion,
-        /// The running version.
-        running: ProductVersion,
-        /// Its layout.
-        layout_running: String,
-        /// The new version's layout.
-        layout_new: String,
-        /// The shared epoch.
-        epoch: String,
+        /// Which versions and layouts share which epoch.
+        reason: String,
     },
     /// The stores are in use: an old version is not quiesced, or regions are still
     /// registered. `--force` overrides.

@@ -269,11 +269,10 @@ pub fn create(
     if old_layout.epoch == new_layout.epoch {
         return Err(Error::Compatible {
             pac: pac.clone(),
-            product_version: product.clone(),
-            running: source.version.clone(),
-            layout_running: old_layout.name.clone(),
-            layout_new: new_layout.name.clone(),
-            epoch: new_layout.epoch.to_string(),
+            reason: format!(
+                "product version {product} (layout {}) is compatible with the running version {} (layout {}): both are epoch {}",
+                new_layout.name, source.version, old_layout.name, new_layout.epoch
+            ),
         });
     }
     let (plan, fresh) = carry_plan(pac, (old_layout, &source.version), (new_layout, product))?;
@@ -383,11 +382,12 @@ fn diff(a: &Counts, b: &Counts) -> Counts {
 /// Writes the new version's record with the "creating" marker, or (on a rerun) puts the
 /// marker back on the record that is there; returns the record now stored.
 fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &ProductVersion) -> Result<StoredRecord> {
+    let addr = con.addr().to_owned();
     for _ in 0..20 {
         let c = con.raw();
-        redis::cmd("WATCH").arg(key).query::<()>(c).map_err(|e| cmd_err(key, "WATCH", e))?;
+        redis::cmd("WATCH").arg(key).query::<()>(c).map_err(|e| cmd_err(&addr, key, "WATCH", e))?;
         let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            redis::cmd("HGETALL").arg(key).query(c).map_err(|e| cmd_err(key, "HGETALL", e))?;
+            redis::cmd("HGETALL").arg(key).query(c).map_err(|e| cmd_err(&addr, key, "HGETALL", e))?;
         let current = super::decode_record(key, pairs)?;
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -412,7 +412,7 @@ fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &Produc
                 pipe.add_command(cmd).ignore();
             }
         }
-        let done: Option<()> = pipe.query(c).map_err(|e| cmd_err(key, "MULTI/EXEC", e))?;
+        let done: Option<()> = pipe.query(c).map_err(|e| cmd_err(&addr, key, "MULTI/EXEC", e))?;
         if done.is_some() {
             return Ok(match current {
                 Some(r) => StoredRecord { creating: true, ..r },
@@ -423,8 +423,8 @@ fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &Produc
     Err(Error::Concurrent { key: display_key(key) })
 }
 
-fn cmd_err(key: &[u8], op: &'static str, e: redis::RedisError) -> Error {
-    crate::Error::Command { addr: String::new(), op, key: Some(key.to_vec()), source: e }.into()
+fn cmd_err(addr: &str, key: &[u8], op: &'static str, e: redis::RedisError) -> Error {
+    crate::Error::Command { addr: addr.to_owned(), op, key: Some(key.to_vec()), source: e }.into()
 }
 
 // ---- set-mode --------------------------------------------------------------------------
@@ -450,6 +450,15 @@ pub struct SetModeOutcome {
     pub dry_run: bool,
 }
 
+/// What `set-mode` is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct SetModeOptions {
+    /// The mode wanted: `Running` or `Quiesce`.
+    pub mode: PacMode,
+    /// Check the change and report it; write nothing.
+    pub dry_run: bool,
+}
+
 /// `caspac -aSetMode=Running|Quiesce` from a region of product version `product`: changes
 /// the mode of the PAC version whose layout is compatible with `product` (the exact version
 /// if it has a record, else the highest compatible one), atomically (`WATCH`/`MULTI` on the
@@ -459,11 +468,11 @@ pub fn set_mode(
     catalog: &Catalog,
     pac: &PacName,
     product: &ProductVersion,
-    to: PacMode,
-    dry_run: bool,
+    opts: SetModeOptions,
     engine: &EngineOptions,
     progress: Arc<Progress>,
 ) -> Result<SetModeOutcome> {
+    let SetModeOptions { mode: to, dry_run } = opts;
     if to == PacMode::Upgrade {
         return Err(crate::Error::Refused(
             "mode Upgrade is set only by `psor create`; set-mode takes running or quiesce".into(),
@@ -494,11 +503,12 @@ pub fn set_mode(
         (v.version.clone(), key)
     };
 
+    let addr = con.addr().to_owned();
     for _ in 0..20 {
         let c = con.raw();
-        redis::cmd("WATCH").arg(&key).query::<()>(c).map_err(|e| cmd_err(&key, "WATCH", e))?;
+        redis::cmd("WATCH").arg(&key).query::<()>(c).map_err(|e| cmd_err(&addr, &key, "WATCH", e))?;
         let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            redis::cmd("HGETALL").arg(&key).query(c).map_err(|e| cmd_err(&key, "HGETALL", e))?;
+            redis::cmd("HGETALL").arg(&key).query(c).map_err(|e| cmd_err(&addr, &key, "HGETALL", e))?;
         let unwatch = |c: &mut redis::Connection| {
             let _ = redis::cmd("UNWATCH").query::<()>(c);
         };
@@ -548,7 +558,7 @@ pub fn set_mode(
             .arg(after.updated_ms.to_string())
             .ignore()
             .query(c)
-            .map_err(|e| cmd_err(&key, "MULTI/EXEC", e))?;
+            .map_err(|e| cmd_err(&addr, &key, "MULTI/EXEC", e))?;
         if done.is_some() {
             return Ok(SetModeOutcome {
                 pac: pac.clone(),
