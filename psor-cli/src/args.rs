@@ -16,7 +16,7 @@ pub struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Where the PSOR is: redis://[user[:pass]@]host:port[/db], rediss://... (TLS), or the
     /// caspac form redis,host:port / redis_TLS,host:port
@@ -54,7 +54,7 @@ pub struct Global {
 }
 
 /// Engine tuning; the defaults saturate one Redis server.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Tuning {
     /// SCAN COUNT: keys the server examines per SCAN call
     #[arg(long, global = true, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000), hide_short_help = true)]
@@ -89,6 +89,24 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Map the keyspace as a prefix tree: keys, bytes, types, TTLs and biggest keys per prefix
     Survey(SurveyArgs),
+    /// The layout catalog in force: versions → layouts → epochs → stores
+    Layouts(LayoutsArgs),
+    /// The PACs in the PSOR: versions, modes, regions, stores and key counts
+    Status(StatusArgs),
+    /// Remove every store of a PAC (all versions) and write a fresh record in mode Running (caspac -aInitPac)
+    InitPac(InitPacArgs),
+    /// Is the product version compatible with the PAC in the PSOR? (caspac -aCheckCompat; exit 4 = incompatible)
+    CheckCompat(CheckCompatArgs),
+    /// Create the product version's stores next to the running ones, in mode Upgrade (casstart /s:u)
+    Create(CreateArgs),
+    /// Set the mode of the PAC version compatible with the product version (caspac -aSetMode)
+    SetMode(SetModeArgs),
+    /// Remove the stores of every version but the Running one (caspac -aRemOldPAC)
+    RemOldPac(RemOldPacArgs),
+    /// Write a realistic PAC at a version, for demos, tests and rehearsals
+    Sample(SampleArgs),
+    /// The vendor's caspac syntax: -aInitPac=P, -aCheckCompat=P, -aSetMode=Running|Quiesce, -aRemOldPAC=P, -sredis,host:port
+    Caspac(CaspacArgs),
     /// Print shell completions
     Completions {
         /// The shell
@@ -222,4 +240,142 @@ pub struct SurveyArgs {
     /// Write a draft layout catalog (docs/layouts.md) from the <PAC>_<version>:<store>: prefixes found
     #[arg(long, value_name = "FILE", conflicts_with = "no_types")]
     pub suggest_layout: Option<PathBuf>,
+}
+
+/// Where the layout catalog comes from.
+#[derive(Debug, Clone, Args)]
+pub struct CatalogArgs {
+    /// Layout catalog (TOML) laid over, or replacing, the built-in reference catalog (docs/layouts.md)
+    #[arg(long, env = "PSOR_LAYOUTS", value_name = "FILE")]
+    pub layouts: Option<PathBuf>,
+}
+
+/// The product version psor acts for.
+#[derive(Debug, Clone, Args)]
+pub struct ProductArgs {
+    /// The product version psor acts for (what the installed product would report), e.g. 9.0
+    #[arg(long, env = "PSOR_PRODUCT_VERSION", value_name = "V")]
+    pub product_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LayoutsArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this PAC
+    pub pac: Option<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitPacArgs {
+    /// The PAC (its regions' ES_PAC)
+    pub pac: String,
+    #[command(flatten)]
+    pub product: ProductArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// List the stores and key counts that would be removed; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Go ahead although regions are still registered
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckCompatArgs {
+    /// The PAC
+    pub pac: String,
+    #[command(flatten)]
+    pub product: ProductArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    /// The PAC
+    pub pac: String,
+    #[command(flatten)]
+    pub product: ProductArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Count what would be copied; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SetModeArgs {
+    /// The PAC
+    pub pac: String,
+    /// The new mode: running or quiesce
+    pub mode: String,
+    #[command(flatten)]
+    pub product: ProductArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Check the change and show it; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RemOldPacArgs {
+    /// The PAC
+    pub pac: String,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// List the stores and key counts that would be removed; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Remove although an old version is not quiesced or still has regions registered
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// The PAC
+    pub pac: String,
+    #[command(flatten)]
+    pub product: ProductArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Resource-table entries to write
+    #[arg(long, default_value_t = 1000)]
+    pub keys: usize,
+    /// Regions to register (REGION1, REGION2, ...)
+    #[arg(long, default_value_t = 2)]
+    pub regions: usize,
+    /// The mode of the PAC record: running, quiesce or upgrade
+    #[arg(long, default_value = "running")]
+    pub mode: String,
+    /// PPT entries that get a large (256 KiB) program binary
+    #[arg(long, default_value_t = 3)]
+    pub large_values: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CaspacArgs {
+    #[command(flatten)]
+    pub product: ProductArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Dry run for -aInitPac and -aRemOldPAC
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// --force for -aInitPac and -aRemOldPAC
+    #[arg(long)]
+    pub force: bool,
+    /// caspac arguments: -a<Action>[=<value>] and -s<sorType>,<host>:<port>[,...]. The PAC of
+    /// -aSetMode comes from ES_PAC
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CASPAC_ARGS")]
+    pub args: Vec<String>,
 }

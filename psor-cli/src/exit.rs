@@ -1,5 +1,7 @@
 //! Exit codes, decided in one place and documented in the README.
 
+use psor_core::layout::CatalogError;
+use psor_core::pac::Error as PacError;
 use psor_core::Error;
 
 /// Done: everything asked was done.
@@ -10,6 +12,12 @@ pub const FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 /// Done, but some target keys existed with other content and were left alone.
 pub const CONFLICTS: i32 = 3;
+/// check-compat: the product version is incompatible with the PAC (incompatible upgrade).
+pub const INCOMPATIBLE: i32 = 4;
+/// The PAC or the product version is not known (not in the PSOR / not in the catalog).
+pub const UNKNOWN: i32 = 5;
+/// Refused because the target is in use: an old version not quiesced, regions registered.
+pub const IN_USE: i32 = 6;
 /// Stopped by the user (declined the prompt, Ctrl-C): nothing more was written.
 pub const INTERRUPTED: i32 = 130;
 
@@ -41,9 +49,33 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
             CliError::Declined => INTERRUPTED,
         };
     }
+    if let Some(e) = err.downcast_ref::<PacError>() {
+        return match e {
+            e if e.is_unknown() => UNKNOWN,
+            PacError::InUse { .. } => IN_USE,
+            PacError::Catalog(_) => USAGE,
+            PacError::Compatible { .. } => USAGE,
+            PacError::Transition { .. } | PacError::State { .. } | PacError::Concurrent { .. } => CONFLICTS,
+            PacError::Core(core) => code_for_core(core),
+            _ => FAILED,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<CatalogError>() {
+        return match e {
+            CatalogError::UnknownVersion { .. } => UNKNOWN,
+            _ => USAGE,
+        };
+    }
     match err.downcast_ref::<Error>() {
-        Some(e) if e.is_usage() => USAGE,
-        Some(Error::Interrupted) => INTERRUPTED,
+        Some(e) => code_for_core(e),
+        None => FAILED,
+    }
+}
+
+fn code_for_core(e: &Error) -> i32 {
+    match e {
+        e if e.is_usage() => USAGE,
+        Error::Interrupted => INTERRUPTED,
         _ => FAILED,
     }
 }

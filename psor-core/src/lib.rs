@@ -4,6 +4,8 @@
 //! - [`keys`]: key prefixes, glob escaping, binary-safe display.
 //! - [`layout`]: PAC store layouts (a catalog users extend), key naming, PAC modes.
 //! - [`engine`]: fast scan / copy / delete of everything under a prefix.
+//! - [`pac`]: the PAC lifecycle on a live PSOR (status, check-compat, create, set-mode,
+//!   rem-old-pac, init-pac, sample).
 //! - [`progress`]: counters a caller polls to show progress.
 //! - [`snapshot`]: export a prefix to a `.psnap` file, import it back, inspect it offline.
 //!
@@ -28,6 +30,7 @@ pub mod engine;
 mod error;
 pub mod keys;
 pub mod layout;
+pub mod pac;
 pub mod progress;
 pub mod snapshot;
 pub mod survey;

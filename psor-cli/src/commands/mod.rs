@@ -9,6 +9,18 @@ mod inspect;
 mod scan;
 mod survey;
 
+// The PAC lifecycle (issue 4).
+mod caspac;
+mod check_compat;
+mod create;
+mod init_pac;
+mod layouts;
+mod pac_common;
+mod rem_old_pac;
+mod sample;
+mod set_mode;
+mod status;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,6 +44,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Import(a) => import::run(g, a),
         Command::Inspect(a) => inspect::run(g, a),
         Command::Survey(a) => survey::run(g, a),
+        Command::Layouts(a) => layouts::run(g, a),
+        Command::Status(a) => status::run(g, a),
+        Command::InitPac(a) => init_pac::run(g, a),
+        Command::CheckCompat(a) => check_compat::run(g, a),
+        Command::Create(a) => create::run(g, a),
+        Command::SetMode(a) => set_mode::run(g, a),
+        Command::RemOldPac(a) => rem_old_pac::run(g, a),
+        Command::Sample(a) => sample::run(g, a),
+        Command::Caspac(a) => caspac::run(g, a),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut std::io::stdout());
             Ok(crate::exit::OK)

@@ -1,0 +1,66 @@
+//! `psor create PAC --product-version V` (what `casstart /s:u` does to the PSOR): the new
+//! version's stores next to the old ones, in mode Upgrade. Rerunning finishes an
+//! interrupted run.
+
+use anyhow::Result;
+use psor_core::pac::{self, CreateOptions};
+
+use super::pac_common::{outln, catalog, pac_name, print_json, product_version};
+use super::{connect, engine_options, new_progress};
+use crate::args::{CreateArgs, Global};
+use crate::exit::code_for_outcome;
+use crate::ui::progress::Bar;
+
+pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
+    let cat = catalog(&a.catalog)?;
+    let pac = pac_name(&a.pac)?;
+    let v = product_version(&a.product)?;
+    let psor = connect(g)?;
+    let progress = new_progress();
+    let bar = Bar::start(&progress, !g.no_progress, if a.dry_run { "would copy" } else { "copied" });
+    let o = pac::create(&psor, &cat, &pac, &v, &CreateOptions { dry_run: a.dry_run }, &engine_options(g), progress)?;
+    drop(bar);
+    if g.json {
+        print_json("create", &o)?;
+    } else {
+        let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
+        outln!(
+            "create PAC {} version {} (layout {}, epoch {}) from {} (layout {}, epoch {}){}{dry}",
+            o.pac,
+            o.to.version,
+            o.to.layout,
+            o.to.epoch,
+            o.from.version,
+            o.from.layout,
+            o.from.epoch,
+            if o.resumed { ", resuming" } else { "" }
+        );
+        outln!("  {:<10} {:<24} {:<24} {:>9} {:>9} {:>9} {:>9}", "store", "from", "to", "matched", "copied", "unchanged", "conflicts");
+        for c in &o.carried {
+            outln!(
+                "  {:<10} {:<24} {:<24} {:>9} {:>9} {:>9} {:>9}{}",
+                c.store,
+                c.from_prefix,
+                c.to_prefix,
+                c.counts.matched,
+                c.counts.done,
+                c.counts.unchanged,
+                c.counts.conflicts,
+                c.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default()
+            );
+        }
+        if !o.fresh.is_empty() {
+            outln!("  created empty (fresh): {}", o.fresh.join(", "));
+        }
+        for k in o.conflict_keys.iter().take(10) {
+            outln!("  conflict (left alone): {k}");
+        }
+        for f in o.failures.iter().take(10) {
+            outln!("  failed: {} on {}: {}", f.key, f.node, f.error);
+        }
+        if let Some(r) = &o.record {
+            outln!("  record: version {} mode {}{}", r.version, r.mode, if o.complete || o.dry_run { "" } else { " (create incomplete: rerun)" });
+        }
+    }
+    Ok(code_for_outcome(o.counts.failed, o.counts.conflicts))
+}

@@ -1,0 +1,82 @@
+//! `psor rem-old-pac PAC` (`caspac -aRemOldPAC`): remove the stores of every version other
+//! than the Running one, after saying which and how many keys.
+
+use anyhow::Result;
+use psor_core::pac::{self, RemOldPacOptions, RemOldPacOutcome};
+
+use super::pac_common::{outln, catalog, pac_name, print_json, print_version, removal_lines};
+use super::{connect, engine_options, new_progress};
+use crate::args::{Global, RemOldPacArgs};
+use crate::exit::{code_for_outcome, IN_USE};
+use crate::ui::{confirm::confirm, progress::Bar};
+
+pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
+    let cat = catalog(&a.catalog)?;
+    let pac = pac_name(&a.pac)?;
+    let psor = connect(g)?;
+    let engine = engine_options(g);
+    let plan_opts = RemOldPacOptions { dry_run: true, force: a.force, expect: None };
+    let progress = new_progress();
+    let bar = Bar::start(&progress, !g.no_progress, "PAC keys");
+    let plan = pac::rem_old_pac(&psor, &cat, &pac, &plan_opts, &engine, progress)?;
+    drop(bar);
+    let blocked = !plan.blockers.is_empty() && !a.force;
+    if a.dry_run || plan.remove.is_empty() {
+        report(g, &plan)?;
+        return Ok(if blocked && !plan.remove.is_empty() { IN_USE } else { crate::exit::OK });
+    }
+    if blocked {
+        return Err(pac::Error::InUse { pac, blockers: plan.blockers }.into());
+    }
+    if !plan.blockers.is_empty() {
+        eprintln!("psor: WARNING: --force: removing stores that may be in use:");
+        for b in &plan.blockers {
+            eprintln!("psor: WARNING:   {b}");
+        }
+    }
+    let what = format!(
+        "remove the stores of PAC {} version(s) {} ({} keys), keeping {}",
+        pac,
+        plan.remove.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", "),
+        plan.remove.iter().map(|v| v.keys).sum::<u64>(),
+        plan.keep.version
+    );
+    confirm(&what, &removal_lines(&plan.deleted), g.yes)?;
+    let opts = RemOldPacOptions {
+        dry_run: false,
+        force: a.force,
+        expect: Some(plan.remove.iter().map(|v| v.version.clone()).collect()),
+    };
+    let progress = new_progress();
+    let bar = Bar::start(&progress, !g.no_progress, "deleted");
+    let o = pac::rem_old_pac(&psor, &cat, &pac, &opts, &engine, progress)?;
+    drop(bar);
+    report(g, &o)?;
+    let failed = o.deleted.iter().map(|d| d.counts.failed).sum();
+    Ok(code_for_outcome(failed, 0))
+}
+
+fn report(g: &Global, o: &RemOldPacOutcome) -> Result<()> {
+    if g.json {
+        return print_json("rem-old-pac", o);
+    }
+    let dry = if o.dry_run { " (dry run: nothing deleted)" } else { "" };
+    outln!("rem-old-pac PAC {}: keeping version {} ({}){dry}", o.pac, o.keep.version, super::pac_common::mode_text(&o.keep));
+    if o.remove.is_empty() {
+        outln!("  no other version: nothing to remove");
+        return Ok(());
+    }
+    outln!("  {}:", if o.dry_run { "would remove" } else { "removed" });
+    for v in &o.remove {
+        print_version(v, "    ")?;
+    }
+    for d in &o.deleted {
+        if !o.dry_run {
+            outln!("  {}: {} deleted, {} vanished, {} failed", d.prefix, d.counts.done, d.counts.vanished, d.counts.failed);
+        }
+    }
+    for b in &o.blockers {
+        outln!("  {}: {b}", if o.forced { "overridden (--force)" } else { "blocked" });
+    }
+    Ok(())
+}
