@@ -22,6 +22,21 @@ pub(crate) struct Routed {
     pub cmd: redis::Cmd,
 }
 
+impl Routed {
+    /// Routes `cmd` by its first argument (the key of every single-key command).
+    pub(crate) fn by_key(cmd: &redis::Cmd, cluster: bool) -> Routed {
+        let slot = if cluster {
+            match cmd.args_iter().nth(1) {
+                Some(redis::Arg::Simple(key)) => crate::connect::key_slot(key),
+                _ => 0,
+            }
+        } else {
+            0
+        };
+        Routed { slot, cmd: cmd.clone() }
+    }
+}
+
 /// Redirection rounds before a command counts as failed.
 const MAX_ROUNDS: usize = 10;
 

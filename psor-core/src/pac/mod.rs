@@ -29,7 +29,7 @@ pub use ops::{
 pub use sample::{sample, SampleOptions, SampleOutcome};
 pub use status::{status, PacStatus, StatusReport, StoreCount, VersionStatus};
 
-use crate::connect::{NodeConn, Psor};
+use crate::connect::{key_slot, NodeConn, Psor, Topology};
 use crate::layout::{
     CatalogError, KeyError, PacMode, PacName, PacRecord, PacRecordError, ProductVersion, TransitionError,
 };
@@ -145,33 +145,23 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A connection to the master that serves `key`.
-///
-/// On a standalone PSOR that is its one server. With several masters (a cluster), the one
-/// that answers `EXISTS key` without `MOVED` owns the key's slot; tagged metadata keys of
-/// one (PAC, version) share a slot, so one connection serves a whole `WATCH`/`MULTI`.
+/// A connection to the master that serves `key`: the one server of a standalone PSOR, or
+/// the master of the key's slot in a cluster. Tagged metadata keys of one (PAC, version)
+/// share a slot, so one connection serves a whole `WATCH`/`MULTI`.
 pub fn key_conn(psor: &Psor, key: &[u8]) -> Result<NodeConn> {
-    let masters = psor.masters();
-    if let [only] = masters {
-        return Ok(only.connect()?);
-    }
-    for node in masters {
-        let mut con = node.connect()?;
-        match redis::cmd("EXISTS").arg(key).query::<i64>(con.raw()) {
-            Ok(_) => return Ok(con),
-            Err(e) if e.code() == Some("MOVED") || e.code() == Some("ASK") => continue,
-            Err(source) => {
-                return Err(crate::Error::Command { addr: node.addr().to_owned(), op: "EXISTS", key: Some(key.to_vec()), source }
-                    .into())
-            }
+    match psor.topology() {
+        Topology::Single => Ok(psor.masters()[0].connect()?),
+        Topology::Cluster(map) => {
+            let hp = map.master_of(key_slot(key)).ok_or_else(|| {
+                crate::Error::Refused(format!(
+                    "no master of {} serves key {}; is the cluster being reconfigured?",
+                    psor.spec().redacted(),
+                    crate::keys::display_key(key)
+                ))
+            })?;
+            Ok(psor.node_at(hp).connect()?)
         }
     }
-    Err(crate::Error::Refused(format!(
-        "no master of {} serves key {}",
-        psor.spec().redacted(),
-        crate::keys::display_key(key)
-    ))
-    .into())
 }
 
 /// A PAC record as read from Redis, with psor's own marker.

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::{key_conn, now_ms, Error, Result};
 use crate::connect::Psor;
+use crate::engine::router::{Routed, Router};
 use crate::keys::display_key;
 use crate::layout::{Catalog, PacMode, PacName, PacRecord, ProductVersion, RedisType, RegionName, ResourceTable, StoreRole};
 use crate::progress::Progress;
@@ -223,10 +224,10 @@ pub fn sample(
     let layout = catalog.layout_for(version)?;
     let keys = layout.keys(pac, version);
     let rkey = keys.pac_record_key()?;
-    if psor.masters().len() != 1 {
-        return Err(Error::Unsupported("`psor sample` into a Redis Cluster is not supported by this build yet".into()));
-    }
     let mut con = key_conn(psor, &rkey)?;
+    // Entries spread over every master of a cluster: each write goes to its key's master.
+    let mut router = Router::new(psor)?;
+    let cluster = psor.is_cluster();
     let exists: bool = con.retry("EXISTS", Some(&rkey), |c| redis::cmd("EXISTS").arg(&rkey).query(c))?;
     if exists {
         return Err(Error::State {
@@ -247,7 +248,12 @@ pub fn sample(
             return Ok(());
         }
         let p = std::mem::take(pipe);
-        con.retry("sample write", None, |c| p.query::<()>(c))?;
+        let routed: Vec<Routed> = p.cmd_iter().map(|c| Routed::by_key(c, cluster)).collect();
+        for reply in router.run("sample write", &routed)? {
+            if let redis::Value::ServerError(e) = reply {
+                return Err(crate::Error::Command { addr: psor.spec().redacted(), op: "sample write", key: None, source: e.into() }.into());
+            }
+        }
         Progress::add(&progress.done, *queued as u64);
         Progress::add(&progress.matched, *queued as u64);
         Progress::add(&progress.examined, *queued as u64);
