@@ -150,10 +150,10 @@ fn the_password_never_appears_in_any_output() {
         codes.push(code);
     }
     // Environment variables and --help (which shows PSOR_URL's presence, not its value).
-    let (code, out, err) = run(&mut psor(&["--json", "scan", "-p", "x:"]).env("PSOR_URL", &plain).env("PSOR_PASSWORD", secret));
+    let (code, out, err) = run(psor(&["--json", "scan", "-p", "x:"]).env("PSOR_URL", &plain).env("PSOR_PASSWORD", secret));
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains(secret) && !err.contains(secret));
-    let (_, out, err) = run(&mut psor(&["--help"]).env("PSOR_URL", &good));
+    let (_, out, err) = run(psor(&["--help"]).env("PSOR_URL", &good));
     assert!(!out.contains(secret) && !err.contains(secret), "{out}");
     assert_eq!(codes, vec![0, 0, 1, 1, 2, 0, 1], "the runs did what they should, so the check saw real output");
 }

@@ -19,7 +19,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
             rest.iter().position(|&b| b == b'}').map(|close| &rest[..close])
         })
         .filter(|tag| !tag.is_empty());
-    (crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % SLOTS as u16) as u16
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % SLOTS as u16
 }
 
 /// Which master serves each slot.
