@@ -5,6 +5,7 @@
 //! - [`layout`]: PAC store layouts (a catalog users extend), key naming, PAC modes.
 //! - [`engine`]: fast scan / copy / delete of everything under a prefix.
 //! - [`progress`]: counters a caller polls to show progress.
+//! - [`embedded`]: a snapshot file used as an in-process Redis (`--psor file:PATH`).
 //! - [`snapshot`]: export a prefix to a `.psnap` file, import it back, inspect it offline.
 //!
 //! The library never prints and never exits; it reports through return values and
@@ -24,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod connect;
+pub mod embedded;
 pub mod engine;
 mod error;
 pub mod keys;
