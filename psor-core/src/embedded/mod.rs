@@ -47,9 +47,36 @@ impl std::fmt::Debug for EmbeddedStore {
 /// Opens the store saved at `path`: loads the snapshot if the file exists, starts empty if
 /// it does not. A file written by a newer major format version is refused (and so never
 /// overwritten); `PATH.tmp` left by an interrupted save is ignored.
+///
+/// Opening a file this process already has open hands back the same store, so a `copy`
+/// between two specs naming one file works on one keyspace and one save wins nothing over
+/// another.
 pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
-    let store = Store::load(path)?;
-    Ok(Arc::new(EmbeddedStore::new(store, format!("file:{}", path.display()))))
+    static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
+    let id = identity(path);
+    let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    open.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(store) = open.iter().find(|(p, _)| *p == id).and_then(|(_, w)| w.upgrade()) {
+        return Ok(store);
+    }
+    let store = Arc::new(EmbeddedStore::new(Store::load(path)?, format!("file:{}", path.display())));
+    open.push((id, Arc::downgrade(&store)));
+    Ok(store)
+}
+
+/// The path as one file is known whatever way it was spelled (the file may not exist yet).
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(parent), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// A store that lives only in memory (never saved): for tests and dry rehearsals.
