@@ -279,9 +279,10 @@ impl<'a> Reader<'a> {
             Len::Lzf => {
                 let clen = self.len()?;
                 let len = match self.len_or_enc()? {
-                    // Bounded: LZF expands at most ~ (1 + 32/3)x per input byte; refuse anything
-                    // claiming more so a hostile length cannot make us allocate gigabytes.
-                    Len::Plain(n) if n <= (clen as u64).saturating_mul(16).max(64) => n as usize,
+                    // Bounded: an LZF back reference of at most 3 bytes expands to at most 264,
+                    // so refuse anything claiming more than 132x: a hostile length cannot make
+                    // us allocate gigabytes.
+                    Len::Plain(n) if n <= (clen as u64).saturating_mul(132).max(64) => n as usize,
                     _ => return Err(RdbError::Corrupt("LZF length")),
                 };
                 let data = self.take(clen)?;
