@@ -203,7 +203,7 @@ fn check_arity(name: &str, n: usize) -> Option<Value> {
         None => Some(err(&format!("ERR unknown command '{name}', with args beginning with: "))),
         Some(min) if n < min => Some(err(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))),
         Some(_) => match name {
-            "HSET" | "HMSET" if n % 2 != 0 => Some(err(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))),
+            "HSET" | "HMSET" if !n.is_multiple_of(2) => Some(err(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))),
             _ => None,
         },
     }
@@ -724,7 +724,7 @@ fn zadd(store: &mut Store, a: &[Vec<u8>]) -> Reply {
         i += 1;
     }
     let rest = &a[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(syntax());
     }
     let pairs = rest.chunks(2).map(|p| Ok((float_arg(&p[0])?, p[1].clone()))).collect::<std::result::Result<Vec<_>, Value>>()?;

@@ -381,7 +381,7 @@ fn parse_score(b: &[u8]) -> R<f64> {
 }
 
 fn zset_pairs(items: Vec<Vec<u8>>) -> R<BTreeMap<Vec<u8>, f64>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(RdbError::Corrupt("odd zset element count"));
     }
     let mut m = BTreeMap::new();
@@ -393,7 +393,7 @@ fn zset_pairs(items: Vec<Vec<u8>>) -> R<BTreeMap<Vec<u8>, f64>> {
 }
 
 fn hash_pairs(items: Vec<Vec<u8>>) -> R<BTreeMap<Vec<u8>, Vec<u8>>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(RdbError::Corrupt("odd hash element count"));
     }
     let mut m = BTreeMap::new();
@@ -552,7 +552,7 @@ pub fn format_score(d: f64) -> String {
             s
         }
     };
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         let m = strip(mantissa.to_string());
         format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     } else {
