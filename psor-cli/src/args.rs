@@ -18,8 +18,9 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Where the PSOR is: redis://[user[:pass]@]host:port[/db], rediss://... (TLS), or the
-    /// caspac form redis,host:port / redis_TLS,host:port
+    /// Where the PSOR is: redis://[user[:pass]@]host:port[/db], rediss://... (TLS), the
+    /// caspac form redis,host:port / redis_TLS,host:port, or file:PATH (a snapshot file used
+    /// as an embedded store, no server needed; created if missing, saved atomically)
     #[arg(long, global = true, env = "PSOR_URL", hide_env_values = true, value_name = "SPEC")]
     pub psor: Option<String>,
     /// Read the password from this file (first line). Wins over the URL, PSOR_PASSWORD and REDISCLI_AUTH

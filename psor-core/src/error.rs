@@ -32,6 +32,22 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A file psor writes (the embedded store's file) could not be written.
+    #[error("cannot write {path}: {source}")]
+    WriteFile {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The embedded store's file is not a snapshot psor can use, or must not be overwritten.
+    #[error("embedded store {path}: {detail}")]
+    Store {
+        /// The path.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// The server could not be reached or refused the handshake (auth, TLS).
     #[error("cannot connect to {addr}: {source}")]
     Connect {
@@ -85,7 +101,7 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::BadSpec { .. } | Error::Refused(_) | Error::ReadFile { .. }
+            Error::BadSpec { .. } | Error::Refused(_) | Error::ReadFile { .. } | Error::Store { .. }
         )
     }
 }

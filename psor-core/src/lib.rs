@@ -7,6 +7,7 @@
 //! - [`pac`]: the PAC lifecycle on a live PSOR (status, check-compat, create, set-mode,
 //!   rem-old-pac, init-pac, sample).
 //! - [`progress`]: counters a caller polls to show progress.
+//! - [`embedded`]: a snapshot file used as an in-process Redis (`--psor file:PATH`).
 //! - [`snapshot`]: export a prefix to a `.psnap` file, import it back, inspect it offline.
 //!
 //! The library never prints and never exits; it reports through return values and
@@ -26,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod connect;
+pub mod embedded;
 pub mod engine;
 mod error;
 pub mod keys;

@@ -58,6 +58,11 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
     let bar = Bar::start(&progress, !g.no_progress, if a.move_keys { "moved" } else { "copied" });
     let outcome = engine::copy(&source, target.as_ref(), &opts, &engine, progress)?;
     drop(bar);
+    // `file:` PSORs are saved here (atomically); a save failure fails the command.
+    if let Some(t) = &target {
+        t.flush()?;
+    }
+    source.flush()?;
     output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
     Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
 }

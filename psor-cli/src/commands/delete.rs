@@ -43,6 +43,8 @@ pub fn run(g: &Global, a: &DeleteArgs) -> Result<i32> {
     let bar = Bar::start(&progress, !g.no_progress, "deleted");
     let outcome = engine::delete(&psor, &opts, &engine, progress)?;
     drop(bar);
+    // A `file:` PSOR is saved here (atomically); a save failure fails the command.
+    psor.flush()?;
     output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
     Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
 }

@@ -45,6 +45,8 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, "restored");
     let outcome = snapshot::import(&psor, &opts, &engine, progress).map_err(snapshot_error)?;
+    // A `file:` PSOR is saved here (atomically); a save failure fails the command.
+    psor.flush()?;
     drop(bar);
     report(g.json, &target, &outcome)?;
     Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))

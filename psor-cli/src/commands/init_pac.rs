@@ -49,6 +49,8 @@ pub fn run(g: &Global, a: &InitPacArgs) -> Result<i32> {
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, "deleted");
     let o = pac::init_pac(&psor, &cat, &pac, &v, &opts, &engine, progress)?;
+    // A file store saves here, so a failed save fails the command (servers: nothing to do).
+    psor.flush()?;
     drop(bar);
     report(g, &o)?;
     Ok(code_for_outcome(o.deleted.iter().map(|d| d.counts.failed).sum(), 0))

@@ -50,6 +50,8 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, "deleted");
     let o = pac::rem_old_pac(&psor, &cat, &pac, &opts, &engine, progress)?;
+    // A file store saves here, so a failed save fails the command (servers: nothing to do).
+    psor.flush()?;
     drop(bar);
     report(g, &o)?;
     let failed = o.deleted.iter().map(|d| d.counts.failed).sum();

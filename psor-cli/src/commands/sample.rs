@@ -21,6 +21,8 @@ pub fn run(g: &Global, a: &SampleArgs) -> Result<i32> {
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, "written");
     let o = pac::sample(&psor, &cat, &pac, &v, &opts, progress)?;
+    // A file store saves here, so a failed save fails the command (servers: nothing to do).
+    psor.flush()?;
     drop(bar);
     if g.json {
         print_json("sample", &o)?;

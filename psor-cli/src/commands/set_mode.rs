@@ -20,6 +20,8 @@ pub fn run(g: &Global, a: &SetModeArgs) -> Result<i32> {
     }
     let psor = connect(g)?;
     let o = pac::set_mode(&psor, &cat, &pac, &v, pac::SetModeOptions { mode, dry_run: a.dry_run }, &engine_options(g), new_progress())?;
+    // A file store saves here, so a failed save fails the command (servers: nothing to do).
+    psor.flush()?;
     if g.json {
         print_json("set-mode", &o)?;
     } else {

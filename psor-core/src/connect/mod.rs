@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo};
 
+use crate::embedded::EmbeddedStore;
 use crate::error::{is_retryable, Error, Result};
 
 /// How to connect, beyond what the spec says.
@@ -134,11 +135,28 @@ impl ConnTemplate {
     }
 }
 
-/// Where a node is: a fixed address, or whatever server Sentinel calls the master now.
-#[derive(Clone, Debug)]
+/// Opens an in-process connection (see [`Node::in_process`]).
+pub type ConnectFn = Arc<dyn Fn() -> Box<dyn ConnectionLike + Send> + Send + Sync>;
+
+/// Where a node is: a fixed address, whatever server Sentinel calls the master now, or a
+/// store inside this process.
+#[derive(Clone)]
 enum AddrSource {
     Fixed(HostPort),
     Sentinel { sentinels: Vec<HostPort>, master: String },
+    InProcess(ConnectFn),
+}
+
+impl std::fmt::Debug for AddrSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddrSource::Fixed(hp) => f.debug_tuple("Fixed").field(hp).finish(),
+            AddrSource::Sentinel { sentinels, master } => {
+                f.debug_struct("Sentinel").field("sentinels", sentinels).field("master", master).finish()
+            }
+            AddrSource::InProcess(_) => f.write_str("InProcess"),
+        }
+    }
 }
 
 /// One Redis server psor works on (a standalone server, one master of a cluster, or the
@@ -160,8 +178,16 @@ impl Node {
     pub fn host_port(&self) -> Option<&HostPort> {
         match &self.source {
             AddrSource::Fixed(hp) => Some(hp),
-            AddrSource::Sentinel { .. } => None,
+            AddrSource::Sentinel { .. } | AddrSource::InProcess(_) => None,
         }
+    }
+
+    /// A node whose connections are made in this process by `connect` (the embedded store),
+    /// shown as `label`. Retries and the rest of the connection rules are the usual ones.
+    pub fn in_process(label: &str, connect: ConnectFn) -> Node {
+        let template = build_template(&PsorSpec::parse("redis://embedded").expect("a valid spec"), &ConnectOptions::default())
+            .expect("a template without TLS files");
+        Node { label: label.into(), source: AddrSource::InProcess(connect), template: Arc::new(template) }
     }
 
     pub(crate) fn fixed(hp: HostPort, template: Arc<ConnTemplate>) -> Node {
@@ -178,6 +204,7 @@ impl Node {
 
     fn open(&self) -> Result<(String, Box<dyn ConnectionLike + Send>)> {
         let hp = match &self.source {
+            AddrSource::InProcess(connect) => return Ok((self.label.to_string(), connect())),
             AddrSource::Fixed(hp) => hp.clone(),
             // Asked again at every (re)connect, so a failover is followed.
             AddrSource::Sentinel { sentinels, master } => topology::resolve_sentinel(sentinels, master, &self.template)?,
@@ -293,6 +320,7 @@ pub struct Psor {
     topology: Topology,
     seeds: Vec<HostPort>,
     template: Arc<ConnTemplate>,
+    embedded: Option<Arc<EmbeddedStore>>,
 }
 
 impl Psor {
@@ -301,10 +329,17 @@ impl Psor {
     pub fn connect(spec: &PsorSpec, opts: &ConnectOptions) -> Result<Psor> {
         install_crypto_provider();
         let template = Arc::new(build_template(spec, opts)?);
+        let mut embedded = None;
         let (masters, topology, seeds) = match &spec.endpoint {
             Endpoint::Standalone(hp) => (vec![Node::fixed(hp.clone(), template.clone())], Topology::Single, vec![hp.clone()]),
             Endpoint::Sentinel { sentinels, master } => (vec![sentinel_node(sentinels, master, &template)?], Topology::Single, sentinels.clone()),
             Endpoint::Cluster(seeds) => cluster_nodes(seeds, &template)?,
+            Endpoint::File(path) => {
+                let store = crate::embedded::open(path)?;
+                let node = Node { label: store.label().into(), source: AddrSource::InProcess(store_connector(&store)), template: template.clone() };
+                embedded = Some(store);
+                (vec![node], Topology::Single, Vec::new())
+            }
             Endpoint::NodeList(nodes) => match topology::classify_node_list(nodes, &template)? {
                 topology::NodeListKind::Cluster => cluster_nodes(nodes, &template)?,
                 topology::NodeListKind::Sentinel(master) => {
@@ -328,7 +363,17 @@ impl Psor {
             version = Some(version.map_or(v, |old| old.min(v)));
         }
         let version = version.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
-        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template })
+        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded })
+    }
+
+    /// Makes the work done so far durable: for a `file:` PSOR, saves the embedded store if
+    /// it changed (atomically); for a server, nothing to do. Commands that write call it at
+    /// their end.
+    pub fn flush(&self) -> Result<()> {
+        match &self.embedded {
+            Some(store) => store.save(),
+            None => Ok(()),
+        }
     }
 
     /// The spec this PSOR was reached through.
@@ -390,6 +435,11 @@ impl Psor {
     pub fn same_keyspace(&self, other: &Psor) -> bool {
         self.spec.endpoint == other.spec.endpoint && self.spec.db == other.spec.db
     }
+}
+
+fn store_connector(store: &Arc<EmbeddedStore>) -> ConnectFn {
+    let store = store.clone();
+    Arc::new(move || Box::new(store.connect()) as Box<dyn ConnectionLike + Send>)
 }
 
 fn sentinel_node(sentinels: &[HostPort], master: &str, template: &Arc<ConnTemplate>) -> Result<Node> {

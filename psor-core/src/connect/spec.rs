@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 /// The forms `--psor` accepts, for error messages and `--help`.
 pub const ACCEPTED_FORMS: &str = "redis://[user[:pass]@]host:port[/db], rediss://... (TLS), \
 redis+cluster://host:port[,host:port...], redis+sentinel://host:port[,host:port...]/MASTER, \
-or the caspac form redis,host:port[,host:port...] / redis_TLS,host:port[,...]";
+the caspac form redis,host:port[,host:port...] / redis_TLS,host:port[,...], \
+or file:PATH (a .psnap snapshot file used as an embedded store, created if missing)";
 
 /// A secret (password) that never prints.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub enum Endpoint {
     /// The vendor's node list (`redis,h1:p1,h2:p2`): a cluster or sentinels, found out on
     /// connecting.
     NodeList(Vec<HostPort>),
+    /// A snapshot file used as an in-process store (`file:PATH`), created on first save if
+    /// it does not exist.
+    File(std::path::PathBuf),
 }
 
 /// A parsed `--psor` spec.
@@ -92,6 +96,20 @@ impl PsorSpec {
         let bad = |reason: &str| Error::BadSpec { spec: redact(text), reason: reason.to_string() };
         if text.is_empty() {
             return Err(bad("it is empty"));
+        }
+        if let Some(path) = text.strip_prefix("file:") {
+            // `file:PATH` and `file://PATH` (an absolute path) alike.
+            let path = path.strip_prefix("//").filter(|p| p.starts_with('/')).unwrap_or(path);
+            if path.is_empty() {
+                return Err(bad("file: needs a path"));
+            }
+            return Ok(PsorSpec {
+                endpoint: Endpoint::File(path.into()),
+                tls: false,
+                username: None,
+                password: None,
+                db: 0,
+            });
         }
         if let Some((scheme, rest)) = text.split_once("://") {
             let (tls, kind) = match scheme.to_ascii_lowercase().as_str() {
@@ -124,6 +142,9 @@ impl PsorSpec {
 
     /// The spec as text with the password redacted: safe for logs, errors and snapshots.
     pub fn redacted(&self) -> String {
+        if let Endpoint::File(path) = &self.endpoint {
+            return format!("file:{}", path.display());
+        }
         let scheme = match (&self.endpoint, self.tls) {
             (Endpoint::Standalone(_), false) => "redis",
             (Endpoint::Standalone(_), true) => "rediss",
@@ -131,6 +152,7 @@ impl PsorSpec {
             (Endpoint::Cluster(_) | Endpoint::NodeList(_), true) => "rediss+cluster",
             (Endpoint::Sentinel { .. }, false) => "redis+sentinel",
             (Endpoint::Sentinel { .. }, true) => "rediss+sentinel",
+            (Endpoint::File(_), _) => "file",
         };
         let auth = match (&self.username, &self.password) {
             (Some(u), Some(_)) => format!("{u}:***@"),
@@ -146,6 +168,7 @@ impl PsorSpec {
             Endpoint::Sentinel { sentinels, master } => {
                 format!("{scheme}://{auth}{}/{master}", join(sentinels))
             }
+            Endpoint::File(path) => format!("file:{}", path.display()),
         }
     }
 }
@@ -323,6 +346,16 @@ mod tests {
             s.endpoint,
             Endpoint::Sentinel { sentinels: vec![hp("a", 26379), hp("b", 26379)], master: "mymaster".into() }
         );
+    }
+
+    #[test]
+    fn parses_files() {
+        let s = PsorSpec::parse("file:prod copy.psnap").unwrap();
+        assert_eq!(s.endpoint, Endpoint::File("prod copy.psnap".into()));
+        assert_eq!(s.redacted(), "file:prod copy.psnap");
+        assert_eq!(PsorSpec::parse("file:///tmp/x.psnap").unwrap().endpoint, Endpoint::File("/tmp/x.psnap".into()));
+        assert!(matches!(PsorSpec::parse("file:"), Err(Error::BadSpec { .. })));
+        assert!(ACCEPTED_FORMS.contains("file:PATH"));
     }
 
     #[test]
