@@ -94,6 +94,9 @@ pub enum Command {
     Layouts(LayoutsArgs),
     /// The PACs in the PSOR: versions, modes, regions, stores and key counts
     Status(StatusArgs),
+    /// Rehearse the incompatible upgrade, step by step, on an embedded store: on a sample PAC
+    /// (no Redis needed), or on a copy of a live PAC (--from; the source is only read)
+    Rehearse(RehearseArgs),
     /// Remove every store of a PAC (all versions) and write a fresh record in mode Running (caspac -aInitPac)
     InitPac(InitPacArgs),
     /// Is the product version compatible with the PAC in the PSOR? (caspac -aCheckCompat; exit 4 = incompatible)
@@ -379,4 +382,34 @@ pub struct CaspacArgs {
     /// -aSetMode comes from ES_PAC
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CASPAC_ARGS")]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// The PAC
+    #[arg(long, default_value = "MyPAC")]
+    pub pac: String,
+    /// The version to upgrade to
+    #[arg(long, default_value = "9.0", value_name = "V")]
+    pub to: String,
+    /// The sample PAC's old version (without --from)
+    #[arg(long, default_value = "8.0", value_name = "V")]
+    pub sample_version: String,
+    /// Resource-table keys of the sample PAC (without --from)
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: usize,
+    /// Rehearse on a copy of the PAC in this live PSOR (same forms as --psor); it is only read
+    #[arg(long, value_name = "SPEC")]
+    pub from: Option<String>,
+    /// The embedded store to rehearse in (must not hold the PAC); default: a temporary file
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    /// Where the old PAC's backup goes; default: beside the store
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<PathBuf>,
+    /// Keep the temporary store and backup (their paths are printed)
+    #[arg(long)]
+    pub keep: bool,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }

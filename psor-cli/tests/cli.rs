@@ -181,3 +181,18 @@ fn cluster_and_sentinel_specs_work_from_the_command_line() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["matched"].as_u64(), Some(30));
 }
+
+#[test]
+fn rehearse_needs_no_server() {
+    // No --psor, no PSOR_URL: the rehearsal builds its own embedded store.
+    let (code, out, err) = run(&mut psor(&["--json", "rehearse", "--keys", "1500"]));
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    let steps: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["procedure_step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["setup", "5", "6", "10", "12", "13", "14", "14"]);
+    assert_eq!(v["final_status"]["pacs"][0]["versions"][0]["version"].as_str(), Some("9.0"));
+    // Human output names the procedure's steps and leaves no temporary files behind.
+    let (code, out, _) = run(&mut psor(&["rehearse", "--keys", "500", "--pac", "Demo"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("step 5") && out.contains("step 14") && out.contains("Remove the old PAC's stores"), "{out}");
+}

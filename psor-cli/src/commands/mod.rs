@@ -16,6 +16,7 @@ mod create;
 mod init_pac;
 mod layouts;
 mod pac_common;
+mod rehearse;
 mod rem_old_pac;
 mod sample;
 mod set_mode;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Survey(a) => survey::run(g, a),
         Command::Layouts(a) => layouts::run(g, a),
         Command::Status(a) => status::run(g, a),
+        Command::Rehearse(a) => rehearse::run(g, a),
         Command::InitPac(a) => init_pac::run(g, a),
         Command::CheckCompat(a) => check_compat::run(g, a),
         Command::Create(a) => create::run(g, a),

@@ -18,6 +18,7 @@
 //! `WATCH`/`MULTI` on one node even on a cluster ([`key_conn`] finds that node).
 
 mod ops;
+mod rehearse;
 mod sample;
 mod status;
 
@@ -26,6 +27,7 @@ pub use ops::{
     CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions, SetModeOutcome,
     VersionSide,
 };
+pub use rehearse::{rehearse, Observer, Rehearsal, RehearsalSource, RehearseOptions, Step};
 pub use sample::{sample, SampleOptions, SampleOutcome};
 pub use status::{status, PacStatus, StatusReport, StoreCount, VersionStatus};
 
@@ -52,6 +54,9 @@ pub enum Error {
     /// The catalog could not be read, or does not know a product version.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// Writing or checking a snapshot (a backup) failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::Error),
     /// The catalog's layout lacks a store psor needs (e.g. no `pac-record` store).
     #[error(transparent)]
     Key(#[from] KeyError),
