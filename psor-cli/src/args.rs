@@ -342,6 +342,10 @@ pub struct RemOldPacArgs {
     /// Remove although an old version is not quiesced or still has regions registered
     #[arg(long)]
     pub force: bool,
+    /// First write the old versions' stores to this snapshot file and verify it; nothing is
+    /// removed unless the backup verifies
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

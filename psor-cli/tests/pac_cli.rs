@@ -242,3 +242,34 @@ fn create_killed_midway_then_rerun_equals_a_clean_run() {
     assert_eq!(new.len(), 8_001);
     ok(u, &["set-mode", "MyPAC", "running", "--product-version", "9.0"], 0);
 }
+
+#[test]
+fn rem_old_pac_backs_up_and_verifies_before_removing() {
+    let server = RedisServer::start();
+    let u = &server.url();
+    ok(u, &["sample", "MyPAC", "--product-version", "8.0", "--keys", "200"], 0);
+    ok(u, &["--yes", "create", "MyPAC", "--product-version", "9.0"], 0);
+    ok(u, &["set-mode", "MyPAC", "running", "--product-version", "9.0"], 0);
+    ok(u, &["set-mode", "MyPAC", "quiesce", "--product-version", "8.0"], 0);
+    redis::cmd("DEL").arg("MyPAC_8.0:regions:{MyPAC_8.0}").query::<()>(&mut server.admin_conn()).unwrap();
+    let old = keyspace_digest(&mut server.admin_conn(), b"MyPAC_8.0:");
+    assert_eq!(old.len(), 203);
+
+    // A backup that cannot be written: nothing is removed.
+    let (c, _, err) = run(&mut psor(u, &["--yes", "rem-old-pac", "MyPAC", "--backup", "/nonexistent-dir/b.psnap"]));
+    assert_ne!(c, 0, "{err}");
+    assert_eq!(keyspace_digest(&mut server.admin_conn(), b"MyPAC_8.0:"), old, "removed without a backup");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("MyPAC-8.0.psnap");
+    let out = ok(u, &["--yes", "--json", "rem-old-pac", "MyPAC", "--backup", file.to_str().unwrap()], 0);
+    let v = json(&out);
+    assert_eq!(v["backup"]["keys"].as_u64(), Some(203));
+    assert_eq!(v["deleted"][0]["counts"]["done"].as_u64(), Some(203));
+    assert!(keyspace_digest(&mut server.admin_conn(), b"MyPAC_8.0:").is_empty());
+
+    // The backup restores the old PAC exactly.
+    let other = RedisServer::start();
+    ok(&other.url(), &["--yes", "import", file.to_str().unwrap()], 0);
+    assert_eq!(keyspace_digest(&mut other.admin_conn(), b"MyPAC_8.0:"), old);
+}

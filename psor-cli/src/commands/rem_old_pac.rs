@@ -41,11 +41,29 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
         plan.remove.iter().map(|v| v.keys).sum::<u64>(),
         plan.keep.version
     );
+    let what = match &a.backup {
+        Some(path) => format!("{what}, after backing them up to {}", path.display()),
+        None => what,
+    };
     confirm(&what, &removal_lines(&plan.deleted), g.yes)?;
+    let versions: Vec<_> = plan.remove.iter().map(|v| v.version.clone()).collect();
+    let backup = match &a.backup {
+        Some(path) => {
+            let progress = new_progress();
+            let bar = Bar::start(&progress, !g.no_progress, "backed up");
+            let b = pac::backup(&psor, &cat, &pac, &versions, path, &engine, progress)?;
+            drop(bar);
+            if !g.json {
+                outln!("backup: {} keys of version(s) {} written and verified: {}", b.keys, versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), b.path.display());
+            }
+            Some(b)
+        }
+        None => None,
+    };
     let opts = RemOldPacOptions {
         dry_run: false,
         force: a.force,
-        expect: Some(plan.remove.iter().map(|v| v.version.clone()).collect()),
+        expect: Some(versions),
     };
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, "deleted");
@@ -53,7 +71,15 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
     // A file store saves here, so a failed save fails the command (servers: nothing to do).
     psor.flush()?;
     drop(bar);
-    report(g, &o)?;
+    if g.json {
+        let mut v = serde_json::to_value(&o)?;
+        if let (Some(obj), Some(b)) = (v.as_object_mut(), &backup) {
+            obj.insert("backup".into(), serde_json::to_value(b)?);
+        }
+        print_json("rem-old-pac", &v)?;
+    } else {
+        report(g, &o)?;
+    }
     let failed = o.deleted.iter().map(|d| d.counts.failed).sum();
     Ok(code_for_outcome(failed, 0))
 }

@@ -17,6 +17,7 @@
 //! share the `{<PAC>_<version>}` hash tag, so the read-check-write of a mode change is one
 //! `WATCH`/`MULTI` on one node even on a cluster ([`key_conn`] finds that node).
 
+mod backup;
 mod ops;
 mod rehearse;
 mod sample;
@@ -27,6 +28,7 @@ pub use ops::{
     CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions, SetModeOutcome,
     VersionSide,
 };
+pub use backup::{backup, Backup};
 pub use rehearse::{rehearse, Observer, Rehearsal, RehearsalSource, RehearseOptions, Step};
 pub use sample::{sample, SampleOptions, SampleOutcome};
 pub use status::{status, PacStatus, StatusReport, StoreCount, VersionStatus};

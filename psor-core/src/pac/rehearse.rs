@@ -12,14 +12,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{check_compat, create, key_conn, rem_old_pac, sample, set_mode, status};
+use super::{backup, check_compat, create, key_conn, rem_old_pac, sample, set_mode, status};
 use super::{CreateOptions, Error, RemOldPacOptions, Result, SampleOptions, SetModeOptions, StatusReport};
 use crate::connect::Psor;
 use crate::engine::{self, CopyOptions, EngineOptions};
 use crate::keys::{display_key, KeyPrefix};
 use crate::layout::{Catalog, PacMode, PacName, ProductVersion};
 use crate::progress::Progress;
-use crate::snapshot::{self, ExportOptions, ExportSelection};
 
 /// Where the rehearsal's PAC comes from.
 #[derive(Clone, Debug)]
@@ -224,22 +223,9 @@ pub fn rehearse(
     })?;
 
     // Step 14: back up what will go, verify the backup, then remove the old PAC's stores.
-    let backup = opts.backup.clone();
-    run.step("14", "Back up the old PAC's stores, and verify the backup", format!("psor export --prefix {} -o FILE", catalog.key_template().prefix(pac, &from).as_str()), false, |p| {
-        let prefix = KeyPrefix::new(catalog.key_template().prefix(pac, &from).as_bytes().to_vec())?;
-        let selection = ExportSelection::pac_version(pac.as_str(), from.as_str(), vec![prefix])?;
-        let eo = ExportOptions { selection, path: backup.clone(), overwrite: true };
-        let o = snapshot::export(store, &eo, engine, p)?;
-        let file = std::fs::File::open(&backup).map_err(|source| crate::Error::ReadFile { path: backup.clone(), source })?;
-        let mut reader = psor_formats::SnapshotReader::open(std::io::BufReader::new(file))
-            .map_err(|e| Error::State { pac: pac.clone(), reason: format!("the backup {} does not read back: {e}", backup.display()) })?;
-        let totals = reader
-            .verify_all()
-            .map_err(|e| Error::State { pac: pac.clone(), reason: format!("the backup {} does not verify: {e}", backup.display()) })?;
-        if totals.keys != o.keys {
-            return Err(Error::State { pac: pac.clone(), reason: format!("the backup holds {} keys, the export wrote {}", totals.keys, o.keys) });
-        }
-        Ok((format!("{} keys, {} bytes on disk, every frame's checksum verified: {}", o.keys, o.file_bytes, backup.display()), o.keys))
+    run.step("14", "Back up the old PAC's stores, and verify the backup", format!("psor rem-old-pac {pac} --backup FILE"), false, |p| {
+        let b = backup(store, catalog, pac, std::slice::from_ref(&from), &opts.backup, engine, p)?;
+        Ok((format!("{} keys, {} bytes on disk, every frame's checksum verified: {}", b.keys, b.file_bytes, b.path.display()), b.keys))
     })?;
     run.step("14", "Remove the old PAC's stores", format!("psor rem-old-pac {pac}  (caspac -aRemOldPAC={pac})"), false, |p| {
         let r = rem_old_pac(store, catalog, pac, &RemOldPacOptions::default(), engine, p)?;
