@@ -5,6 +5,7 @@
 //! [`Progress::cancel`] the run. Nothing here prints.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// Live counters of one run. Use a fresh one per run.
 #[derive(Debug, Default)]
@@ -20,6 +21,29 @@ pub struct Progress {
     pub(crate) failed: AtomicU64,
     pub(crate) scan_finished: AtomicBool,
     cancelled: AtomicBool,
+    masters: Mutex<Vec<Arc<MasterCounters>>>,
+}
+
+/// The scan's progress on one master of a cluster (or the one server).
+#[derive(Debug, Default)]
+pub(crate) struct MasterCounters {
+    addr: String,
+    total_keys: u64,
+    pub(crate) examined: AtomicU64,
+    pub(crate) matched: AtomicU64,
+}
+
+/// One master's share of the work at one moment.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MasterProgress {
+    /// `host:port`.
+    pub addr: String,
+    /// Its `DBSIZE` when the run started.
+    pub total_keys: u64,
+    /// Keys its SCAN has looked at (estimated; at most `total_keys`).
+    pub examined: u64,
+    /// Keys found under the prefix on it.
+    pub matched: u64,
 }
 
 /// What happened to the keys of a run: live in a [`ProgressSnapshot`], final in an
@@ -79,6 +103,32 @@ impl Progress {
             },
             scan_finished: self.scan_finished.load(Relaxed),
         }
+    }
+
+    /// Each master's share of the work (one entry per master once a scan has started).
+    pub fn masters(&self) -> Vec<MasterProgress> {
+        self.masters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|m| MasterProgress {
+                addr: m.addr.clone(),
+                total_keys: m.total_keys,
+                examined: m.examined.load(Relaxed).min(m.total_keys.max(1)),
+                matched: m.matched.load(Relaxed),
+            })
+            .collect()
+    }
+
+    /// Starts counting a run over these masters (`host:port`, `DBSIZE`); sets the total.
+    pub(crate) fn start_masters(&self, masters: Vec<(String, u64)>) -> Vec<Arc<MasterCounters>> {
+        self.total_keys.store(masters.iter().map(|m| m.1).sum(), Relaxed);
+        let counters: Vec<Arc<MasterCounters>> = masters
+            .into_iter()
+            .map(|(addr, total_keys)| Arc::new(MasterCounters { addr, total_keys, ..MasterCounters::default() }))
+            .collect();
+        *self.masters.lock().unwrap_or_else(|p| p.into_inner()) = counters.clone();
+        counters
     }
 
     /// Asks the run to stop at the next batch; it then returns [`crate::Error::Interrupted`].

@@ -178,3 +178,21 @@ fn conflicts_and_a_minimal_acl_user_on_a_cluster() {
     assert_eq!(out.counts.done, 91);
     assert!(keyspace_digest_cluster(&cluster, b.as_bytes()).is_empty());
 }
+
+#[test]
+fn progress_shows_each_masters_share() {
+    let cluster = RedisCluster::start(3, 0);
+    let ns = unique_prefix("cluster-progress");
+    populate_all_types(&mut cluster.cluster_conn(), ns.as_bytes(), 300);
+    let psor = connect(&cluster.url());
+    let progress = Arc::new(Progress::new());
+    let opts = DeleteOptions { prefix: prefix(&ns), dry_run: false, sample: 0 };
+    let out = engine::delete(&psor, &opts, &small_batches(), progress.clone()).unwrap();
+    let masters = progress.masters();
+    assert_eq!(masters.len(), 3);
+    // Every master had keys under the prefix; the shares add up to the whole.
+    assert!(masters.iter().all(|m| m.matched > 0 && m.total_keys > 0), "{masters:?}");
+    assert_eq!(masters.iter().map(|m| m.matched).sum::<u64>(), out.counts.matched);
+    assert_eq!(masters.iter().map(|m| m.total_keys).sum::<u64>(), progress.snapshot().total_keys);
+    assert_eq!(progress.snapshot().total_keys, 300);
+}

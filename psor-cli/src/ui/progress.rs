@@ -37,7 +37,20 @@ impl Bar {
                 let s = progress.snapshot();
                 bar.set_length(s.total_keys.max(1));
                 bar.set_position(s.examined);
-                bar.set_message(message(&s, verb));
+                let mut msg = message(&s, verb);
+                // On a cluster, each master's share: `:7001 48% · :7002 45% · :7003 51%`.
+                let masters = progress.masters();
+                if masters.len() > 1 {
+                    let shares: Vec<String> = masters
+                        .iter()
+                        .map(|m| {
+                            let port = m.addr.rsplit_once(':').map(|(_, p)| p).unwrap_or(&m.addr);
+                            format!(":{port} {}%", m.examined * 100 / m.total_keys.max(1))
+                        })
+                        .collect();
+                    msg.push_str(&format!(" · {}", shares.join(" ")));
+                }
+                bar.set_message(msg);
                 std::thread::sleep(Duration::from_millis(100));
             }
             bar.finish_and_clear();

@@ -423,12 +423,18 @@ impl Psor {
 
     /// The number of keys over all masters (`DBSIZE`), for progress totals.
     pub fn dbsize(&self) -> Result<u64> {
-        let mut total = 0;
-        for node in &self.masters {
-            let mut con = node.connect()?;
-            total += con.retry("DBSIZE", None, |c| redis::cmd("DBSIZE").query::<u64>(c))?;
-        }
-        Ok(total)
+        Ok(self.dbsize_per_master()?.iter().map(|(_, n)| n).sum())
+    }
+
+    /// Each master's `host:port` and `DBSIZE`, in the order of [`Psor::masters`].
+    pub fn dbsize_per_master(&self) -> Result<Vec<(String, u64)>> {
+        self.masters
+            .iter()
+            .map(|node| {
+                let mut con = node.connect()?;
+                Ok((node.addr().to_string(), con.retry("DBSIZE", None, |c| redis::cmd("DBSIZE").query::<u64>(c))?))
+            })
+            .collect()
     }
 
     /// True when `other` is the same server (or cluster) and database as `self`.

@@ -146,7 +146,6 @@ pub(crate) fn run<W: Writer>(
     make_writer: impl Fn() -> Result<W> + Sync,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    progress.total_keys.store(psor.dbsize()?, Relaxed);
     let samples = Samples::new(opts.keep_samples);
     // A single server that is not the same server at the end (a Sentinel failover, a
     // restart that reloaded a snapshot) may have lost writes of this run and hidden keys
@@ -180,11 +179,12 @@ fn run_pass<W: Writer>(
 ) -> Result<f64> {
     // Open every connection before the first write, so a bad password or an unreachable
     // server stops the run before it has done anything.
+    let counters = progress.start_masters(psor.dbsize_per_master()?);
     let mut plans = Vec::new();
-    for node in psor.masters() {
+    for (node, master) in psor.masters().iter().zip(counters) {
         let scanner = node.connect()?;
         let writers = (0..opts.writers.max(1)).map(|_| make_writer()).collect::<Result<Vec<_>>>()?;
-        plans.push((node.clone(), scanner, writers));
+        plans.push((node.clone(), scanner, writers, master));
     }
     let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -200,7 +200,7 @@ fn run_pass<W: Writer>(
     let mut spare: Option<W> = None;
     let spare_slot = Mutex::new(&mut spare);
     std::thread::scope(|s| {
-        for (node, mut scanner, writers) in plans {
+        for (node, mut scanner, writers, master) in plans {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(opts.queue_depth.max(1));
             for mut writer in writers {
                 let rx = rx.clone();
@@ -224,7 +224,7 @@ fn run_pass<W: Writer>(
             }
             drop(rx);
             s.spawn(move || {
-                let result = scan::scan_node(&mut scanner, prefix, opts, progress, |batch| tx.send(batch).is_ok());
+                let result = scan::scan_node(&mut scanner, prefix, opts, progress, &master, |batch| tx.send(batch).is_ok());
                 match result {
                     Ok(()) => {}
                     // A cluster master that died mid-scan: whoever serves its slots now is

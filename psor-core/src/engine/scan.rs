@@ -12,7 +12,7 @@ use super::EngineOptions;
 use crate::connect::{NodeConn, Psor};
 use crate::error::{Error, Result};
 use crate::keys::KeyPrefix;
-use crate::progress::Progress;
+use crate::progress::{MasterCounters, Progress};
 
 /// Scans one node, calling `emit` with batches of at most `opts.batch_size` keys that really
 /// start with `prefix`. Stops early (with `Ok`) when `emit` returns false.
@@ -21,6 +21,7 @@ pub(crate) fn scan_node(
     prefix: &KeyPrefix,
     opts: &EngineOptions,
     progress: &Progress,
+    master: &MasterCounters,
     mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
 ) -> Result<()> {
     let pattern = prefix.match_pattern();
@@ -43,9 +44,11 @@ pub(crate) fn scan_node(
             redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(opts.scan_count).query(c)
         })?;
         Progress::add(&progress.examined, opts.scan_count as u64);
+        Progress::add(&master.examined, opts.scan_count as u64);
         for key in keys {
             if prefix.matches(&key) {
                 Progress::add(&progress.matched, 1);
+                Progress::add(&master.matched, 1);
                 batch.push(key);
                 if batch.len() == batch_size && !emit(std::mem::replace(&mut batch, Vec::with_capacity(batch_size))) {
                     return Ok(());
@@ -97,16 +100,16 @@ pub fn scan(
     opts: &EngineOptions,
     progress: std::sync::Arc<Progress>,
 ) -> Result<KeyStream> {
-    progress.total_keys.store(psor.dbsize()?, Relaxed);
+    let counters = progress.start_masters(psor.dbsize_per_master()?);
     let (tx, rx) = crossbeam_channel::bounded(opts.queue_depth.max(1));
     let mut threads = Vec::new();
     let mut conns = psor.masters().iter().map(|n| n.connect()).collect::<Result<Vec<_>>>()?;
     let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(conns.len()));
-    for mut con in conns.drain(..) {
+    for (mut con, master) in conns.drain(..).zip(counters) {
         let (tx, prefix, opts, progress, live) =
             (tx.clone(), prefix.clone(), opts.clone(), progress.clone(), live.clone());
         threads.push(std::thread::spawn(move || {
-            let result = scan_node(&mut con, &prefix, &opts, &progress, |batch| tx.send(Ok(batch)).is_ok());
+            let result = scan_node(&mut con, &prefix, &opts, &progress, &master, |batch| tx.send(Ok(batch)).is_ok());
             if let Err(e) = result {
                 let _ = tx.send(Err(e));
             }
