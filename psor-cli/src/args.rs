@@ -274,6 +274,15 @@ pub struct StatusArgs {
     pub pac: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    /// Warn about a version in mode Upgrade whose record has not changed for this many hours
+    #[arg(long, default_value_t = 24.0, value_name = "HOURS")]
+    pub upgrade_warn_hours: f64,
+    /// Measure MEMORY USAGE of one key in N (chosen by a hash of its name); 1: every key, 0: none
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub sample_every: u64,
+    /// Skip TYPE and PTTL (two commands per key) and the regions' version records: counts and bytes only
+    #[arg(long)]
+    pub no_types: bool,
 }
 
 #[derive(Debug, Clone, Args)]

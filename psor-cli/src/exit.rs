@@ -18,6 +18,9 @@ pub const INCOMPATIBLE: i32 = 4;
 pub const UNKNOWN: i32 = 5;
 /// Refused because the target is in use: an old version not quiesced, regions registered.
 pub const IN_USE: i32 = 6;
+/// status: done, and the report has warnings or orphans (the procedure is at risk, or
+/// keys follow the PAC naming but belong to nothing the catalog knows).
+pub const FINDINGS: i32 = 7;
 /// Stopped by the user (declined the prompt, Ctrl-C): nothing more was written.
 pub const INTERRUPTED: i32 = 130;
 

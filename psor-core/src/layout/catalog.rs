@@ -521,7 +521,15 @@ pub struct Catalog {
     sources: Vec<String>,
     layouts: Vec<Layout>,
     versions: Vec<VersionRule>,
+    /// `[catalog] queue_prefixes`, when the file says; `None`: [`DEFAULT_QUEUE_PREFIXES`].
+    queue_prefixes: Option<Vec<String>>,
 }
+
+/// The store names `psor status` takes for TS/TD queues when a catalog does not say
+/// (`[catalog] queue_prefixes`): compared, ignoring case, with the sub-prefix of a store
+/// and with the first segment of keys no store claims.
+pub const DEFAULT_QUEUE_PREFIXES: &[&str] =
+    &["ts", "td", "tsq", "tdq", "tsqs", "tdqs", "tsqueue", "tdqueue", "tsqueues", "tdqueues"];
 
 // ---- raw TOML shape -------------------------------------------------------
 
@@ -544,6 +552,8 @@ struct RawHeader {
     reference: bool,
     #[allow(dead_code)] // documentation for people; accepted and ignored
     description: Option<String>,
+    /// Sub-prefixes (one segment each) that hold TS/TD queues; see `docs/layouts.md`.
+    queue_prefixes: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -669,6 +679,9 @@ impl Catalog {
             }
         }
         self.sources.extend(over.sources);
+        if over.queue_prefixes.is_some() {
+            self.queue_prefixes = over.queue_prefixes;
+        }
         if !over.reference {
             self.reference = false;
         }
@@ -699,6 +712,21 @@ impl Catalog {
     /// The version entries, in definition order.
     pub fn versions(&self) -> &[VersionRule] {
         &self.versions
+    }
+
+    /// The sub-prefixes that mark a TS/TD queue store (`[catalog] queue_prefixes`, else
+    /// [`DEFAULT_QUEUE_PREFIXES`]). `psor status` warns about such stores in the PSOR.
+    pub fn queue_prefixes(&self) -> Vec<&str> {
+        match &self.queue_prefixes {
+            Some(v) => v.iter().map(String::as_str).collect(),
+            None => DEFAULT_QUEUE_PREFIXES.to_vec(),
+        }
+    }
+
+    /// Whether a store with this sub-prefix (or an unclaimed first key segment) is a TS/TD
+    /// queue by [`Catalog::queue_prefixes`] (ASCII case ignored).
+    pub fn is_queue_prefix(&self, segment: &str) -> bool {
+        self.queue_prefixes().iter().any(|q| q.eq_ignore_ascii_case(segment))
     }
 
     /// The layout with this name.
@@ -792,6 +820,26 @@ impl Catalog {
             loc.error(CatalogErrorKind::Syntax, field, msg.trim_end().to_owned())
         })?;
 
+        let mut queue_prefixes = None;
+        if let Some(qs) = raw.catalog.as_ref().and_then(|h| h.queue_prefixes.as_ref()) {
+            let mut v = Vec::new();
+            for q in qs {
+                let text = q.get_ref();
+                let ok = SubPrefix::new(text).is_ok() && !text.contains(':');
+                if !ok {
+                    return Err(src.at(q).error(
+                        CatalogErrorKind::BadSubPrefix,
+                        "catalog.queue_prefixes",
+                        format!(
+                            "{text:?} is not one sub-prefix segment (a letter or digit followed by letters, \
+                             digits, '_', '-' or '.', no ':')"
+                        ),
+                    ));
+                }
+                v.push(text.clone());
+            }
+            queue_prefixes = Some(v);
+        }
         let (name, reference, extends) = match &raw.catalog {
             None => (source.to_owned(), false, Extends::Builtin),
             Some(h) => {
@@ -852,7 +900,7 @@ impl Catalog {
                 defined_at: src.at(&r.layout),
             });
         }
-        let cat = Catalog { name, reference, sources: vec![source.to_owned()], layouts, versions };
+        let cat = Catalog { name, reference, sources: vec![source.to_owned()], layouts, versions, queue_prefixes };
         if extends == Extends::None {
             cat.check_whole()?;
         }

@@ -14,7 +14,7 @@ pub mod naming;
 pub mod pac;
 
 pub use catalog::{
-    Catalog, CatalogError, CatalogErrorKind, Compat, Epoch, Extends, Layout, RedisType, Store,
+    Catalog, CatalogError, CatalogErrorKind, Compat, Epoch, DEFAULT_QUEUE_PREFIXES, Extends, Layout, RedisType, Store,
     StoreRole, Placement, Upgrade, VersionMatch, VersionRule, TRANSFORMS,
 };
 pub use keys::{KeyError, PacKeys, ResourceTable};

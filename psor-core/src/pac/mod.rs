@@ -31,7 +31,10 @@ pub use ops::{
 pub use backup::{backup, Backup};
 pub use rehearse::{rehearse, Observer, Rehearsal, RehearsalSource, RehearseOptions, Step};
 pub use sample::{sample, SampleOptions, SampleOutcome};
-pub use status::{status, PacStatus, StatusReport, StoreCount, VersionStatus};
+pub use status::{
+    findings, status, status_with, Orphan, OrphanKind, PacStatus, RegionVersion, StatusOptions, StatusReport, StoreCount,
+    TtlStats, VersionStatus, Warning, WarningKind, DEFAULT_UPGRADE_WARN_MS, MAX_UNKNOWN_STORES,
+};
 
 use crate::connect::{key_slot, NodeConn, Psor, Topology};
 use crate::layout::{

@@ -102,7 +102,7 @@ impl SurveyOptions {
 
 /// FNV-1a with a splitmix64 finaliser: cheap, and its low bits are well mixed even for
 /// names that differ only in their last digit.
-fn name_hash(key: &[u8]) -> u64 {
+pub(crate) fn name_hash(key: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in key {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
