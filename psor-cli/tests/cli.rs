@@ -2,24 +2,15 @@
 //! `--json`, binary-safe key output, prompts without a terminal, and passwords that never
 //! appear in any output.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use psor_tests::{populate_all_types, unique_prefix, RedisServer};
 
 fn psor(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_psor"));
-    cmd.args(args).stdin(Stdio::null()).env_remove("PSOR_URL").env_remove("PSOR_PASSWORD").env_remove("REDISCLI_AUTH");
-    cmd
+    cli::command(env!("CARGO_BIN_EXE_psor"), args)
 }
 
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("psor runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
-}
-
-fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
-}
+use psor_tests::cli::{self, json, output as run};
 
 #[test]
 fn delete_reports_json_and_exit_codes() {

@@ -1,19 +1,16 @@
 //! The CLI on `--psor file:PATH`: import a real server's export into a file, copy, delete;
 //! every writing command leaves the file saved, so the next command (a new process) sees it.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use psor_tests::{populate_all_types, unique_prefix, RedisServer};
 
 fn psor(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_psor"));
-    cmd.args(args).stdin(Stdio::null()).env_remove("PSOR_URL").env_remove("PSOR_PASSWORD").env_remove("REDISCLI_AUTH");
-    cmd
+    psor_tests::cli::command(env!("CARGO_BIN_EXE_psor"), args)
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = psor(args).output().expect("psor runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    psor_tests::cli::output(&mut psor(args))
 }
 
 fn count(spec: &str, prefix: &str) -> u64 {

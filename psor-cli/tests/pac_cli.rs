@@ -4,27 +4,17 @@
 //! byte-identical before and after.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use psor_tests::{keyspace_digest, populate_all_types, KeyState, RedisServer};
 
 fn psor(url: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_psor"));
-    cmd.arg("--psor").arg(url).args(args).stdin(Stdio::null());
-    for var in ["PSOR_URL", "PSOR_PASSWORD", "REDISCLI_AUTH", "PSOR_PRODUCT_VERSION", "PSOR_LAYOUTS", "ES_PAC"] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = psor_tests::cli::command(env!("CARGO_BIN_EXE_psor"), &["--psor", url]);
+    cmd.args(args);
     cmd
 }
 
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("psor runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
-}
-
-fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
-}
+use psor_tests::cli::{json, output as run};
 
 /// Runs and checks the exit code; returns stdout.
 fn ok(url: &str, args: &[&str], code: i32) -> String {

@@ -1,24 +1,15 @@
 //! `psor export`, `import` and `inspect` as operators run them: exit codes, one-line errors
 //! naming the file and the offset, `--json` objects, and the prompt for `--replace`.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use psor_tests::{keyspace_digest, populate_all_types, unique_prefix, RedisServer};
 
 fn psor(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_psor"));
-    cmd.args(args).stdin(Stdio::null()).env_remove("PSOR_URL").env_remove("PSOR_PASSWORD").env_remove("REDISCLI_AUTH");
-    cmd
+    cli::command(env!("CARGO_BIN_EXE_psor"), args)
 }
 
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("psor runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
-}
-
-fn json(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
-}
+use psor_tests::cli::{self, json, output as run};
 
 #[test]
 fn export_inspect_import_with_json_and_exit_codes() {

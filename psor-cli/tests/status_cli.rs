@@ -2,18 +2,12 @@
 //! normal upgrade, exit 7 with `warnings`/`orphans` in `--json` when something needs
 //! attention, the table naming what to do, and `--upgrade-warn-hours`.
 
-use std::process::{Command, Output, Stdio};
 
 use psor_tests::RedisServer;
 
 fn run(url: &str, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_psor"));
-    cmd.arg("--psor").arg(url).arg("--no-progress").args(args).stdin(Stdio::null());
-    for var in ["PSOR_URL", "PSOR_PASSWORD", "REDISCLI_AUTH", "PSOR_PRODUCT_VERSION", "PSOR_LAYOUTS", "ES_PAC"] {
-        cmd.env_remove(var);
-    }
-    let Output { status, stdout, stderr } = cmd.output().expect("psor runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    let mut cmd = psor_tests::cli::command(env!("CARGO_BIN_EXE_psor"), &["--psor", url, "--no-progress"]);
+    psor_tests::cli::output(cmd.args(args))
 }
 
 fn ok(url: &str, args: &[&str], code: i32) -> String {
@@ -22,9 +16,7 @@ fn ok(url: &str, args: &[&str], code: i32) -> String {
     out
 }
 
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
-}
+use psor_tests::cli::json;
 
 #[test]
 fn status_exit_codes_json_and_table() {

@@ -2,19 +2,12 @@
 //! schema of docs/survey.md with exact counts, the table, the draft catalog file, and the
 //! exit codes (an existing draft file is refused; no PAC prefixes to draft from is a failure).
 
-use std::process::{Command, Output, Stdio};
 
 use psor_tests::{unique_prefix, RedisServer};
 use redis::Commands;
 
 fn psor(args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_psor"))
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("PSOR_URL")
-        .output()
-        .expect("psor runs");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    psor_tests::cli::output(&mut psor_tests::cli::command(env!("CARGO_BIN_EXE_psor"), args))
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod cluster;
 pub mod keyspace;
 pub mod ports;
