@@ -213,7 +213,9 @@ pub fn run(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
         let m = measure(&[m0], shell(&sh))?;
         let after = count_prefix(m0, PREFIX)?;
         let out = m.stdout_str();
-        let summary: Vec<&str> = out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        // `uniq -c` lines: "COUNT TEXT"; drop the ones for blank lines.
+        let summary: Vec<&str> =
+            out.lines().map(str::trim).filter(|l| l.split_once(' ').is_some_and(|(_, t)| !t.trim().is_empty())).collect();
         report.note(format!(
             "cluster peer `redis-cli --scan | xargs -n 1000 redis-cli -c unlink` on one master (port {}): \
              deleted {} of its {before} keys under the prefix in {:.1} s; replies (count, text): {}",

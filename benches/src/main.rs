@@ -109,7 +109,15 @@ fn parse_count(s: &str) -> Result<u64> {
     s.replace('_', "").parse().with_context(|| format!("not a count: {s:?}"))
 }
 
+/// First argument of the launcher mode (see [`launch`]).
+const LAUNCH_ARG: &str = "--launch-measured";
+/// Where the launcher writes the child's rusage.
+const LAUNCH_ENV: &str = "PSOR_BENCHES_RUSAGE_FILE";
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some(LAUNCH_ARG) {
+        launch();
+    }
     if let Err(e) = run() {
         eprintln!("psor-benches: {e:#}");
         std::process::exit(1);
@@ -126,6 +134,14 @@ fn run() -> Result<()> {
     let n = args.keys;
 
     let mut report = Report::new(&root, &tools, &args)?;
+    {
+        let floor = measure(&[], Command::new("true"))?;
+        report.note(format!(
+            "peak-RSS floor: `true` run through the measuring launcher reports {:.1} MiB (the launcher's own \
+             RSS, which a child inherits as its starting ru_maxrss); RSS figures at this level are the floor, not the tool",
+            floor.maxrss_kib as f64 / 1024.0
+        ));
+    }
     eprintln!("== {n} keys under {PREFIX} plus {n} others");
 
     let src = start_server()?;
@@ -543,6 +559,75 @@ fn info_field(s: &RedisServer, section: &str, field: &str) -> Result<String> {
 // ---------------------------------------------------------------------------------------
 // Measurement
 
+/// Launcher mode: `psor-benches --launch-measured PROG ARGS…` runs PROG with inherited
+/// stdio, waits for it with `wait4`, writes "maxrss_kib utime_s stime_s" to the file named by
+/// `$PSOR_BENCHES_RUSAGE_FILE`, and exits with PROG's status.
+///
+/// Why: on Linux a child's `ru_maxrss` starts at the RSS high-water mark of the process
+/// that spawned it (exec keeps the old address space's peak in the child's accounting), so
+/// a child spawned straight from the runner reports at least the runner's own RSS. The
+/// launcher is a fresh process with a small RSS, so the tool's number is its own (floor:
+/// the launcher's RSS, reported in the notes).
+fn launch() -> ! {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+    let code = (|| -> Result<i32> {
+        let (prog, rest) = argv.split_first().context("--launch-measured needs a program")?;
+        let child = Command::new(prog).args(rest).spawn().with_context(|| format!("spawn {prog:?}"))?;
+        let (status, ru) = wait4_child(child)?;
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        if let Some(f) = std::env::var_os(LAUNCH_ENV) {
+            std::fs::write(&f, format!("{} {} {}\n", ru.ru_maxrss, tv(ru.ru_utime), tv(ru.ru_stime)))?;
+        }
+        Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) })
+    })();
+    match code {
+        Ok(c) => std::process::exit(c),
+        Err(e) => {
+            eprintln!("psor-benches launcher: {e:#}");
+            std::process::exit(127);
+        }
+    }
+}
+
+/// Waits for `child` with `wait4`: its wait status and rusage (the child plus its reaped
+/// descendants).
+fn wait4_child(child: std::process::Child) -> Result<(libc::c_int, libc::rusage)> {
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zero is a valid value for every field.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unreaped child; status and ru are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).context("wait4");
+        }
+    }
+    // The child is reaped; `child` must not be waited on again (dropping it does not wait).
+    drop(child);
+    Ok((status, ru))
+}
+
+/// `cmd` run through the launcher (see [`launch`]), reporting into `rusage_file`.
+fn launched(cmd: &Command, rusage_file: &Path) -> Result<Command> {
+    let mut c = Command::new(std::env::current_exe().context("current_exe")?);
+    c.arg(LAUNCH_ARG).arg(cmd.get_program()).args(cmd.get_args()).env(LAUNCH_ENV, rusage_file);
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    Ok(c)
+}
+
 /// What one measured run gives.
 struct Measured {
     wall: f64,
@@ -598,8 +683,11 @@ fn commandstats_busy(s: &RedisServer) -> Result<f64> {
 
 /// Runs `cmd` to the end: CONFIG RESETSTAT on `servers` first, commandstats and CPU after,
 /// the child's peak RSS from `wait4`. A non-zero exit is an error carrying its stderr.
-fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
+fn measure(servers: &[&RedisServer], cmd: Command) -> Result<Measured> {
     let desc = format!("{:?}", cmd);
+    let rusage_file = std::env::temp_dir().join(format!("psor-benches-rusage-{}", std::process::id()));
+    let _ = std::fs::remove_file(&rusage_file);
+    let mut cmd = launched(&cmd, &rusage_file)?;
     eprintln!("   run {}", short(&desc));
     let mut cpu0 = Vec::new();
     for s in servers {
@@ -609,7 +697,6 @@ fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let t0 = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("spawn {desc}"))?;
-    let pid = child.id() as libc::pid_t;
     let mut err = child.stderr.take().context("stderr")?;
     let err_t = std::thread::spawn(move || {
         let mut v = Vec::new();
@@ -618,23 +705,8 @@ fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
     });
     let mut stdout = Vec::new();
     child.stdout.take().context("stdout")?.read_to_end(&mut stdout)?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; zero is a valid value for every field.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own unreaped child; status and ru are valid for writes.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).context("wait4");
-        }
-    }
+    let (status, _launcher_ru) = wait4_child(child)?;
     let wall = t0.elapsed().as_secs_f64();
-    // The child is reaped; `child` must not be waited on again (dropping it does not wait).
-    drop(child);
     let stderr = err_t.join().unwrap_or_default();
     let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     ensure!(
@@ -649,13 +721,16 @@ fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
         busy.push(commandstats_busy(s)?);
         server_cpu.push(main_thread_cpu(s)? - c0);
     }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let ru = std::fs::read_to_string(&rusage_file).with_context(|| format!("launcher wrote no {}", rusage_file.display()))?;
+    let _ = std::fs::remove_file(&rusage_file);
+    let f: Vec<f64> = ru.split_whitespace().map(str::parse).collect::<Result<_, _>>().context("launcher rusage")?;
+    ensure!(f.len() == 3, "launcher rusage {ru:?}");
     let m = Measured {
         wall,
         busy,
         server_cpu,
-        maxrss_kib: ru.ru_maxrss,
-        client_cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        maxrss_kib: f[0] as i64,
+        client_cpu: f[1] + f[2],
         stdout,
     };
     eprintln!(
