@@ -671,13 +671,20 @@ fn main_thread_cpu(s: &RedisServer) -> Result<f64> {
 fn commandstats_busy(s: &RedisServer) -> Result<f64> {
     let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn(s)?)?;
     let mut usec = 0u64;
+    let mut calls = Vec::new();
     for l in info.lines().filter(|l| l.starts_with("cmdstat_")) {
         let v = l
             .split([':', ','])
             .find_map(|f| f.strip_prefix("usec="))
             .with_context(|| format!("no usec in {l}"))?;
         usec += v.parse::<u64>()?;
+        let name = l.trim_start_matches("cmdstat_").split(':').next().unwrap_or("");
+        if let Some(c) = l.split([':', ',']).find_map(|f| f.strip_prefix("calls=")) {
+            calls.push(format!("{name}={c}"));
+        }
     }
+    // stderr only: which commands the tool made the server run, and how many.
+    eprintln!("   {}: calls {}", s.addr(), calls.join(" "));
     Ok(usec as f64 / 1e6)
 }
 
