@@ -10,7 +10,10 @@
 //!
 //! ```text
 //! cargo run --release -p psor-benches -- [--keys N] [--rss-keys N] [--skip-10m] [--out FILE]
+//!     [--skip-cluster] [--cluster-keys N] [--cluster-peer-keys N]
 //! ```
+
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -42,6 +45,11 @@ struct Args {
     /// Extra flags for every psor run (tuning experiments: `--psor-args "--writers 4"`).
     psor_args: Vec<String>,
     no_peers: bool,
+    skip_cluster: bool,
+    /// Keys for the cluster section (default: `keys`).
+    cluster_keys: Option<u64>,
+    /// Keys for the cluster delete peer that spawns one redis-cli per key.
+    cluster_peer_keys: u64,
 }
 
 fn usage() -> &'static str {
@@ -52,7 +60,10 @@ fn usage() -> &'static str {
      \x20 --out FILE      also write the report here (default target/bench-results.md)\n\
      \x20 --psor-bin PATH use this psor binary instead of building target/release/psor\n\
      \x20 --psor-args S   extra flags for every psor run, e.g. \"--writers 4 --batch 2000\"\n\
-     \x20 --no-peers      psor rows only (tuning experiments)"
+     \x20 --no-peers      psor rows only (tuning experiments)\n\
+     \x20 --skip-cluster  skip the 3-master cluster section\n\
+     \x20 --cluster-keys N  keys for the cluster section (default: --keys)\n\
+     \x20 --cluster-peer-keys N  keys for the cluster delete peer, one redis-cli per key (default 3000; 0 skips it)"
 }
 
 fn parse_args(root: &Path) -> Result<Args> {
@@ -64,6 +75,9 @@ fn parse_args(root: &Path) -> Result<Args> {
         psor_bin: None,
         psor_args: Vec::new(),
         no_peers: false,
+        skip_cluster: false,
+        cluster_keys: None,
+        cluster_peer_keys: 3_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -76,6 +90,9 @@ fn parse_args(root: &Path) -> Result<Args> {
             "--psor-bin" => a.psor_bin = Some(PathBuf::from(val("--psor-bin")?)),
             "--psor-args" => a.psor_args = val("--psor-args")?.split_whitespace().map(String::from).collect(),
             "--no-peers" => a.no_peers = true,
+            "--skip-cluster" => a.skip_cluster = true,
+            "--cluster-keys" => a.cluster_keys = Some(parse_count(&val("--cluster-keys")?)?),
+            "--cluster-peer-keys" => a.cluster_peer_keys = parse_count(&val("--cluster-peer-keys")?)?,
             "-h" | "--help" => {
                 println!("{}", usage());
                 std::process::exit(0);
@@ -84,6 +101,7 @@ fn parse_args(root: &Path) -> Result<Args> {
         }
     }
     ensure!(a.keys > 0, "--keys must be positive");
+    ensure!(a.cluster_keys != Some(0), "--cluster-keys must be positive");
     Ok(a)
 }
 
@@ -91,7 +109,15 @@ fn parse_count(s: &str) -> Result<u64> {
     s.replace('_', "").parse().with_context(|| format!("not a count: {s:?}"))
 }
 
+/// First argument of the launcher mode (see [`launch`]).
+const LAUNCH_ARG: &str = "--launch-measured";
+/// Where the launcher writes the child's rusage.
+const LAUNCH_ENV: &str = "PSOR_BENCHES_RUSAGE_FILE";
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some(LAUNCH_ARG) {
+        launch();
+    }
     if let Err(e) = run() {
         eprintln!("psor-benches: {e:#}");
         std::process::exit(1);
@@ -108,6 +134,14 @@ fn run() -> Result<()> {
     let n = args.keys;
 
     let mut report = Report::new(&root, &tools, &args)?;
+    {
+        let floor = measure(&[], Command::new("true"))?;
+        report.note(format!(
+            "peak-RSS floor: `true` run through the measuring launcher reports {:.1} MiB (the launcher's own \
+             RSS, which a child inherits as its starting ru_maxrss); RSS figures at this level are the floor, not the tool",
+            floor.maxrss_kib as f64 / 1024.0
+        ));
+    }
     eprintln!("== {n} keys under {PREFIX} plus {n} others");
 
     let src = start_server()?;
@@ -205,6 +239,11 @@ fn run() -> Result<()> {
     drop(dst);
     drop(src);
 
+    // --- 3-master cluster, and the same psor runs on 1 master ---
+    if !args.skip_cluster {
+        cluster::run(&args, &tools, &mut report)?;
+    }
+
     // --- peak RSS at 10M keys ---
     if !args.skip_10m {
         let big = args.rss_keys;
@@ -273,8 +312,13 @@ impl Tools {
     }
 
     fn psor(&self, server: &RedisServer, args: &[&str]) -> Command {
+        self.psor_url(&server.url(), args)
+    }
+
+    /// psor against any PSOR URL (`redis+cluster://…` for the cluster rows).
+    fn psor_url(&self, url: &str, args: &[&str]) -> Command {
         let mut c = Command::new(&self.psor);
-        c.arg("--psor").arg(server.url()).args(args).args(["--no-progress", "--json"]).args(&self.psor_args);
+        c.arg("--psor").arg(url).args(args).args(["--no-progress", "--json"]).args(&self.psor_args);
         c
     }
 
@@ -358,26 +402,43 @@ fn key(prefix: &str, i: u64) -> String {
 /// socket, replies drained by a second thread; returns seconds. Every 7th key is a hash,
 /// every 10th has a TTL; string values are 20..100 bytes.
 fn populate(s: &RedisServer, n: u64, others: u64) -> Result<f64> {
+    populate_to(&[s], &|_| 0, n, others)
+}
+
+/// [`populate`] over several servers: key `k` goes to `targets[route(k)]` (a cluster
+/// master, by hash slot), one socket per server written from this thread, one reply
+/// reader thread per socket. Returns seconds.
+fn populate_to(targets: &[&RedisServer], route: &dyn Fn(&[u8]) -> usize, n: u64, others: u64) -> Result<f64> {
     let t0 = Instant::now();
-    let sock = TcpStream::connect(s.addr()).with_context(|| format!("connect {}", s.addr()))?;
-    sock.set_nodelay(true)?;
-    let rd = sock.try_clone()?;
-    let expected: u64 = (0..n).chain(0..others).map(commands_for).sum();
-    let reader = std::thread::spawn(move || -> Result<()> {
-        let mut r = BufReader::with_capacity(1 << 20, rd);
-        let mut line = Vec::with_capacity(64);
-        for seen in 0..expected {
-            line.clear();
-            if r.read_until(b'\n', &mut line)? == 0 {
-                bail!("server closed the connection after {seen} replies");
+    let all_keys = || (0..n).map(|i| (key(PREFIX, i), i)).chain((0..others).map(|i| (key(OTHER_PREFIXES[(i % 2) as usize], i), i)));
+    // Replies each reader must drain: counted up front so every reader knows when it is done.
+    let mut expected = vec![0u64; targets.len()];
+    for (k, i) in all_keys() {
+        expected[route(k.as_bytes())] += commands_for(i);
+    }
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for (s, &want) in targets.iter().zip(&expected) {
+        let sock = TcpStream::connect(s.addr()).with_context(|| format!("connect {}", s.addr()))?;
+        sock.set_nodelay(true)?;
+        let rd = sock.try_clone()?;
+        let addr = s.addr();
+        readers.push(std::thread::spawn(move || -> Result<()> {
+            let mut r = BufReader::with_capacity(1 << 20, rd);
+            let mut line = Vec::with_capacity(64);
+            for seen in 0..want {
+                line.clear();
+                if r.read_until(b'\n', &mut line)? == 0 {
+                    bail!("{addr} closed the connection after {seen} replies");
+                }
+                if line.first() == Some(&b'-') {
+                    bail!("populate: {addr}: server error {}", String::from_utf8_lossy(&line).trim_end());
+                }
             }
-            if line.first() == Some(&b'-') {
-                bail!("populate: server error {}", String::from_utf8_lossy(&line).trim_end());
-            }
-        }
-        Ok(())
-    });
-    let mut w = BufWriter::with_capacity(1 << 20, sock);
+            Ok(())
+        }));
+        writers.push(BufWriter::with_capacity(1 << 20, sock));
+    }
     let emit = |w: &mut BufWriter<TcpStream>, k: &str, i: u64| -> Result<()> {
         let ttl = i % 10 == 0;
         if i % 7 == 3 {
@@ -393,18 +454,22 @@ fn populate(s: &RedisServer, n: u64, others: u64) -> Result<f64> {
         }
         Ok(())
     };
-    for i in 0..n {
-        emit(&mut w, &key(PREFIX, i), i)?;
+    for (k, i) in all_keys() {
+        emit(&mut writers[route(k.as_bytes())], &k, i)?;
     }
-    for i in 0..others {
-        emit(&mut w, &key(OTHER_PREFIXES[(i % 2) as usize], i), i)?;
+    for w in &mut writers {
+        w.flush()?;
     }
-    w.flush()?;
-    reader.join().map_err(|_| anyhow::anyhow!("populate reader panicked"))??;
-    let got = dbsize(s)?;
+    for r in readers {
+        r.join().map_err(|_| anyhow::anyhow!("populate reader panicked"))??;
+    }
+    let mut got = 0;
+    for s in targets {
+        got += dbsize(s)?;
+    }
     ensure!(got >= n + others, "populate: dbsize {got} < {}", n + others);
     let secs = t0.elapsed().as_secs_f64();
-    eprintln!("   populated {} keys in {secs:.1} s", n + others);
+    eprintln!("   populated {} keys on {} server(s) in {secs:.1} s", n + others, targets.len());
     Ok(secs)
 }
 
@@ -441,16 +506,19 @@ fn resp(w: &mut impl Write, parts: &[&[u8]]) -> std::io::Result<()> {
 /// Spot-checks copies: a string, a hash and a key with a TTL carry over (value and
 /// absolute expiry), sampled across the range.
 fn check_copied(src: &RedisServer, dst: &RedisServer, n: u64) -> Result<()> {
-    let mut s = conn(src)?;
-    let mut d = conn(dst)?;
+    check_copied_on(&mut conn(src)?, &mut conn(dst)?, n)
+}
+
+/// [`check_copied`] over any connections (a cluster connection routes each key to its master).
+fn check_copied_on(s: &mut impl redis::ConnectionLike, d: &mut impl redis::ConnectionLike, n: u64) -> Result<()> {
     let samples: Vec<u64> = [0, 1, 3, 10, 17, n / 2, n - 1].into_iter().filter(|&i| i < n).collect();
     for i in samples {
         let (a, b) = (key(PREFIX, i), key(COPY_PREFIX, i));
-        let va = content(&mut s, &a)?;
+        let va = content(s, &a)?;
         ensure!(!va.is_empty(), "{a} is missing on the source");
-        ensure!(va == content(&mut d, &b)?, "copy of {a} -> {b} differs");
-        let ta: i64 = redis::cmd("PEXPIRETIME").arg(&a).query(&mut s)?;
-        let tb: i64 = redis::cmd("PEXPIRETIME").arg(&b).query(&mut d)?;
+        ensure!(va == content(d, &b)?, "copy of {a} -> {b} differs");
+        let ta: i64 = redis::cmd("PEXPIRETIME").arg(&a).query(s)?;
+        let tb: i64 = redis::cmd("PEXPIRETIME").arg(&b).query(d)?;
         ensure!(ta == tb, "expiry of {a} ({ta}) != {b} ({tb})");
         ensure!((i % 10 == 0) == (ta > 0), "{a}: TTL expected {}", i % 10 == 0);
     }
@@ -459,7 +527,7 @@ fn check_copied(src: &RedisServer, dst: &RedisServer, n: u64) -> Result<()> {
 
 /// A key's type and content, comparable across servers (DUMP bytes are not: a hashtable's
 /// iteration order differs between a hash and its copy).
-fn content(c: &mut redis::Connection, k: &str) -> Result<Vec<Vec<u8>>> {
+fn content(c: &mut impl redis::ConnectionLike, k: &str) -> Result<Vec<Vec<u8>>> {
     let ty: String = redis::cmd("TYPE").arg(k).query(c)?;
     let mut v: Vec<Vec<u8>> = match ty.as_str() {
         "string" => vec![redis::cmd("GET").arg(k).query(c)?],
@@ -490,6 +558,75 @@ fn info_field(s: &RedisServer, section: &str, field: &str) -> Result<String> {
 
 // ---------------------------------------------------------------------------------------
 // Measurement
+
+/// Launcher mode: `psor-benches --launch-measured PROG ARGS…` runs PROG with inherited
+/// stdio, waits for it with `wait4`, writes "maxrss_kib utime_s stime_s" to the file named by
+/// `$PSOR_BENCHES_RUSAGE_FILE`, and exits with PROG's status.
+///
+/// Why: on Linux a child's `ru_maxrss` starts at the RSS high-water mark of the process
+/// that spawned it (exec keeps the old address space's peak in the child's accounting), so
+/// a child spawned straight from the runner reports at least the runner's own RSS. The
+/// launcher is a fresh process with a small RSS, so the tool's number is its own (floor:
+/// the launcher's RSS, reported in the notes).
+fn launch() -> ! {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+    let code = (|| -> Result<i32> {
+        let (prog, rest) = argv.split_first().context("--launch-measured needs a program")?;
+        let child = Command::new(prog).args(rest).spawn().with_context(|| format!("spawn {prog:?}"))?;
+        let (status, ru) = wait4_child(child)?;
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        if let Some(f) = std::env::var_os(LAUNCH_ENV) {
+            std::fs::write(&f, format!("{} {} {}\n", ru.ru_maxrss, tv(ru.ru_utime), tv(ru.ru_stime)))?;
+        }
+        Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) })
+    })();
+    match code {
+        Ok(c) => std::process::exit(c),
+        Err(e) => {
+            eprintln!("psor-benches launcher: {e:#}");
+            std::process::exit(127);
+        }
+    }
+}
+
+/// Waits for `child` with `wait4`: its wait status and rusage (the child plus its reaped
+/// descendants).
+fn wait4_child(child: std::process::Child) -> Result<(libc::c_int, libc::rusage)> {
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zero is a valid value for every field.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unreaped child; status and ru are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).context("wait4");
+        }
+    }
+    // The child is reaped; `child` must not be waited on again (dropping it does not wait).
+    drop(child);
+    Ok((status, ru))
+}
+
+/// `cmd` run through the launcher (see [`launch`]), reporting into `rusage_file`.
+fn launched(cmd: &Command, rusage_file: &Path) -> Result<Command> {
+    let mut c = Command::new(std::env::current_exe().context("current_exe")?);
+    c.arg(LAUNCH_ARG).arg(cmd.get_program()).args(cmd.get_args()).env(LAUNCH_ENV, rusage_file);
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    Ok(c)
+}
 
 /// What one measured run gives.
 struct Measured {
@@ -534,20 +671,30 @@ fn main_thread_cpu(s: &RedisServer) -> Result<f64> {
 fn commandstats_busy(s: &RedisServer) -> Result<f64> {
     let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn(s)?)?;
     let mut usec = 0u64;
+    let mut calls = Vec::new();
     for l in info.lines().filter(|l| l.starts_with("cmdstat_")) {
         let v = l
             .split([':', ','])
             .find_map(|f| f.strip_prefix("usec="))
             .with_context(|| format!("no usec in {l}"))?;
         usec += v.parse::<u64>()?;
+        let name = l.trim_start_matches("cmdstat_").split(':').next().unwrap_or("");
+        if let Some(c) = l.split([':', ',']).find_map(|f| f.strip_prefix("calls=")) {
+            calls.push(format!("{name}={c}"));
+        }
     }
+    // stderr only: which commands the tool made the server run, and how many.
+    eprintln!("   {}: calls {}", s.addr(), calls.join(" "));
     Ok(usec as f64 / 1e6)
 }
 
 /// Runs `cmd` to the end: CONFIG RESETSTAT on `servers` first, commandstats and CPU after,
 /// the child's peak RSS from `wait4`. A non-zero exit is an error carrying its stderr.
-fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
+fn measure(servers: &[&RedisServer], cmd: Command) -> Result<Measured> {
     let desc = format!("{:?}", cmd);
+    let rusage_file = std::env::temp_dir().join(format!("psor-benches-rusage-{}", std::process::id()));
+    let _ = std::fs::remove_file(&rusage_file);
+    let mut cmd = launched(&cmd, &rusage_file)?;
     eprintln!("   run {}", short(&desc));
     let mut cpu0 = Vec::new();
     for s in servers {
@@ -557,7 +704,6 @@ fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let t0 = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("spawn {desc}"))?;
-    let pid = child.id() as libc::pid_t;
     let mut err = child.stderr.take().context("stderr")?;
     let err_t = std::thread::spawn(move || {
         let mut v = Vec::new();
@@ -566,23 +712,8 @@ fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
     });
     let mut stdout = Vec::new();
     child.stdout.take().context("stdout")?.read_to_end(&mut stdout)?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; zero is a valid value for every field.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own unreaped child; status and ru are valid for writes.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).context("wait4");
-        }
-    }
+    let (status, _launcher_ru) = wait4_child(child)?;
     let wall = t0.elapsed().as_secs_f64();
-    // The child is reaped; `child` must not be waited on again (dropping it does not wait).
-    drop(child);
     let stderr = err_t.join().unwrap_or_default();
     let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     ensure!(
@@ -597,13 +728,16 @@ fn measure(servers: &[&RedisServer], mut cmd: Command) -> Result<Measured> {
         busy.push(commandstats_busy(s)?);
         server_cpu.push(main_thread_cpu(s)? - c0);
     }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let ru = std::fs::read_to_string(&rusage_file).with_context(|| format!("launcher wrote no {}", rusage_file.display()))?;
+    let _ = std::fs::remove_file(&rusage_file);
+    let f: Vec<f64> = ru.split_whitespace().map(str::parse).collect::<Result<_, _>>().context("launcher rusage")?;
+    ensure!(f.len() == 3, "launcher rusage {ru:?}");
     let m = Measured {
         wall,
         busy,
         server_cpu,
-        maxrss_kib: ru.ru_maxrss,
-        client_cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        maxrss_kib: f[0] as i64,
+        client_cpu: f[1] + f[2],
         stdout,
     };
     eprintln!(
@@ -642,6 +776,8 @@ struct Report {
     redis_version: String,
     rows: Vec<Row>,
     rss_rows: Vec<Row>,
+    /// The cluster section: rows measured on 1 server (scaling baseline) or 3 masters.
+    cluster_rows: Vec<Row>,
     notes: Vec<String>,
 }
 
@@ -665,6 +801,7 @@ impl Report {
             redis_version: String::new(),
             rows: Vec::new(),
             rss_rows: Vec::new(),
+            cluster_rows: Vec::new(),
             notes: Vec::new(),
         })
     }
@@ -675,6 +812,10 @@ impl Report {
 
     fn rss_row(&mut self, op: &'static str, tool: &str, keys: u64, m: Measured) {
         self.rss_rows.push(Row { op, tool: tool.to_owned(), keys, m });
+    }
+
+    fn cluster_row(&mut self, op: &'static str, tool: &str, keys: u64, m: Measured) {
+        self.cluster_rows.push(Row { op, tool: tool.to_owned(), keys, m });
     }
 
     fn note(&mut self, s: String) {
@@ -716,6 +857,89 @@ impl Report {
                 m.client_cpu,
             );
         }
+        t
+    }
+
+    /// The cluster section's rows: busy as the SUM over masters (total server work) and as
+    /// the MAX (the critical path: the masters work in parallel).
+    fn cluster_table(rows: &[Row]) -> String {
+        let mut t = String::from(
+            "| op | tool | masters | keys | wall s | busy sum s | wall/busy-sum | busy per master s | wall/max-busy | \
+             server CPU sum s | cores used | keys/s | peak RSS MiB | client CPU s |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in rows {
+            let m = &r.m;
+            let busy_sum: f64 = m.busy.iter().sum();
+            let cpu_sum: f64 = m.server_cpu.iter().sum();
+            let per = m.busy.iter().map(|b| format!("{b:.2}")).collect::<Vec<_>>().join(" / ");
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.1} | {:.2} |",
+                r.op,
+                r.tool.replace('|', "\\|"),
+                m.busy.len(),
+                r.keys,
+                m.wall,
+                busy_sum,
+                ratio(m.wall, busy_sum),
+                per,
+                ratio(m.wall, m.busy_max()),
+                cpu_sum,
+                (cpu_sum + m.client_cpu) / m.wall,
+                r.keys as f64 / m.wall,
+                m.maxrss_kib as f64 / 1024.0,
+                m.client_cpu,
+            );
+        }
+        t
+    }
+
+    /// psor on 1 master vs 3 masters, same keys: keys/s and where the CPU went.
+    fn scaling(&self) -> String {
+        let mut t = String::from(
+            "| op | masters | keys | wall s | keys/s | vs 1 master | max busy s | busy sum s | server CPU sum s | \
+             psor CPU s | cores used |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let mut lines = String::new();
+        for op in ["delete", "copy"] {
+            let psor = |masters: usize| {
+                self.cluster_rows.iter().find(|r| r.op == op && r.tool == "psor" && r.m.busy.len() == masters)
+            };
+            let Some(one) = psor(1) else { continue };
+            for r in [Some(one), psor(3)].into_iter().flatten() {
+                let m = &r.m;
+                let cpu_sum: f64 = m.server_cpu.iter().sum();
+                let _ = writeln!(
+                    t,
+                    "| {op} | {} | {} | {:.2} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} of {} |",
+                    m.busy.len(),
+                    r.keys,
+                    m.wall,
+                    r.keys as f64 / m.wall,
+                    ratio(one.m.wall, m.wall),
+                    m.busy_max(),
+                    m.busy.iter().sum::<f64>(),
+                    cpu_sum,
+                    m.client_cpu,
+                    (cpu_sum + m.client_cpu) / m.wall,
+                    self.nproc,
+                );
+            }
+            if let Some(three) = psor(3) {
+                let _ = writeln!(
+                    lines,
+                    "- {op}: 3 masters run at **{}** the keys/s of 1 master; the cluster run kept {:.2} of {} \
+                     cores busy (server main threads + psor), the 1-master run {:.2}",
+                    ratio(one.m.wall, three.m.wall),
+                    (three.m.server_cpu.iter().sum::<f64>() + three.m.client_cpu) / three.m.wall,
+                    self.nproc,
+                    (one.m.server_cpu.iter().sum::<f64>() + one.m.client_cpu) / one.m.wall,
+                );
+            }
+        }
+        t.push('\n');
+        t.push_str(&lines);
         t
     }
 
@@ -783,6 +1007,33 @@ impl Report {
                 r.keys,
                 if mib <= 64.0 { "met" } else { "NOT met" }
             );
+        }
+        for r in self.cluster_rows.iter().filter(|r| r.tool.starts_with("psor") && r.m.busy.len() > 1) {
+            let mib = r.m.maxrss_kib as f64 / 1024.0;
+            let wb = r.m.wall / r.m.busy_max();
+            let _ = writeln!(
+                s,
+                "- cluster {} {} keys: wall/max-busy = {} (the ≤ 1.2× target carried over): {}; peak RSS = {mib:.1} MiB \
+                 (target ≤ 64 MiB): {}",
+                r.op,
+                r.keys,
+                ratio(r.m.wall, r.m.busy_max()),
+                if wb <= 1.2 { "met" } else { "NOT met" },
+                if mib <= 64.0 { "met" } else { "NOT met" }
+            );
+        }
+        if !self.cluster_rows.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Cluster (3 masters, no replicas) and the same psor runs on 1 master\n\n\
+                 busy sum = total server work over all masters; wall/max-busy = wall / the busiest \
+                 master's busy time, the cluster's \"is the server the bottleneck\" ratio (1.0: the \
+                 busiest master executed commands the whole run); cores used = (server main-thread \
+                 CPU summed over masters + client CPU) / wall.\n"
+            );
+            s.push_str(&Self::cluster_table(&self.cluster_rows));
+            let _ = writeln!(s, "\n### Scaling: psor on 1 master vs 3 masters (same keys, same machine)\n");
+            s.push_str(&self.scaling());
         }
         if !self.rss_rows.is_empty() {
             let _ = writeln!(s, "\n## Peak-RSS run (prefix keys plus a tenth as many others)\n");
