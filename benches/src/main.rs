@@ -236,6 +236,51 @@ fn run() -> Result<()> {
         check_copied(&src, &dst, n)?;
         report.row("copy-cross", "redis-py pipelined DUMP/RESTORE", n, m);
     }
+    // --- snapshots: export N keys to a file, import them into an empty server ---
+    repopulate(&src, n, n)?;
+    flush(&dst)?;
+    {
+        let file = root.join("target").join("bench-export.psnap");
+        let f = file.to_str().context("a UTF-8 path")?;
+        let m = measure(&[&src], tools.psor(&src, &["export", "--prefix", PREFIX, "-o", f, "--overwrite"]))?;
+        check_eq("psor export keys", j_u64(&m.json()?, "keys")?, n)?;
+        let file_bytes = std::fs::metadata(&file).with_context(|| format!("{}", file.display()))?.len();
+        report.row("export", "psor export", n, m);
+        let m = measure(&[&dst], tools.psor(&dst, &["import", f, "--yes"]))?;
+        check_eq("psor import done", j_u64(&m.json()?, "done")?, n)?;
+        check_eq("dbsize after psor import", dbsize(&dst)?, n)?;
+        report.row("import", "psor import", n, m);
+        // The server's own RDB of exactly the same keys, for the file-size comparison.
+        redis::cmd("SAVE").query::<()>(&mut conn(&dst)?).context("SAVE")?;
+        let rdb = dst.dir().join("dump.rdb");
+        let rdb_bytes = std::fs::metadata(&rdb).with_context(|| format!("{}", rdb.display()))?.len();
+        report.note(format!(
+            "snapshot of {n} keys: .psnap {:.1} MiB vs the server's RDB of the same keys {:.1} MiB ({:.2}×)",
+            file_bytes as f64 / 1048576.0,
+            rdb_bytes as f64 / 1048576.0,
+            file_bytes as f64 / rdb_bytes.max(1) as f64
+        ));
+        let _ = std::fs::remove_file(&file);
+    }
+
+    // --- survey of the whole keyspace (2N keys) vs a redis-cli prefix count ---
+    {
+        let m = measure(&[&src], tools.psor(&src, &["survey", "--depth", "2"]))?;
+        check_eq("psor survey keys", j_u64(&m.json()?, "keys")?, 2 * n)?;
+        report.row("survey", "psor survey --depth 2", 2 * n, m);
+    }
+    if !args.no_peers {
+        let sh = format!(
+            "{cli} -p {p} --scan | awk -F: '{{c[$1\":\"$2]++}} END {{for (k in c) n += c[k]; print n}}'",
+            cli = tools.redis_cli.display(),
+            p = src.port()
+        );
+        let m = measure(&[&src], shell(&sh))?;
+        let count: u64 = m.stdout_str().trim().parse().context("awk output")?;
+        check_eq("redis-cli --scan | awk", count, 2 * n)?;
+        report.row("survey", "redis-cli --scan | awk (2-level counts)", 2 * n, m);
+    }
+
     drop(dst);
     drop(src);
 
