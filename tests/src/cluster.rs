@@ -292,13 +292,23 @@ impl RedisCluster {
     /// If no node answers or the slot is not served.
     pub fn node_for_slot(&self, slot: u16) -> &RedisServer {
         for node in &self.nodes {
-            let Ok(ranges) = query::<Vec<(u16, u16, Vec<redis::Value>)>>(
-                node,
-                redis::cmd("CLUSTER").arg("SLOTS"),
-            ) else {
+            // Each range is [start, end, master, replica...]: a fixed-size tuple would not
+            // parse once the masters have replicas.
+            let Ok(ranges) =
+                query::<Vec<Vec<redis::Value>>>(node, redis::cmd("CLUSTER").arg("SLOTS"))
+            else {
                 continue;
             };
-            for (start, end, master) in ranges {
+            for range in ranges {
+                let int = |v: Option<&redis::Value>| match v {
+                    Some(redis::Value::Int(n)) => *n,
+                    other => panic!("CLUSTER SLOTS range entry {other:?}"),
+                };
+                let (start, end) = (int(range.first()) as u16, int(range.get(1)) as u16);
+                let master = match range.get(2) {
+                    Some(redis::Value::Array(m)) => m,
+                    other => panic!("CLUSTER SLOTS master entry {other:?}"),
+                };
                 if (start..=end).contains(&slot) {
                     let port = match master.get(1) {
                         Some(redis::Value::Int(p)) => *p as u16,
