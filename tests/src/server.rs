@@ -225,7 +225,26 @@ impl RedisServerBuilder {
             master_password,
         } = &self.kind
         {
-            line(format!("port {port}"));
+            match tls {
+                // A sentinel of a TLS master serves TLS only too, and talks TLS to the
+                // master (tls-replication), presenting the client certificate.
+                Some(t) => {
+                    line("port 0".into());
+                    line(format!("tls-port {port}"));
+                    for (k, path) in [
+                        ("tls-cert-file", &t.server_cert),
+                        ("tls-key-file", &t.server_key),
+                        ("tls-ca-cert-file", &t.ca_cert),
+                        ("tls-client-cert-file", &t.client_cert),
+                        ("tls-client-key-file", &t.client_key),
+                    ] {
+                        line(format!("{k} {}", quote(&path.display().to_string())));
+                    }
+                    line("tls-auth-clients optional".into());
+                    line("tls-replication yes".into());
+                }
+                None => line(format!("port {port}")),
+            }
             line("protected-mode no".into());
             line(format!("sentinel monitor {name} 127.0.0.1 {master_port} 1"));
             line(format!("sentinel down-after-milliseconds {name} 1000"));
