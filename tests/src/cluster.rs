@@ -6,13 +6,16 @@
 //! create`, and waits until every node agrees that all slots are served.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterConnection};
+use tempfile::TempDir;
 
 use crate::keyspace::{keyspace_digest, KeyState};
-use crate::server::{info_field, redis_cli_bin, RedisServer};
+use crate::server::{info_field, quote, redis_cli_bin, RedisServer};
+use crate::tls::{install_crypto_provider, TlsFiles};
 
 /// How long cluster creation, failover and similar waits may take.
 pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +28,9 @@ pub const SLOTS: u16 = 16384;
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
     replicas_per_master: usize,
+    tls: Option<TlsFiles>,
+    // After `nodes`, so every node has stopped before the certificates go.
+    _tls_dir: Option<TempDir>,
 }
 
 impl RedisCluster {
@@ -36,28 +42,71 @@ impl RedisCluster {
     /// If `masters < 3` (redis-cli refuses smaller clusters), or the cluster does not form
     /// within [`CLUSTER_TIMEOUT`].
     pub fn start(masters: usize, replicas_per_master: usize) -> RedisCluster {
+        Self::start_with(masters, replicas_per_master, false)
+    }
+
+    /// Like [`start`](Self::start), but every node serves TLS only (`port 0`, `tls-port`),
+    /// and the cluster bus and replication run over TLS too (`tls-cluster yes`,
+    /// `tls-replication yes`). All nodes share one generated CA, server certificate and
+    /// client certificate ([`tls_files`](Self::tls_files)); nodes present the client
+    /// certificate when they connect to each other.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_tls(masters: usize, replicas_per_master: usize) -> RedisCluster {
+        Self::start_with(masters, replicas_per_master, true)
+    }
+
+    fn start_with(masters: usize, replicas_per_master: usize, tls: bool) -> RedisCluster {
         assert!(
             masters >= 3,
             "redis-cli --cluster create needs at least 3 masters"
         );
+        let tls_dir = tls.then(|| {
+            tempfile::Builder::new()
+                .prefix("psor-cluster-tls-")
+                .tempdir()
+                .expect("create temp dir for cluster certificates")
+        });
+        let tls_files = tls_dir.as_ref().map(|d| TlsFiles::generate(d.path()));
         let total = masters * (1 + replicas_per_master);
         let nodes: Vec<RedisServer> = (0..total)
             .map(|_| {
-                RedisServer::builder()
+                let mut b = RedisServer::builder()
                     .cluster_bus()
                     .config("cluster-enabled", "yes")
                     .config("cluster-config-file", "nodes.conf")
                     .config("cluster-node-timeout", "2000")
                     // Let a replica take over quickly in failover tests.
-                    .config("cluster-replica-validity-factor", "0")
-                    .start()
+                    .config("cluster-replica-validity-factor", "0");
+                if let Some(t) = &tls_files {
+                    // The bus port is tls-port + 10000, which cluster_bus() reserved.
+                    b = b
+                        .tls_shared(t.clone())
+                        .config("tls-cluster", "yes")
+                        .config("tls-replication", "yes")
+                        // The server certificate is for servers only (EKU serverAuth);
+                        // node-to-node connections present the client certificate.
+                        .config(
+                            "tls-client-cert-file",
+                            &quote(&t.client_cert.display().to_string()),
+                        )
+                        .config(
+                            "tls-client-key-file",
+                            &quote(&t.client_key.display().to_string()),
+                        );
+                }
+                b.start()
             })
             .collect();
         let cluster = RedisCluster {
             nodes,
             replicas_per_master,
+            tls: tls_files,
+            _tls_dir: tls_dir,
         };
         let out = Command::new(redis_cli_bin())
+            .args(cluster.redis_cli_tls_args())
             .arg("--cluster")
             .arg("create")
             .args(cluster.seeds())
@@ -75,6 +124,45 @@ impl RedisCluster {
         );
         cluster.wait_healthy(masters);
         cluster
+    }
+
+    /// `--tls --cacert CA --cert CERT --key KEY` for redis-cli on a TLS cluster; empty
+    /// otherwise.
+    pub fn redis_cli_tls_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.tls {
+            Some(t) => vec![
+                "--tls".into(),
+                "--cacert".into(),
+                t.ca_cert.clone().into(),
+                "--cert".into(),
+                t.client_cert.clone().into(),
+                "--key".into(),
+                t.client_key.clone().into(),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether the nodes serve TLS only ([`start_tls`](Self::start_tls)).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The CA certificate, client certificate and client key (PEM) shared by every node of
+    /// a TLS cluster, as [`RedisServer::tls_files`] gives them for one server.
+    ///
+    /// # Panics
+    /// If the cluster was not started with [`start_tls`](Self::start_tls).
+    pub fn tls_files(&self) -> (PathBuf, PathBuf, PathBuf) {
+        let t = self
+            .tls
+            .as_ref()
+            .expect("tls_files() on a cluster without TLS");
+        (
+            t.ca_cert.clone(),
+            t.client_cert.clone(),
+            t.client_key.clone(),
+        )
     }
 
     /// Waits until every node says `cluster_state:ok` with all slots ok and knows every
@@ -143,9 +231,16 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::addr).collect()
     }
 
-    /// psor's cluster URL: `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,...`.
+    /// psor's cluster URL: `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,...`, or
+    /// `rediss+cluster://...` for a TLS cluster (whose CA is in
+    /// [`tls_files`](Self::tls_files)).
     pub fn url(&self) -> String {
-        format!("redis+cluster://{}", self.seeds().join(","))
+        let scheme = if self.is_tls() {
+            "rediss+cluster"
+        } else {
+            "redis+cluster"
+        };
+        format!("{scheme}://{}", self.seeds().join(","))
     }
 
     /// The nodes that are masters right now (asked with ROLE; a node that does not answer
@@ -165,9 +260,18 @@ impl RedisCluster {
             .collect()
     }
 
-    /// A cluster client seeded with every node, for test setup.
+    /// A cluster client seeded with every node, for test setup; for a TLS cluster it trusts
+    /// the cluster's CA and presents the client certificate.
     pub fn cluster_client(&self) -> ClusterClient {
-        ClusterClient::new(self.nodes.iter().map(|n| n.url())).expect("cluster client")
+        let builder = ClusterClient::builder(self.nodes.iter().map(|n| n.url()));
+        let builder = match &self.tls {
+            Some(t) => {
+                install_crypto_provider();
+                builder.certs(t.redis_certificates())
+            }
+            None => builder,
+        };
+        builder.build().expect("cluster client")
     }
 
     /// A connection from [`cluster_client`](Self::cluster_client).
@@ -188,13 +292,23 @@ impl RedisCluster {
     /// If no node answers or the slot is not served.
     pub fn node_for_slot(&self, slot: u16) -> &RedisServer {
         for node in &self.nodes {
-            let Ok(ranges) = query::<Vec<(u16, u16, Vec<redis::Value>)>>(
-                node,
-                redis::cmd("CLUSTER").arg("SLOTS"),
-            ) else {
+            // Each range is [start, end, master, replica...]: a fixed-size tuple would not
+            // parse once the masters have replicas.
+            let Ok(ranges) =
+                query::<Vec<Vec<redis::Value>>>(node, redis::cmd("CLUSTER").arg("SLOTS"))
+            else {
                 continue;
             };
-            for (start, end, master) in ranges {
+            for range in ranges {
+                let int = |v: Option<&redis::Value>| match v {
+                    Some(redis::Value::Int(n)) => *n,
+                    other => panic!("CLUSTER SLOTS range entry {other:?}"),
+                };
+                let (start, end) = (int(range.first()) as u16, int(range.get(1)) as u16);
+                let master = match range.get(2) {
+                    Some(redis::Value::Array(m)) => m,
+                    other => panic!("CLUSTER SLOTS master entry {other:?}"),
+                };
                 if (start..=end).contains(&slot) {
                     let port = match master.get(1) {
                         Some(redis::Value::Int(p)) => *p as u16,

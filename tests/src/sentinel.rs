@@ -19,21 +19,22 @@ pub struct RedisSentinel {
 impl RedisSentinel {
     /// Starts a sentinel monitoring `master` under `name` (quorum 1,
     /// `down-after-milliseconds 1000`), and waits until it reports the master's address.
+    /// For a TLS master the sentinel serves TLS only, with the master's certificates
+    /// ([`RedisServer::tls_files`] of the master), and reaches the master over TLS.
     ///
     /// # Panics
     /// If the sentinel does not start, or does not report the master within 10 s.
     pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
-        assert!(
-            !master.is_tls(),
-            "the harness does not run sentinels for TLS masters"
-        );
-        let server = RedisServer::builder()
-            .kind(Kind::Sentinel {
-                name: name.to_owned(),
-                master_port: master.port(),
-                master_password: master.admin_password().map(str::to_owned),
-            })
-            .start();
+        let mut builder = RedisServer::builder().kind(Kind::Sentinel {
+            name: name.to_owned(),
+            master_port: master.port(),
+            master_password: master.admin_password().map(str::to_owned),
+        });
+        // A TLS master gets a TLS-only sentinel with the master's certificates.
+        if let Some(t) = master.tls() {
+            builder = builder.tls_shared(t.clone());
+        }
+        let server = builder.start();
         let sentinel = RedisSentinel {
             server,
             name: name.to_owned(),
@@ -68,12 +69,18 @@ impl RedisSentinel {
         &self.name
     }
 
-    /// psor's sentinel URL: `redis+sentinel://127.0.0.1:PORT/NAME`.
+    /// psor's sentinel URL: `redis+sentinel://127.0.0.1:PORT/NAME`, or
+    /// `rediss+sentinel://...` when the master (and so the sentinel) serves TLS.
     pub fn url(&self, name: &str) -> String {
-        format!("redis+sentinel://{}/{name}", self.addr())
+        let scheme = if self.server.is_tls() {
+            "rediss+sentinel"
+        } else {
+            "redis+sentinel"
+        };
+        format!("{scheme}://{}/{name}", self.addr())
     }
 
-    /// A plain connection to the sentinel itself (for SENTINEL commands).
+    /// A connection to the sentinel itself (for SENTINEL commands); TLS for a TLS master.
     pub fn conn(&self) -> redis::Connection {
         self.server.admin_conn()
     }

@@ -8,7 +8,7 @@ use psor_core::engine::{self, CopyOptions, DeleteOptions, EngineOptions};
 use psor_core::keys::KeyPrefix;
 use psor_core::progress::Progress;
 use psor_core::Error;
-use psor_tests::{keyspace_digest, populate_all_types, unique_prefix, RedisServer};
+use psor_tests::{keyspace_digest, populate_all_types, unique_prefix, RedisSentinel, RedisServer};
 
 /// The commands psor's scan / delete / copy need; the README lists the same for operators.
 pub const PSOR_COMMANDS: &[&str] = &[
@@ -56,6 +56,25 @@ fn tls_with_a_private_ca_and_client_certificate() {
     // Plain text to a TLS port fails cleanly.
     let plain = PsorSpec::parse(&format!("redis://{}", server.addr())).unwrap();
     assert!(Psor::connect(&plain, &ConnectOptions { connect_timeout: std::time::Duration::from_secs(2), read_timeout: std::time::Duration::from_secs(2), retries: 0, ..Default::default() }).is_err());
+}
+
+#[test]
+fn tls_master_behind_a_tls_sentinel() {
+    // Sentinel and master both serve TLS only, with one private CA; psor asks the sentinel
+    // over TLS and reaches the master it names over TLS.
+    let master = RedisServer::builder().tls().start();
+    let sentinel = RedisSentinel::start(&master, "tlsm");
+    let url = sentinel.url("tlsm");
+    assert!(url.starts_with("rediss+sentinel://"), "{url}");
+    let (ca, cert, key) = master.tls_files();
+    let opts = ConnectOptions { tls_ca: Some(ca), tls_cert: Some(cert), tls_key: Some(key), ..Default::default() };
+    let spec = PsorSpec::parse(&url).unwrap();
+    let psor = Psor::connect(&spec, &opts).unwrap();
+    assert!(psor.masters()[0].addr().starts_with(&master.addr()), "{}", psor.masters()[0].addr());
+    run_all(&psor, &mut master.admin_conn(), &unique_prefix("tls-sentinel"));
+    // Without the CA the sentinel's certificate is not trusted.
+    let err = Psor::connect(&spec, &ConnectOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
 }
 
 #[test]

@@ -63,3 +63,55 @@ fn cluster_with_replicas_fails_over() {
     assert!(cluster.masters().iter().any(|m| m.port() == replica.port()));
     assert_eq!(cluster.masters().len(), 3);
 }
+
+#[test]
+fn tls_cluster_with_replicas_replicates_and_fails_over_over_tls() {
+    // Replicas attach (tls-replication) and the bus agrees (tls-cluster), or start_tls
+    // would not have returned.
+    let cluster = RedisCluster::start_tls(3, 1);
+    assert!(cluster.is_tls());
+    assert_eq!((cluster.masters().len(), cluster.replicas().len()), (3, 3));
+    assert!(cluster.url().starts_with("rediss+cluster://"));
+    let (ca, cert, key) = cluster.tls_files();
+    assert!(ca.is_file() && cert.is_file() && key.is_file());
+    for node in cluster.nodes() {
+        assert!(node.is_tls());
+        let port: String = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("port")
+            .query::<Vec<String>>(&mut node.admin_conn())
+            .unwrap()
+            .remove(1);
+        assert_eq!(port, "0", "node {} also serves plain text", node.addr());
+    }
+
+    let mut conn = cluster.cluster_conn();
+    let prefix = unique_prefix("tlsharness");
+    let keys = populate_all_types(&mut conn, prefix.as_bytes(), 30);
+    let digest = keyspace_digest_cluster(&cluster, prefix.as_bytes());
+    assert_eq!(digest.len(), keys.len());
+
+    // A failover over the TLS bus keeps every key.
+    let slot = cluster.slot_of(&keys[0]);
+    let master_port = cluster.node_for_slot(slot).port();
+    let replica = cluster
+        .replicas()
+        .into_iter()
+        .find(|r| {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut r.admin_conn())
+                .unwrap();
+            info.contains(&format!("master_port:{master_port}\r\n"))
+        })
+        .expect("a replica of the key's master");
+    // Wait for the replica to have the data before promoting it.
+    let _: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut cluster.node_for_slot(slot).admin_conn())
+        .unwrap();
+    cluster.failover(replica);
+    assert_eq!(cluster.node_for_slot(slot).port(), replica.port());
+    assert_eq!(keyspace_digest_cluster(&cluster, prefix.as_bytes()), digest);
+}
