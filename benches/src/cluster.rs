@@ -67,7 +67,11 @@ impl<'a> Shards<'a> {
         let mut c = conn(masters[0])?;
         for k in [crate::key(PREFIX, 0), crate::key(PREFIX, 12345), crate::key(COPY_PREFIX, 7), "a{tag}b".into()] {
             let want: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&k).query(&mut c)?;
-            ensure!(key_slot(k.as_bytes()) == want, "key_slot({k}) = {} but CLUSTER KEYSLOT says {want}", key_slot(k.as_bytes()));
+            ensure!(
+                key_slot(k.as_bytes()) == want,
+                "key_slot({k}) = {} but CLUSTER KEYSLOT says {want}",
+                key_slot(k.as_bytes())
+            );
         }
         Ok(Shards { cluster, masters, owner })
     }
@@ -185,7 +189,8 @@ pub fn run(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
     }
     shards.repopulate(n, n)?;
     {
-        let m = measure(&shards.masters, tools.psor_url(&url, &["copy", "--prefix", PREFIX, "--to-prefix", COPY_PREFIX]))?;
+        let m =
+            measure(&shards.masters, tools.psor_url(&url, &["copy", "--prefix", PREFIX, "--to-prefix", COPY_PREFIX]))?;
         check_psor(&m, n, "psor copy (cluster)")?;
         check_eq("keys under the copy prefix after psor copy (cluster)", shards.count_prefix(COPY_PREFIX)?, n)?;
         check_eq("dbsize over masters after psor copy (cluster)", shards.dbsize()?, 3 * n)?;
@@ -214,8 +219,11 @@ pub fn run(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
         let after = count_prefix(m0, PREFIX)?;
         let out = m.stdout_str();
         // `uniq -c` lines: "COUNT TEXT"; drop the ones for blank lines.
-        let summary: Vec<&str> =
-            out.lines().map(str::trim).filter(|l| l.split_once(' ').is_some_and(|(_, t)| !t.trim().is_empty())).collect();
+        let summary: Vec<&str> = out
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.split_once(' ').is_some_and(|(_, t)| !t.trim().is_empty()))
+            .collect();
         report.note(format!(
             "cluster peer `redis-cli --scan | xargs -n 1000 redis-cli -c unlink` on one master (port {}): \
              deleted {} of its {before} keys under the prefix in {:.1} s; replies (count, text): {}",

@@ -125,10 +125,7 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("benches/ has no parent")?
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("benches/ has no parent")?.to_path_buf();
     let args = parse_args(&root)?;
     let tools = Tools::find(&root, args.psor_bin.clone(), args.psor_args.clone())?;
     let n = args.keys;
@@ -379,7 +376,10 @@ impl Tools {
                 .arg(&venv)
                 .status()
                 .context("python3 is missing: install python3 and python3-venv")?;
-            ensure!(st.success(), "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)");
+            ensure!(
+                st.success(),
+                "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)"
+            );
         }
         let ok = Command::new(&py).args(["-c", "import redis"]).stderr(Stdio::null()).status()?;
         if !ok.success() {
@@ -455,7 +455,9 @@ fn populate(s: &RedisServer, n: u64, others: u64) -> Result<f64> {
 /// reader thread per socket. Returns seconds.
 fn populate_to(targets: &[&RedisServer], route: &dyn Fn(&[u8]) -> usize, n: u64, others: u64) -> Result<f64> {
     let t0 = Instant::now();
-    let all_keys = || (0..n).map(|i| (key(PREFIX, i), i)).chain((0..others).map(|i| (key(OTHER_PREFIXES[(i % 2) as usize], i), i)));
+    let all_keys = || {
+        (0..n).map(|i| (key(PREFIX, i), i)).chain((0..others).map(|i| (key(OTHER_PREFIXES[(i % 2) as usize], i), i)))
+    };
     // Replies each reader must drain: counted up front so every reader knows when it is done.
     let mut expected = vec![0u64; targets.len()];
     for (k, i) in all_keys() {
@@ -718,10 +720,7 @@ fn commandstats_busy(s: &RedisServer) -> Result<f64> {
     let mut usec = 0u64;
     let mut calls = Vec::new();
     for l in info.lines().filter(|l| l.starts_with("cmdstat_")) {
-        let v = l
-            .split([':', ','])
-            .find_map(|f| f.strip_prefix("usec="))
-            .with_context(|| format!("no usec in {l}"))?;
+        let v = l.split([':', ',']).find_map(|f| f.strip_prefix("usec=")).with_context(|| format!("no usec in {l}"))?;
         usec += v.parse::<u64>()?;
         let name = l.trim_start_matches("cmdstat_").split(':').next().unwrap_or("");
         if let Some(c) = l.split([':', ',']).find_map(|f| f.strip_prefix("calls=")) {
@@ -761,36 +760,20 @@ fn measure(servers: &[&RedisServer], cmd: Command) -> Result<Measured> {
     let wall = t0.elapsed().as_secs_f64();
     let stderr = err_t.join().unwrap_or_default();
     let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    ensure!(
-        exited_ok,
-        "{} failed (wait status {status}):\n{}",
-        short(&desc),
-        String::from_utf8_lossy(&stderr)
-    );
+    ensure!(exited_ok, "{} failed (wait status {status}):\n{}", short(&desc), String::from_utf8_lossy(&stderr));
     let mut busy = Vec::new();
     let mut server_cpu = Vec::new();
     for (s, c0) in servers.iter().zip(cpu0) {
         busy.push(commandstats_busy(s)?);
         server_cpu.push(main_thread_cpu(s)? - c0);
     }
-    let ru = std::fs::read_to_string(&rusage_file).with_context(|| format!("launcher wrote no {}", rusage_file.display()))?;
+    let ru = std::fs::read_to_string(&rusage_file)
+        .with_context(|| format!("launcher wrote no {}", rusage_file.display()))?;
     let _ = std::fs::remove_file(&rusage_file);
     let f: Vec<f64> = ru.split_whitespace().map(str::parse).collect::<Result<_, _>>().context("launcher rusage")?;
     ensure!(f.len() == 3, "launcher rusage {ru:?}");
-    let m = Measured {
-        wall,
-        busy,
-        server_cpu,
-        maxrss_kib: f[0] as i64,
-        client_cpu: f[1] + f[2],
-        stdout,
-    };
-    eprintln!(
-        "   wall {:.2} s, busy {:.2} s, peak RSS {:.1} MiB",
-        m.wall,
-        m.busy_max(),
-        m.maxrss_kib as f64 / 1024.0
-    );
+    let m = Measured { wall, busy, server_cpu, maxrss_kib: f[0] as i64, client_cpu: f[1] + f[2], stdout };
+    eprintln!("   wall {:.2} s, busy {:.2} s, peak RSS {:.1} MiB", m.wall, m.busy_max(), m.maxrss_kib as f64 / 1024.0);
     Ok(m)
 }
 
@@ -838,7 +821,10 @@ impl Report {
         };
         let argv: Vec<String> = std::env::args().skip(1).collect();
         Ok(Report {
-            command: format!("cargo run --release -p psor-benches --{}", argv.iter().map(|a| format!(" {a}")).collect::<String>()),
+            command: format!(
+                "cargo run --release -p psor-benches --{}",
+                argv.iter().map(|a| format!(" {a}")).collect::<String>()
+            ),
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             uname: out(OsStr::new("uname"), &["-srm"]),
             loadavg: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned(),
@@ -994,7 +980,11 @@ impl Report {
         let _ = writeln!(s, "- command: `{}`", self.command);
         let _ = writeln!(s, "- machine: {} cores (nproc), {}", self.nproc, self.uname);
         let _ = writeln!(s, "- load average at start: {}", self.loadavg);
-        let _ = writeln!(s, "- redis-server {} (one throwaway server per run; a second for copy-cross)", self.redis_version);
+        let _ = writeln!(
+            s,
+            "- redis-server {} (one throwaway server per run; a second for copy-cross)",
+            self.redis_version
+        );
         let _ = writeln!(s, "- {}", self.psor_version);
         let _ = writeln!(
             s,

@@ -18,18 +18,12 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(buf: &'a [u8], base: u64, what: &'static str) -> Self {
-        Cursor {
-            buf,
-            pos: 0,
-            base,
-            what,
-        }
+        Cursor { buf, pos: 0, base, what }
     }
 
     /// Absolute file offset of the next byte.
     pub(crate) fn offset(&self) -> u64 {
-        self.base
-            .saturating_add(u64::try_from(self.pos).unwrap_or(u64::MAX))
+        self.base.saturating_add(u64::try_from(self.pos).unwrap_or(u64::MAX))
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -37,19 +31,11 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| Error::Corrupt {
-                offset: self.offset(),
-                frame: None,
-                detail: format!(
-                    "{}: field needs {n} bytes but only {} remain in the block",
-                    self.what,
-                    self.remaining()
-                ),
-            })?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| Error::Corrupt {
+            offset: self.offset(),
+            frame: None,
+            detail: format!("{}: field needs {n} bytes but only {} remain in the block", self.what, self.remaining()),
+        })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -121,9 +107,5 @@ pub(crate) fn u64_of(n: usize) -> u64 {
 
 /// A length from the file → `usize`, refusing what does not fit in this address space.
 pub(crate) fn usize_of(n: u64, what: &'static str) -> Result<usize> {
-    usize::try_from(n).map_err(|_| Error::TooLarge {
-        what,
-        len: n,
-        max: u64_of(usize::MAX),
-    })
+    usize::try_from(n).map_err(|_| Error::TooLarge { what, len: n, max: u64_of(usize::MAX) })
 }

@@ -157,12 +157,7 @@ impl Checksum {
         if self == expected {
             Ok(())
         } else {
-            Err(Error::Checksum {
-                what: what.into(),
-                offset,
-                expected: expected.0,
-                found: self.0,
-            })
+            Err(Error::Checksum { what: what.into(), offset, expected: expected.0, found: self.0 })
         }
     }
 }

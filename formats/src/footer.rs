@@ -163,11 +163,7 @@ pub(crate) fn encode(frames: &[FrameInfo], totals: &Totals) -> Result<Vec<u8>> {
     let crc = Checksum::of(&out);
     out.extend_from_slice(&crc.0.to_le_bytes());
     if out.len() > usize_of(u64::from(MAX_FOOTER_LEN), "footer")? {
-        return Err(Error::TooLarge {
-            what: "footer",
-            len: u64_of(out.len()),
-            max: u64::from(MAX_FOOTER_LEN),
-        });
+        return Err(Error::TooLarge { what: "footer", len: u64_of(out.len()), max: u64::from(MAX_FOOTER_LEN) });
     }
     Ok(out)
 }
@@ -185,12 +181,7 @@ pub(crate) fn encode_trailer(footer_offset: u64, footer_len: u32) -> [u8; TRAILE
 
 /// Parse the trailer found at `offset` (= file length − [`TRAILER_LEN`]) and check where it
 /// points: returns (footer offset, footer length).
-pub(crate) fn parse_trailer(
-    t: &[u8; TRAILER_LEN],
-    offset: u64,
-    header_len: u64,
-    file_len: u64,
-) -> Result<(u64, u32)> {
+pub(crate) fn parse_trailer(t: &[u8; TRAILER_LEN], offset: u64, header_len: u64, file_len: u64) -> Result<(u64, u32)> {
     if t[TRAILER_MAGIC_OFFSET..] != TRAILER_MAGIC {
         return Err(Error::NoTrailer { file_len });
     }
@@ -208,9 +199,7 @@ pub(crate) fn parse_trailer(
         });
     }
     // The footer must sit between the header and the trailer, ending exactly at the trailer.
-    if footer_offset < header_len
-        || footer_offset.checked_add(u64::from(footer_len)) != Some(offset)
-    {
+    if footer_offset < header_len || footer_offset.checked_add(u64::from(footer_len)) != Some(offset) {
         return Err(Error::Corrupt {
             offset,
             frame: None,
@@ -226,22 +215,12 @@ pub(crate) fn parse_trailer(
 /// Parse and validate the footer bytes read at `offset`; `header_len` is where frame 0 must
 /// start, and `version` the file's version (for skipping extensions of newer minors).
 pub(crate) fn parse(buf: &[u8], offset: u64, header_len: u64, version: Version) -> Result<Footer> {
-    let corrupt = |at: u64, detail: String| Error::Corrupt {
-        offset: at,
-        frame: None,
-        detail,
-    };
+    let corrupt = |at: u64, detail: String| Error::Corrupt { offset: at, frame: None, detail };
     let len = u32::try_from(buf.len()).map_err(|_| corrupt(offset, "footer too long".into()))?;
     if buf.get(..FOOTER_MAGIC.len()) != Some(&FOOTER_MAGIC[..]) {
-        return Err(Error::BadMagic {
-            what: "footer",
-            offset,
-        });
+        return Err(Error::BadMagic { what: "footer", offset });
     }
-    let crc_at = buf
-        .len()
-        .checked_sub(CRC_LEN)
-        .ok_or_else(|| corrupt(offset, "footer shorter than its CRC".into()))?;
+    let crc_at = buf.len().checked_sub(CRC_LEN).ok_or_else(|| corrupt(offset, "footer shorter than its CRC".into()))?;
     let mut c = Cursor::new(&buf[crc_at..], offset + u64_of(crc_at), "footer");
     let stored = c.u32()?;
     Checksum::of(&buf[..crc_at]).check(Checksum(stored), "footer", offset)?;
@@ -249,26 +228,15 @@ pub(crate) fn parse(buf: &[u8], offset: u64, header_len: u64, version: Version) 
     let mut c = Cursor::new(&buf[..crc_at], offset, "footer");
     c.take(FOOTER_MAGIC.len())?;
     let frame_count = c.u32()?;
-    let mut totals = Totals {
-        keys: c.u64()?,
-        key_bytes: c.u64()?,
-        payload_bytes: c.u64()?,
-        ..Totals::default()
-    };
+    let mut totals = Totals { keys: c.u64()?, key_bytes: c.u64()?, payload_bytes: c.u64()?, ..Totals::default() };
     for k in totals.per_kind.iter_mut() {
-        *k = KindTotals {
-            count: c.u64()?,
-            payload_bytes: c.u64()?,
-        };
+        *k = KindTotals { count: c.u64()?, payload_bytes: c.u64()? };
     }
     let index_len = u64::from(frame_count) * u64_of(INDEX_ENTRY_LEN);
     if index_len > u64_of(c.remaining()) {
         return Err(corrupt(
             c.offset(),
-            format!(
-                "footer announces {frame_count} frames but has room for {}",
-                c.remaining() / INDEX_ENTRY_LEN
-            ),
+            format!("footer announces {frame_count} frames but has room for {}", c.remaining() / INDEX_ENTRY_LEN),
         ));
     }
     let mut frames = Vec::with_capacity(usize_of(u64::from(frame_count), "frame count")?);
@@ -286,10 +254,7 @@ pub(crate) fn parse(buf: &[u8], offset: u64, header_len: u64, version: Version) 
         if f.offset != expect_at {
             return Err(corrupt(
                 at,
-                format!(
-                    "index says frame {n} starts at {}, but the previous one ends at {expect_at}",
-                    f.offset
-                ),
+                format!("index says frame {n} starts at {}, but the previous one ends at {expect_at}", f.offset),
             ));
         }
         f.check_limits(n)?;
@@ -298,47 +263,18 @@ pub(crate) fn parse(buf: &[u8], offset: u64, header_len: u64, version: Version) 
         frames.push(f);
     }
     if c.remaining() != 0 && !newer_minor(version) {
-        return Err(corrupt(
-            c.offset(),
-            format!(
-                "{} unexpected bytes at the end of the footer",
-                c.remaining()
-            ),
-        ));
+        return Err(corrupt(c.offset(), format!("{} unexpected bytes at the end of the footer", c.remaining())));
     }
     if expect_at != offset {
-        return Err(corrupt(
-            offset,
-            format!("frames end at {expect_at} but the footer starts at {offset}"),
-        ));
+        return Err(corrupt(offset, format!("frames end at {expect_at} but the footer starts at {offset}")));
     }
     if counted != totals.keys {
-        return Err(corrupt(
-            offset,
-            format!(
-                "frame index holds {counted} records but the totals say {}",
-                totals.keys
-            ),
-        ));
+        return Err(corrupt(offset, format!("frame index holds {counted} records but the totals say {}", totals.keys)));
     }
-    let kind_keys = totals
-        .per_kind
-        .iter()
-        .fold(0u64, |a, k| a.saturating_add(k.count));
-    let kind_bytes = totals
-        .per_kind
-        .iter()
-        .fold(0u64, |a, k| a.saturating_add(k.payload_bytes));
+    let kind_keys = totals.per_kind.iter().fold(0u64, |a, k| a.saturating_add(k.count));
+    let kind_bytes = totals.per_kind.iter().fold(0u64, |a, k| a.saturating_add(k.payload_bytes));
     if kind_keys != totals.keys || kind_bytes != totals.payload_bytes {
-        return Err(corrupt(
-            offset,
-            "per-kind totals do not add up to the overall totals".into(),
-        ));
+        return Err(corrupt(offset, "per-kind totals do not add up to the overall totals".into()));
     }
-    Ok(Footer {
-        frames,
-        totals,
-        offset,
-        len,
-    })
+    Ok(Footer { frames, totals, offset, len })
 }

@@ -67,31 +67,17 @@ pub struct FrameInfo {
 impl FrameInfo {
     /// Offset just past this frame (header + compressed bytes).
     pub fn end(&self) -> u64 {
-        self.offset
-            .saturating_add(u64_of(FRAME_HEADER_LEN))
-            .saturating_add(u64::from(self.compressed_len))
+        self.offset.saturating_add(u64_of(FRAME_HEADER_LEN)).saturating_add(u64::from(self.compressed_len))
     }
 
     /// Check the lengths and count against the format limits.
     pub(crate) fn check_limits(&self, frame: u32) -> Result<()> {
-        let bad = |detail: String| {
-            Err(Error::Corrupt {
-                offset: self.offset,
-                frame: Some(frame),
-                detail,
-            })
-        };
+        let bad = |detail: String| Err(Error::Corrupt { offset: self.offset, frame: Some(frame), detail });
         if self.compressed_len == 0 || self.compressed_len > MAX_FRAME_LEN {
-            return bad(format!(
-                "compressed length {} outside 1..={MAX_FRAME_LEN}",
-                self.compressed_len
-            ));
+            return bad(format!("compressed length {} outside 1..={MAX_FRAME_LEN}", self.compressed_len));
         }
         if self.uncompressed_len == 0 || self.uncompressed_len > MAX_FRAME_LEN {
-            return bad(format!(
-                "uncompressed length {} outside 1..={MAX_FRAME_LEN}",
-                self.uncompressed_len
-            ));
+            return bad(format!("uncompressed length {} outside 1..={MAX_FRAME_LEN}", self.uncompressed_len));
         }
         if self.record_count == 0 || self.record_count > self.uncompressed_len / MIN_RECORD_LEN {
             return bad(format!(
@@ -117,40 +103,19 @@ pub(crate) fn encode_header(info: &FrameInfo) -> [u8; FRAME_HEADER_LEN] {
 }
 
 /// Parse and check a frame header read at `offset`, and check it agrees with the index entry.
-pub(crate) fn check_header(
-    h: &[u8; FRAME_HEADER_LEN],
-    expected: &FrameInfo,
-    frame: u32,
-) -> Result<()> {
+pub(crate) fn check_header(h: &[u8; FRAME_HEADER_LEN], expected: &FrameInfo, frame: u32) -> Result<()> {
     let offset = expected.offset;
     if h[MAGIC_OFFSET..COMPRESSED_OFFSET] != FRAME_MAGIC {
-        return Err(Error::BadMagic {
-            what: "frame",
-            offset,
-        });
+        return Err(Error::BadMagic { what: "frame", offset });
     }
-    let mut c = Cursor::new(
-        &h[COMPRESSED_OFFSET..],
-        offset + u64_of(COMPRESSED_OFFSET),
-        "frame header",
-    );
+    let mut c = Cursor::new(&h[COMPRESSED_OFFSET..], offset + u64_of(COMPRESSED_OFFSET), "frame header");
     let compressed_len = c.u32()?;
     let uncompressed_len = c.u32()?;
     let record_count = c.u32()?;
     let data_crc = c.u32()?;
     let stored = c.u32()?;
-    Checksum::of(&h[..HEADER_CRC_OFFSET]).check(
-        Checksum(stored),
-        format!("frame {frame} header"),
-        offset,
-    )?;
-    let found = FrameInfo {
-        offset,
-        compressed_len,
-        uncompressed_len,
-        record_count,
-        data_crc,
-    };
+    Checksum::of(&h[..HEADER_CRC_OFFSET]).check(Checksum(stored), format!("frame {frame} header"), offset)?;
+    let found = FrameInfo { offset, compressed_len, uncompressed_len, record_count, data_crc };
     if found != *expected {
         return Err(Error::Corrupt {
             offset,
@@ -170,29 +135,15 @@ pub(crate) fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
 /// bytes, never allocating or producing more.
 pub(crate) fn decompress(compressed: &[u8], info: &FrameInfo, frame: u32) -> Result<Vec<u8>> {
     let data_offset = info.offset + u64_of(FRAME_HEADER_LEN);
-    Checksum::of(compressed).check(
-        Checksum(info.data_crc),
-        format!("frame {frame} data"),
-        data_offset,
-    )?;
+    Checksum::of(compressed).check(Checksum(info.data_crc), format!("frame {frame} data"), data_offset)?;
     let want = u64::from(info.uncompressed_len);
-    let decompress_err = |e: std::io::Error| Error::Decompress {
-        frame,
-        offset: info.offset,
-        detail: e.to_string(),
-    };
+    let decompress_err = |e: std::io::Error| Error::Decompress { frame, offset: info.offset, detail: e.to_string() };
     let dec = zstd::stream::read::Decoder::with_buffer(compressed).map_err(decompress_err)?;
     // Start small: `want` is only trusted once the bytes are really produced.
     let mut out = Vec::with_capacity(usize_of(want.min(16 << 20), "frame")?);
-    dec.take(want + 1)
-        .read_to_end(&mut out)
-        .map_err(decompress_err)?;
+    dec.take(want + 1).read_to_end(&mut out).map_err(decompress_err)?;
     if u64_of(out.len()) != want {
-        let got = if u64_of(out.len()) > want {
-            format!("more than {want}")
-        } else {
-            out.len().to_string()
-        };
+        let got = if u64_of(out.len()) > want { format!("more than {want}") } else { out.len().to_string() };
         return Err(Error::Corrupt {
             offset: info.offset,
             frame: Some(frame),
@@ -212,15 +163,9 @@ pub(crate) fn for_each_record<'a>(
 ) -> Result<()> {
     for i in 0..info.record_count {
         let (rec, rest) = decode_record(buf, info.offset, Some(frame)).map_err(|e| match e {
-            Error::Corrupt {
-                offset,
-                frame,
-                detail,
-            } => Error::Corrupt {
-                offset,
-                frame,
-                detail: format!("record {i} of {}: {detail}", info.record_count),
-            },
+            Error::Corrupt { offset, frame, detail } => {
+                Error::Corrupt { offset, frame, detail: format!("record {i} of {}: {detail}", info.record_count) }
+            }
             e => e,
         })?;
         f(rec)?;
@@ -230,11 +175,7 @@ pub(crate) fn for_each_record<'a>(
         return Err(Error::Corrupt {
             offset: info.offset,
             frame: Some(frame),
-            detail: format!(
-                "{} bytes left after the frame's {} records",
-                buf.len(),
-                info.record_count
-            ),
+            detail: format!("{} bytes left after the frame's {} records", buf.len(), info.record_count),
         });
     }
     Ok(())

@@ -101,23 +101,14 @@ pub struct Header {
 impl Header {
     /// A header for a new file of [`CURRENT_VERSION`].
     pub fn new(created_at_ms: i64, source: Source) -> Self {
-        Header {
-            version: CURRENT_VERSION,
-            flags: 0,
-            created_at_ms,
-            source,
-        }
+        Header { version: CURRENT_VERSION, flags: 0, created_at_ms, source }
     }
 }
 
 /// Encode the header as [`CURRENT_VERSION`] (whatever `h.version` says), CRC included.
 pub(crate) fn encode(h: &Header) -> Result<Vec<u8>> {
     let mut src = Vec::new();
-    put_len_prefixed(
-        &mut src,
-        h.source.server_version.as_bytes(),
-        "server version",
-    )?;
+    put_len_prefixed(&mut src, h.source.server_version.as_bytes(), "server version")?;
     put_len_prefixed(&mut src, h.source.spec.as_bytes(), "PSOR spec")?;
     match &h.source.selection {
         Selection::Prefix(p) => {
@@ -130,14 +121,11 @@ pub(crate) fn encode(h: &Header) -> Result<Vec<u8>> {
             put_len_prefixed(&mut src, version.as_bytes(), "PAC version")?;
         }
     }
-    let src_len = u32::try_from(src.len())
-        .ok()
-        .filter(|&n| n <= MAX_SOURCE_LEN)
-        .ok_or(Error::TooLarge {
-            what: "source block",
-            len: u64_of(src.len()),
-            max: u64::from(MAX_SOURCE_LEN),
-        })?;
+    let src_len = u32::try_from(src.len()).ok().filter(|&n| n <= MAX_SOURCE_LEN).ok_or(Error::TooLarge {
+        what: "source block",
+        len: u64_of(src.len()),
+        max: u64::from(MAX_SOURCE_LEN),
+    })?;
 
     let mut out = Vec::with_capacity(SOURCE_OFFSET + src.len() + CRC_LEN);
     out.extend_from_slice(&MAGIC);
@@ -158,10 +146,7 @@ pub(crate) fn check_version(found: Version) -> Result<()> {
     // Every released major stays listed here. Only 1 exists so far.
     match found.major {
         1 => Ok(()),
-        _ => Err(Error::UnsupportedVersion {
-            found,
-            supported: CURRENT_VERSION,
-        }),
+        _ => Err(Error::UnsupportedVersion { found, supported: CURRENT_VERSION }),
     }
 }
 
@@ -177,35 +162,19 @@ pub(crate) fn read<R: Read>(r: &mut R, file_len: u64) -> Result<(Header, u64)> {
     // Magic first, so that a short non-psnap file says "bad magic", not "truncated".
     let magic_len = u64_of(MAGIC.len());
     if file_len < magic_len {
-        return Err(Error::Truncated {
-            what: "header",
-            offset: 0,
-            needed: magic_len,
-            available: file_len,
-        });
+        return Err(Error::Truncated { what: "header", offset: 0, needed: magic_len, available: file_len });
     }
     let mut fixed = [0u8; SOURCE_OFFSET];
     r.read_exact(&mut fixed[..MAGIC.len()])?;
     if fixed[..MAGIC.len()] != MAGIC {
-        return Err(Error::BadMagic {
-            what: "header",
-            offset: 0,
-        });
+        return Err(Error::BadMagic { what: "header", offset: 0 });
     }
     if file_len < fixed_len {
-        return Err(Error::Truncated {
-            what: "header",
-            offset: 0,
-            needed: fixed_len,
-            available: file_len,
-        });
+        return Err(Error::Truncated { what: "header", offset: 0, needed: fixed_len, available: file_len });
     }
     r.read_exact(&mut fixed[MAGIC.len()..])?;
     let mut c = Cursor::new(&fixed[MAJOR_OFFSET..], u64_of(MAJOR_OFFSET), "header");
-    let version = Version {
-        major: c.u16()?,
-        minor: c.u16()?,
-    };
+    let version = Version { major: c.u16()?, minor: c.u16()? };
     // Refuse a newer major before anything else: its layout may differ from here on.
     check_version(version)?;
     let flags = c.u32()?;
@@ -220,12 +189,7 @@ pub(crate) fn read<R: Read>(r: &mut R, file_len: u64) -> Result<(Header, u64)> {
     }
     let header_len = fixed_len + u64::from(source_len) + u64_of(CRC_LEN);
     if file_len < header_len {
-        return Err(Error::Truncated {
-            what: "header",
-            offset: 0,
-            needed: header_len,
-            available: file_len,
-        });
+        return Err(Error::Truncated { what: "header", offset: 0, needed: header_len, available: file_len });
     }
     let mut all = vec![0u8; usize_of(header_len, "header")?];
     all[..SOURCE_OFFSET].copy_from_slice(&fixed);
@@ -243,50 +207,23 @@ pub(crate) fn read<R: Read>(r: &mut R, file_len: u64) -> Result<(Header, u64)> {
         });
     }
 
-    let mut c = Cursor::new(
-        &all[SOURCE_OFFSET..crc_at],
-        u64_of(SOURCE_OFFSET),
-        "header source block",
-    );
+    let mut c = Cursor::new(&all[SOURCE_OFFSET..crc_at], u64_of(SOURCE_OFFSET), "header source block");
     let server_version = c.string("server version")?;
     let spec = c.string("PSOR spec")?;
     let tag_at = c.offset();
     let selection = match c.u8()? {
         SELECTION_PREFIX => Selection::Prefix(c.len_prefixed()?.to_vec()),
-        SELECTION_PAC_VERSION => Selection::PacVersion {
-            pac: c.string("PAC name")?,
-            version: c.string("PAC version")?,
-        },
-        tag => {
-            return Err(Error::UnknownTag {
-                what: "selection",
-                tag,
-                offset: tag_at,
-                frame: None,
-            })
+        SELECTION_PAC_VERSION => {
+            Selection::PacVersion { pac: c.string("PAC name")?, version: c.string("PAC version")? }
         }
+        tag => return Err(Error::UnknownTag { what: "selection", tag, offset: tag_at, frame: None }),
     };
     if c.remaining() != 0 && !newer_minor(version) {
         return Err(Error::Corrupt {
             offset: c.offset(),
             frame: None,
-            detail: format!(
-                "{} unexpected bytes at the end of the header source block",
-                c.remaining()
-            ),
+            detail: format!("{} unexpected bytes at the end of the header source block", c.remaining()),
         });
     }
-    Ok((
-        Header {
-            version,
-            flags,
-            created_at_ms,
-            source: Source {
-                server_version,
-                spec,
-                selection,
-            },
-        },
-        header_len,
-    ))
+    Ok((Header { version, flags, created_at_ms, source: Source { server_version, spec, selection } }, header_len))
 }

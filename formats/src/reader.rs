@@ -45,18 +45,12 @@ impl<R: Read + Seek> SnapshotReader<R> {
         r.seek(SeekFrom::Start(trailer_at))?;
         let mut t = [0u8; TRAILER_LEN];
         r.read_exact(&mut t)?;
-        let (footer_offset, footer_len) =
-            footer::parse_trailer(&t, trailer_at, header_len, file_len)?;
+        let (footer_offset, footer_len) = footer::parse_trailer(&t, trailer_at, header_len, file_len)?;
         r.seek(SeekFrom::Start(footer_offset))?;
         let mut buf = vec![0u8; usize_of(u64::from(footer_len), "footer")?];
         r.read_exact(&mut buf)?;
         let footer = footer::parse(&buf, footer_offset, header_len, header.version)?;
-        Ok(SnapshotReader {
-            r,
-            header,
-            footer,
-            file_len,
-        })
+        Ok(SnapshotReader { r, header, footer, file_len })
     }
 
     /// The header.
@@ -123,10 +117,7 @@ impl<R: Read + Seek> SnapshotReader<R> {
             return Err(Error::Corrupt {
                 offset: self.footer.offset,
                 frame: None,
-                detail: format!(
-                    "records in the frames total {seen:?}, footer says {:?}",
-                    self.footer.totals
-                ),
+                detail: format!("records in the frames total {seen:?}, footer says {:?}", self.footer.totals),
             });
         }
         Ok(())
@@ -169,10 +160,8 @@ impl<R: Read + Seek> SnapshotReader<R> {
         while next < self.footer.frames.len() {
             let batch = self.read_batch(next)?;
             next += batch.len();
-            let data: Vec<Result<Vec<u8>>> = batch
-                .par_iter()
-                .map(|(n, info, comp)| frame::decompress(comp, info, *n))
-                .collect();
+            let data: Vec<Result<Vec<u8>>> =
+                batch.par_iter().map(|(n, info, comp)| frame::decompress(comp, info, *n)).collect();
             for ((n, info, _), d) in batch.iter().zip(data) {
                 let d = d?;
                 frame::for_each_record(&d, info, *n, |r| {
@@ -190,13 +179,7 @@ impl<R: Read + Seek> SnapshotReader<R> {
     /// records yielded before an error came from frames that checked out, but the file as a whole
     /// is damaged, so callers importing data should run [`verify_all`](Self::verify_all) first.
     pub fn records(&mut self) -> Records<'_, R> {
-        Records {
-            reader: self,
-            next_frame: 0,
-            ready: VecDeque::new(),
-            seen: Totals::default(),
-            done: false,
-        }
+        Records { reader: self, next_frame: 0, ready: VecDeque::new(), seen: Totals::default(), done: false }
     }
 }
 
@@ -217,8 +200,7 @@ impl<R: Read + Seek> Records<'_, R> {
             .par_iter()
             .map(|(n, info, comp)| {
                 let data = frame::decompress(comp, info, *n)?;
-                let mut v =
-                    Vec::with_capacity(usize_of(u64::from(info.record_count), "record count")?);
+                let mut v = Vec::with_capacity(usize_of(u64::from(info.record_count), "record count")?);
                 frame::for_each_record(&data, info, *n, |r| {
                     v.push(r.to_owned());
                     Ok(())

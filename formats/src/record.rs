@@ -30,15 +30,8 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Every kind, in tag order (tag = index).
-    pub const ALL: [KeyKind; 7] = [
-        KeyKind::String,
-        KeyKind::Hash,
-        KeyKind::List,
-        KeyKind::Set,
-        KeyKind::ZSet,
-        KeyKind::Stream,
-        KeyKind::Other,
-    ];
+    pub const ALL: [KeyKind; 7] =
+        [KeyKind::String, KeyKind::Hash, KeyKind::List, KeyKind::Set, KeyKind::ZSet, KeyKind::Stream, KeyKind::Other];
 
     /// Number of kinds in format v1 (length of the per-kind table in the footer).
     pub const COUNT: usize = 7;
@@ -233,23 +226,14 @@ pub fn encode_record(r: RecordRef<'_>, out: &mut Vec<u8>) -> Result<()> {
 
 /// Decode one v1 record from the front of `buf`, returning it and the rest. `offset`/`frame`
 /// locate the frame for errors.
-pub fn decode_record(
-    buf: &[u8],
-    offset: u64,
-    frame: Option<u32>,
-) -> Result<(RecordRef<'_>, &[u8])> {
-    let (raw, rest): (RecordV1<'_>, &[u8]) =
-        postcard::take_from_bytes(buf).map_err(|e| Error::Corrupt {
-            offset,
-            frame,
-            detail: format!("undecodable record: {e}"),
-        })?;
-    let kind = KeyKind::from_tag(raw.kind).ok_or(Error::UnknownTag {
-        what: "key kind",
-        tag: raw.kind,
+pub fn decode_record(buf: &[u8], offset: u64, frame: Option<u32>) -> Result<(RecordRef<'_>, &[u8])> {
+    let (raw, rest): (RecordV1<'_>, &[u8]) = postcard::take_from_bytes(buf).map_err(|e| Error::Corrupt {
         offset,
         frame,
+        detail: format!("undecodable record: {e}"),
     })?;
+    let kind =
+        KeyKind::from_tag(raw.kind).ok_or(Error::UnknownTag { what: "key kind", tag: raw.kind, offset, frame })?;
     Ok((
         RecordRef {
             key: raw.key,

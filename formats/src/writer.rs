@@ -37,12 +37,7 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions {
-            frame_target: 1 << 20,
-            zstd_level: 3,
-            max_pending_frames: 8,
-            max_pending_bytes: 64 << 20,
-        }
+        WriterOptions { frame_target: 1 << 20, zstd_level: 3, max_pending_frames: 8, max_pending_bytes: 64 << 20 }
     }
 }
 
@@ -70,9 +65,7 @@ impl<W: Write> SnapshotWriter<W> {
 
     /// Write the header and return a writer with `opts`.
     pub fn with_options(mut w: W, header: &Header, mut opts: WriterOptions) -> Result<Self> {
-        opts.frame_target = opts
-            .frame_target
-            .clamp(1, usize::try_from(MAX_RECORD_LEN).unwrap_or(usize::MAX));
+        opts.frame_target = opts.frame_target.clamp(1, usize::try_from(MAX_RECORD_LEN).unwrap_or(usize::MAX));
         opts.max_pending_frames = opts.max_pending_frames.max(1);
         let h = header::encode(header)?;
         w.write_all(&h)?;
@@ -105,11 +98,7 @@ impl<W: Write> SnapshotWriter<W> {
         }
         let len = encoded_len(record);
         if len > usize::try_from(MAX_RECORD_LEN).unwrap_or(usize::MAX) {
-            return Err(Error::TooLarge {
-                what: "record",
-                len: u64_of(len),
-                max: u64::from(MAX_RECORD_LEN),
-            });
+            return Err(Error::TooLarge { what: "record", len: u64_of(len), max: u64::from(MAX_RECORD_LEN) });
         }
         let res = self.push_inner(record, len);
         if res.is_err() {
@@ -119,8 +108,7 @@ impl<W: Write> SnapshotWriter<W> {
     }
 
     fn push_inner(&mut self, record: RecordRef<'_>, len: usize) -> Result<()> {
-        if self.current_count > 0 && self.current.len().saturating_add(len) > self.opts.frame_target
-        {
+        if self.current_count > 0 && self.current.len().saturating_add(len) > self.opts.frame_target {
             self.close_frame()?;
         }
         encode_record(record, &mut self.current)?;
@@ -145,9 +133,7 @@ impl<W: Write> SnapshotWriter<W> {
         self.pending_bytes = self.pending_bytes.saturating_add(data.len());
         self.pending.push((data, self.current_count));
         self.current_count = 0;
-        if self.pending.len() >= self.opts.max_pending_frames
-            || self.pending_bytes >= self.opts.max_pending_bytes
-        {
+        if self.pending.len() >= self.opts.max_pending_frames || self.pending_bytes >= self.opts.max_pending_bytes {
             self.flush_pending()?;
         }
         Ok(())
@@ -155,26 +141,17 @@ impl<W: Write> SnapshotWriter<W> {
 
     fn flush_pending(&mut self) -> Result<()> {
         let level = self.opts.zstd_level;
-        let compressed: Vec<Result<Vec<u8>>> = self
-            .pending
-            .par_iter()
-            .map(|(data, _)| frame::compress(data, level))
-            .collect();
+        let compressed: Vec<Result<Vec<u8>>> =
+            self.pending.par_iter().map(|(data, _)| frame::compress(data, level)).collect();
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         for ((data, count), comp) in pending.into_iter().zip(compressed) {
             let comp = comp?;
-            let too_large = |what, n: usize| Error::TooLarge {
-                what,
-                len: u64_of(n),
-                max: u64::from(MAX_FRAME_LEN),
-            };
+            let too_large = |what, n: usize| Error::TooLarge { what, len: u64_of(n), max: u64::from(MAX_FRAME_LEN) };
             let info = FrameInfo {
                 offset: self.pos,
-                compressed_len: u32::try_from(comp.len())
-                    .map_err(|_| too_large("compressed frame", comp.len()))?,
-                uncompressed_len: u32::try_from(data.len())
-                    .map_err(|_| too_large("frame", data.len()))?,
+                compressed_len: u32::try_from(comp.len()).map_err(|_| too_large("compressed frame", comp.len()))?,
+                uncompressed_len: u32::try_from(data.len()).map_err(|_| too_large("frame", data.len()))?,
                 record_count: count,
                 data_crc: Checksum::of(&comp).0,
             };
@@ -183,9 +160,7 @@ impl<W: Write> SnapshotWriter<W> {
             }
             self.w.write_all(&frame::encode_header(&info))?;
             self.w.write_all(&comp)?;
-            self.pos = self
-                .pos
-                .saturating_add(u64_of(FRAME_HEADER_LEN + comp.len()));
+            self.pos = self.pos.saturating_add(u64_of(FRAME_HEADER_LEN + comp.len()));
             self.frames.push(info);
         }
         Ok(())
@@ -214,14 +189,6 @@ impl<W: Write> SnapshotWriter<W> {
         self.w.write_all(&bytes)?;
         self.w.write_all(&footer::encode_trailer(offset, len))?;
         self.w.flush()?;
-        Ok((
-            Footer {
-                frames: self.frames,
-                totals: self.totals,
-                offset,
-                len,
-            },
-            self.w,
-        ))
+        Ok((Footer { frames: self.frames, totals: self.totals, offset, len }, self.w))
     }
 }

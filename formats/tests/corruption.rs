@@ -6,27 +6,14 @@ mod common;
 use psor_formats::*;
 
 fn small_file() -> Vec<u8> {
-    common::write(
-        &common::golden_records(),
-        common::GOLDEN_CREATED_AT_MS,
-        common::tiny_frames(),
-    )
-    .0
+    common::write(&common::golden_records(), common::GOLDEN_CREATED_AT_MS, common::tiny_frames()).0
 }
 
 #[test]
 fn every_single_byte_flip_is_detected() {
     let orig = small_file();
-    assert!(
-        orig.len() < 4096,
-        "keep this test fast: {} bytes",
-        orig.len()
-    );
-    let frames = SnapshotReader::open(std::io::Cursor::new(&orig))
-        .unwrap()
-        .footer()
-        .frames
-        .len();
+    assert!(orig.len() < 4096, "keep this test fast: {} bytes", orig.len());
+    let frames = SnapshotReader::open(std::io::Cursor::new(&orig)).unwrap().footer().frames.len();
     assert!(frames > 1);
     for i in 0..orig.len() {
         for mask in [0x01u8, 0x80, 0xff] {
@@ -34,15 +21,9 @@ fn every_single_byte_flip_is_detected() {
             b[i] ^= mask;
             // Both paths: streaming without verify, and verify + stream.
             let streamed = common::stream_all(&b);
-            assert!(
-                streamed.is_err(),
-                "flip {mask:#x} at byte {i} went undetected by records()"
-            );
+            assert!(streamed.is_err(), "flip {mask:#x} at byte {i} went undetected by records()");
             let full = common::read_all(&b);
-            assert!(
-                full.is_err(),
-                "flip {mask:#x} at byte {i} went undetected by verify_all()"
-            );
+            assert!(full.is_err(), "flip {mask:#x} at byte {i} went undetected by verify_all()");
         }
     }
 }
@@ -61,10 +42,7 @@ fn every_truncation_is_a_clean_error() {
 fn trailing_garbage_is_refused() {
     let mut b = small_file();
     b.extend_from_slice(b"garbage");
-    assert!(matches!(
-        common::stream_all(&b),
-        Err(Error::NoTrailer { .. })
-    ));
+    assert!(matches!(common::stream_all(&b), Err(Error::NoTrailer { .. })));
     // Even a whole second trailer appended: its footer offset no longer lines up.
     let orig = small_file();
     let mut b = orig.clone();
@@ -74,21 +52,12 @@ fn trailing_garbage_is_refused() {
 
 #[test]
 fn not_a_snapshot() {
-    assert!(matches!(
-        common::stream_all(b"hello world, not a snapshot"),
-        Err(Error::BadMagic { .. })
-    ));
-    assert!(matches!(
-        common::stream_all(b""),
-        Err(Error::Truncated { .. })
-    ));
+    assert!(matches!(common::stream_all(b"hello world, not a snapshot"), Err(Error::BadMagic { .. })));
+    assert!(matches!(common::stream_all(b""), Err(Error::Truncated { .. })));
     // Text-mode mangling (CRLF -> LF) breaks the magic.
     let mut b = small_file();
     b.remove(5);
-    assert!(matches!(
-        common::stream_all(&b),
-        Err(Error::BadMagic { .. })
-    ));
+    assert!(matches!(common::stream_all(&b), Err(Error::BadMagic { .. })));
 }
 
 #[test]
@@ -126,8 +95,5 @@ fn newer_minor_of_same_major_is_readable() {
 fn checksum_newtype() {
     let c = Checksum::of(b"abc");
     assert!(c.check(c, "x", 0).is_ok());
-    assert!(matches!(
-        c.check(Checksum(0), "x", 7),
-        Err(Error::Checksum { offset: 7, .. })
-    ));
+    assert!(matches!(c.check(Checksum(0), "x", 7), Err(Error::Checksum { offset: 7, .. })));
 }

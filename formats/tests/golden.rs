@@ -15,11 +15,7 @@ fn golden() -> Vec<u8> {
 #[test]
 #[ignore = "writes tests/golden/v1.0.psnap; run by hand only"]
 fn regenerate_golden() {
-    let (bytes, _) = common::write(
-        &common::golden_records(),
-        common::GOLDEN_CREATED_AT_MS,
-        common::tiny_frames(),
-    );
+    let (bytes, _) = common::write(&common::golden_records(), common::GOLDEN_CREATED_AT_MS, common::tiny_frames());
     std::fs::write(common::GOLDEN_PATH, bytes).unwrap();
 }
 
@@ -31,10 +27,7 @@ fn golden_v1_0_decodes_to_exact_records() {
     assert_eq!(header, common::header(common::GOLDEN_CREATED_AT_MS));
     assert_eq!(records, common::golden_records());
     let r = SnapshotReader::open(std::io::Cursor::new(&bytes)).unwrap();
-    assert!(
-        r.footer().frames.len() > 1,
-        "golden file should exercise several frames"
-    );
+    assert!(r.footer().frames.len() > 1, "golden file should exercise several frames");
     assert_eq!(r.footer().totals.keys, 10);
 }
 
@@ -42,11 +35,7 @@ fn golden_v1_0_decodes_to_exact_records() {
 fn golden_header_bytes_are_stable() {
     // The hand-written header does not depend on zstd, so today's writer must reproduce it.
     let bytes = golden();
-    let (fresh, _) = common::write(
-        &common::golden_records(),
-        common::GOLDEN_CREATED_AT_MS,
-        common::tiny_frames(),
-    );
+    let (fresh, _) = common::write(&common::golden_records(), common::GOLDEN_CREATED_AT_MS, common::tiny_frames());
     let n = psor_formats::header::SOURCE_OFFSET;
     let src_len = usize::try_from(u32::from_le_bytes(bytes[n - 4..n].try_into().unwrap())).unwrap();
     let header_len = n + src_len + 4;
@@ -94,10 +83,7 @@ fn mutated_golden_never_panics() {
             }
         }
         if let Ok(recs) = common::stream_all(&b) {
-            assert_eq!(
-                recs, expected,
-                "a mutated file decoded silently to different records"
-            );
+            assert_eq!(recs, expected, "a mutated file decoded silently to different records");
         }
         if let Ok((_, recs)) = common::read_all(&b) {
             assert_eq!(recs, expected);

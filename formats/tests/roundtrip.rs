@@ -30,20 +30,9 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn record() -> impl Strategy<Value = Record> {
-    (
-        key(),
-        kind(),
-        prop::option::of(any::<i64>()),
-        any::<u16>(),
-        payload(),
+    (key(), kind(), prop::option::of(any::<i64>()), any::<u16>(), payload()).prop_map(
+        |(key, kind, expire_at_ms, rdb_version, payload)| Record { key, kind, expire_at_ms, rdb_version, payload },
     )
-        .prop_map(|(key, kind, expire_at_ms, rdb_version, payload)| Record {
-            key,
-            kind,
-            expire_at_ms,
-            rdb_version,
-            payload,
-        })
 }
 
 proptest! {
@@ -100,21 +89,14 @@ fn empty_snapshot() {
 
 #[test]
 fn large_value_gets_its_own_frame() {
-    let small = |i: u8| Record {
-        key: vec![i],
-        kind: KeyKind::Hash,
-        expire_at_ms: None,
-        rdb_version: 11,
-        payload: vec![i; 10],
-    };
+    let small =
+        |i: u8| Record { key: vec![i], kind: KeyKind::Hash, expire_at_ms: None, rdb_version: 11, payload: vec![i; 10] };
     let big = Record {
         key: b"big".to_vec(),
         kind: KeyKind::String,
         expire_at_ms: Some(1),
         rdb_version: 12,
-        payload: (0..3_000_000u32)
-            .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap())
-            .collect(),
+        payload: (0..3_000_000u32).map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap()).collect(),
     };
     let records = vec![small(1), small(2), big, small(3)];
     let (bytes, footer) = common::write(&records, 1, WriterOptions::default());
@@ -162,31 +144,16 @@ fn dump_version_helper() {
 
 #[test]
 fn unknown_kind_tag_is_typed() {
-    let r = Record {
-        key: b"k".to_vec(),
-        kind: KeyKind::Set,
-        expire_at_ms: None,
-        rdb_version: 1,
-        payload: vec![],
-    };
+    let r = Record { key: b"k".to_vec(), kind: KeyKind::Set, expire_at_ms: None, rdb_version: 1, payload: vec![] };
     let mut buf = Vec::new();
     encode_record(r.as_ref(), &mut buf).unwrap();
     buf[2] = 200; // key len, key, kind
-    assert!(matches!(
-        decode_record(&buf, 0, None),
-        Err(Error::UnknownTag { tag: 200, .. })
-    ));
+    assert!(matches!(decode_record(&buf, 0, None), Err(Error::UnknownTag { tag: 200, .. })));
 }
 
 #[test]
 fn min_record_len_and_writer_totals() {
-    let r = Record {
-        key: vec![],
-        kind: KeyKind::String,
-        expire_at_ms: None,
-        rdb_version: 1,
-        payload: vec![],
-    };
+    let r = Record { key: vec![], kind: KeyKind::String, expire_at_ms: None, rdb_version: 1, payload: vec![] };
     assert!(encoded_len(r.as_ref()) >= 5);
     let mut w = SnapshotWriter::new(Vec::new(), &common::header(0)).unwrap();
     w.push(&r).unwrap();
@@ -198,12 +165,8 @@ fn real_file_and_finish_into_inner() {
     use std::io::{Seek, SeekFrom};
     let file = tempfile::tempfile().unwrap();
     let records = common::golden_records();
-    let mut w = SnapshotWriter::with_options(
-        std::io::BufWriter::new(file),
-        &common::header(5),
-        common::tiny_frames(),
-    )
-    .unwrap();
+    let mut w =
+        SnapshotWriter::with_options(std::io::BufWriter::new(file), &common::header(5), common::tiny_frames()).unwrap();
     for r in &records {
         w.push(r).unwrap();
     }
@@ -215,22 +178,15 @@ fn real_file_and_finish_into_inner() {
     assert_eq!(r.footer(), &footer);
     assert_eq!(r.verify_all().unwrap(), footer.totals);
     let mut keys = Vec::new();
-    r.for_each_record(|rec| keys.push(rec.key.to_vec()))
-        .unwrap();
-    assert_eq!(
-        keys,
-        records.iter().map(|r| r.key.clone()).collect::<Vec<_>>()
-    );
+    r.for_each_record(|rec| keys.push(rec.key.to_vec())).unwrap();
+    assert_eq!(keys, records.iter().map(|r| r.key.clone()).collect::<Vec<_>>());
 }
 
 #[test]
 fn oversized_source_block_is_refused() {
     let mut h = common::header(0);
     h.source.spec = "x".repeat(2 << 20);
-    assert!(matches!(
-        SnapshotWriter::new(Vec::new(), &h),
-        Err(Error::TooLarge { .. })
-    ));
+    assert!(matches!(SnapshotWriter::new(Vec::new(), &h), Err(Error::TooLarge { .. })));
 }
 
 #[test]

@@ -81,7 +81,8 @@ fn copy_conflicts_exit_3_and_leave_the_target_alone() {
     // --replace is destructive: it asks, so without a terminal it needs --yes.
     let (code, _, err) = run(&mut psor(&["--psor", &url, "copy", "--prefix", &a, "--to-prefix", &b, "--replace"]));
     assert_eq!(code, 2, "{err}");
-    let (code, _, _) = run(&mut psor(&["--psor", &url, "--yes", "copy", "--prefix", &a, "--to-prefix", &b, "--replace"]));
+    let (code, _, _) =
+        run(&mut psor(&["--psor", &url, "--yes", "copy", "--prefix", &a, "--to-prefix", &b, "--replace"]));
     assert_eq!(code, 0);
 }
 
@@ -98,7 +99,8 @@ fn keys_print_escaped_raw_or_nul_separated() {
     let raw = psor(&["--psor", &url, "--raw", "scan", "-0", "--prefix", &ns]).output().unwrap().stdout;
     assert_eq!(raw, [key.as_slice(), b"\0"].concat());
     // The escaped form is accepted back as a prefix.
-    let (_, out, _) = run(&mut psor(&["--psor", &url, "--json", "scan", "--prefix", &format!("{ns}a b\\n\\x00"), "--count-only"]));
+    let (_, out, _) =
+        run(&mut psor(&["--psor", &url, "--json", "scan", "--prefix", &format!("{ns}a b\\n\\x00"), "--count-only"]));
     assert_eq!(json(&out)["matched"].as_u64(), Some(1));
 }
 
@@ -107,7 +109,11 @@ fn a_closed_stdout_is_success() {
     let server = RedisServer::start();
     let ns = unique_prefix("cli-pipe");
     populate_all_types(&mut server.admin_conn(), ns.as_bytes(), 3000);
-    let script = format!("'{}' --psor '{}' scan --prefix '{ns}' | head -n 1 >/dev/null; echo ${{PIPESTATUS[0]}}", env!("CARGO_BIN_EXE_psor"), server.url());
+    let script = format!(
+        "'{}' --psor '{}' scan --prefix '{ns}' | head -n 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_psor"),
+        server.url()
+    );
     let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -125,13 +131,42 @@ fn the_password_never_appears_in_any_output() {
     let plain = format!("redis://{addr}");
     let pfile = file.path().to_str().unwrap();
     let runs: Vec<Vec<String>> = vec![
-        vec!["--psor".into(), good.clone(), "--json".into(), "delete".into(), "-p".into(), "x:".into(), "--dry-run".into()],
+        vec![
+            "--psor".into(),
+            good.clone(),
+            "--json".into(),
+            "delete".into(),
+            "-p".into(),
+            "x:".into(),
+            "--dry-run".into(),
+        ],
         vec!["--psor".into(), good.clone(), "delete".into(), "-p".into(), "x:".into()],
         vec!["--psor".into(), bad.clone(), "scan".into(), "-p".into(), "x:".into()],
         vec!["--psor".into(), bad.clone(), "--json".into(), "scan".into(), "-p".into(), "x:".into()],
         vec!["--psor".into(), format!("{good}/notadb"), "scan".into(), "-p".into(), "x:".into()],
-        vec!["--psor".into(), plain.clone(), "--password-file".into(), pfile.into(), "--json".into(), "copy".into(), "-p".into(), "x:".into(), "--to-prefix".into(), "y:".into()],
-        vec!["--psor".into(), good.clone(), "copy".into(), "-p".into(), "x:".into(), "--to-prefix".into(), "y:".into(), "--target".into(), bad.clone()],
+        vec![
+            "--psor".into(),
+            plain.clone(),
+            "--password-file".into(),
+            pfile.into(),
+            "--json".into(),
+            "copy".into(),
+            "-p".into(),
+            "x:".into(),
+            "--to-prefix".into(),
+            "y:".into(),
+        ],
+        vec![
+            "--psor".into(),
+            good.clone(),
+            "copy".into(),
+            "-p".into(),
+            "x:".into(),
+            "--to-prefix".into(),
+            "y:".into(),
+            "--target".into(),
+            bad.clone(),
+        ],
     ];
     let mut codes = Vec::new();
     for args in &runs {
@@ -141,7 +176,8 @@ fn the_password_never_appears_in_any_output() {
         codes.push(code);
     }
     // Environment variables and --help (which shows PSOR_URL's presence, not its value).
-    let (code, out, err) = run(psor(&["--json", "scan", "-p", "x:"]).env("PSOR_URL", &plain).env("PSOR_PASSWORD", secret));
+    let (code, out, err) =
+        run(psor(&["--json", "scan", "-p", "x:"]).env("PSOR_URL", &plain).env("PSOR_PASSWORD", secret));
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains(secret) && !err.contains(secret));
     let (_, out, err) = run(psor(&["--help"]).env("PSOR_URL", &good));
@@ -168,7 +204,8 @@ fn cluster_and_sentinel_specs_work_from_the_command_line() {
     let master = RedisServer::start();
     let sentinel = psor_tests::RedisSentinel::start(&master, "clim");
     populate_all_types(&mut master.admin_conn(), ns.as_bytes(), 30);
-    let (code, out, err) = run(&mut psor(&["--psor", &sentinel.url("clim"), "--json", "scan", "--prefix", &ns, "--count-only"]));
+    let (code, out, err) =
+        run(&mut psor(&["--psor", &sentinel.url("clim"), "--json", "scan", "--prefix", &ns, "--count-only"]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["matched"].as_u64(), Some(30));
 }
@@ -179,7 +216,8 @@ fn rehearse_needs_no_server() {
     let (code, out, err) = run(&mut psor(&["--json", "rehearse", "--keys", "1500"]));
     assert_eq!(code, 0, "{err}");
     let v = json(&out);
-    let steps: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["procedure_step"].as_str().unwrap()).collect();
+    let steps: Vec<&str> =
+        v["steps"].as_array().unwrap().iter().map(|s| s["procedure_step"].as_str().unwrap()).collect();
     assert_eq!(steps, ["setup", "5", "6", "10", "12", "13", "14", "14"]);
     assert_eq!(v["final_status"]["pacs"][0]["versions"][0]["version"].as_str(), Some("9.0"));
     // Human output names the procedure's steps and leaves no temporary files behind.

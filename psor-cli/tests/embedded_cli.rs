@@ -41,7 +41,8 @@ fn copy_then_delete_on_a_file_store_are_saved() {
     assert!(store.exists());
     assert_eq!(count(&spec, &a), 90);
 
-    let (code, out, err) = run(&["--psor", &spec, "--no-progress", "--json", "copy", "--prefix", &a, "--to-prefix", &b]);
+    let (code, out, err) =
+        run(&["--psor", &spec, "--no-progress", "--json", "copy", "--prefix", &a, "--to-prefix", &b]);
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["psor"], spec.as_str());

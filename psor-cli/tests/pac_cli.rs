@@ -30,7 +30,10 @@ fn all(server: &RedisServer) -> Digest {
 }
 
 fn without(d: &Digest, prefixes: &[&str]) -> Digest {
-    d.iter().filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p.as_bytes()))).map(|(k, s)| (k.clone(), s.clone())).collect()
+    d.iter()
+        .filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p.as_bytes())))
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect()
 }
 
 #[test]
@@ -59,12 +62,15 @@ fn the_procedure_step_by_step_with_the_cli() {
     assert_eq!(v["record"]["mode"].as_str(), Some("Upgrade"));
 
     // Step 10: caspac -aSetMode=Running from the new product (PAC from ES_PAC).
-    let out = run(
-        psor(u, &["--json", "caspac", "-aSetMode=Running", &caspac_s]).env("ES_PAC", "MyPAC").env("PSOR_PRODUCT_VERSION", "9.0"),
-    );
+    let out = run(psor(u, &["--json", "caspac", "-aSetMode=Running", &caspac_s])
+        .env("ES_PAC", "MyPAC")
+        .env("PSOR_PRODUCT_VERSION", "9.0"));
     assert_eq!(out.0, 0, "{out:?}");
     let v = json(&out.1);
-    assert_eq!((v["before"]["mode"].as_str(), v["after"]["mode"].as_str(), v["version"].as_str()), (Some("Upgrade"), Some("Running"), Some("9.0")));
+    assert_eq!(
+        (v["before"]["mode"].as_str(), v["after"]["mode"].as_str(), v["version"].as_str()),
+        (Some("Upgrade"), Some("Running"), Some("9.0"))
+    );
 
     // rem-old-pac before step 12: refused, the old PAC is in use (exit 6), nothing deleted.
     let (c, _, err) = run(&mut psor(u, &["--yes", "rem-old-pac", "MyPAC"]));
@@ -72,7 +78,8 @@ fn the_procedure_step_by_step_with_the_cli() {
     assert!(err.contains("Running") && err.contains("REGION1"), "{err}");
 
     // Step 12: caspac -aSetMode=Quiesce from the old product.
-    let out = run(psor(u, &["caspac", "-aSetMode=Quiesce", &caspac_s, "--product-version", "8.0"]).env("ES_PAC", "MyPAC"));
+    let out =
+        run(psor(u, &["caspac", "-aSetMode=Quiesce", &caspac_s, "--product-version", "8.0"]).env("ES_PAC", "MyPAC"));
     assert_eq!(out.0, 0, "{out:?}");
     assert!(out.1.contains("before: mode Running") && out.1.contains("after:  mode Quiesce"), "{}", out.1);
 
@@ -100,8 +107,12 @@ fn the_procedure_step_by_step_with_the_cli() {
     assert_eq!(without(&after, &["MyPAC_9.0:"]), neighbours, "neighbours byte-identical");
 
     let v = json(&ok(u, &["--json", "status"], 0));
-    let pacs: Vec<(&str, usize)> =
-        v["pacs"].as_array().unwrap().iter().map(|p| (p["pac"].as_str().unwrap(), p["versions"].as_array().unwrap().len())).collect();
+    let pacs: Vec<(&str, usize)> = v["pacs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["pac"].as_str().unwrap(), p["versions"].as_array().unwrap().len()))
+        .collect();
     assert_eq!(pacs, vec![("MyPAC", 1), ("MyPAC2", 1)]);
     let out = ok(u, &["status", "MyPAC"], 0);
     assert!(out.contains("9.0") && out.contains("Running") && !out.contains("8.0 "), "{out}");
@@ -187,18 +198,18 @@ fn create_killed_midway_then_rerun_equals_a_clean_run() {
     let count_9 = |con: &mut redis::Connection| keyspace_digest(con, b"MyPAC_9.0:").len();
 
     // Slow batches so the process is surely mid-copy when it is killed (SIGKILL: no cleanup).
-    let mut child = psor(u, &["create", "MyPAC", "--product-version", "9.0", "--batch", "5", "--writers", "1", "--scan-count", "10"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = psor(
+        u,
+        &["create", "MyPAC", "--product-version", "9.0", "--batch", "5", "--writers", "1", "--scan-count", "10"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     let started = std::time::Instant::now();
     loop {
-        let n: usize = redis::cmd("EVAL")
-            .arg("return #redis.call('KEYS', 'MyPAC_9.0:*')")
-            .arg(0)
-            .query(&mut con)
-            .unwrap();
+        let n: usize =
+            redis::cmd("EVAL").arg("return #redis.call('KEYS', 'MyPAC_9.0:*')").arg(0).query(&mut con).unwrap();
         if n > 300 || started.elapsed() > std::time::Duration::from_secs(60) {
             break;
         }
@@ -225,7 +236,11 @@ fn create_killed_midway_then_rerun_equals_a_clean_run() {
     let new = keyspace_digest(&mut con, b"MyPAC_9.0:");
     let carried: Digest = old
         .iter()
-        .filter(|(k, _)| !k.starts_with(b"MyPAC_8.0:pac:") && !k.starts_with(b"MyPAC_8.0:regions:") && !k.starts_with(b"MyPAC_8.0:version:"))
+        .filter(|(k, _)| {
+            !k.starts_with(b"MyPAC_8.0:pac:")
+                && !k.starts_with(b"MyPAC_8.0:regions:")
+                && !k.starts_with(b"MyPAC_8.0:version:")
+        })
         .map(|(k, s)| ([b"MyPAC_9.0:".as_slice(), &k[10..]].concat(), s.clone()))
         .collect();
     assert_eq!(without(&new, &["MyPAC_9.0:pac:"]), carried);

@@ -24,7 +24,10 @@ fn export_inspect_import_with_json_and_exit_codes() {
     let (code, out, err) = run(&mut psor(&["--psor", &source.url(), "--json", "export", "--prefix", &p, "-o", file_s]));
     assert_eq!(code, 0, "{err}");
     let v = json(&out);
-    assert_eq!((v["keys"].as_u64(), v["failed"].as_u64(), v["operation"].as_str()), (Some(60), Some(0), Some("export")));
+    assert_eq!(
+        (v["keys"].as_u64(), v["failed"].as_u64(), v["operation"].as_str()),
+        (Some(60), Some(0), Some("export"))
+    );
     assert_eq!(v["per_type"]["zset"]["keys"].as_u64(), Some(10));
     assert_eq!(v["file_bytes"].as_u64(), Some(std::fs::metadata(&file).unwrap().len()));
 
@@ -40,11 +43,31 @@ fn export_inspect_import_with_json_and_exit_codes() {
     let (code, out, err) = run(&mut psor(&["--json", "inspect", file_s, "--depth", "3", "--top", "5"]));
     assert_eq!(code, 0, "{err}");
     let v = json(&out);
-    for field in ["path", "file_bytes", "format_version", "created_at_ms", "created", "server_version", "spec", "frames",
-        "keys", "key_bytes", "payload_bytes", "with_ttl", "expired_now", "rdb_versions", "depth", "groups", "other_groups"] {
+    for field in [
+        "path",
+        "file_bytes",
+        "format_version",
+        "created_at_ms",
+        "created",
+        "server_version",
+        "spec",
+        "frames",
+        "keys",
+        "key_bytes",
+        "payload_bytes",
+        "with_ttl",
+        "expired_now",
+        "rdb_versions",
+        "depth",
+        "groups",
+        "other_groups",
+    ] {
         assert!(v.get(field).is_some(), "no {field} in {v}");
     }
-    assert_eq!((v["keys"].as_u64(), v["with_ttl"].as_u64(), v["format_version"].as_str()), (Some(60), Some(20), Some("1.0")));
+    assert_eq!(
+        (v["keys"].as_u64(), v["with_ttl"].as_u64(), v["format_version"].as_str()),
+        (Some(60), Some(20), Some("1.0"))
+    );
     assert_eq!(v["selection"]["kind"].as_str(), Some("prefix"));
     assert_eq!(v["per_type"]["stream"]["keys"].as_u64(), Some(10));
     // ns is `psor-test:<name>:<id>:`, so depth 3 groups every key under it.
@@ -59,7 +82,10 @@ fn export_inspect_import_with_json_and_exit_codes() {
     let (code, out, err) = run(&mut psor(&["--psor", &target.url(), "--json", "import", file_s]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["done"].as_u64(), Some(60));
-    assert_eq!(keyspace_digest(&mut target.admin_conn(), p.as_bytes()), keyspace_digest(&mut source.admin_conn(), p.as_bytes()));
+    assert_eq!(
+        keyspace_digest(&mut target.admin_conn(), p.as_bytes()),
+        keyspace_digest(&mut source.admin_conn(), p.as_bytes())
+    );
     let (code, out, _) = run(&mut psor(&["--psor", &target.url(), "--json", "import", file_s]));
     assert_eq!((code, json(&out)["unchanged"].as_u64()), (0, Some(60)));
 
@@ -81,7 +107,8 @@ fn export_inspect_import_with_json_and_exit_codes() {
     // --rename with a dry run writes nothing.
     let to = format!("{ns}b:");
     let rename = format!("{p}={to}");
-    let (code, out, _) = run(&mut psor(&["--psor", &target.url(), "--json", "import", file_s, "--rename", &rename, "-n"]));
+    let (code, out, _) =
+        run(&mut psor(&["--psor", &target.url(), "--json", "import", file_s, "--rename", &rename, "-n"]));
     assert_eq!(code, 0);
     let v = json(&out);
     assert_eq!((v["done"].as_u64(), v["dry_run"].as_bool()), (Some(60), Some(true)));
@@ -96,7 +123,8 @@ fn damaged_truncated_and_newer_files_are_exit_2_with_file_and_offset() {
     populate_all_types(&mut source.admin_conn(), p.as_bytes(), 30);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.psnap");
-    let (code, _, err) = run(&mut psor(&["--psor", &source.url(), "export", "--prefix", &p, "-o", file.to_str().unwrap()]));
+    let (code, _, err) =
+        run(&mut psor(&["--psor", &source.url(), "export", "--prefix", &p, "-o", file.to_str().unwrap()]));
     assert_eq!(code, 0, "{err}");
     let good = std::fs::read(&file).unwrap();
     let bad = dir.path().join("bad.psnap");

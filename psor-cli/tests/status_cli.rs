@@ -2,7 +2,6 @@
 //! normal upgrade, exit 7 with `warnings`/`orphans` in `--json` when something needs
 //! attention, the table naming what to do, and `--upgrade-warn-hours`.
 
-
 use psor_tests::RedisServer;
 
 fn run(url: &str, args: &[&str]) -> (i32, String, String) {

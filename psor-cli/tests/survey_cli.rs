@@ -2,7 +2,6 @@
 //! schema of docs/survey.md with exact counts, the table, the draft catalog file, and the
 //! exit codes (an existing draft file is refused; no PAC prefixes to draft from is a failure).
 
-
 use psor_tests::{unique_prefix, RedisServer};
 use redis::Commands;
 
@@ -76,7 +75,8 @@ fn suggest_layout_writes_a_loadable_draft_and_refuses_to_overwrite() {
 
     // Nothing PAC-shaped (here: the wrong delimiter): no file, exit 1, said why.
     let other = dir.path().join("none.toml");
-    let (code, out, _) = psor(&["--psor", &url, "survey", "--delimiter", "/", "--suggest-layout", other.to_str().unwrap()]);
+    let (code, out, _) =
+        psor(&["--psor", &url, "survey", "--delimiter", "/", "--suggest-layout", other.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(out.contains("no draft written") && out.contains("--delimiter :"), "{out}");
     assert!(!other.exists());

@@ -49,6 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     progress.cancel();
     let _ = watcher.join();
     let outcome = outcome?;
-    println!("copied {} keys ({} unchanged, {} conflicts) in {:.2}s", outcome.counts.done, outcome.counts.unchanged, outcome.counts.conflicts, outcome.seconds);
+    println!(
+        "copied {} keys ({} unchanged, {} conflicts) in {:.2}s",
+        outcome.counts.done, outcome.counts.unchanged, outcome.counts.conflicts, outcome.seconds
+    );
     Ok(())
 }

@@ -99,10 +99,7 @@ impl Error {
     /// True when the error is the user's input (a bad spec, a refused request, an unreadable
     /// file), as opposed to a failure while working on a server.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            Error::BadSpec { .. } | Error::Refused(_) | Error::ReadFile { .. } | Error::Store { .. }
-        )
+        matches!(self, Error::BadSpec { .. } | Error::Refused(_) | Error::ReadFile { .. } | Error::Store { .. })
     }
 }
 
@@ -115,7 +112,9 @@ pub fn is_retryable(err: &redis::RedisError) -> bool {
         // 1.8 keeps the io::Error's kind private (`as_io_error` is crate-only), so the
         // rustls message is the one public signal.
         let text = err.to_string();
-        return !(text.contains("certificate") || text.contains("CertificateRequired") || text.contains("HandshakeFailure"));
+        return !(text.contains("certificate")
+            || text.contains("CertificateRequired")
+            || text.contains("HandshakeFailure"));
     }
     if err.is_timeout() || err.is_connection_dropped() {
         return true;

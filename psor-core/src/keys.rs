@@ -119,11 +119,7 @@ pub fn unescape(text: &str) -> Result<Vec<u8>> {
             i += 1;
             continue;
         }
-        let bad = || {
-            Error::Refused(format!(
-                "bad escape in `{text}`: use \\\\, \\n, \\r, \\t, \\0 or \\xHH"
-            ))
-        };
+        let bad = || Error::Refused(format!("bad escape in `{text}`: use \\\\, \\n, \\r, \\t, \\0 or \\xHH"));
         match bytes.get(i + 1) {
             Some(b'\\') => out.push(b'\\'),
             Some(b'n') => out.push(b'\n'),

@@ -1,9 +1,7 @@
 //! The layout catalog: the reference content, lookup precedence, merging, and
 //! that every kind of mistake is refused naming file, line and field.
 
-use psor_core::layout::{
-    Catalog, CatalogError, CatalogErrorKind, Compat, ProductVersion, Upgrade,
-};
+use psor_core::layout::{Catalog, CatalogError, CatalogErrorKind, Compat, ProductVersion, Upgrade};
 
 fn ver(s: &str) -> ProductVersion {
     ProductVersion::new(s).unwrap()
@@ -28,11 +26,14 @@ fn builtin_has_7_8_9_and_is_marked_reference() {
 #[test]
 fn eight_and_nine_are_incompatible() {
     let c = Catalog::builtin().compatibility(&ver("8.0"), &ver("9.0")).unwrap();
-    assert!(matches!(
-        &c,
-        Compat::Incompatible { epoch_a, epoch_b, layout_a, layout_b }
-            if epoch_a.as_str() == "8" && epoch_b.as_str() == "9" && layout_a == "ref-8" && layout_b == "ref-9"
-    ), "{c:?}");
+    assert!(
+        matches!(
+            &c,
+            Compat::Incompatible { epoch_a, epoch_b, layout_a, layout_b }
+                if epoch_a.as_str() == "8" && epoch_b.as_str() == "9" && layout_a == "ref-8" && layout_b == "ref-9"
+        ),
+        "{c:?}"
+    );
     assert!(!c.is_compatible());
 }
 
@@ -182,7 +183,8 @@ fn store(lines: &str) -> String {
     format!("\n[[layout.store]]\n{lines}")
 }
 
-const STORE_OK: &str = "name = \"S\"\nsub_prefix = \"s\"\ntype = \"hash\"\nplacement = \"spread\"\nupgrade = \"fresh\"\n";
+const STORE_OK: &str =
+    "name = \"S\"\nsub_prefix = \"s\"\ntype = \"hash\"\nplacement = \"spread\"\nupgrade = \"fresh\"\n";
 
 #[test]
 fn syntax_error_is_located() {
@@ -207,7 +209,12 @@ fn duplicate_layout() {
 
 #[test]
 fn unknown_layout_referenced_by_a_version() {
-    refused("\n[[version]]\nmatch = \"9.0\"\nlayout = \"M\"\n", CatalogErrorKind::UnknownLayout, 10, "version[9.0].layout");
+    refused(
+        "\n[[version]]\nmatch = \"9.0\"\nlayout = \"M\"\n",
+        CatalogErrorKind::UnknownLayout,
+        10,
+        "version[9.0].layout",
+    );
 }
 
 #[test]
@@ -240,11 +247,7 @@ fn duplicate_store_sub_prefix() {
 
 #[test]
 fn sub_prefix_that_is_a_prefix_of_another() {
-    let two = format!(
-        "{}{}",
-        store(STORE_OK),
-        store(&STORE_OK.replace("\"S\"", "\"T\"").replace("\"s\"", "\"s:x\""))
-    );
+    let two = format!("{}{}", store(STORE_OK), store(&STORE_OK.replace("\"S\"", "\"T\"").replace("\"s\"", "\"s:x\"")));
     refused(&two, CatalogErrorKind::OverlappingSubPrefix, 17, "layout[L].store[T].sub_prefix");
 }
 
@@ -292,7 +295,12 @@ fn bad_redis_type() {
 
 #[test]
 fn bad_placement_and_upgrade_words() {
-    refused(&store(&STORE_OK.replace("\"spread\"", "\"everywhere\"")), CatalogErrorKind::BadValue, 12, "store[S].placement");
+    refused(
+        &store(&STORE_OK.replace("\"spread\"", "\"everywhere\"")),
+        CatalogErrorKind::BadValue,
+        12,
+        "store[S].placement",
+    );
     refused(&store(&STORE_OK.replace("\"fresh\"", "\"copy\"")), CatalogErrorKind::BadValue, 13, "store[S].upgrade");
 }
 
@@ -300,7 +308,12 @@ fn bad_placement_and_upgrade_words() {
 fn bad_role_and_role_constraints() {
     refused(&store(&(STORE_OK.to_owned() + "role = \"boss\"\n")), CatalogErrorKind::BadValue, 14, "store[S].role");
     // PAC metadata must be tagged ...
-    refused(&store(&(STORE_OK.to_owned() + "role = \"pac-record\"\n")), CatalogErrorKind::RoleConstraint, 12, "store[S].placement");
+    refused(
+        &store(&(STORE_OK.to_owned() + "role = \"pac-record\"\n")),
+        CatalogErrorKind::RoleConstraint,
+        12,
+        "store[S].placement",
+    );
     // ... and the PAC record a hash.
     let s = STORE_OK.replace("\"spread\"", "\"tagged\"").replace("\"hash\"", "\"set\"") + "role = \"pac-record\"\n";
     refused(&store(&s), CatalogErrorKind::RoleConstraint, 11, "store[S].type");
@@ -321,12 +334,22 @@ fn bad_names_and_epoch() {
 
 #[test]
 fn bad_template() {
-    refused("\n[[layout]]\nname = \"M\"\nepoch = 2\nkey_prefix = \"{pac}_{version}\"\n", CatalogErrorKind::BadTemplate, 11, "layout[M].key_prefix");
+    refused(
+        "\n[[layout]]\nname = \"M\"\nepoch = 2\nkey_prefix = \"{pac}_{version}\"\n",
+        CatalogErrorKind::BadTemplate,
+        11,
+        "layout[M].key_prefix",
+    );
 }
 
 #[test]
 fn layouts_with_different_templates() {
-    refused("\n[[layout]]\nname = \"M\"\nepoch = 2\nkey_prefix = \"{pac}-{version}:\"\n", CatalogErrorKind::TemplateMismatch, 11, "layout[M].key_prefix");
+    refused(
+        "\n[[layout]]\nname = \"M\"\nepoch = 2\nkey_prefix = \"{pac}-{version}:\"\n",
+        CatalogErrorKind::TemplateMismatch,
+        11,
+        "layout[M].key_prefix",
+    );
 }
 
 #[test]

@@ -3,17 +3,13 @@
 
 use proptest::prelude::*;
 use psor_core::layout::{
-    parse_key, Catalog, KeyTemplate, NameError, PacName, PacVersionPrefix, ProductVersion,
-    RegionName, ResourceTable,
+    parse_key, Catalog, KeyTemplate, NameError, PacName, PacVersionPrefix, ProductVersion, RegionName, ResourceTable,
 };
 
 /// PAC names biased toward sharing prefixes and ending in digits, `_` and `-`.
 fn pac_name() -> impl Strategy<Value = PacName> {
-    prop_oneof![
-        "[A-Za-z][A-Za-z0-9_-]{0,12}",
-        "(A|A_B|A_|A-|MyPAC|MyPAC2|MyPAC_8|MyPAC_8_0)[0-9_]{0,3}",
-    ]
-    .prop_map(|s| PacName::new(&s).unwrap())
+    prop_oneof!["[A-Za-z][A-Za-z0-9_-]{0,12}", "(A|A_B|A_|A-|MyPAC|MyPAC2|MyPAC_8|MyPAC_8_0)[0-9_]{0,3}",]
+        .prop_map(|s| PacName::new(&s).unwrap())
 }
 
 /// Versions biased toward prefixes of one another (9, 9.0, 9.0.1, 9.01 is refused).
@@ -172,15 +168,15 @@ fn pac_name_grammar() {
 #[test]
 fn bad_templates_are_refused() {
     for bad in [
-        "{pac}_{version}",         // no terminator
-        "{pac}{version}:",         // no separator
-        "{pac}.{version}:",        // separator a version may contain
-        "{pac}_{version}_",        // terminator allowed in names
-        "{pac}:{version}:",        // terminator occurs twice
-        "{pac}_:",                 // missing version
-        "{pac}_{version}:{pac}:",  // pac twice
-        "{{pac}_{version}}:",      // stray braces
-        "{pac} {version}:",        // whitespace
+        "{pac}_{version}",        // no terminator
+        "{pac}{version}:",        // no separator
+        "{pac}.{version}:",       // separator a version may contain
+        "{pac}_{version}_",       // terminator allowed in names
+        "{pac}:{version}:",       // terminator occurs twice
+        "{pac}_:",                // missing version
+        "{pac}_{version}:{pac}:", // pac twice
+        "{{pac}_{version}}:",     // stray braces
+        "{pac} {version}:",       // whitespace
     ] {
         let e = KeyTemplate::new(bad).unwrap_err();
         assert!(matches!(e, NameError::Template { .. }), "{bad:?}");
@@ -218,9 +214,6 @@ fn key_shapes_of_the_reference_catalog() {
     // A tagged key whose tag belongs to another PAC is not claimed by a store.
     let p = cat.parse_key(b"MyPAC_9.0:pac:{Other_9.0}").unwrap();
     assert!(p.store.is_none());
-    assert!(matches!(
-        keys.entry_key("version", b""),
-        Err(psor_core::layout::KeyError::EmptyEntry { .. })
-    ));
+    assert!(matches!(keys.entry_key("version", b""), Err(psor_core::layout::KeyError::EmptyEntry { .. })));
     assert!(matches!(keys.single_key("PCT"), Err(psor_core::layout::KeyError::NotTagged { .. })));
 }

@@ -1,9 +1,7 @@
 //! PAC modes and the PAC record's hash encoding.
 
 use psor_core::layout::catalog::Epoch;
-use psor_core::layout::{
-    check_transition, PacMode, PacName, PacRecord, PacRecordError, ProductVersion, TRANSITIONS,
-};
+use psor_core::layout::{check_transition, PacMode, PacName, PacRecord, PacRecordError, ProductVersion, TRANSITIONS};
 
 use PacMode::*;
 

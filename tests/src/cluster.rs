@@ -58,10 +58,7 @@ impl RedisCluster {
     }
 
     fn start_with(masters: usize, replicas_per_master: usize, tls: bool) -> RedisCluster {
-        assert!(
-            masters >= 3,
-            "redis-cli --cluster create needs at least 3 masters"
-        );
+        assert!(masters >= 3, "redis-cli --cluster create needs at least 3 masters");
         let tls_dir = tls.then(|| {
             tempfile::Builder::new()
                 .prefix("psor-cluster-tls-")
@@ -87,24 +84,13 @@ impl RedisCluster {
                         .config("tls-replication", "yes")
                         // The server certificate is for servers only (EKU serverAuth);
                         // node-to-node connections present the client certificate.
-                        .config(
-                            "tls-client-cert-file",
-                            &quote(&t.client_cert.display().to_string()),
-                        )
-                        .config(
-                            "tls-client-key-file",
-                            &quote(&t.client_key.display().to_string()),
-                        );
+                        .config("tls-client-cert-file", &quote(&t.client_cert.display().to_string()))
+                        .config("tls-client-key-file", &quote(&t.client_key.display().to_string()));
                 }
                 b.start()
             })
             .collect();
-        let cluster = RedisCluster {
-            nodes,
-            replicas_per_master,
-            tls: tls_files,
-            _tls_dir: tls_dir,
-        };
+        let cluster = RedisCluster { nodes, replicas_per_master, tls: tls_files, _tls_dir: tls_dir };
         let out = Command::new(redis_cli_bin())
             .args(cluster.redis_cli_tls_args())
             .arg("--cluster")
@@ -154,15 +140,8 @@ impl RedisCluster {
     /// # Panics
     /// If the cluster was not started with [`start_tls`](Self::start_tls).
     pub fn tls_files(&self) -> (PathBuf, PathBuf, PathBuf) {
-        let t = self
-            .tls
-            .as_ref()
-            .expect("tls_files() on a cluster without TLS");
-        (
-            t.ca_cert.clone(),
-            t.client_cert.clone(),
-            t.client_key.clone(),
-        )
+        let t = self.tls.as_ref().expect("tls_files() on a cluster without TLS");
+        (t.ca_cert.clone(), t.client_cert.clone(), t.client_key.clone())
     }
 
     /// Waits until every node says `cluster_state:ok` with all slots ok and knows every
@@ -235,29 +214,19 @@ impl RedisCluster {
     /// `rediss+cluster://...` for a TLS cluster (whose CA is in
     /// [`tls_files`](Self::tls_files)).
     pub fn url(&self) -> String {
-        let scheme = if self.is_tls() {
-            "rediss+cluster"
-        } else {
-            "redis+cluster"
-        };
+        let scheme = if self.is_tls() { "rediss+cluster" } else { "redis+cluster" };
         format!("{scheme}://{}", self.seeds().join(","))
     }
 
     /// The nodes that are masters right now (asked with ROLE; a node that does not answer
     /// is left out).
     pub fn masters(&self) -> Vec<&RedisServer> {
-        self.nodes
-            .iter()
-            .filter(|n| role(n).as_deref() == Some("master"))
-            .collect()
+        self.nodes.iter().filter(|n| role(n).as_deref() == Some("master")).collect()
     }
 
     /// The nodes that are replicas right now.
     pub fn replicas(&self) -> Vec<&RedisServer> {
-        self.nodes
-            .iter()
-            .filter(|n| role(n).as_deref() == Some("slave"))
-            .collect()
+        self.nodes.iter().filter(|n| role(n).as_deref() == Some("slave")).collect()
     }
 
     /// A cluster client seeded with every node, for test setup; for a TLS cluster it trusts
@@ -276,9 +245,7 @@ impl RedisCluster {
 
     /// A connection from [`cluster_client`](Self::cluster_client).
     pub fn cluster_conn(&self) -> ClusterConnection {
-        self.cluster_client()
-            .get_connection()
-            .expect("cluster connection")
+        self.cluster_client().get_connection().expect("cluster connection")
     }
 
     /// The node id (`CLUSTER MYID`) of `node`.
@@ -294,9 +261,7 @@ impl RedisCluster {
         for node in &self.nodes {
             // Each range is [start, end, master, replica...]: a fixed-size tuple would not
             // parse once the masters have replicas.
-            let Ok(ranges) =
-                query::<Vec<Vec<redis::Value>>>(node, redis::cmd("CLUSTER").arg("SLOTS"))
-            else {
+            let Ok(ranges) = query::<Vec<Vec<redis::Value>>>(node, redis::cmd("CLUSTER").arg("SLOTS")) else {
                 continue;
             };
             for range in ranges {
@@ -340,8 +305,7 @@ impl RedisCluster {
     /// # Panics
     /// If `replica` is not a replica or the failover does not finish in time.
     pub fn failover(&self, replica: &RedisServer) {
-        let info: String =
-            query(replica, redis::cmd("INFO").arg("replication")).expect("INFO replication");
+        let info: String = query(replica, redis::cmd("INFO").arg("replication")).expect("INFO replication");
         assert_eq!(
             info_field(&info, "role").as_deref(),
             Some("slave"),
@@ -349,17 +313,13 @@ impl RedisCluster {
             replica.addr()
         );
         let old_master_port = info_field(&info, "master_port").expect("master_port");
-        let _: String =
-            query(replica, redis::cmd("CLUSTER").arg("FAILOVER")).expect("CLUSTER FAILOVER");
+        let _: String = query(replica, redis::cmd("CLUSTER").arg("FAILOVER")).expect("CLUSTER FAILOVER");
         self.wait_until("failover", || {
             if role(replica).as_deref() != Some("master") {
                 return Err(format!("{} not master yet", replica.addr()));
             }
-            let old = self
-                .nodes
-                .iter()
-                .find(|n| n.port().to_string() == old_master_port)
-                .expect("old master among nodes");
+            let old =
+                self.nodes.iter().find(|n| n.port().to_string() == old_master_port).expect("old master among nodes");
             if role(old).as_deref() != Some("slave") {
                 return Err(format!("old master {} not a replica yet", old.addr()));
             }
@@ -384,23 +344,14 @@ impl RedisCluster {
         let from_id = Self::node_id(from);
         let to_id = Self::node_id(to);
         let setslot = |node: &RedisServer, args: &[&str]| {
-            let _: String = query(
-                node,
-                redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(args),
-            )
-            .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {args:?} on {}: {e}", node.addr()));
+            let _: String = query(node, redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg(args))
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {args:?} on {}: {e}", node.addr()));
         };
         setslot(to, &["IMPORTING", &from_id]);
         setslot(from, &["MIGRATING", &to_id]);
         loop {
-            let keys: Vec<Vec<u8>> = query(
-                from,
-                redis::cmd("CLUSTER")
-                    .arg("GETKEYSINSLOT")
-                    .arg(slot)
-                    .arg(100),
-            )
-            .expect("CLUSTER GETKEYSINSLOT");
+            let keys: Vec<Vec<u8>> = query(from, redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(100))
+                .expect("CLUSTER GETKEYSINSLOT");
             if keys.is_empty() {
                 break;
             }
@@ -427,29 +378,20 @@ impl RedisCluster {
 ///
 /// # Panics
 /// If two masters hold the same key, or on any Redis error.
-pub fn keyspace_digest_cluster(
-    cluster: &RedisCluster,
-    prefix: &[u8],
-) -> BTreeMap<Vec<u8>, KeyState> {
+pub fn keyspace_digest_cluster(cluster: &RedisCluster, prefix: &[u8]) -> BTreeMap<Vec<u8>, KeyState> {
     let mut all = BTreeMap::new();
     for master in cluster.masters() {
         for (k, v) in keyspace_digest(&mut master.admin_conn(), prefix) {
             let dup = all.insert(k.clone(), v);
-            assert!(
-                dup.is_none(),
-                "key {:?} found on two masters",
-                String::from_utf8_lossy(&k)
-            );
+            assert!(dup.is_none(), "key {:?} found on two masters", String::from_utf8_lossy(&k));
         }
     }
     all
 }
 
 fn query<T: redis::FromRedisValue>(node: &RedisServer, cmd: &redis::Cmd) -> Result<T, String> {
-    let mut conn = node
-        .admin_client()
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
+    let mut conn =
+        node.admin_client().get_connection_with_timeout(Duration::from_secs(2)).map_err(|e| e.to_string())?;
     cmd.query(&mut conn).map_err(|e| e.to_string())
 }
 

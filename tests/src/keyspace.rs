@@ -53,15 +53,8 @@ pub struct KeyState {
 /// parallel and check their keys with [`keyspace_digest`].
 pub fn unique_prefix(test_name: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "psor-test:{test_name}:{}-{}-{nanos}:",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("psor-test:{test_name}:{}-{}-{nanos}:", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Escapes the glob metacharacters `* ? [ ] \` with a backslash, so the bytes match
@@ -85,23 +78,14 @@ pub fn glob_escape(raw: &[u8]) -> Vec<u8> {
 ///
 /// # Panics
 /// On any Redis error; this is test code.
-pub fn keyspace_digest(
-    conn: &mut dyn ConnectionLike,
-    prefix: &[u8],
-) -> BTreeMap<Vec<u8>, KeyState> {
+pub fn keyspace_digest(conn: &mut dyn ConnectionLike, prefix: &[u8]) -> BTreeMap<Vec<u8>, KeyState> {
     let mut pattern = glob_escape(prefix);
     pattern.push(b'*');
     let mut out = BTreeMap::new();
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query(conn)
-            .expect("SCAN");
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query(conn).expect("SCAN");
         for key in keys {
             if !key.starts_with(prefix) || out.contains_key(&key) {
                 continue;
@@ -135,37 +119,20 @@ pub fn key_state(conn: &mut dyn ConnectionLike, key: &[u8]) -> Option<KeyState> 
             pairs.sort();
             CanonicalValue::Hash(pairs)
         }
-        "list" => CanonicalValue::List(
-            redis::cmd("LRANGE")
-                .arg(key)
-                .arg(0)
-                .arg(-1)
-                .query(conn)
-                .expect("LRANGE"),
-        ),
+        "list" => CanonicalValue::List(redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query(conn).expect("LRANGE")),
         "set" => {
-            let mut members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
-                .arg(key)
-                .query(conn)
-                .expect("SMEMBERS");
+            let mut members: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(key).query(conn).expect("SMEMBERS");
             members.sort();
             CanonicalValue::Set(members)
         }
         "zset" => {
-            let flat: Vec<Vec<u8>> = redis::cmd("ZRANGE")
-                .arg(key)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .query(conn)
-                .expect("ZRANGE");
+            let flat: Vec<Vec<u8>> =
+                redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query(conn).expect("ZRANGE");
             let mut members: Vec<(Vec<u8>, f64)> = pairs(flat)
                 .into_iter()
                 .map(|(m, s)| {
                     let s = String::from_utf8_lossy(&s);
-                    let score = s
-                        .parse::<f64>()
-                        .unwrap_or_else(|_| panic!("zset score {s:?}"));
+                    let score = s.parse::<f64>().unwrap_or_else(|_| panic!("zset score {s:?}"));
                     (m, score)
                 })
                 .collect();
@@ -173,28 +140,16 @@ pub fn key_state(conn: &mut dyn ConnectionLike, key: &[u8]) -> Option<KeyState> 
             CanonicalValue::ZSet(members)
         }
         "stream" => {
-            let v: Value = redis::cmd("XRANGE")
-                .arg(key)
-                .arg("-")
-                .arg("+")
-                .query(conn)
-                .expect("XRANGE");
+            let v: Value = redis::cmd("XRANGE").arg(key).arg("-").arg("+").query(conn).expect("XRANGE");
             CanonicalValue::Stream(parse_xrange(v))
         }
         _ => CanonicalValue::Other,
     };
-    let pexpiretime: i64 = redis::cmd("PEXPIRETIME")
-        .arg(key)
-        .query(conn)
-        .expect("PEXPIRETIME");
+    let pexpiretime: i64 = redis::cmd("PEXPIRETIME").arg(key).query(conn).expect("PEXPIRETIME");
     if pexpiretime == -2 {
         return None; // gone (expired or deleted) while we read it
     }
-    Some(KeyState {
-        kind,
-        expire_at_ms: (pexpiretime >= 0).then_some(pexpiretime),
-        value,
-    })
+    Some(KeyState { kind, expire_at_ms: (pexpiretime >= 0).then_some(pexpiretime), value })
 }
 
 fn pairs(flat: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -234,10 +189,7 @@ fn parse_xrange(v: Value) -> Vec<StreamEntry> {
                 Value::Map(m) => m.iter().flat_map(|(k, v)| [bytes(k), bytes(v)]).collect(),
                 other => panic!("XRANGE fields: {other:?}"),
             };
-            (
-                String::from_utf8_lossy(&bytes(id)).into_owned(),
-                pairs(fields),
-            )
+            (String::from_utf8_lossy(&bytes(id)).into_owned(), pairs(fields))
         })
         .collect()
 }
@@ -251,14 +203,8 @@ pub const ALL_TYPES: [&str; 6] = ["string", "hash", "list", "set", "zset", "stre
 
 /// Awkward key-name suffixes [`populate_all_types`] mixes in: spaces, newlines, NUL,
 /// glob metacharacters, invalid UTF-8.
-const AWKWARD: [&[u8]; 6] = [
-    b"plain",
-    b"with space",
-    b"new\nline\r\n",
-    b"nul\0byte",
-    b"glob*?[]\\x",
-    b"\xff\xfe-not-utf8",
-];
+const AWKWARD: [&[u8]; 6] =
+    [b"plain", b"with space", b"new\nline\r\n", b"nul\0byte", b"glob*?[]\\x", b"\xff\xfe-not-utf8"];
 
 /// Writes `n` keys under `prefix`, cycling through string, hash, list, set, zset and
 /// stream, and returns their names.
@@ -329,17 +275,13 @@ pub fn populate_all_types(conn: &mut dyn ConnectionLike, prefix: &[u8], n: usize
             }
         }
         if i % 3 == 0 {
-            p.cmd("PEXPIREAT")
-                .arg(&key)
-                .arg(POPULATE_EXPIRE_AT_MS + i as i64)
-                .ignore();
+            p.cmd("PEXPIREAT").arg(&key).arg(POPULATE_EXPIRE_AT_MS + i as i64).ignore();
         }
         let result = if conn.supports_pipelining() {
             p.query::<()>(conn)
         } else {
             // A sync cluster connection cannot pipeline; send the commands one by one.
-            p.cmd_iter()
-                .try_for_each(|c| c.query::<redis::Value>(conn).map(|_| ()))
+            p.cmd_iter().try_for_each(|c| c.query::<redis::Value>(conn).map(|_| ()))
         };
         result.unwrap_or_else(|e| panic!("populate key {}: {e}", String::from_utf8_lossy(&key)));
         keys.push(key);

@@ -26,8 +26,8 @@ pub mod tls;
 
 pub use cluster::{keyspace_digest_cluster, RedisCluster};
 pub use keyspace::{
-    glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue,
-    KeyState, StreamEntry, ALL_TYPES, POPULATE_EXPIRE_AT_MS,
+    glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, KeyState, StreamEntry,
+    ALL_TYPES, POPULATE_EXPIRE_AT_MS,
 };
 pub use sentinel::RedisSentinel;
 pub use server::{RedisServer, RedisServerBuilder};

@@ -35,10 +35,7 @@ impl RedisSentinel {
             builder = builder.tls_shared(t.clone());
         }
         let server = builder.start();
-        let sentinel = RedisSentinel {
-            server,
-            name: name.to_owned(),
-        };
+        let sentinel = RedisSentinel { server, name: name.to_owned() };
         let want = ("127.0.0.1".to_owned(), master.port());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -72,11 +69,7 @@ impl RedisSentinel {
     /// psor's sentinel URL: `redis+sentinel://127.0.0.1:PORT/NAME`, or
     /// `rediss+sentinel://...` when the master (and so the sentinel) serves TLS.
     pub fn url(&self, name: &str) -> String {
-        let scheme = if self.server.is_tls() {
-            "rediss+sentinel"
-        } else {
-            "redis+sentinel"
-        };
+        let scheme = if self.server.is_tls() { "rediss+sentinel" } else { "redis+sentinel" };
         format!("{scheme}://{}/{name}", self.addr())
     }
 
@@ -87,16 +80,9 @@ impl RedisSentinel {
 
     /// `SENTINEL get-master-addr-by-name NAME`, or `None` if unknown or unreachable.
     pub fn master_addr(&self, name: &str) -> Option<(String, u16)> {
-        let mut conn = self
-            .server
-            .admin_client()
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .ok()?;
-        let reply: Option<(String, u16)> = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(name)
-            .query(&mut conn)
-            .ok()?;
+        let mut conn = self.server.admin_client().get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+        let reply: Option<(String, u16)> =
+            redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(name).query(&mut conn).ok()?;
         reply
     }
 

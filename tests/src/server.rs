@@ -45,15 +45,12 @@ pub fn redis_cli_bin() -> PathBuf {
 
 fn find_on_path(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not on PATH; the integration tests need a real Redis. \
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is not on PATH; the integration tests need a real Redis. \
                  Run `scripts/ensure-redis.sh` (installs Debian's redis-server and redis-tools)."
-            )
-        })
+        )
+    })
 }
 
 /// The version of the installed `redis-server`, from `redis-server --version`.
@@ -63,10 +60,7 @@ fn find_on_path(name: &str) -> PathBuf {
 pub fn installed_redis_version() -> (u32, u32, u32) {
     static VERSION: OnceLock<(u32, u32, u32)> = OnceLock::new();
     *VERSION.get_or_init(|| {
-        let out = Command::new(redis_server_bin())
-            .arg("--version")
-            .output()
-            .expect("run redis-server --version");
+        let out = Command::new(redis_server_bin()).arg("--version").output().expect("run redis-server --version");
         let text = String::from_utf8_lossy(&out.stdout);
         // "Redis server v=7.0.15 sha=... "
         let v = text
@@ -79,11 +73,7 @@ pub fn installed_redis_version() -> (u32, u32, u32) {
 
 pub(crate) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().ok());
-    Some((
-        parts.next()??,
-        parts.next()??,
-        parts.next().flatten().unwrap_or(0),
-    ))
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
 }
 
 /// An ACL user the builder creates, allowed only the listed commands.
@@ -99,11 +89,7 @@ struct AclUser {
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
     Server,
-    Sentinel {
-        name: String,
-        master_port: u16,
-        master_password: Option<String>,
-    },
+    Sentinel { name: String, master_port: u16, master_password: Option<String> },
 }
 
 /// Options for a [`RedisServer`]; see [`RedisServer::builder`].
@@ -219,12 +205,7 @@ impl RedisServerBuilder {
         line("bind 127.0.0.1".into());
         line(format!("dir {}", quote(&dir.display().to_string())));
         line("daemonize no".into());
-        if let Kind::Sentinel {
-            name,
-            master_port,
-            master_password,
-        } = &self.kind
-        {
+        if let Kind::Sentinel { name, master_port, master_password } = &self.kind {
             match tls {
                 // A sentinel of a TLS master serves TLS only too, and talks TLS to the
                 // master (tls-replication), presenting the client certificate.
@@ -258,18 +239,9 @@ impl RedisServerBuilder {
                 Some(t) => {
                     line("port 0".into());
                     line(format!("tls-port {port}"));
-                    line(format!(
-                        "tls-cert-file {}",
-                        quote(&t.server_cert.display().to_string())
-                    ));
-                    line(format!(
-                        "tls-key-file {}",
-                        quote(&t.server_key.display().to_string())
-                    ));
-                    line(format!(
-                        "tls-ca-cert-file {}",
-                        quote(&t.ca_cert.display().to_string())
-                    ));
+                    line(format!("tls-cert-file {}", quote(&t.server_cert.display().to_string())));
+                    line(format!("tls-key-file {}", quote(&t.server_key.display().to_string())));
+                    line(format!("tls-ca-cert-file {}", quote(&t.ca_cert.display().to_string())));
                     line("tls-auth-clients optional".into());
                 }
                 None => line(format!("port {port}")),
@@ -319,19 +291,13 @@ impl RedisServerBuilder {
                 Err(StartFailure::Other(msg)) => panic!("{msg}"),
             }
         }
-        panic!(
-            "redis-server could not bind a port after {PORT_ATTEMPTS} attempts; log:\n{}",
-            server.log_tail()
-        );
+        panic!("redis-server could not bind a port after {PORT_ATTEMPTS} attempts; log:\n{}", server.log_tail());
     }
 
     /// The server handle with its temp dir (and certificates), not yet running.
     fn prepare(&self) -> RedisServer {
         let bin = redis_server_bin();
-        let dir = tempfile::Builder::new()
-            .prefix("psor-redis-")
-            .tempdir()
-            .expect("create temp dir for redis-server");
+        let dir = tempfile::Builder::new().prefix("psor-redis-").tempdir().expect("create temp dir for redis-server");
         let tls = match &self.shared_tls {
             Some(files) => Some(files.clone()),
             None => self.tls.then(|| TlsFiles::generate(dir.path())),
@@ -368,10 +334,7 @@ impl RedisServerBuilder {
 /// Config tokens the harness writes unquoted must not need quoting.
 fn check_token(what: &str, s: &str) {
     assert!(
-        !s.is_empty()
-            && !s
-                .chars()
-                .any(|c| c.is_whitespace() || c == '"' || c == '\''),
+        !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == '"' || c == '\''),
         "{what} {s:?} must be non-empty without whitespace or quotes"
     );
 }
@@ -455,13 +418,7 @@ impl RedisServer {
 
     /// URL for ACL user `user` with password `pass`.
     pub fn url_for(&self, user: &str, pass: &str) -> String {
-        format!(
-            "{}://{}:{}@{}/",
-            self.scheme(),
-            pct_encode(user),
-            pct_encode(pass),
-            self.addr()
-        )
+        format!("{}://{}:{}@{}/", self.scheme(), pct_encode(user), pct_encode(pass), self.addr())
     }
 
     /// The CA certificate, client certificate and client key (PEM) of a TLS server.
@@ -469,15 +426,8 @@ impl RedisServer {
     /// # Panics
     /// If the server was not built with [`RedisServerBuilder::tls`].
     pub fn tls_files(&self) -> (PathBuf, PathBuf, PathBuf) {
-        let t = self
-            .tls
-            .as_ref()
-            .expect("tls_files() on a server without TLS");
-        (
-            t.ca_cert.clone(),
-            t.client_cert.clone(),
-            t.client_key.clone(),
-        )
+        let t = self.tls.as_ref().expect("tls_files() on a server without TLS");
+        (t.ca_cert.clone(), t.client_cert.clone(), t.client_key.clone())
     }
 
     /// All generated certificate files of a TLS server, or `None` without TLS.
@@ -498,17 +448,14 @@ impl RedisServer {
     /// A client for the default (admin) user; for TLS it trusts the server's CA and
     /// presents the client certificate.
     pub fn admin_client(&self) -> redis::Client {
-        self.client_for_url(&self.url())
-            .unwrap_or_else(|e| panic!("admin client for {}: {e}", self.addr()))
+        self.client_for_url(&self.url()).unwrap_or_else(|e| panic!("admin client for {}: {e}", self.addr()))
     }
 
     /// A connection for the default (admin) user.
     pub fn admin_conn(&self) -> redis::Connection {
         self.admin_client()
             .get_connection_with_timeout(Duration::from_secs(5))
-            .unwrap_or_else(|e| {
-                panic!("connect to {}: {e}\nlog:\n{}", self.addr(), self.log_tail())
-            })
+            .unwrap_or_else(|e| panic!("connect to {}: {e}\nlog:\n{}", self.addr(), self.log_tail()))
     }
 
     /// A client for ACL user `user` (with the TLS settings of [`admin_client`](Self::admin_client)).
@@ -519,13 +466,8 @@ impl RedisServer {
 
     /// The running server's version, from `INFO server`.
     pub fn redis_version(&self) -> (u32, u32, u32) {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut self.admin_conn())
-            .expect("INFO server");
-        info_field(&info, "redis_version")
-            .and_then(|v| parse_version(&v))
-            .expect("redis_version in INFO")
+        let info: String = redis::cmd("INFO").arg("server").query(&mut self.admin_conn()).expect("INFO server");
+        info_field(&info, "redis_version").and_then(|v| parse_version(&v)).expect("redis_version in INFO")
     }
 
     /// Whether the process is running (started and not stopped).
@@ -558,11 +500,9 @@ impl RedisServer {
                 Err(StartFailure::AddrInUse) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200))
                 }
-                Err(StartFailure::AddrInUse) => panic!(
-                    "restart on port {}: address still in use; log:\n{}",
-                    self.port,
-                    self.log_tail()
-                ),
+                Err(StartFailure::AddrInUse) => {
+                    panic!("restart on port {}: address still in use; log:\n{}", self.port, self.log_tail())
+                }
                 Err(StartFailure::Other(msg)) => panic!("{msg}"),
             }
         }
@@ -575,11 +515,7 @@ impl RedisServer {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), StartFailure> {
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("open redis log");
+        let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open redis log");
         let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
         let mut cmd = Command::new(&self.bin);
         cmd.arg(&self.conf_path);
@@ -590,18 +526,13 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
-        let child = cmd
-            .spawn()
-            .map_err(|e| StartFailure::Other(format!("spawn {}: {e}", self.bin.display())))?;
+        let child = cmd.spawn().map_err(|e| StartFailure::Other(format!("spawn {}: {e}", self.bin.display())))?;
         self.child = Some(child);
 
         let deadline = Instant::now() + START_TIMEOUT;
         let mut last_err: String;
         loop {
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
                 self.child = None;
                 let this_run = read_from(&self.log_path, log_start);
@@ -638,21 +569,11 @@ impl RedisServer {
     /// PINGs the server and returns the `process_id` it reports, so the caller can tell
     /// our process from another one that holds the same port.
     fn ping(&self) -> Result<u32, String> {
-        let client = self
-            .client_for_url(&self.url())
-            .map_err(|e| e.to_string())?;
-        let mut conn = client
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .map_err(|e| e.to_string())?;
-        conn.set_read_timeout(Some(Duration::from_secs(1)))
-            .map_err(|e| e.to_string())?;
-        redis::cmd("PING")
-            .query::<String>(&mut conn)
-            .map_err(|e| e.to_string())?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut conn)
-            .map_err(|e| e.to_string())?;
+        let client = self.client_for_url(&self.url()).map_err(|e| e.to_string())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500)).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+        redis::cmd("PING").query::<String>(&mut conn).map_err(|e| e.to_string())?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut conn).map_err(|e| e.to_string())?;
         info_field(&info, "process_id")
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| "no process_id in INFO server".to_owned())
@@ -662,11 +583,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         if std::thread::panicking() && self.child.is_some() {
-            eprintln!(
-                "--- log of redis-server on {} (test panicked) ---\n{}",
-                self.addr(),
-                self.log_tail()
-            );
+            eprintln!("--- log of redis-server on {} (test panicked) ---\n{}", self.addr(), self.log_tail());
         }
         self.stop();
     }
@@ -674,11 +591,7 @@ impl Drop for RedisServer {
 
 /// Reads one `field:value` line of an INFO reply.
 pub(crate) fn info_field(info: &str, field: &str) -> Option<String> {
-    info.lines().find_map(|l| {
-        l.strip_prefix(field)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(|v| v.trim().to_owned())
-    })
+    info.lines().find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned()))
 }
 
 fn read_from(path: &Path, offset: u64) -> String {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 
 /// Installs ring as the process-wide rustls crypto provider, once.
@@ -52,36 +52,24 @@ impl TlsFiles {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.distinguished_name = dn("psor test CA");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let ca_key = KeyPair::generate().expect("CA key");
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("self-sign CA");
 
         let leaf = |cn: &str, sans: Vec<String>, usage: ExtendedKeyUsagePurpose| {
             let mut params = CertificateParams::new(sans).expect("leaf params");
             params.distinguished_name = dn(cn);
-            params.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
             params.extended_key_usages = vec![usage];
             let key = KeyPair::generate().expect("leaf key");
             let cert = params.signed_by(&key, &ca).expect("sign leaf");
             (cert.pem(), key.serialize_pem())
         };
-        let (server_pem, server_key_pem) = leaf(
-            "127.0.0.1",
-            vec!["127.0.0.1".into(), "localhost".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let (client_pem, client_key_pem) = leaf(
-            "psor test client",
-            vec!["psor-client".into()],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        );
+        let (server_pem, server_key_pem) =
+            leaf("127.0.0.1", vec!["127.0.0.1".into(), "localhost".into()], ExtendedKeyUsagePurpose::ServerAuth);
+        let (client_pem, client_key_pem) =
+            leaf("psor test client", vec!["psor-client".into()], ExtendedKeyUsagePurpose::ClientAuth);
 
         let files = TlsFiles {
             ca_cert: dir.join("ca.crt"),

@@ -13,7 +13,9 @@ use psor_core::engine::{self, CopyOptions, DeleteOptions, EngineOptions};
 use psor_core::keys::KeyPrefix;
 use psor_core::progress::Progress;
 use psor_core::snapshot::{self, ExportOptions, ExportSelection, ImportOptions};
-use psor_tests::{key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, KeyState, RedisServer};
+use psor_tests::{
+    key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, KeyState, RedisServer,
+};
 use redis::{ConnectionLike, Value};
 
 fn connect(spec: &str) -> Psor {
@@ -29,7 +31,8 @@ fn prefix(s: &str) -> KeyPrefix {
 }
 
 fn export(psor: &Psor, p: &str, path: &Path) {
-    let opts = ExportOptions { selection: ExportSelection::prefix(prefix(p)), path: path.to_path_buf(), overwrite: true };
+    let opts =
+        ExportOptions { selection: ExportSelection::prefix(prefix(p)), path: path.to_path_buf(), overwrite: true };
     snapshot::export(psor, &opts, &small(), Arc::new(Progress::new())).unwrap();
 }
 
@@ -59,7 +62,17 @@ fn populate_encodings(con: &mut dyn ConnectionLike, ns: &str) -> Vec<String> {
     p.cmd("SET").arg(k("str:int8")).arg("7").ignore();
     p.cmd("SET").arg(k("str:lzf")).arg(&big).ignore();
     p.cmd("SET").arg(k("str:bin")).arg(b"\x00\xff\r\n".as_slice()).ignore();
-    p.cmd("HSET").arg(k("hash:lp")).arg("mode").arg("active").arg("version").arg("9.0").arg("n").arg(42).arg("neg").arg(-70000).ignore();
+    p.cmd("HSET")
+        .arg(k("hash:lp"))
+        .arg("mode")
+        .arg("active")
+        .arg("version")
+        .arg("9.0")
+        .arg("n")
+        .arg(42)
+        .arg("neg")
+        .arg(-70000)
+        .ignore();
     let c = p.cmd("HSET").arg(k("hash:ht"));
     for i in 0..300 {
         c.arg(format!("f{i}")).arg(i * 1000);
@@ -88,8 +101,21 @@ fn populate_encodings(con: &mut dyn ConnectionLike, ns: &str) -> Vec<String> {
     p.cmd("PEXPIREAT").arg(k("hash:lp")).arg(4_102_444_800_000i64).ignore();
     p.query::<()>(con).unwrap();
     [
-        "str:raw", "str:int", "str:int8", "str:lzf", "str:bin", "hash:lp", "hash:ht", "set:intset", "set:small", "set:ht",
-        "list:lp", "list:many", "list:plain", "zset:lp", "zset:sl",
+        "str:raw",
+        "str:int",
+        "str:int8",
+        "str:lzf",
+        "str:bin",
+        "hash:lp",
+        "hash:ht",
+        "set:intset",
+        "set:small",
+        "set:ht",
+        "list:lp",
+        "list:many",
+        "list:plain",
+        "zset:lp",
+        "zset:sl",
     ]
     .iter()
     .map(|s| k(s))
@@ -199,8 +225,11 @@ fn engine_on_a_file_does_what_it_does_on_a_server() {
 
     // Scan: the same keys.
     let scan_keys = |psor: &Psor| {
-        let mut keys: Vec<Vec<u8>> =
-            engine::scan(psor, &prefix(&a), &small(), Arc::new(Progress::new())).unwrap().map(Result::unwrap).flatten().collect();
+        let mut keys: Vec<Vec<u8>> = engine::scan(psor, &prefix(&a), &small(), Arc::new(Progress::new()))
+            .unwrap()
+            .map(Result::unwrap)
+            .flatten()
+            .collect();
         keys.sort();
         keys.dedup();
         keys
@@ -211,9 +240,21 @@ fn engine_on_a_file_does_what_it_does_on_a_server() {
 
     // Copy then delete, on both.
     for psor in [&server, &file] {
-        let copy = CopyOptions { from: prefix(&a), to: prefix(&b), replace: false, move_keys: false, dry_run: false, sample: 5 };
+        let copy = CopyOptions {
+            from: prefix(&a),
+            to: prefix(&b),
+            replace: false,
+            move_keys: false,
+            dry_run: false,
+            sample: 5,
+        };
         let out = engine::copy(psor, None, &copy, &small(), Arc::new(Progress::new())).unwrap();
-        assert_eq!((out.counts.done, out.counts.failed, out.counts.conflicts), (before.len() as u64, 0, 0), "{}", psor.spec().redacted());
+        assert_eq!(
+            (out.counts.done, out.counts.failed, out.counts.conflicts),
+            (before.len() as u64, 0, 0),
+            "{}",
+            psor.spec().redacted()
+        );
         // Copying again finds identical content: no conflicts.
         let again = engine::copy(psor, None, &copy, &small(), Arc::new(Progress::new())).unwrap();
         assert_eq!(again.counts.conflicts, 0, "{}", psor.spec().redacted());
@@ -242,7 +283,16 @@ fn a_pac_record_from_a_real_dump_reads_back_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let ns = unique_prefix("embedded_pac");
     let key = format!("{ns}MyPAC_8.0:pac");
-    redis::cmd("HSET").arg(&key).arg("name").arg("MyPAC").arg("version").arg("8.0").arg("mode").arg("active").query::<()>(&mut server.admin_conn()).unwrap();
+    redis::cmd("HSET")
+        .arg(&key)
+        .arg("name")
+        .arg("MyPAC")
+        .arg("version")
+        .arg("8.0")
+        .arg("mode")
+        .arg("active")
+        .query::<()>(&mut server.admin_conn())
+        .unwrap();
     let payload = dump(&mut server.admin_conn(), &key);
     assert_eq!(payload[0], 16, "Redis 7 sends a small hash as a listpack");
     let snap = dir.path().join("pac.psnap");
@@ -306,7 +356,8 @@ fn a_damaged_file_is_refused_and_not_overwritten() {
     // A newer major format version: refused on open, so never rewritten.
     bytes[8] = 9;
     std::fs::write(&path, &bytes).unwrap();
-    let err = Psor::connect(&PsorSpec::parse(&format!("file:{}", path.display())).unwrap(), &ConnectOptions::default()).unwrap_err();
+    let err = Psor::connect(&PsorSpec::parse(&format!("file:{}", path.display())).unwrap(), &ConnectOptions::default())
+        .unwrap_err();
     assert!(err.is_usage(), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
@@ -338,7 +389,10 @@ fn watch_multi_exec_behave_as_on_redis() {
     // MULTI by hand: +OK, +QUEUED, and EXEC's array.
     let c = &mut mine.0;
     assert_eq!(redis::cmd("MULTI").query::<Value>(c).unwrap(), Value::Okay);
-    assert_eq!(redis::cmd("HSET").arg("h").arg("f").arg("v").query::<Value>(c).unwrap(), Value::SimpleString("QUEUED".into()));
+    assert_eq!(
+        redis::cmd("HSET").arg("h").arg("f").arg("v").query::<Value>(c).unwrap(),
+        Value::SimpleString("QUEUED".into())
+    );
     assert_eq!(redis::cmd("EXEC").query::<Value>(c).unwrap(), Value::Array(vec![Value::Int(1)]));
     // A command refused while queueing aborts the transaction.
     redis::cmd("MULTI").query::<()>(c).unwrap();

@@ -12,10 +12,32 @@ use psor_tests::{keyspace_digest, populate_all_types, unique_prefix, RedisSentin
 
 /// The commands psor's scan / delete / copy need; the README lists the same for operators.
 pub const PSOR_COMMANDS: &[&str] = &[
-    "info", "dbsize", "scan", "unlink", "exists", "copy", "rename", "renamenx", "dump", "restore",
-    "pexpiretime", "pttl",
+    "info",
+    "dbsize",
+    "scan",
+    "unlink",
+    "exists",
+    "copy",
+    "rename",
+    "renamenx",
+    "dump",
+    "restore",
+    "pexpiretime",
+    "pttl",
     // Reading content, to tell an identical target (a rerun) from a conflict.
-    "type", "strlen", "get", "hlen", "hgetall", "scard", "smembers", "zcard", "zrange", "llen", "lrange", "xlen", "xrange",
+    "type",
+    "strlen",
+    "get",
+    "hlen",
+    "hgetall",
+    "scard",
+    "smembers",
+    "zcard",
+    "zrange",
+    "llen",
+    "lrange",
+    "xlen",
+    "xrange",
 ];
 
 fn run_all(psor: &Psor, conn: &mut redis::Connection, ns: &str) {
@@ -29,7 +51,14 @@ fn run_all(psor: &Psor, conn: &mut redis::Connection, ns: &str) {
     // A rerun compares every target with its source, by content where DUMP bytes differ.
     let out = engine::copy(psor, None, &opts, &engine, Arc::new(Progress::new())).unwrap();
     assert_eq!((out.counts.unchanged, out.counts.conflicts, out.counts.failed), (48, 0, 0));
-    let out = engine::copy(psor, None, &CopyOptions { move_keys: true, replace: true, ..opts.clone() }, &engine, Arc::new(Progress::new())).unwrap();
+    let out = engine::copy(
+        psor,
+        None,
+        &CopyOptions { move_keys: true, replace: true, ..opts.clone() },
+        &engine,
+        Arc::new(Progress::new()),
+    )
+    .unwrap();
     assert_eq!((out.counts.done, out.counts.failed), (48, 0));
     let del = DeleteOptions { prefix: p(&to), dry_run: false, sample: 0 };
     let out = engine::delete(psor, &del, &engine, Arc::new(Progress::new())).unwrap();
@@ -55,7 +84,16 @@ fn tls_with_a_private_ca_and_client_certificate() {
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     // Plain text to a TLS port fails cleanly.
     let plain = PsorSpec::parse(&format!("redis://{}", server.addr())).unwrap();
-    assert!(Psor::connect(&plain, &ConnectOptions { connect_timeout: std::time::Duration::from_secs(2), read_timeout: std::time::Duration::from_secs(2), retries: 0, ..Default::default() }).is_err());
+    assert!(Psor::connect(
+        &plain,
+        &ConnectOptions {
+            connect_timeout: std::time::Duration::from_secs(2),
+            read_timeout: std::time::Duration::from_secs(2),
+            retries: 0,
+            ..Default::default()
+        }
+    )
+    .is_err());
 }
 
 #[test]

@@ -9,7 +9,9 @@ use psor_core::connect::{ConnectOptions, Psor, PsorSpec};
 use psor_core::engine::{self, CopyOptions, DeleteOptions, EngineOptions, Outcome};
 use psor_core::keys::KeyPrefix;
 use psor_core::progress::Progress;
-use psor_tests::{keyspace_digest, keyspace_digest_cluster, populate_all_types, unique_prefix, KeyState, RedisCluster, RedisServer};
+use psor_tests::{
+    keyspace_digest, keyspace_digest_cluster, populate_all_types, unique_prefix, KeyState, RedisCluster, RedisServer,
+};
 
 fn connect(spec: &str) -> Psor {
     Psor::connect(&PsorSpec::parse(spec).unwrap(), &ConnectOptions::default()).unwrap()
@@ -37,9 +39,7 @@ fn delete(psor: &Psor, p: &str, dry_run: bool) -> Outcome {
 }
 
 fn renamed(d: &BTreeMap<Vec<u8>, KeyState>, from: &str, to: &str) -> BTreeMap<Vec<u8>, KeyState> {
-    d.iter()
-        .map(|(k, v)| ([to.as_bytes(), &k[from.len()..]].concat(), v.clone()))
-        .collect()
+    d.iter().map(|(k, v)| ([to.as_bytes(), &k[from.len()..]].concat(), v.clone())).collect()
 }
 
 fn outside(cluster: &RedisCluster, ns: &str, excluded: &[&str]) -> BTreeMap<Vec<u8>, KeyState> {

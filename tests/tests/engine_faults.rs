@@ -19,7 +19,13 @@ fn connect(spec: &str) -> Psor {
 
 /// Small batches at a capped rate, so the run lasts long enough to be interrupted.
 fn paced(rate: u64) -> EngineOptions {
-    EngineOptions { scan_count: 200, batch_size: 200, writers: 2, pacing: Pacing { rate: Some(rate), max_latency: None }, ..EngineOptions::default() }
+    EngineOptions {
+        scan_count: 200,
+        batch_size: 200,
+        writers: 2,
+        pacing: Pacing { rate: Some(rate), max_latency: None },
+        ..EngineOptions::default()
+    }
 }
 
 fn prefix(s: &str) -> KeyPrefix {
@@ -174,7 +180,14 @@ fn a_slot_migrated_mid_scan() {
     let owner = cluster.node_for_slot(slot);
     let other = *cluster.masters().iter().find(|m| m.port() != owner.port()).unwrap();
     let psor = connect(&cluster.url());
-    let opts = CopyOptions { from: prefix(&from), to: prefix(&to), replace: false, move_keys: false, dry_run: false, sample: 0 };
+    let opts = CopyOptions {
+        from: prefix(&from),
+        to: prefix(&to),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
     let run = thread::spawn(move || engine::copy(&psor, None, &opts, &paced(8_000), Arc::new(Progress::new())));
     thread::sleep(Duration::from_millis(400));
     cluster.migrate_slot(slot, owner, other);
@@ -215,7 +228,11 @@ fn sentinel_finds_the_master_and_follows_a_failover() {
     thread::sleep(Duration::from_millis(500));
     let _: () = redis::cmd("SENTINEL").arg("FAILOVER").arg("psormaster").query(&mut sentinel.conn()).unwrap();
     let out = run.join().unwrap().unwrap();
-    assert_eq!(sentinel.master_addr("psormaster"), Some(("127.0.0.1".to_string(), replica.port())), "no failover happened");
+    assert_eq!(
+        sentinel.master_addr("psormaster"),
+        Some(("127.0.0.1".to_string(), replica.port())),
+        "no failover happened"
+    );
     assert_eq!(out.counts.failed, 0);
     let mut now_master = replica.admin_conn();
     assert_eq!(count(&mut now_master, &target), 0);
@@ -228,7 +245,11 @@ fn a_rate_cap_is_kept() {
     let ns = unique_prefix("rate");
     fill(&mut server.admin_conn(), &ns, 3_000);
     let psor = connect(&server.url());
-    let engine = EngineOptions { batch_size: 100, pacing: Pacing { rate: Some(1_000), max_latency: None }, ..EngineOptions::default() };
+    let engine = EngineOptions {
+        batch_size: 100,
+        pacing: Pacing { rate: Some(1_000), max_latency: None },
+        ..EngineOptions::default()
+    };
     let opts = DeleteOptions { prefix: prefix(&ns), dry_run: false, sample: 0 };
     let out = engine::delete(&psor, &opts, &engine, Arc::new(Progress::new())).unwrap();
     assert_eq!(out.counts.done, 3_000);

@@ -51,11 +51,10 @@ fn renamed(d: &BTreeMap<Vec<u8>, KeyState>, from: &str, to: &str) -> BTreeMap<Ve
 /// Writes keys under the PAC-like prefixes that sit next to `<ns>MyPAC_8.0:` and returns
 /// the namespace. `MyPAC_8.01:`, `MyPAC_8.0` itself and `MyPAC_8.0;` must never be touched.
 fn neighbourhood(conn: &mut redis::Connection, ns: &str, n: usize) {
-    let neighbours: Vec<String> =
-        ["MyPAC_8.01:", "MyPAC_8.0", "MyPAC_8.0;", "MyPAC_8.", "MyPAC2_8.0:", "myPAC_8.0:"]
-            .iter()
-            .map(|s| format!("{ns}{s}"))
-            .collect();
+    let neighbours: Vec<String> = ["MyPAC_8.01:", "MyPAC_8.0", "MyPAC_8.0;", "MyPAC_8.", "MyPAC2_8.0:", "myPAC_8.0:"]
+        .iter()
+        .map(|s| format!("{ns}{s}"))
+        .collect();
     for nb in &neighbours {
         populate_all_types(conn, nb.as_bytes(), n);
     }
@@ -200,11 +199,18 @@ fn move_deletes_sources_only_once_copied() {
         let mut opts = copy_opts(&from, &to);
         opts.move_keys = true;
         let out = copy(&pa, cross.then_some(&pt), &opts);
-        assert_eq!((out.counts.matched, out.counts.done, out.counts.conflicts, out.counts.failed), (91, 90, 1, 0), "cross={cross}");
+        assert_eq!(
+            (out.counts.matched, out.counts.done, out.counts.conflicts, out.counts.failed),
+            (91, 90, 1, 0),
+            "cross={cross}"
+        );
         let left = keyspace_digest(&mut ca, from.as_bytes());
         assert_eq!(left.keys().cloned().collect::<Vec<_>>(), vec![format!("{from}keep").into_bytes()]);
         let mut expected = renamed(&original, &from, &to);
-        expected.insert(format!("{to}keep").into_bytes(), keyspace_digest(&mut ct, format!("{to}keep").as_bytes()).into_values().next().unwrap());
+        expected.insert(
+            format!("{to}keep").into_bytes(),
+            keyspace_digest(&mut ct, format!("{to}keep").as_bytes()).into_values().next().unwrap(),
+        );
         assert_eq!(keyspace_digest(&mut ct, to.as_bytes()), expected, "cross={cross}");
     }
 }
@@ -214,14 +220,16 @@ fn overlapping_prefixes_on_one_server_are_refused() {
     let server = RedisServer::start();
     let psor = connect(&server);
     for (from, to) in [("a:", "a:b:"), ("a:b:", "a:"), ("a:", "a:")] {
-        let err = engine::copy(&psor, None, &copy_opts(from, to), &small_batches(), Arc::new(Progress::new()))
-            .unwrap_err();
+        let err =
+            engine::copy(&psor, None, &copy_opts(from, to), &small_batches(), Arc::new(Progress::new())).unwrap_err();
         assert!(matches!(err, Error::Refused(_)), "{from} -> {to}: {err}");
     }
     // On another server the same prefixes are fine.
     let other = RedisServer::start();
     let po = connect(&other);
-    assert!(engine::copy(&psor, Some(&po), &copy_opts("a:", "a:b:"), &small_batches(), Arc::new(Progress::new())).is_ok());
+    assert!(
+        engine::copy(&psor, Some(&po), &copy_opts("a:", "a:b:"), &small_batches(), Arc::new(Progress::new())).is_ok()
+    );
 }
 
 #[test]
@@ -251,12 +259,21 @@ fn scan_streams_exactly_the_prefix() {
 fn a_fatal_error_stops_the_run_naming_the_server_and_the_key() {
     // A target that refuses every write (out of memory, noeviction): the run stops at the
     // first batch instead of counting thousands of identical failures.
-    let (a, b) = (RedisServer::start(), RedisServer::builder().config("maxmemory", "1").config("maxmemory-policy", "noeviction").start());
+    let (a, b) = (
+        RedisServer::start(),
+        RedisServer::builder().config("maxmemory", "1").config("maxmemory-policy", "noeviction").start(),
+    );
     let ns = unique_prefix("fatal");
     populate_all_types(&mut a.admin_conn(), format!("{ns}a:").as_bytes(), 30);
     let (pa, pb) = (connect(&a), connect(&b));
-    let err = engine::copy(&pa, Some(&pb), &copy_opts(&format!("{ns}a:"), &format!("{ns}b:")), &small_batches(), Arc::new(Progress::new()))
-        .unwrap_err();
+    let err = engine::copy(
+        &pa,
+        Some(&pb),
+        &copy_opts(&format!("{ns}a:"), &format!("{ns}b:")),
+        &small_batches(),
+        Arc::new(Progress::new()),
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::Command { op: "RESTORE", .. }), "{text}");
     assert!(text.contains(&b.addr()) && text.contains(&ns) && text.contains("OOM"), "{text}");

@@ -10,15 +10,9 @@ fn three_master_cluster_serves_keys_and_migrates_a_slot() {
     assert_eq!(cluster.seeds().len(), 3);
     assert_eq!(cluster.masters().len(), 3);
     assert!(cluster.replicas().is_empty());
-    assert_eq!(
-        cluster.url(),
-        format!("redis+cluster://{}", cluster.seeds().join(","))
-    );
+    assert_eq!(cluster.url(), format!("redis+cluster://{}", cluster.seeds().join(",")));
     for node in cluster.nodes() {
-        let info: String = redis::cmd("CLUSTER")
-            .arg("INFO")
-            .query(&mut node.admin_conn())
-            .unwrap();
+        let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut node.admin_conn()).unwrap();
         assert!(info.contains("cluster_state:ok"), "{info}");
         assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
     }
@@ -38,11 +32,7 @@ fn three_master_cluster_serves_keys_and_migrates_a_slot() {
     let key = &keys[0];
     let slot = cluster.slot_of(key);
     let from = cluster.node_for_slot(slot);
-    let to = cluster
-        .masters()
-        .into_iter()
-        .find(|m| m.port() != from.port())
-        .unwrap();
+    let to = cluster.masters().into_iter().find(|m| m.port() != from.port()).unwrap();
     cluster.migrate_slot(slot, from, to);
     assert_eq!(cluster.node_for_slot(slot).port(), to.port());
     assert_eq!(keyspace_digest_cluster(&cluster, prefix.as_bytes()), digest);
@@ -76,12 +66,8 @@ fn tls_cluster_with_replicas_replicates_and_fails_over_over_tls() {
     assert!(ca.is_file() && cert.is_file() && key.is_file());
     for node in cluster.nodes() {
         assert!(node.is_tls());
-        let port: String = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("port")
-            .query::<Vec<String>>(&mut node.admin_conn())
-            .unwrap()
-            .remove(1);
+        let port: String =
+            redis::cmd("CONFIG").arg("GET").arg("port").query::<Vec<String>>(&mut node.admin_conn()).unwrap().remove(1);
         assert_eq!(port, "0", "node {} also serves plain text", node.addr());
     }
 
@@ -98,19 +84,12 @@ fn tls_cluster_with_replicas_replicates_and_fails_over_over_tls() {
         .replicas()
         .into_iter()
         .find(|r| {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut r.admin_conn())
-                .unwrap();
+            let info: String = redis::cmd("INFO").arg("replication").query(&mut r.admin_conn()).unwrap();
             info.contains(&format!("master_port:{master_port}\r\n"))
         })
         .expect("a replica of the key's master");
     // Wait for the replica to have the data before promoting it.
-    let _: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut cluster.node_for_slot(slot).admin_conn())
-        .unwrap();
+    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut cluster.node_for_slot(slot).admin_conn()).unwrap();
     cluster.failover(replica);
     assert_eq!(cluster.node_for_slot(slot).port(), replica.port());
     assert_eq!(keyspace_digest_cluster(&cluster, prefix.as_bytes()), digest);

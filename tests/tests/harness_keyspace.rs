@@ -3,8 +3,7 @@
 use std::collections::BTreeSet;
 
 use psor_tests::{
-    glob_escape, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, RedisServer,
-    ALL_TYPES,
+    glob_escape, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, RedisServer, ALL_TYPES,
 };
 
 fn run(conn: &mut redis::Connection, args: &[&[u8]]) {
@@ -17,10 +16,7 @@ fn run(conn: &mut redis::Connection, args: &[&[u8]]) {
 
 #[test]
 fn glob_escape_escapes_metacharacters_only() {
-    assert_eq!(
-        glob_escape(b"a*b?c[d]e\\f"),
-        b"a\\*b\\?c\\[d\\]e\\\\f".to_vec()
-    );
+    assert_eq!(glob_escape(b"a*b?c[d]e\\f"), b"a\\*b\\?c\\[d\\]e\\\\f".to_vec());
     assert_eq!(glob_escape(b"plain:\0\n "), b"plain:\0\n ".to_vec());
 }
 
@@ -36,14 +32,8 @@ fn digest_compares_content_not_encoding_or_insertion_order() {
         .start();
     let p = b"same:";
     let (mut ca, mut cb) = (a.admin_conn(), b.admin_conn());
-    run(
-        &mut ca,
-        &[b"HSET", b"same:h", b"f1", b"1", b"f2", b"2", b"f3", b"3"],
-    );
-    run(
-        &mut cb,
-        &[b"HSET", b"same:h", b"f3", b"3", b"f2", b"2", b"f1", b"1"],
-    );
+    run(&mut ca, &[b"HSET", b"same:h", b"f1", b"1", b"f2", b"2", b"f3", b"3"]);
+    run(&mut cb, &[b"HSET", b"same:h", b"f3", b"3", b"f2", b"2", b"f1", b"1"]);
     run(&mut ca, &[b"SADD", b"same:s", b"1", b"2", b"3"]);
     run(&mut cb, &[b"SADD", b"same:s", b"3", b"1", b"2"]);
     run(&mut ca, &[b"ZADD", b"same:z", b"1", b"x", b"2", b"y"]);
@@ -55,19 +45,14 @@ fn digest_compares_content_not_encoding_or_insertion_order() {
         run(c, &[b"XADD", b"same:x", b"1-1", b"f", b"v"]);
         run(c, &[b"SET", b"other:not-in-digest", b"1"]);
     }
-    let dump = |c: &mut redis::Connection| -> Vec<u8> {
-        redis::cmd("DUMP").arg("same:h").query(c).unwrap()
-    };
+    let dump = |c: &mut redis::Connection| -> Vec<u8> { redis::cmd("DUMP").arg("same:h").query(c).unwrap() };
     assert_ne!(dump(&mut ca), dump(&mut cb), "encodings should differ");
 
     let da = keyspace_digest(&mut ca, p);
     let db = keyspace_digest(&mut cb, p);
     assert_eq!(da.len(), 6);
     assert_eq!(da, db);
-    assert_eq!(
-        da[&b"same:str".to_vec()].expire_at_ms,
-        Some(4_102_444_800_000)
-    );
+    assert_eq!(da[&b"same:str".to_vec()].expire_at_ms, Some(4_102_444_800_000));
     assert_eq!(da[&b"same:l".to_vec()].expire_at_ms, None);
 
     // A real difference is seen: list order matters.
@@ -89,28 +74,18 @@ fn populate_all_types_writes_every_type_and_awkward_names() {
     let prefix = unique_prefix("populate");
     let keys = populate_all_types(&mut conn, prefix.as_bytes(), 36);
     assert_eq!(keys.len(), 36);
-    assert_eq!(
-        keys.iter().collect::<BTreeSet<_>>().len(),
-        36,
-        "names are distinct"
-    );
+    assert_eq!(keys.iter().collect::<BTreeSet<_>>().len(), 36, "names are distinct");
 
     let digest = keyspace_digest(&mut conn, prefix.as_bytes());
-    assert_eq!(
-        digest.keys().cloned().collect::<BTreeSet<_>>(),
-        keys.iter().cloned().collect()
-    );
+    assert_eq!(digest.keys().cloned().collect::<BTreeSet<_>>(), keys.iter().cloned().collect());
     let kinds: BTreeSet<&str> = digest.values().map(|s| s.kind.as_str()).collect();
     assert_eq!(kinds, ALL_TYPES.into_iter().collect());
-    assert!(digest
-        .values()
-        .all(|s| !matches!(s.value, CanonicalValue::Other)));
+    assert!(digest.values().all(|s| !matches!(s.value, CanonicalValue::Other)));
     let with_ttl = digest.values().filter(|s| s.expire_at_ms.is_some()).count();
     assert_eq!(with_ttl, 12);
     for needle in [&b" "[..], b"\n", b"\0", b"*", b"?", b"[", b"]", b"\\"] {
         assert!(
-            keys.iter()
-                .any(|k| k[prefix.len()..].windows(needle.len()).any(|w| w == needle)),
+            keys.iter().any(|k| k[prefix.len()..].windows(needle.len()).any(|w| w == needle)),
             "no key with {needle:?}"
         );
     }
@@ -134,10 +109,7 @@ fn digest_prefix_is_literal_not_a_glob() {
     run(&mut conn, &[b"SET", b"gXXa!:1", b"out"]);
     run(&mut conn, &[b"SET", b"g*[ab]", b"out: shorter than prefix"]);
     let d = keyspace_digest(&mut conn, b"g*[ab]?");
-    assert_eq!(
-        d.keys().cloned().collect::<Vec<_>>(),
-        vec![b"g*[ab]?:1".to_vec()]
-    );
+    assert_eq!(d.keys().cloned().collect::<Vec<_>>(), vec![b"g*[ab]?:1".to_vec()]);
 }
 
 #[test]

@@ -16,10 +16,7 @@ fn plain_server_answers_and_frees_its_port_on_stop_and_drop() {
     assert_eq!(server.addr(), format!("127.0.0.1:{port}"));
     assert_eq!(server.url(), format!("redis://127.0.0.1:{port}/"));
     assert_eq!(ping(&mut server.admin_conn()).unwrap(), "PONG");
-    assert!(
-        TcpListener::bind(("127.0.0.1", port)).is_err(),
-        "port should be held while the server runs"
-    );
+    assert!(TcpListener::bind(("127.0.0.1", port)).is_err(), "port should be held while the server runs");
     let dir = server.dir().to_path_buf();
     assert!(dir.join("redis.conf").is_file());
 
@@ -38,30 +35,16 @@ fn plain_server_answers_and_frees_its_port_on_stop_and_drop() {
 
 #[test]
 fn version_and_config_directives_apply() {
-    let server = RedisServer::builder()
-        .config("maxmemory-policy", "allkeys-lru")
-        .start();
+    let server = RedisServer::builder().config("maxmemory-policy", "allkeys-lru").start();
     let (major, _, _) = server.redis_version();
     assert!(major >= 7, "harness expects Redis 7+, got {major}");
     let mut conn = server.admin_conn();
-    let policy: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query(&mut conn)
-        .unwrap();
+    let policy: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query(&mut conn).unwrap();
     assert_eq!(policy, ["maxmemory-policy", "allkeys-lru"]);
-    let save: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("save")
-        .query(&mut conn)
-        .unwrap();
+    let save: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("save").query(&mut conn).unwrap();
     assert_eq!(save, ["save", ""]);
     // enable-debug-command yes: DEBUG works on a local connection.
-    let _: String = redis::cmd("DEBUG")
-        .arg("SLEEP")
-        .arg(0)
-        .query(&mut conn)
-        .unwrap();
+    let _: String = redis::cmd("DEBUG").arg("SLEEP").arg(0).query(&mut conn).unwrap();
 }
 
 #[test]
@@ -82,50 +65,26 @@ fn password_is_required() {
     let server = RedisServer::builder().password("s3cret").start();
     assert_eq!(server.url(), format!("redis://:s3cret@{}/", server.addr()));
     assert_eq!(ping(&mut server.admin_conn()).unwrap(), "PONG");
-    let mut anon = redis::Client::open(format!("redis://{}/", server.addr()))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut anon = redis::Client::open(format!("redis://{}/", server.addr())).unwrap().get_connection().unwrap();
     let err = ping(&mut anon).unwrap_err();
     assert_eq!(err.code(), Some("NOAUTH"), "{err}");
 }
 
 #[test]
 fn acl_user_gets_only_its_commands() {
-    let server = RedisServer::builder()
-        .acl_user("psor", "pw", &["get", "set", "ping"])
-        .start();
+    let server = RedisServer::builder().acl_user("psor", "pw", &["get", "set", "ping"]).start();
     let mut admin = server.admin_conn();
-    let _: () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query(&mut admin)
-        .unwrap();
-    let _: () = redis::cmd("FLUSHALL")
-        .query(&mut admin)
-        .map(|_: String| ())
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query(&mut admin)
-        .unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut admin).unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut admin).map(|_: String| ()).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut admin).unwrap();
 
-    assert_eq!(
-        server.url_for("psor", "pw"),
-        format!("redis://psor:pw@{}/", server.addr())
-    );
+    assert_eq!(server.url_for("psor", "pw"), format!("redis://psor:pw@{}/", server.addr()));
     let mut user = server.client_for("psor", "pw").get_connection().unwrap();
     let v: String = redis::cmd("GET").arg("k").query(&mut user).unwrap();
     assert_eq!(v, "v");
-    let err = redis::cmd("FLUSHALL")
-        .query::<String>(&mut user)
-        .unwrap_err();
+    let err = redis::cmd("FLUSHALL").query::<String>(&mut user).unwrap_err();
     assert_eq!(err.code(), Some("NOPERM"), "{err}");
-    let err = redis::cmd("KEYS")
-        .arg("*")
-        .query::<Vec<String>>(&mut user)
-        .unwrap_err();
+    let err = redis::cmd("KEYS").arg("*").query::<Vec<String>>(&mut user).unwrap_err();
     assert_eq!(err.code(), Some("NOPERM"), "{err}");
 
     let bad = server.client_for("psor", "wrong").get_connection();
@@ -148,33 +107,21 @@ fn tls_server_needs_tls_and_its_ca() {
     // With the CA only (client certificates are optional): works.
     let ca_only = redis::Client::build_with_tls(
         server.url(),
-        redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(std::fs::read(&ca).unwrap()),
-        },
+        redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&ca).unwrap()) },
     )
     .unwrap();
-    assert_eq!(
-        ping(&mut ca_only.get_connection().unwrap()).unwrap(),
-        "PONG"
-    );
+    assert_eq!(ping(&mut ca_only.get_connection().unwrap()).unwrap(), "PONG");
 
     // Plain TCP to the TLS port: no answer.
     let plain = redis::Client::open(format!("redis://{}/", server.addr())).unwrap();
-    let plain_result = plain
-        .get_connection_with_timeout(std::time::Duration::from_secs(2))
-        .and_then(|mut c| {
-            c.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
-            ping(&mut c)
-        });
-    assert!(
-        plain_result.is_err(),
-        "plain connection to a TLS port must fail"
-    );
+    let plain_result = plain.get_connection_with_timeout(std::time::Duration::from_secs(2)).and_then(|mut c| {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        ping(&mut c)
+    });
+    assert!(plain_result.is_err(), "plain connection to a TLS port must fail");
 
     // TLS without our CA (system roots): the certificate is not trusted.
-    let untrusted = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection_with_timeout(std::time::Duration::from_secs(2));
+    let untrusted =
+        redis::Client::open(server.url()).unwrap().get_connection_with_timeout(std::time::Duration::from_secs(2));
     assert!(untrusted.is_err(), "TLS without the test CA must fail");
 }

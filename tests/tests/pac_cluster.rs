@@ -19,7 +19,10 @@ fn p() -> Arc<Progress> {
 }
 
 fn without(d: &Digest, prefixes: &[&str]) -> Digest {
-    d.iter().filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p.as_bytes()))).map(|(k, s)| (k.clone(), s.clone())).collect()
+    d.iter()
+        .filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p.as_bytes())))
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect()
 }
 
 fn renamed(d: &Digest, from: &str, to: &str) -> Digest {
@@ -35,10 +38,12 @@ fn the_incompatible_upgrade_on_a_cluster() {
     let psor = Psor::connect(&PsorSpec::parse(&cluster.url()).unwrap(), &ConnectOptions::default()).unwrap();
     let engine = EngineOptions { scan_count: 100, batch_size: 50, ..EngineOptions::default() };
     let cat = Catalog::builtin();
-    let (my, v8, v9) = (PacName::new("MyPAC").unwrap(), ProductVersion::new("8.0").unwrap(), ProductVersion::new("9.0").unwrap());
+    let (my, v8, v9) =
+        (PacName::new("MyPAC").unwrap(), ProductVersion::new("8.0").unwrap(), ProductVersion::new("9.0").unwrap());
     let sample = SampleOptions { keys: 300, regions: 2, mode: PacMode::Running, large_values: 2 };
     pac::sample(&psor, &cat, &my, &v8, &sample, p()).unwrap();
-    pac::sample(&psor, &cat, &PacName::new("MyPAC2").unwrap(), &v8, &SampleOptions { keys: 40, ..sample.clone() }, p()).unwrap();
+    pac::sample(&psor, &cat, &PacName::new("MyPAC2").unwrap(), &v8, &SampleOptions { keys: 40, ..sample.clone() }, p())
+        .unwrap();
     let mut con = cluster.cluster_conn();
     populate_all_types(&mut con, b"unrelated:", 24);
     for k in ["MyPAC_8.01:pct:X", "MyPAC_8.0", "myPAC_8.0:pct:Z"] {
@@ -69,7 +74,10 @@ fn the_incompatible_upgrade_on_a_cluster() {
     let quiesce = SetModeOptions { mode: PacMode::Quiesce, dry_run: false };
     assert_eq!(pac::set_mode(&psor, &cat, &my, &v8, quiesce, &engine, p()).unwrap().after.mode, PacMode::Quiesce);
     // Old regions still registered: refused. Once they leave, the old PAC goes.
-    assert!(matches!(pac::rem_old_pac(&psor, &cat, &my, &RemOldPacOptions::default(), &engine, p()), Err(pac::Error::InUse { .. })));
+    assert!(matches!(
+        pac::rem_old_pac(&psor, &cat, &my, &RemOldPacOptions::default(), &engine, p()),
+        Err(pac::Error::InUse { .. })
+    ));
     let n: i64 = redis::cmd("DEL").arg("MyPAC_8.0:regions:{MyPAC_8.0}").query(&mut con).unwrap();
     assert_eq!(n, 1);
     let r = pac::rem_old_pac(&psor, &cat, &my, &RemOldPacOptions::default(), &engine, p()).unwrap();

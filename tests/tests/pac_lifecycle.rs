@@ -48,7 +48,10 @@ fn all(server: &RedisServer) -> Digest {
 
 /// The keys not under any of `prefixes`.
 fn without(d: &Digest, prefixes: &[&str]) -> Digest {
-    d.iter().filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p.as_bytes()))).map(|(k, s)| (k.clone(), s.clone())).collect()
+    d.iter()
+        .filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p.as_bytes())))
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect()
 }
 
 /// The keys under `prefix`, renamed to `to`.
@@ -109,7 +112,10 @@ fn the_incompatible_upgrade_end_to_end() {
     // Step 5: check-compat says incompatible.
     let c = pac::check_compat(&psor, &cat, &my, &v("9.0"), &engine(), p()).unwrap();
     assert!(!c.compatible);
-    assert_eq!((c.current.version.as_str(), c.current.layout.as_str(), c.product.layout.as_str()), ("8.0", "ref-8", "ref-9"));
+    assert_eq!(
+        (c.current.version.as_str(), c.current.layout.as_str(), c.product.layout.as_str()),
+        ("8.0", "ref-8", "ref-9")
+    );
 
     // Step 6: create 9.0 in upgrade mode.
     let o = pac::create(&psor, &cat, &my, &v("9.0"), &CreateOptions::default(), &engine(), p()).unwrap();
@@ -123,20 +129,42 @@ fn the_incompatible_upgrade_end_to_end() {
     assert_eq!(under_renamed(&mid, "MyPAC_8.0:", "MyPAC_8.0:"), under_renamed(&before, "MyPAC_8.0:", "MyPAC_8.0:"));
 
     // Step 10: the new PAC takes batch work (from a 9.0.2 region: compatible with 9.0).
-    let m = pac::set_mode(&psor, &cat, &my, &v("9.0.2"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
-    assert_eq!((m.version.as_str(), m.before.mode, m.after.mode, m.changed), ("9.0", PacMode::Upgrade, PacMode::Running, true));
+    let m = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("9.0.2"),
+        SetModeOptions { mode: PacMode::Running, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap();
+    assert_eq!(
+        (m.version.as_str(), m.before.mode, m.after.mode, m.changed),
+        ("9.0", PacMode::Upgrade, PacMode::Running, true)
+    );
 
     // rem-old-pac now: 8.0 is still Running and has regions.
     let refused = pac::rem_old_pac(&psor, &cat, &my, &RemOldPacOptions::default(), &engine(), p()).unwrap_err();
     assert!(matches!(&refused, pac::Error::InUse { blockers, .. } if blockers.len() == 2), "{refused}");
 
     // Step 12: the old PAC is quiesced.
-    let m = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: false }, &engine(), p()).unwrap();
+    let m = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("8.0"),
+        SetModeOptions { mode: PacMode::Quiesce, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap();
     assert_eq!((m.version.as_str(), m.after.mode), ("8.0", PacMode::Quiesce));
 
     // Still refused: regions of 8.0 are registered. A dry run lists stores and counts.
-    let dry = pac::rem_old_pac(&psor, &cat, &my, &RemOldPacOptions { dry_run: true, ..Default::default() }, &engine(), p())
-        .unwrap();
+    let dry =
+        pac::rem_old_pac(&psor, &cat, &my, &RemOldPacOptions { dry_run: true, ..Default::default() }, &engine(), p())
+            .unwrap();
     assert_eq!(dry.remove.len(), 1);
     assert_eq!(dry.remove[0].keys, 404);
     assert_eq!(dry.blockers.len(), 1);
@@ -186,33 +214,105 @@ fn illegal_transitions_are_refused_and_change_nothing() {
     let before = all(&server);
 
     // Upgrade → Quiesce is not a transition.
-    let e = pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: false }, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("9.0"),
+        SetModeOptions { mode: PacMode::Quiesce, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap_err();
     assert!(matches!(&e, pac::Error::Transition { source, .. } if source.from == PacMode::Upgrade), "{e}");
     // Nobody sets Upgrade.
-    let e = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Upgrade, dry_run: false }, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("8.0"),
+        SetModeOptions { mode: PacMode::Upgrade, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap_err();
     assert!(matches!(e, pac::Error::Core(psor_core::Error::Refused(_))), "{e}");
     // A version the PAC does not have.
-    let e = pac::set_mode(&psor, &cat, &my, &v("7.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("7.0"),
+        SetModeOptions { mode: PacMode::Running, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap_err();
     assert!(e.is_unknown(), "{e}");
     // A dry run changes nothing either.
-    let d = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: true }, &engine(), p()).unwrap();
+    let d = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("8.0"),
+        SetModeOptions { mode: PacMode::Quiesce, dry_run: true },
+        &engine(),
+        p(),
+    )
+    .unwrap();
     assert!(d.changed && d.dry_run);
     assert_eq!(all(&server), before);
 
     // Setting the current mode again is a harmless no-op.
-    let same = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
+    let same = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("8.0"),
+        SetModeOptions { mode: PacMode::Running, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap();
     assert!(!same.changed);
     assert_eq!(all(&server), before);
 
     // create again once 9.0 is Running is refused; create for a compatible version too.
-    pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
+    pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("9.0"),
+        SetModeOptions { mode: PacMode::Running, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap();
     let e = pac::create(&psor, &cat, &my, &v("9.0"), &CreateOptions::default(), &engine(), p()).unwrap_err();
     assert!(matches!(e, pac::Error::State { .. }), "{e}");
     let e = pac::create(&psor, &cat, &my, &v("9.0.2"), &CreateOptions::default(), &engine(), p()).unwrap_err();
     assert!(matches!(e, pac::Error::Compatible { .. }), "{e}");
     // Quiesce → Running (backing out) is legal.
-    pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Quiesce, dry_run: false }, &engine(), p()).unwrap();
-    let back = pac::set_mode(&psor, &cat, &my, &v("8.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
+    pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("8.0"),
+        SetModeOptions { mode: PacMode::Quiesce, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap();
+    let back = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("8.0"),
+        SetModeOptions { mode: PacMode::Running, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap();
     assert_eq!((back.before.mode, back.after.mode), (PacMode::Quiesce, PacMode::Running));
 }
 
@@ -247,7 +347,16 @@ fn an_interrupted_create_is_finished_by_a_rerun() {
     let st = pac::status(&psor, &cat, Some(&my), &engine(), p()).unwrap();
     let v9 = st.pacs[0].version(&v("9.0")).unwrap();
     assert!(v9.record.as_ref().unwrap().creating);
-    let e = pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap_err();
+    let e = pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("9.0"),
+        SetModeOptions { mode: PacMode::Running, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap_err();
     assert!(matches!(e, pac::Error::State { .. }), "{e}");
 
     // The rerun finishes: what was copied is unchanged, the rest is copied, nothing conflicts.
@@ -259,7 +368,16 @@ fn an_interrupted_create_is_finished_by_a_rerun() {
     let d = all(&server);
     assert_carried(&d, "MyPAC", "8.0", "9.0");
     assert_eq!(d.keys().filter(|k| k.starts_with(b"MyPAC_9.0:")).count(), 6_001, "the stores and the record, no more");
-    pac::set_mode(&psor, &cat, &my, &v("9.0"), SetModeOptions { mode: PacMode::Running, dry_run: false }, &engine(), p()).unwrap();
+    pac::set_mode(
+        &psor,
+        &cat,
+        &my,
+        &v("9.0"),
+        SetModeOptions { mode: PacMode::Running, dry_run: false },
+        &engine(),
+        p(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -292,8 +410,16 @@ fn init_pac_removes_every_version_of_that_pac_only() {
     neighbours(&server, &psor, &cat);
     let neighbours_before = without(&all(&server), &["MyPAC_8.0:", "MyPAC_9.0:"]);
 
-    let dry = pac::init_pac(&psor, &cat, &my, &v("9.0"), &InitPacOptions { dry_run: true, ..Default::default() }, &engine(), p())
-        .unwrap();
+    let dry = pac::init_pac(
+        &psor,
+        &cat,
+        &my,
+        &v("9.0"),
+        &InitPacOptions { dry_run: true, ..Default::default() },
+        &engine(),
+        p(),
+    )
+    .unwrap();
     assert_eq!(dry.remove.len(), 2);
     assert_eq!(dry.blockers.len(), 1, "8.0 has regions registered");
     let e = pac::init_pac(&psor, &cat, &my, &v("9.0"), &InitPacOptions::default(), &engine(), p()).unwrap_err();
@@ -311,8 +437,16 @@ fn init_pac_removes_every_version_of_that_pac_only() {
     .unwrap_err();
     assert!(matches!(e, pac::Error::State { .. }), "{e}");
 
-    let o = pac::init_pac(&psor, &cat, &my, &v("9.0"), &InitPacOptions { force: true, ..Default::default() }, &engine(), p())
-        .unwrap();
+    let o = pac::init_pac(
+        &psor,
+        &cat,
+        &my,
+        &v("9.0"),
+        &InitPacOptions { force: true, ..Default::default() },
+        &engine(),
+        p(),
+    )
+    .unwrap();
     assert!(o.forced);
     let after = all(&server);
     assert_eq!(without(&after, &["MyPAC_8.0:", "MyPAC_9.0:"]), neighbours_before);
@@ -447,7 +581,11 @@ fn a_site_catalog_with_every_type_and_a_renamed_store() {
     let cat = Catalog::from_toml_str(SITE, "site.toml").unwrap();
     let my = pac("Acme");
     let s = pac::sample(&psor, &cat, &my, &v("8.5"), &small(300), p()).unwrap();
-    assert!(["LOG", "Q", "S", "Z", "STR", "PCT"].iter().all(|n| s.stores.get(*n).is_some_and(|c| *c > 0)), "{:?}", s.stores);
+    assert!(
+        ["LOG", "Q", "S", "Z", "STR", "PCT"].iter().all(|n| s.stores.get(*n).is_some_and(|c| *c > 0)),
+        "{:?}",
+        s.stores
+    );
     let before = all(&server);
     let kinds: std::collections::BTreeSet<&str> = before.values().map(|s| s.kind.as_str()).collect();
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), vec!["hash", "list", "set", "stream", "string", "zset"]);
@@ -498,11 +636,20 @@ fn rem_old_pac_touches_only_its_own_prefixes() {
     pac::sample(&psor, &cat, &a, &v("8.0.1"), &quiet, p()).unwrap();
     // PACs whose names extend "A", in every mode, and keys that only look like A's.
     for name in ["A_B", "AB", "A-1", "a"] {
-        pac::sample(&psor, &cat, &pac(name), &v("8.0"), &SampleOptions { mode: PacMode::Running, ..quiet.clone() }, p()).unwrap();
+        pac::sample(
+            &psor,
+            &cat,
+            &pac(name),
+            &v("8.0"),
+            &SampleOptions { mode: PacMode::Running, ..quiet.clone() },
+            p(),
+        )
+        .unwrap();
     }
     let mut con = server.admin_conn();
     let own_raw: [&[u8]; 2] = [b"A_8:pct:x", b"A_7.0:\xff\x00weird"];
-    let look_alike: [&[u8]; 7] = [b"A_8.01:pct:x", b"A_8.0", b"A_9.0x:pct:y", b"A_:pct:z", b"A_8.0.1.2.3:x", b"A\xff_8.0:x", b"[A]_8.0:x"];
+    let look_alike: [&[u8]; 7] =
+        [b"A_8.01:pct:x", b"A_8.0", b"A_9.0x:pct:y", b"A_:pct:z", b"A_8.0.1.2.3:x", b"A\xff_8.0:x", b"[A]_8.0:x"];
     for k in own_raw.iter().chain(look_alike.iter()) {
         redis::cmd("SET").arg(*k).arg("v").query::<()>(&mut con).unwrap();
     }

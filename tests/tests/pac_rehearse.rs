@@ -55,7 +55,14 @@ fn a_sample_pac_goes_through_every_step() {
     assert_eq!(reader.verify_all().unwrap().keys, backed_up);
     assert!(backed_up > 3_000);
     // The store was saved: a new connection sees the end state.
-    let again = pac::status(&file_store(dir.path()), &Catalog::builtin(), Some(&pac), &EngineOptions::default(), Arc::new(Progress::new())).unwrap();
+    let again = pac::status(
+        &file_store(dir.path()),
+        &Catalog::builtin(),
+        Some(&pac),
+        &EngineOptions::default(),
+        Arc::new(Progress::new()),
+    )
+    .unwrap();
     assert_eq!(again.pacs[0].versions.len(), 1);
 }
 

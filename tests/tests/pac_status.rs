@@ -124,7 +124,10 @@ fn counts_bytes_types_ttls_and_regions_with_neighbours() {
     // Counts only (what the lifecycle commands use): no per-key facts.
     let rc = pac::status(&psor, &cat, Some(&pac("MyPAC")), &engine(), p()).unwrap();
     assert_counts(&rc, "MyPAC", "8.0", &s.stores);
-    assert!(rc.pacs[0].versions[0].stores.iter().all(|st| st.bytes.is_none() && st.types.is_empty() && st.ttl.is_none()));
+    assert!(rc.pacs[0].versions[0]
+        .stores
+        .iter()
+        .all(|st| st.bytes.is_none() && st.types.is_empty() && st.ttl.is_none()));
 }
 
 #[test]
@@ -222,7 +225,8 @@ fn each_warning_on_one_server() {
     assert!(status(&psor, &cat, Some("Normal"), &longer).warnings.is_empty());
 
     // A site names its own queue prefixes: then only those warn.
-    let site = Catalog::from_toml_str("[catalog]\nname = \"site\"\nqueue_prefixes = [\"myqueues\"]\n", "site.toml").unwrap();
+    let site =
+        Catalog::from_toml_str("[catalog]\nname = \"site\"\nqueue_prefixes = [\"myqueues\"]\n", "site.toml").unwrap();
     let q = status(&psor, &site, Some("Q"), &StatusOptions::default());
     assert_eq!(warnings(&q), vec![(WarningKind::QueuesInPsor, "Q".into(), "9.0".into(), Some("myqueues".into()))]);
     let off = Catalog::from_toml_str("[catalog]\nqueue_prefixes = []\n", "off.toml").unwrap();

@@ -31,7 +31,8 @@ fn prefix(s: &str) -> KeyPrefix {
 }
 
 fn export(psor: &Psor, p: &str, path: &Path) -> ExportOutcome {
-    let opts = ExportOptions { selection: ExportSelection::prefix(prefix(p)), path: path.to_path_buf(), overwrite: false };
+    let opts =
+        ExportOptions { selection: ExportSelection::prefix(prefix(p)), path: path.to_path_buf(), overwrite: false };
     snapshot::export(psor, &opts, &small(), Arc::new(Progress::new())).unwrap()
 }
 

@@ -31,7 +31,8 @@ fn prefix(s: &str) -> KeyPrefix {
 }
 
 fn export(psor: &Psor, p: &str, path: &Path) -> ExportOutcome {
-    let opts = ExportOptions { selection: ExportSelection::prefix(prefix(p)), path: path.to_path_buf(), overwrite: false };
+    let opts =
+        ExportOptions { selection: ExportSelection::prefix(prefix(p)), path: path.to_path_buf(), overwrite: false };
     snapshot::export(psor, &opts, &small(), Arc::new(Progress::new())).unwrap()
 }
 
@@ -152,8 +153,7 @@ fn any_flipped_byte_or_truncation_is_refused_before_writing() {
     let bad = dir.path().join("bad.psnap");
     // Every byte of a small file would take long against a server; every 7th byte plus the
     // first and last 64 covers header, frames, footer and trailer.
-    let positions: Vec<usize> =
-        (0..good.len()).filter(|&i| i % 7 == 0 || i < 64 || i >= good.len() - 64).collect();
+    let positions: Vec<usize> = (0..good.len()).filter(|&i| i % 7 == 0 || i < 64 || i >= good.len() - 64).collect();
     for &i in &positions {
         let mut b = good.clone();
         b[i] ^= 0x01;
@@ -240,7 +240,11 @@ fn handmade(path: &Path, source: &RedisServer, records: &[(&[u8], Option<i64>)],
     let payload: Vec<u8> = redis::cmd("DUMP").arg("payload-source").query(&mut conn).unwrap();
     let header = Header::new(
         0,
-        Source { server_version: "7.0.15".into(), spec: "redis://x:1".into(), selection: Selection::Prefix(b"t:".to_vec()) },
+        Source {
+            server_version: "7.0.15".into(),
+            spec: "redis://x:1".into(),
+            selection: Selection::Prefix(b"t:".to_vec()),
+        },
     );
     let mut w = SnapshotWriter::new(std::fs::File::create(path).unwrap(), &header).unwrap();
     for (key, expire_at_ms) in records {
@@ -285,7 +289,7 @@ fn payloads_from_a_newer_redis_are_a_clear_error_naming_the_target_version() {
     let err = import(&connect(&server), &import_opts(&path)).unwrap_err();
     assert!(matches!(err, Error::Refused(ref m) if m.contains(&version) && m.contains("99")), "{err}");
     assert_eq!(dbsize(&server), 1); // only payload-source
-    // The record looks fine but the payload's own trailer says RDB 99: the server refuses it.
+                                    // The record looks fine but the payload's own trailer says RDB 99: the server refuses it.
     let path = dir.path().join("forged.psnap");
     handmade(&path, &server, &[(b"t:c", None)], |r| {
         let n = r.payload.len();
@@ -340,9 +344,34 @@ fn inspect_counts_per_type_and_prefix_exactly() {
 
 /// The commands the README lists for an ACL user: the engine's plus the snapshots'.
 const SNAPSHOT_COMMANDS: &[&str] = &[
-    "info", "dbsize", "scan", "unlink", "exists", "copy", "rename", "renamenx", "dump", "restore", "pexpiretime",
-    "pttl", "type", "multi", "exec", "time", "get", "hgetall", "smembers", "zrange", "lrange", "xrange", "strlen",
-    "hlen", "scard", "zcard", "llen", "xlen",
+    "info",
+    "dbsize",
+    "scan",
+    "unlink",
+    "exists",
+    "copy",
+    "rename",
+    "renamenx",
+    "dump",
+    "restore",
+    "pexpiretime",
+    "pttl",
+    "type",
+    "multi",
+    "exec",
+    "time",
+    "get",
+    "hgetall",
+    "smembers",
+    "zrange",
+    "lrange",
+    "xrange",
+    "strlen",
+    "hlen",
+    "scard",
+    "zcard",
+    "llen",
+    "xlen",
 ];
 
 #[test]
@@ -351,7 +380,8 @@ fn export_and_import_as_an_acl_user_with_only_the_listed_commands() {
     let ns = unique_prefix("snap-acl");
     let p = format!("{ns}a:");
     populate_all_types(&mut server.admin_conn(), p.as_bytes(), 60);
-    let psor = Psor::connect(&PsorSpec::parse(&server.url_for("snap", "s3cret")).unwrap(), &ConnectOptions::default()).unwrap();
+    let psor = Psor::connect(&PsorSpec::parse(&server.url_for("snap", "s3cret")).unwrap(), &ConnectOptions::default())
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.psnap");
     assert_eq!(export(&psor, &p, &path).keys, 60);

@@ -36,7 +36,8 @@ fn a_known_tree_over_three_masters_gives_exact_counts() {
     }
 
     let psor = Psor::connect(&PsorSpec::parse(&cluster.url()).unwrap(), &ConnectOptions::default()).unwrap();
-    let opts = SurveyOptions { prefix: ns.as_bytes().to_vec(), sample_every: 1, scan_count: 13, ..SurveyOptions::default() };
+    let opts =
+        SurveyOptions { prefix: ns.as_bytes().to_vec(), sample_every: 1, scan_count: 13, ..SurveyOptions::default() };
     let s = survey::survey(&psor, &opts, Arc::new(Progress::new())).unwrap();
     let root = s.root();
     assert_eq!((s.keys, root.keys, s.vanished, s.folded_keys), (157, 157, 0, 0));

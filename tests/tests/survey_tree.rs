@@ -65,7 +65,15 @@ fn a_known_tree_gives_exact_counts_types_ttls_and_bytes_per_node() {
     // Every key sampled: bytes are the exact sum of MEMORY USAGE, and the biggest keys have
     // the top 5 sizes (the allocator rounds sizes, so several keys may tie).
     let mut usage: Vec<u64> = (0..30)
-        .map(|i| redis::cmd("MEMORY").arg("USAGE").arg(format!("{ns}P_9.0:ppt:P{i}")).arg("SAMPLES").arg(0).query::<u64>(&mut c).unwrap())
+        .map(|i| {
+            redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(format!("{ns}P_9.0:ppt:P{i}"))
+                .arg("SAMPLES")
+                .arg(0)
+                .query::<u64>(&mut c)
+                .unwrap()
+        })
         .collect();
     assert_eq!(ppt.bytes, usage.iter().sum::<u64>());
     usage.sort_unstable_by(|a, b| b.cmp(a));
@@ -79,7 +87,8 @@ fn a_known_tree_gives_exact_counts_types_ttls_and_bytes_per_node() {
     // Children biggest first by bytes.
     assert!(root.children.windows(2).all(|w| w[0].bytes >= w[1].bytes));
     // The root's bytes are the sum over its direct key and children.
-    let loose: u64 = redis::cmd("MEMORY").arg("USAGE").arg(format!("{ns}loose")).arg("SAMPLES").arg(0).query(&mut c).unwrap();
+    let loose: u64 =
+        redis::cmd("MEMORY").arg("USAGE").arg(format!("{ns}loose")).arg("SAMPLES").arg(0).query(&mut c).unwrap();
     assert_eq!(root.bytes, loose + root.children.iter().map(|c| c.bytes).sum::<u64>());
 
     // Depth 1 stops at the first level; --no-types leaves types and TTLs out.

@@ -14,10 +14,7 @@ pub fn header(created_at_ms: i64) -> Header {
         Source {
             server_version: "7.2.4".into(),
             spec: "psor://db.example:6379/0?user=reader".into(),
-            selection: Selection::PacVersion {
-                pac: "billing".into(),
-                version: "2.3.1".into(),
-            },
+            selection: Selection::PacVersion { pac: "billing".into(), version: "2.3.1".into() },
         },
     )
 }
@@ -52,28 +49,16 @@ pub fn golden_records() -> Vec<Record> {
             1 => Some(GOLDEN_CREATED_AT_MS + 86_400_000),
             _ => Some(-1),
         };
-        let body: Vec<u8> = (0..(i * 37) % 300)
-            .map(|b| u8::try_from(b % 251).unwrap())
-            .collect();
+        let body: Vec<u8> = (0..(i * 37) % 300).map(|b| u8::try_from(b % 251).unwrap()).collect();
         let payload = if i == 4 { Vec::new() } else { dump(&body, 11) };
-        v.push(Record {
-            key: key.to_vec(),
-            kind,
-            expire_at_ms,
-            rdb_version: 11,
-            payload,
-        });
+        v.push(Record { key: key.to_vec(), kind, expire_at_ms, rdb_version: 11, payload });
     }
     v
 }
 
 /// Writer options with tiny frames, so that small files have several frames.
 pub fn tiny_frames() -> WriterOptions {
-    WriterOptions {
-        frame_target: 200,
-        max_pending_frames: 3,
-        ..WriterOptions::default()
-    }
+    WriterOptions { frame_target: 200, max_pending_frames: 3, ..WriterOptions::default() }
 }
 
 pub fn write(records: &[Record], created_at_ms: i64, opts: WriterOptions) -> (Vec<u8>, Footer) {

@@ -8,9 +8,7 @@
 
 use anyhow::Result;
 
-use crate::args::{
-    CaspacArgs, CheckCompatArgs, Global, InitPacArgs, RemOldPacArgs, SetModeArgs,
-};
+use crate::args::{CaspacArgs, CheckCompatArgs, Global, InitPacArgs, RemOldPacArgs, SetModeArgs};
 use crate::exit::CliError;
 
 /// A caspac action, parsed.
@@ -90,7 +88,10 @@ pub fn split_mixed(args: &[String]) -> Result<(Vec<String>, Mixed), CliError> {
             _ => (arg.as_str(), None),
         };
         let mut value = |flag: &str| {
-            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
         };
         match name {
             "--yes" | "-y" => m.yes = true,
@@ -101,7 +102,9 @@ pub fn split_mixed(args: &[String]) -> Result<(Vec<String>, Mixed), CliError> {
             "--product-version" => m.product_version = Some(value(name)?),
             "--layouts" => m.layouts = Some(value(name)?),
             n if n.starts_with("--") => {
-                return Err(CliError::Usage(format!("`{arg}` is not accepted among caspac arguments; put it before `caspac`")))
+                return Err(CliError::Usage(format!(
+                    "`{arg}` is not accepted among caspac arguments; put it before `caspac`"
+                )))
             }
             _ => rest.push(arg.clone()),
         }
@@ -134,10 +137,9 @@ pub fn run(g: &Global, a: &CaspacArgs) -> Result<i32> {
     }
     let (product, catalog) = (a.product.clone(), a.catalog.clone());
     match action {
-        Action::InitPac(pac) => super::init_pac::run(
-            &g,
-            &InitPacArgs { pac, product, catalog, dry_run: a.dry_run, force: a.force },
-        ),
+        Action::InitPac(pac) => {
+            super::init_pac::run(&g, &InitPacArgs { pac, product, catalog, dry_run: a.dry_run, force: a.force })
+        }
         Action::CheckCompat(pac) => super::check_compat::run(&g, &CheckCompatArgs { pac, product, catalog }),
         Action::SetMode(mode) => {
             let pac = std::env::var("ES_PAC").ok().filter(|p| !p.is_empty()).ok_or_else(|| {
@@ -182,9 +184,15 @@ mod tests {
 
     #[test]
     fn psor_flags_among_caspac_arguments_are_psor_s() {
-        let (rest, m) =
-            split_mixed(&args(&["-aInitPac=P", "--yes", "--product-version", "9.0", "-sredis,h:1", "--layouts=f.toml"]))
-                .unwrap();
+        let (rest, m) = split_mixed(&args(&[
+            "-aInitPac=P",
+            "--yes",
+            "--product-version",
+            "9.0",
+            "-sredis,h:1",
+            "--layouts=f.toml",
+        ]))
+        .unwrap();
         assert_eq!(rest, args(&["-aInitPac=P", "-sredis,h:1"]));
         assert!(m.yes && !m.force);
         assert_eq!((m.product_version.as_deref(), m.layouts.as_deref()), (Some("9.0"), Some("f.toml")));

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use psor_core::pac;
 
-use super::pac_common::{outln, catalog, pac_name, print_json, product_version};
+use super::pac_common::{catalog, outln, pac_name, print_json, product_version};
 use super::{connect, engine_options, new_progress};
 use crate::args::{CheckCompatArgs, Global};
 
@@ -18,7 +18,13 @@ pub fn run(g: &Global, a: &CheckCompatArgs) -> Result<i32> {
         print_json("check-compat", &r)?;
     } else {
         let mode = r.current.mode.map(|m| format!(", mode {m}")).unwrap_or_default();
-        outln!("PAC {}: version {} (layout {}, epoch {}{mode})", r.pac, r.current.version, r.current.layout, r.current.epoch);
+        outln!(
+            "PAC {}: version {} (layout {}, epoch {}{mode})",
+            r.pac,
+            r.current.version,
+            r.current.layout,
+            r.current.epoch
+        );
         outln!("product version {}: layout {}, epoch {}", r.product.version, r.product.layout, r.product.epoch);
         if r.compatible {
             outln!("COMPATIBLE: use the compatible upgrade process (upgrade host by host; no new stores)");

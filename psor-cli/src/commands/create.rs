@@ -5,7 +5,7 @@
 use anyhow::Result;
 use psor_core::pac::{self, CreateOptions};
 
-use super::pac_common::{outln, catalog, pac_name, print_json, product_version};
+use super::pac_common::{catalog, outln, pac_name, print_json, product_version};
 use super::{connect, engine_options, new_progress};
 use crate::args::{CreateArgs, Global};
 use crate::exit::code_for_outcome;
@@ -37,7 +37,16 @@ pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
             o.from.epoch,
             if o.resumed { ", resuming" } else { "" }
         );
-        outln!("  {:<10} {:<24} {:<24} {:>9} {:>9} {:>9} {:>9}", "store", "from", "to", "matched", "copied", "unchanged", "conflicts");
+        outln!(
+            "  {:<10} {:<24} {:<24} {:>9} {:>9} {:>9} {:>9}",
+            "store",
+            "from",
+            "to",
+            "matched",
+            "copied",
+            "unchanged",
+            "conflicts"
+        );
         for c in &o.carried {
             outln!(
                 "  {:<10} {:<24} {:<24} {:>9} {:>9} {:>9} {:>9}{}",
@@ -61,7 +70,12 @@ pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
             outln!("  failed: {} on {}: {}", f.key, f.node, f.error);
         }
         if let Some(r) = &o.record {
-            outln!("  record: version {} mode {}{}", r.version, r.mode, if o.complete || o.dry_run { "" } else { " (create incomplete: rerun)" });
+            outln!(
+                "  record: version {} mode {}{}",
+                r.version,
+                r.mode,
+                if o.complete || o.dry_run { "" } else { " (create incomplete: rerun)" }
+            );
         }
     }
     Ok(code_for_outcome(o.counts.failed, o.counts.conflicts))

@@ -42,11 +42,24 @@ pub fn run(g: &Global, a: &ExportArgs) -> Result<i32> {
 
 fn print_table(out: &mut impl Write, psor: &str, prefix: &KeyPrefix, o: &ExportOutcome) -> std::io::Result<()> {
     writeln!(out, "export {prefix} on {psor} (Redis {}) → {}", o.server_version, o.path.display())?;
-    writeln!(out, "  {:<13}{:>14}  {:>12}", "keys", HumanCount(o.keys).to_string(), HumanBytes(o.payload_bytes).to_string())?;
+    writeln!(
+        out,
+        "  {:<13}{:>14}  {:>12}",
+        "keys",
+        HumanCount(o.keys).to_string(),
+        HumanBytes(o.payload_bytes).to_string()
+    )?;
     for (kind, s) in o.per_type.iter().filter(|(_, s)| s.keys > 0) {
-        writeln!(out, "    {kind:<11}{:>14}  {:>12}", HumanCount(s.keys).to_string(), HumanBytes(s.payload_bytes).to_string())?;
+        writeln!(
+            out,
+            "    {kind:<11}{:>14}  {:>12}",
+            HumanCount(s.keys).to_string(),
+            HumanBytes(s.payload_bytes).to_string()
+        )?;
     }
-    for (label, n) in [("with expiry", o.with_ttl), ("vanished", o.vanished), ("duplicates", o.duplicates), ("failed", o.failed)] {
+    for (label, n) in
+        [("with expiry", o.with_ttl), ("vanished", o.vanished), ("duplicates", o.duplicates), ("failed", o.failed)]
+    {
         if n > 0 || label == "with expiry" {
             writeln!(out, "  {label:<13}{:>14}", HumanCount(n).to_string())?;
         }

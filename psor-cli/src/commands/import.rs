@@ -17,13 +17,7 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
     let psor = connect(g)?;
     let engine = engine_options(g);
     let target = psor.spec().redacted();
-    let mut opts = ImportOptions {
-        path: a.file.clone(),
-        rename,
-        replace: a.replace,
-        dry_run: true,
-        sample: a.sample,
-    };
+    let mut opts = ImportOptions { path: a.file.clone(), rename, replace: a.replace, dry_run: true, sample: a.sample };
     if a.dry_run || (a.replace && !g.yes) {
         // Count first: a dry run is the report, and the prompt says how many keys it replaces.
         let progress = new_progress();
@@ -64,11 +58,19 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
         return Ok(());
     }
     let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
-    writeln!(out, "import {} ({}, Redis {}) into {target}{dry}", o.path.display(), o.selection, o.source_server_version)?;
+    writeln!(
+        out,
+        "import {} ({}, Redis {}) into {target}{dry}",
+        o.path.display(),
+        o.selection,
+        o.source_server_version
+    )?;
     let c = &o.counts;
     let done = if o.dry_run { "would restore" } else { "restored" };
     let mut rows = vec![("in file", c.matched), (done, c.done)];
-    for (label, n) in [("unchanged", c.unchanged), ("conflicts", c.conflicts), ("expired", c.expired), ("failed", c.failed)] {
+    for (label, n) in
+        [("unchanged", c.unchanged), ("conflicts", c.conflicts), ("expired", c.expired), ("failed", c.failed)]
+    {
         if n > 0 {
             rows.push((label, n));
         }

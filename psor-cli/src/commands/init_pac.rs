@@ -4,7 +4,7 @@
 use anyhow::Result;
 use psor_core::pac::{self, InitPacOptions, InitPacOutcome};
 
-use super::pac_common::{outln, catalog, pac_name, print_json, print_version, product_version, removal_lines};
+use super::pac_common::{catalog, outln, pac_name, print_json, print_version, product_version, removal_lines};
 use super::{connect, engine_options, new_progress};
 use crate::args::{Global, InitPacArgs};
 use crate::exit::{code_for_outcome, IN_USE};
@@ -61,7 +61,13 @@ fn report(g: &Global, o: &InitPacOutcome) -> Result<()> {
         return print_json("init-pac", o);
     }
     let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
-    outln!("init-pac PAC {} at version {} (layout {}, epoch {}){dry}", o.pac, o.version.version, o.version.layout, o.version.epoch);
+    outln!(
+        "init-pac PAC {} at version {} (layout {}, epoch {}){dry}",
+        o.pac,
+        o.version.version,
+        o.version.layout,
+        o.version.epoch
+    );
     if o.remove.is_empty() {
         outln!("  no stores of {} found", o.pac);
     } else {

@@ -36,20 +36,46 @@ fn print_table(out: &mut impl Write, i: &Inspection) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(out, "  {:<14}{:>14}  {:>12}", "type", "keys", "bytes")?;
     for (kind, s) in i.per_type.iter().filter(|(_, s)| s.keys > 0) {
-        writeln!(out, "  {kind:<14}{:>14}  {:>12}", HumanCount(s.keys).to_string(), HumanBytes(s.payload_bytes).to_string())?;
+        writeln!(
+            out,
+            "  {kind:<14}{:>14}  {:>12}",
+            HumanCount(s.keys).to_string(),
+            HumanBytes(s.payload_bytes).to_string()
+        )?;
     }
-    writeln!(out, "  {:<14}{:>14}  {:>12}", "total", HumanCount(i.keys).to_string(), HumanBytes(i.payload_bytes).to_string())?;
+    writeln!(
+        out,
+        "  {:<14}{:>14}  {:>12}",
+        "total",
+        HumanCount(i.keys).to_string(),
+        HumanBytes(i.payload_bytes).to_string()
+    )?;
     writeln!(out, "  {:<14}{:>14}", "with expiry", HumanCount(i.with_ttl).to_string())?;
     if i.expired_now > 0 {
-        writeln!(out, "  {:<14}{:>14}   (expiry already past: an import skips them)", "expired now", HumanCount(i.expired_now).to_string())?;
+        writeln!(
+            out,
+            "  {:<14}{:>14}   (expiry already past: an import skips them)",
+            "expired now",
+            HumanCount(i.expired_now).to_string()
+        )?;
     }
     writeln!(out)?;
     writeln!(out, "  top {} of {} prefixes (depth {}) by bytes:", i.prefixes.len(), HumanCount(i.groups), i.depth)?;
     for p in &i.prefixes {
-        writeln!(out, "  {:>14}  {:>12}  {}", HumanCount(p.keys).to_string(), HumanBytes(p.payload_bytes).to_string(), p.prefix)?;
+        writeln!(
+            out,
+            "  {:>14}  {:>12}  {}",
+            HumanCount(p.keys).to_string(),
+            HumanBytes(p.payload_bytes).to_string(),
+            p.prefix
+        )?;
     }
     if i.other_groups > 0 {
-        writeln!(out, "  {:>14}  keys in further prefixes (too many to count apart)", HumanCount(i.other_groups).to_string())?;
+        writeln!(
+            out,
+            "  {:>14}  keys in further prefixes (too many to count apart)",
+            HumanCount(i.other_groups).to_string()
+        )?;
     }
     Ok(())
 }

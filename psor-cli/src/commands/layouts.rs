@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::pac_common::{outln, catalog, print_json};
+use super::pac_common::{catalog, outln, print_json};
 use crate::args::{Global, LayoutsArgs};
 
 pub fn run(g: &Global, a: &LayoutsArgs) -> Result<i32> {
@@ -26,11 +26,18 @@ pub fn run(g: &Global, a: &LayoutsArgs) -> Result<i32> {
         outln!("version {:<10} → layout {:<10} epoch {}", e.matches.to_string(), e.layout.name, e.layout.epoch);
     }
     for l in cat.layouts() {
-        outln!("layout {} (epoch {}){}", l.name, l.epoch, if l.description.is_empty() { String::new() } else { format!(": {}", l.description) });
+        outln!(
+            "layout {} (epoch {}){}",
+            l.name,
+            l.epoch,
+            if l.description.is_empty() { String::new() } else { format!(": {}", l.description) }
+        );
         for s in &l.stores {
             let upgrade = match &s.upgrade {
                 psor_core::layout::Upgrade::Fresh => "fresh".to_string(),
-                psor_core::layout::Upgrade::Carry { transform, from_store: Some(f) } => format!("carry {transform} from {f}"),
+                psor_core::layout::Upgrade::Carry { transform, from_store: Some(f) } => {
+                    format!("carry {transform} from {f}")
+                }
                 psor_core::layout::Upgrade::Carry { transform, .. } => format!("carry {transform}"),
             };
             outln!(

@@ -65,7 +65,10 @@ pub fn run(cli: Cli) -> Result<i32> {
 /// The PSOR spec from `--psor` / `PSOR_URL`.
 fn spec_from(text: Option<&str>) -> Result<PsorSpec> {
     let text = text.ok_or_else(|| {
-        CliError::Usage(format!("no PSOR given: use --psor SPEC or set PSOR_URL ({})", psor_core::connect::ACCEPTED_FORMS))
+        CliError::Usage(format!(
+            "no PSOR given: use --psor SPEC or set PSOR_URL ({})",
+            psor_core::connect::ACCEPTED_FORMS
+        ))
     })?;
     Ok(PsorSpec::parse(text)?)
 }
@@ -119,10 +122,7 @@ fn engine_options(g: &Global) -> EngineOptions {
         scan_count: g.tuning.scan_count as usize,
         batch_size: g.tuning.batch as usize,
         writers: g.tuning.writers as usize,
-        pacing: Pacing {
-            rate: g.tuning.rate,
-            max_latency: g.tuning.max_latency.map(std::time::Duration::from_millis),
-        },
+        pacing: Pacing { rate: g.tuning.rate, max_latency: g.tuning.max_latency.map(std::time::Duration::from_millis) },
         ..EngineOptions::default()
     }
 }

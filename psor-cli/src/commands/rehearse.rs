@@ -39,13 +39,24 @@ impl Observer for Console {
         self.bar = None;
         if !self.json {
             let sim = if step.simulated { " (simulated)" } else { "" };
-            println!("{:>7}  {}{sim}  [{:.2} s]\n         {}\n         $ {}", label(step.procedure_step), step.name, step.seconds, step.summary, step.command);
+            println!(
+                "{:>7}  {}{sim}  [{:.2} s]\n         {}\n         $ {}",
+                label(step.procedure_step),
+                step.name,
+                step.seconds,
+                step.summary,
+                step.command
+            );
         }
     }
 }
 
 fn label(procedure_step: &str) -> String {
-    if procedure_step == "setup" { "setup".into() } else { format!("step {procedure_step}") }
+    if procedure_step == "setup" {
+        "setup".into()
+    } else {
+        format!("step {procedure_step}")
+    }
 }
 
 pub fn run(g: &Global, a: &RehearseArgs) -> Result<i32> {
@@ -97,7 +108,9 @@ pub fn run(g: &Global, a: &RehearseArgs) -> Result<i32> {
                 print_version(v, "  ")?;
             }
         }
-        println!("\nA real run does the same steps on the live PSOR; the timings above are this machine's, on this store.");
+        println!(
+            "\nA real run does the same steps on the live PSOR; the timings above are this machine's, on this store."
+        );
         if cleanup {
             println!("(the rehearsal store and backup were temporary and are removed; --keep keeps them)");
         } else {

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use psor_core::pac::{self, RemOldPacOptions, RemOldPacOutcome};
 
-use super::pac_common::{outln, catalog, pac_name, print_json, print_version, removal_lines};
+use super::pac_common::{catalog, outln, pac_name, print_json, print_version, removal_lines};
 use super::{connect, engine_options, new_progress};
 use crate::args::{Global, RemOldPacArgs};
 use crate::exit::{code_for_outcome, IN_USE};
@@ -54,17 +54,18 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
             let b = pac::backup(&psor, &cat, &pac, &versions, path, &engine, progress)?;
             drop(bar);
             if !g.json {
-                outln!("backup: {} keys of version(s) {} written and verified: {}", b.keys, versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), b.path.display());
+                outln!(
+                    "backup: {} keys of version(s) {} written and verified: {}",
+                    b.keys,
+                    versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                    b.path.display()
+                );
             }
             Some(b)
         }
         None => None,
     };
-    let opts = RemOldPacOptions {
-        dry_run: false,
-        force: a.force,
-        expect: Some(versions),
-    };
+    let opts = RemOldPacOptions { dry_run: false, force: a.force, expect: Some(versions) };
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, "deleted");
     let o = pac::rem_old_pac(&psor, &cat, &pac, &opts, &engine, progress)?;
@@ -89,7 +90,12 @@ fn report(g: &Global, o: &RemOldPacOutcome) -> Result<()> {
         return print_json("rem-old-pac", o);
     }
     let dry = if o.dry_run { " (dry run: nothing deleted)" } else { "" };
-    outln!("rem-old-pac PAC {}: keeping version {} ({}){dry}", o.pac, o.keep.version, super::pac_common::mode_text(&o.keep));
+    outln!(
+        "rem-old-pac PAC {}: keeping version {} ({}){dry}",
+        o.pac,
+        o.keep.version,
+        super::pac_common::mode_text(&o.keep)
+    );
     if o.remove.is_empty() {
         outln!("  no other version: nothing to remove");
         return Ok(());
@@ -100,7 +106,13 @@ fn report(g: &Global, o: &RemOldPacOutcome) -> Result<()> {
     }
     for d in &o.deleted {
         if !o.dry_run {
-            outln!("  {}: {} deleted, {} vanished, {} failed", d.prefix, d.counts.done, d.counts.vanished, d.counts.failed);
+            outln!(
+                "  {}: {} deleted, {} vanished, {} failed",
+                d.prefix,
+                d.counts.done,
+                d.counts.vanished,
+                d.counts.failed
+            );
         }
     }
     for b in &o.blockers {

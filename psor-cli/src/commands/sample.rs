@@ -5,7 +5,7 @@ use anyhow::Result;
 use psor_core::layout::PacMode;
 use psor_core::pac::{self, SampleOptions};
 
-use super::pac_common::{outln, catalog, pac_name, print_json, product_version};
+use super::pac_common::{catalog, outln, pac_name, print_json, product_version};
 use super::{connect, new_progress};
 use crate::args::{Global, SampleArgs};
 use crate::exit::CliError;
@@ -15,7 +15,8 @@ pub fn run(g: &Global, a: &SampleArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
     let pac = pac_name(&a.pac)?;
     let v = product_version(&a.product)?;
-    let mode: PacMode = a.mode.parse().map_err(|e: psor_core::layout::PacRecordError| CliError::Usage(e.to_string()))?;
+    let mode: PacMode =
+        a.mode.parse().map_err(|e: psor_core::layout::PacRecordError| CliError::Usage(e.to_string()))?;
     let psor = connect(g)?;
     let opts = SampleOptions { keys: a.keys, regions: a.regions, mode, large_values: a.large_values };
     let progress = new_progress();

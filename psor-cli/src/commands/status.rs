@@ -18,7 +18,9 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
     let pac = a.pac.as_deref().map(pac_name).transpose()?;
     if !(a.upgrade_warn_hours.is_finite() && a.upgrade_warn_hours >= 0.0) {
-        return Err(CliError::Usage(format!("--upgrade-warn-hours {} is not a number of hours", a.upgrade_warn_hours)).into());
+        return Err(
+            CliError::Usage(format!("--upgrade-warn-hours {} is not a number of hours", a.upgrade_warn_hours)).into()
+        );
     }
     let sopts = StatusOptions {
         detail: !a.no_types,
@@ -46,12 +48,7 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
 }
 
 fn print_table(psor: &str, r: &StatusReport) -> Result<()> {
-    outln!(
-        "{psor}: {} PAC(s), {} PAC keys of {} keys",
-        r.pacs.len(),
-        HumanCount(r.pac_keys),
-        HumanCount(r.total_keys)
-    );
+    outln!("{psor}: {} PAC(s), {} PAC keys of {} keys", r.pacs.len(), HumanCount(r.pac_keys), HumanCount(r.total_keys));
     match r.sample_every {
         0 => outln!("bytes not measured (--sample-every 0)"),
         1 => outln!("bytes measured on every key"),

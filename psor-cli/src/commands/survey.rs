@@ -168,7 +168,8 @@ fn print_table(out: &mut impl Write, psor: &str, r: &Survey) -> std::io::Result<
 fn collect_rows(n: &SurveyNode, rows: &mut Vec<[String; 5]>, types: bool) {
     let label = if n.depth == 0 && n.prefix == "\"\"" { "(all)".to_string() } else { n.prefix.clone() };
     let est = if n.sampled_keys < n.keys && n.bytes > 0 { "~" } else { "" };
-    let bytes = if n.sampled_keys == 0 && n.bytes == 0 { "-".to_string() } else { format!("{est}{}", HumanBytes(n.bytes)) };
+    let bytes =
+        if n.sampled_keys == 0 && n.bytes == 0 { "-".to_string() } else { format!("{est}{}", HumanBytes(n.bytes)) };
     rows.push([
         format!("{}{label}", "  ".repeat(n.depth)),
         HumanCount(n.keys).to_string(),
@@ -189,8 +190,7 @@ fn type_mix(n: &SurveyNode) -> String {
     if v.len() == 1 {
         return v[0].0.clone();
     }
-    let mut parts: Vec<String> =
-        v.iter().take(2).map(|(t, c)| format!("{t} {}", percent(**c, total))).collect();
+    let mut parts: Vec<String> = v.iter().take(2).map(|(t, c)| format!("{t} {}", percent(**c, total))).collect();
     if v.len() > 2 {
         parts.push(format!("+{}", v.len() - 2));
     }

@@ -38,7 +38,9 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
     }
     let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
     match (&info.to_prefix, &info.target) {
-        (Some(to), Some(t)) => writeln!(out, "{} {} on {} → {} on {}{dry}", info.operation, info.prefix, info.psor, to, t)?,
+        (Some(to), Some(t)) => {
+            writeln!(out, "{} {} on {} → {} on {}{dry}", info.operation, info.prefix, info.psor, to, t)?
+        }
         (Some(to), None) => writeln!(out, "{} {} → {} on {}{dry}", info.operation, info.prefix, to, info.psor)?,
         _ => writeln!(out, "{} {} on {}{dry}", info.operation, info.prefix, info.psor)?,
     }

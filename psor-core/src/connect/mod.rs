@@ -109,7 +109,8 @@ impl ConnTemplate {
             ConnectionAddr::Tcp(hp.host.clone(), hp.port)
         };
         let bad = |source| Error::Connect { addr: hp.to_string(), source };
-        let settings = if with_auth { self.redis.clone() } else { RedisConnectionInfo::default().set_skip_set_lib_name() };
+        let settings =
+            if with_auth { self.redis.clone() } else { RedisConnectionInfo::default().set_skip_set_lib_name() };
         let info = addr.into_connection_info().map_err(bad)?.set_redis_settings(settings);
         match &self.certs {
             Some(certs) => redis::Client::build_with_tls(info, certs.clone()).map_err(bad),
@@ -120,7 +121,9 @@ impl ConnTemplate {
     fn open(&self, hp: &HostPort, with_auth: bool) -> Result<redis::Connection> {
         let bad = |source| Error::Connect { addr: hp.to_string(), source };
         let con = self.client(hp, with_auth)?.get_connection_with_timeout(self.connect_timeout).map_err(bad)?;
-        con.set_read_timeout(Some(self.read_timeout)).and_then(|_| con.set_write_timeout(Some(self.read_timeout))).map_err(bad)?;
+        con.set_read_timeout(Some(self.read_timeout))
+            .and_then(|_| con.set_write_timeout(Some(self.read_timeout)))
+            .map_err(bad)?;
         Ok(con)
     }
 
@@ -185,8 +188,9 @@ impl Node {
     /// A node whose connections are made in this process by `connect` (the embedded store),
     /// shown as `label`. Retries and the rest of the connection rules are the usual ones.
     pub fn in_process(label: &str, connect: ConnectFn) -> Node {
-        let template = build_template(&PsorSpec::parse("redis://embedded").expect("a valid spec"), &ConnectOptions::default())
-            .expect("a template without TLS files");
+        let template =
+            build_template(&PsorSpec::parse("redis://embedded").expect("a valid spec"), &ConnectOptions::default())
+                .expect("a template without TLS files");
         Node { label: label.into(), source: AddrSource::InProcess(connect), template: Arc::new(template) }
     }
 
@@ -207,7 +211,9 @@ impl Node {
             AddrSource::InProcess(connect) => return Ok((self.label.to_string(), connect())),
             AddrSource::Fixed(hp) => hp.clone(),
             // Asked again at every (re)connect, so a failover is followed.
-            AddrSource::Sentinel { sentinels, master } => topology::resolve_sentinel(sentinels, master, &self.template)?,
+            AddrSource::Sentinel { sentinels, master } => {
+                topology::resolve_sentinel(sentinels, master, &self.template)?
+            }
         };
         Ok((hp.to_string(), Box::new(self.template.connect(&hp)?)))
     }
@@ -331,12 +337,20 @@ impl Psor {
         let template = Arc::new(build_template(spec, opts)?);
         let mut embedded = None;
         let (masters, topology, seeds) = match &spec.endpoint {
-            Endpoint::Standalone(hp) => (vec![Node::fixed(hp.clone(), template.clone())], Topology::Single, vec![hp.clone()]),
-            Endpoint::Sentinel { sentinels, master } => (vec![sentinel_node(sentinels, master, &template)?], Topology::Single, sentinels.clone()),
+            Endpoint::Standalone(hp) => {
+                (vec![Node::fixed(hp.clone(), template.clone())], Topology::Single, vec![hp.clone()])
+            }
+            Endpoint::Sentinel { sentinels, master } => {
+                (vec![sentinel_node(sentinels, master, &template)?], Topology::Single, sentinels.clone())
+            }
             Endpoint::Cluster(seeds) => cluster_nodes(seeds, &template)?,
             Endpoint::File(path) => {
                 let store = crate::embedded::open(path)?;
-                let node = Node { label: store.label().into(), source: AddrSource::InProcess(store_connector(&store)), template: template.clone() };
+                let node = Node {
+                    label: store.label().into(),
+                    source: AddrSource::InProcess(store_connector(&store)),
+                    template: template.clone(),
+                };
                 embedded = Some(store);
                 (vec![node], Topology::Single, Vec::new())
             }
@@ -351,14 +365,13 @@ impl Psor {
         for node in &masters {
             let mut con = node.connect()?;
             // TLS handshakes complete on the first command, so its failure is a connect failure.
-            let info: String = con.retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c)).map_err(|e| match e {
-                Error::Command { addr, source, .. } => Error::Connect { addr, source },
-                other => other,
-            })?;
-            let v = info_field(&info, "redis_version").and_then(ServerVersion::parse).ok_or_else(|| Error::Protocol {
-                addr: con.addr().to_string(),
-                op: "INFO server",
-                detail: "no redis_version".into(),
+            let info: String =
+                con.retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c)).map_err(|e| match e {
+                    Error::Command { addr, source, .. } => Error::Connect { addr, source },
+                    other => other,
+                })?;
+            let v = info_field(&info, "redis_version").and_then(ServerVersion::parse).ok_or_else(|| {
+                Error::Protocol { addr: con.addr().to_string(), op: "INFO server", detail: "no redis_version".into() }
             })?;
             version = Some(version.map_or(v, |old| old.min(v)));
         }

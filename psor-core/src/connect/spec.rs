@@ -198,10 +198,7 @@ fn parse_url(rest: &str, tls: bool, kind: Kind) -> std::result::Result<PsorSpec,
             };
             let user = percent_decode(user)?;
             let pass = pass.map(percent_decode).transpose()?;
-            (
-                (!user.is_empty()).then_some(user),
-                pass.filter(|p| !p.is_empty()).map(Secret),
-            )
+            ((!user.is_empty()).then_some(user), pass.filter(|p| !p.is_empty()).map(Secret))
         }
     };
     let path = path.map(|p| p.split(['?', '#']).next().unwrap_or("")).filter(|p| !p.is_empty());
@@ -229,10 +226,7 @@ fn parse_url(rest: &str, tls: bool, kind: Kind) -> std::result::Result<PsorSpec,
                 Some((m, d)) => (m, d.parse::<i64>().map_err(|_| format!("`{d}` is not a database number"))?),
                 None => (master, 0),
             };
-            (
-                Endpoint::Sentinel { sentinels: parse_hosts(hosts, true)?, master: master.to_string() },
-                db,
-            )
+            (Endpoint::Sentinel { sentinels: parse_hosts(hosts, true)?, master: master.to_string() }, db)
         }
     };
     Ok(PsorSpec { endpoint, tls, username, password, db })

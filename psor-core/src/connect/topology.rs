@@ -99,7 +99,10 @@ pub(crate) fn discover_cluster(nodes: &[HostPort], template: &ConnTemplate) -> R
     let mut last = None;
     for hp in nodes {
         let text: Result<String> = template.connect(hp).and_then(|mut con| {
-            redis::cmd("CLUSTER").arg("NODES").query(&mut con).map_err(|source| Error::Connect { addr: hp.to_string(), source })
+            redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query(&mut con)
+                .map_err(|source| Error::Connect { addr: hp.to_string(), source })
         });
         match text {
             Ok(text) => {
@@ -114,7 +117,11 @@ pub(crate) fn discover_cluster(nodes: &[HostPort], template: &ConnTemplate) -> R
                     });
                     continue;
                 }
-                last = Some(Error::Protocol { addr: hp.to_string(), op: "CLUSTER NODES", detail: "unreadable reply".into() });
+                last = Some(Error::Protocol {
+                    addr: hp.to_string(),
+                    op: "CLUSTER NODES",
+                    detail: "unreadable reply".into(),
+                });
             }
             Err(e) => last = Some(e),
         }
@@ -135,9 +142,7 @@ pub(crate) fn resolve_sentinel(sentinels: &[HostPort], master: &str, template: &
         });
         match reply {
             Ok(Some((host, port))) => return Ok(HostPort { host, port }),
-            Ok(None) => {
-                last = Some(Error::Refused(format!("sentinel {hp} does not know a master named `{master}`")))
-            }
+            Ok(None) => last = Some(Error::Refused(format!("sentinel {hp} does not know a master named `{master}`"))),
             Err(e) => last = Some(e),
         }
     }
@@ -156,11 +161,12 @@ pub(crate) fn classify_node_list(nodes: &[HostPort], template: &ConnTemplate) ->
     let mut last = None;
     for hp in nodes {
         // Sentinels usually take no password; try that first, then the data credentials.
-        let info: Result<String> = template
-            .connect_sentinel(hp)
-            .or_else(|_| template.connect(hp))
-            .and_then(|mut con| {
-                redis::cmd("INFO").arg("server").query(&mut con).map_err(|source| Error::Connect { addr: hp.to_string(), source })
+        let info: Result<String> =
+            template.connect_sentinel(hp).or_else(|_| template.connect(hp)).and_then(|mut con| {
+                redis::cmd("INFO")
+                    .arg("server")
+                    .query(&mut con)
+                    .map_err(|source| Error::Connect { addr: hp.to_string(), source })
             });
         match info {
             Ok(info) => {

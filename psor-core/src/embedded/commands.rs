@@ -76,7 +76,12 @@ fn read<'s>(store: &'s mut Store, key: &[u8], kind: KeyKind) -> std::result::Res
 
 /// The value of `key` for changing it: decoded in place if it was a payload, created empty
 /// (by `make`) if missing. The key is marked changed.
-fn write<'s>(store: &'s mut Store, key: &[u8], kind: KeyKind, make: impl FnOnce() -> Typed) -> std::result::Result<&'s mut Typed, Value> {
+fn write<'s>(
+    store: &'s mut Store,
+    key: &[u8],
+    kind: KeyKind,
+    make: impl FnOnce() -> Typed,
+) -> std::result::Result<&'s mut Typed, Value> {
     match store.get(key) {
         Some(e) if e.val.kind() != kind => return Err(wrongtype()),
         Some(Entry { val: Val::Payload { bytes, .. }, .. }) => {
@@ -177,21 +182,27 @@ fn exec(con: &mut EmbeddedConnection, store: &mut Store) -> Value {
     if changed {
         return Value::Nil;
     }
-    Value::Array(queued.into_iter().map(|args| {
-        let name = upper(&args[0]);
-        run(con, store, &name, &args).unwrap_or_else(|e| e)
-    }).collect())
+    Value::Array(
+        queued
+            .into_iter()
+            .map(|args| {
+                let name = upper(&args[0]);
+                run(con, store, &name, &args).unwrap_or_else(|e| e)
+            })
+            .collect(),
+    )
 }
 
 /// The fewest arguments (command name included) each command takes; `None` for unknown.
 fn min_args(name: &str) -> Option<usize> {
     Some(match name {
         "PING" | "INFO" | "DBSIZE" | "TIME" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" => 1,
-        "ECHO" | "EXISTS" | "TYPE" | "UNLINK" | "DEL" | "DUMP" | "PEXPIRETIME" | "PTTL" | "TTL" | "EXPIRETIME" | "GET"
-        | "STRLEN" | "HGETALL" | "HLEN" | "SMEMBERS" | "SCARD" | "LLEN" | "ZCARD" | "XLEN" | "WATCH" | "SCAN"
-        | "SELECT" | "CLIENT" | "PERSIST" | "HKEYS" | "HVALS" => 2,
-        "MEMORY" | "PEXPIRE" | "PEXPIREAT" | "EXPIRE" | "EXPIREAT" | "COPY" | "RENAME" | "RENAMENX" | "SET" | "HGET"
-        | "HSCAN" | "SADD" | "RPUSH" | "LPUSH" | "HDEL" | "SREM" | "SISMEMBER" | "ZSCORE" | "ZREM" | "HEXISTS" | "SSCAN" => 3,
+        "ECHO" | "EXISTS" | "TYPE" | "UNLINK" | "DEL" | "DUMP" | "PEXPIRETIME" | "PTTL" | "TTL" | "EXPIRETIME"
+        | "GET" | "STRLEN" | "HGETALL" | "HLEN" | "SMEMBERS" | "SCARD" | "LLEN" | "ZCARD" | "XLEN" | "WATCH"
+        | "SCAN" | "SELECT" | "CLIENT" | "PERSIST" | "HKEYS" | "HVALS" => 2,
+        "MEMORY" | "PEXPIRE" | "PEXPIREAT" | "EXPIRE" | "EXPIREAT" | "COPY" | "RENAME" | "RENAMENX" | "SET"
+        | "HGET" | "HSCAN" | "SADD" | "RPUSH" | "LPUSH" | "HDEL" | "SREM" | "SISMEMBER" | "ZSCORE" | "ZREM"
+        | "HEXISTS" | "SSCAN" => 3,
         "RESTORE" | "HSET" | "HMSET" | "HSETNX" | "LRANGE" | "ZADD" | "ZRANGE" | "XRANGE" | "HINCRBY" => 4,
         "CLUSTER" => 2,
         _ => return None,
@@ -201,9 +212,13 @@ fn min_args(name: &str) -> Option<usize> {
 fn check_arity(name: &str, n: usize) -> Option<Value> {
     match min_args(name) {
         None => Some(err(&format!("ERR unknown command '{name}', with args beginning with: "))),
-        Some(min) if n < min => Some(err(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))),
+        Some(min) if n < min => {
+            Some(err(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase())))
+        }
         Some(_) => match name {
-            "HSET" | "HMSET" if !n.is_multiple_of(2) => Some(err(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))),
+            "HSET" | "HMSET" if !n.is_multiple_of(2) => {
+                Some(err(&format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase())))
+            }
             _ => None,
         },
     }
@@ -567,7 +582,8 @@ fn match_option(opts: &[Vec<u8>]) -> std::result::Result<Option<Vec<u8>>, Value>
 }
 
 fn scan(store: &mut Store, a: &[Vec<u8>], now: i64) -> Reply {
-    let cursor: u64 = std::str::from_utf8(&a[0]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| err("ERR invalid cursor"))?;
+    let cursor: u64 =
+        std::str::from_utf8(&a[0]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| err("ERR invalid cursor"))?;
     let (mut pattern, mut count, mut kind) = (None, 10usize, None);
     let mut i = 1;
     while i < a.len() {
@@ -718,7 +734,9 @@ fn zadd(store: &mut Store, a: &[Vec<u8>]) -> Reply {
             "NX" => nx = true,
             "XX" => xx = true,
             "CH" => ch = true,
-            "GT" | "LT" | "INCR" => return Err(err("ERR the embedded store supports ZADD key [NX|XX] [CH] score member ...")),
+            "GT" | "LT" | "INCR" => {
+                return Err(err("ERR the embedded store supports ZADD key [NX|XX] [CH] score member ..."))
+            }
             _ => break,
         }
         i += 1;
@@ -727,7 +745,10 @@ fn zadd(store: &mut Store, a: &[Vec<u8>]) -> Reply {
     if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(syntax());
     }
-    let pairs = rest.chunks(2).map(|p| Ok((float_arg(&p[0])?, p[1].clone()))).collect::<std::result::Result<Vec<_>, Value>>()?;
+    let pairs = rest
+        .chunks(2)
+        .map(|p| Ok((float_arg(&p[0])?, p[1].clone())))
+        .collect::<std::result::Result<Vec<_>, Value>>()?;
     if xx && store.get(&a[0]).is_none() {
         return Ok(Value::Int(0));
     }

@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use redis::{ConnectionLike, RedisResult, Value};
 
-pub use store::{tmp_path, EMBEDDED_VERSION};
 use store::Store;
+pub use store::{tmp_path, EMBEDDED_VERSION};
 
 use crate::error::Result;
 
@@ -88,7 +88,8 @@ impl EmbeddedStore {
     fn new(store: Store, label: String) -> Self {
         // A run_id, like a server's, that stays the same for the life of the store.
         let seed = store::now_ms() as u64 ^ (std::process::id() as u64) << 32 ^ (&store as *const Store as u64);
-        let run_id = format!("{:016x}{:016x}{:08x}", seed, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15, seed as u32 ^ 0x5eed);
+        let run_id =
+            format!("{:016x}{:016x}{:08x}", seed, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15, seed as u32 ^ 0x5eed);
         EmbeddedStore { store: Mutex::new(store), run_id, label }
     }
 

@@ -358,7 +358,11 @@ impl<'a> Reader<'a> {
                 }
                 Typed::List(items)
             }
-            ty::MODULE | ty::MODULE_2 | ty::STREAM_LISTPACKS | ty::STREAM_LISTPACKS_2 | ty::STREAM_LISTPACKS_3
+            ty::MODULE
+            | ty::MODULE_2
+            | ty::STREAM_LISTPACKS
+            | ty::STREAM_LISTPACKS_2
+            | ty::STREAM_LISTPACKS_3
             | ty::HASH_ZIPMAP => return Err(RdbError::Opaque(t)),
             t => return Err(RdbError::UnknownType(t)),
         })
@@ -597,7 +601,9 @@ mod tests {
             Typed::Str(big.clone()),
             Typed::List(vec![b"a".to_vec(), big.clone(), b"".to_vec()].into()),
             Typed::Set([b"x".to_vec(), b"\x00\xff".to_vec()].into_iter().collect()),
-            Typed::ZSet([(b"m".to_vec(), 1.5), (b"n".to_vec(), -0.1), (b"i".to_vec(), f64::INFINITY)].into_iter().collect()),
+            Typed::ZSet(
+                [(b"m".to_vec(), 1.5), (b"n".to_vec(), -0.1), (b"i".to_vec(), f64::INFINITY)].into_iter().collect(),
+            ),
             Typed::Hash((0..100).map(|i| (format!("f{i}").into_bytes(), format!("v{i}").into_bytes())).collect()),
         ];
         for v in values {
@@ -649,15 +655,36 @@ mod tests {
 
     #[test]
     fn listpack_encodings() {
-        let b = lp(&[b"\x05", b"\x83abc", b"\xdf\xff", b"\xc0\x64", b"\xf1\x00\x80", b"\xf2\xff\xff\xff", b"\xf3\x01\x00\x00\x00", b"\xe0\x03xyz"]);
+        let b = lp(&[
+            b"\x05",
+            b"\x83abc",
+            b"\xdf\xff",
+            b"\xc0\x64",
+            b"\xf1\x00\x80",
+            b"\xf2\xff\xff\xff",
+            b"\xf3\x01\x00\x00\x00",
+            b"\xe0\x03xyz",
+        ]);
         assert_eq!(
             listpack(&b).unwrap(),
-            vec![b"5".to_vec(), b"abc".to_vec(), b"-1".to_vec(), b"100".to_vec(), b"-32768".to_vec(), b"-1".to_vec(), b"1".to_vec(), b"xyz".to_vec()]
+            vec![
+                b"5".to_vec(),
+                b"abc".to_vec(),
+                b"-1".to_vec(),
+                b"100".to_vec(),
+                b"-32768".to_vec(),
+                b"-1".to_vec(),
+                b"1".to_vec(),
+                b"xyz".to_vec()
+            ]
         );
         let mut body = vec![ty::HASH_LISTPACK];
         let hb = lp(&[b"\x81f", b"\x07"]);
         put_string(&mut body, &hb);
-        assert_eq!(decode(&with_footer(&body, 10)).unwrap(), Typed::Hash([(b"f".to_vec(), b"7".to_vec())].into_iter().collect()));
+        assert_eq!(
+            decode(&with_footer(&body, 10)).unwrap(),
+            Typed::Hash([(b"f".to_vec(), b"7".to_vec())].into_iter().collect())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use psor_formats::{Header, KeyKind, Record, Selection, Source, SnapshotReader, SnapshotWriter, CURRENT_VERSION};
+use psor_formats::{Header, KeyKind, Record, Selection, SnapshotReader, SnapshotWriter, Source, CURRENT_VERSION};
 
 use super::rdb::{self, Typed};
 use crate::error::{Error, Result};
@@ -151,7 +151,10 @@ impl Store {
         }
         for record in reader.records() {
             let r = record.map_err(|e| bad(e.to_string()))?;
-            store.keys.insert(r.key, Entry { val: Val::Payload { kind: r.kind, bytes: r.payload }, expire_at_ms: r.expire_at_ms });
+            store.keys.insert(
+                r.key,
+                Entry { val: Val::Payload { kind: r.kind, bytes: r.payload }, expire_at_ms: r.expire_at_ms },
+            );
         }
         Ok(store)
     }
@@ -188,8 +191,14 @@ impl Store {
                 }
                 let payload = e.val.dump();
                 let rdb_version = psor_formats::dump_rdb_version(&payload).unwrap_or(rdb::RDB_VERSION);
-                w.push(&Record { key: key.clone(), kind: e.val.kind(), expire_at_ms: e.expire_at_ms, rdb_version, payload })
-                    .map_err(fmt)?;
+                w.push(&Record {
+                    key: key.clone(),
+                    kind: e.val.kind(),
+                    expire_at_ms: e.expire_at_ms,
+                    rdb_version,
+                    payload,
+                })
+                .map_err(fmt)?;
             }
             let (_, buf) = w.finish_into_inner().map_err(fmt)?;
             let file = buf.into_inner().map_err(|e| io(e.into_error()))?;

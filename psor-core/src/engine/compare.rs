@@ -84,12 +84,15 @@ fn flatten(v: Value) -> Vec<Vec<u8>> {
         Value::Int(i) => vec![i.to_string().into_bytes()],
         Value::Array(items) | Value::Set(items) => {
             // Nested arrays (stream entries) are framed so structure is part of the content.
-            items.into_iter().flat_map(|i| {
-                let inner = flatten(i);
-                let mut framed = vec![format!("[{}", inner.len()).into_bytes()];
-                framed.extend(inner);
-                framed
-            }).collect()
+            items
+                .into_iter()
+                .flat_map(|i| {
+                    let inner = flatten(i);
+                    let mut framed = vec![format!("[{}", inner.len()).into_bytes()];
+                    framed.extend(inner);
+                    framed
+                })
+                .collect()
         }
         Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [flatten(k), flatten(v)].concat()).collect(),
         Value::Nil => vec![],

@@ -164,7 +164,9 @@ impl Copier {
                 Value::ServerError(e) if e.details().is_some_and(|d| d.contains("no such key")) => {
                     Progress::add(&progress.vanished, 1)
                 }
-                Value::ServerError(e) if is_fatal_for_run(&e) => return Err(command_error(&mut self.src, p.src_slot, op, &p.src, e)),
+                Value::ServerError(e) if is_fatal_for_run(&e) => {
+                    return Err(command_error(&mut self.src, p.src_slot, op, &p.src, e))
+                }
                 Value::ServerError(e) => samples.failure(progress, &self.src.label(p.src_slot), &p.src, e),
                 other => return Err(protocol(op, &other)),
             }

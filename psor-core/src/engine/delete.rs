@@ -63,7 +63,11 @@ impl Writer for Unlinker {
                     })
                 }
                 other => {
-                    return Err(Error::Protocol { addr: self.router.label(routed.slot), op: "UNLINK", detail: format!("{other:?}") })
+                    return Err(Error::Protocol {
+                        addr: self.router.label(routed.slot),
+                        op: "UNLINK",
+                        detail: format!("{other:?}"),
+                    })
                 }
             }
         }
@@ -94,5 +98,7 @@ pub fn delete(psor: &Psor, opts: &DeleteOptions, engine: &EngineOptions, progres
         outcome.sample = sample;
         return Ok(outcome);
     }
-    run(psor, &opts.prefix, engine, &progress, || Ok(Unlinker { router: Router::new(psor)?, cluster: psor.is_cluster() }))
+    run(psor, &opts.prefix, engine, &progress, || {
+        Ok(Unlinker { router: Router::new(psor)?, cluster: psor.is_cluster() })
+    })
 }

@@ -47,7 +47,14 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { scan_count: 1000, batch_size: 1000, writers: 2, queue_depth: 4, keep_samples: 100, pacing: Pacing::default() }
+        EngineOptions {
+            scan_count: 1000,
+            batch_size: 1000,
+            writers: 2,
+            queue_depth: 4,
+            keep_samples: 100,
+            pacing: Pacing::default(),
+        }
     }
 }
 
@@ -224,7 +231,8 @@ fn run_pass<W: Writer>(
             }
             drop(rx);
             s.spawn(move || {
-                let result = scan::scan_node(&mut scanner, prefix, opts, progress, &master, |batch| tx.send(batch).is_ok());
+                let result =
+                    scan::scan_node(&mut scanner, prefix, opts, progress, &master, |batch| tx.send(batch).is_ok());
                 match result {
                     Ok(()) => {}
                     // A cluster master that died mid-scan: whoever serves its slots now is
@@ -300,7 +308,15 @@ fn sweep<W: Writer>(
 pub(crate) fn is_fatal_for_run(err: &redis::ServerError) -> bool {
     matches!(
         err.code(),
-        "OOM" | "NOPERM" | "NOAUTH" | "MISCONF" | "READONLY" | "NOSCRIPT" | "WRONGPASS" | "EXECABORT" | "LOADING" | "MASTERDOWN"
-    )
-        || err.details().is_some_and(|d| d.contains("DUMP payload version"))
+        "OOM"
+            | "NOPERM"
+            | "NOAUTH"
+            | "MISCONF"
+            | "READONLY"
+            | "NOSCRIPT"
+            | "WRONGPASS"
+            | "EXECABORT"
+            | "LOADING"
+            | "MASTERDOWN"
+    ) || err.details().is_some_and(|d| d.contains("DUMP payload version"))
 }

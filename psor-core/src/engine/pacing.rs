@@ -54,7 +54,8 @@ impl Pacer {
             let mut threads = pacer.threads.lock().unwrap_or_else(|p| p.into_inner());
             for (node, mine) in psor.masters().iter().zip(&per_master) {
                 let mut con = node.connect()?;
-                let (stop, mine, all, worst) = (pacer.stop.clone(), mine.clone(), per_master.clone(), pacer.latency_us.clone());
+                let (stop, mine, all, worst) =
+                    (pacer.stop.clone(), mine.clone(), per_master.clone(), pacer.latency_us.clone());
                 threads.push(std::thread::spawn(move || {
                     while !stop.load(Relaxed) {
                         let t = Instant::now();
@@ -88,7 +89,11 @@ impl Pacer {
                 b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * self.rate).min(self.rate / 10.0);
                 b.1 = now;
                 b.0 -= n as f64;
-                if b.0 < 0.0 { Duration::from_secs_f64(-b.0 / self.rate) } else { Duration::ZERO }
+                if b.0 < 0.0 {
+                    Duration::from_secs_f64(-b.0 / self.rate)
+                } else {
+                    Duration::ZERO
+                }
             };
             std::thread::sleep(wait);
         }

@@ -203,7 +203,9 @@ impl Router {
             let mut again = Vec::new();
             for (i, v) in pending.iter().zip(values) {
                 match &v {
-                    Value::ServerError(e) if matches!(e.code(), "READONLY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "BUSY") => {
+                    Value::ServerError(e)
+                        if matches!(e.code(), "READONLY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "BUSY") =>
+                    {
                         again.push(*i)
                     }
                     _ => replies[*i] = Some(v),

@@ -134,8 +134,10 @@ pub enum CatalogError {
         source: std::io::Error,
     },
     /// No `[[version]]` entry matches a product version.
-    #[error("product version {version} is not in the layout catalog (known: {known}); \
-             add a [[version]] entry for it to your catalog (see `psor survey`)")]
+    #[error(
+        "product version {version} is not in the layout catalog (known: {known}); \
+             add a [[version]] entry for it to your catalog (see `psor survey`)"
+    )]
     UnknownVersion {
         /// The version looked up.
         version: String,
@@ -609,8 +611,7 @@ fn valid_item_name(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
 
-const ITEM_NAME_GRAMMAR: &str =
-    "1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit";
+const ITEM_NAME_GRAMMAR: &str = "1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit";
 
 fn one_of<T: Copy>(table: &[(&str, T)], s: &Spanned<String>, src: &Src<'_>, field: &str) -> Result<T, CatalogError> {
     table.iter().find(|(n, _)| *n == s.get_ref()).map(|(_, t)| *t).ok_or_else(|| {
@@ -656,8 +657,8 @@ impl Catalog {
 
     /// Read, parse and validate a catalog file (see [`Catalog::from_toml_str`]).
     pub fn load_file(path: &Path) -> Result<Catalog, CatalogError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| CatalogError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: path.to_owned(), source })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
@@ -742,14 +743,12 @@ impl Catalog {
     /// The version entry that decides `v`: an exact entry if there is one, else the
     /// matching pattern with the most components.
     pub fn rule_for(&self, v: &ProductVersion) -> Result<&VersionRule, CatalogError> {
-        self.versions
-            .iter()
-            .filter(|r| r.matches.matches(v))
-            .max_by_key(|r| r.matches.precedence())
-            .ok_or_else(|| CatalogError::UnknownVersion {
+        self.versions.iter().filter(|r| r.matches.matches(v)).max_by_key(|r| r.matches.precedence()).ok_or_else(|| {
+            CatalogError::UnknownVersion {
                 version: v.to_string(),
                 known: self.versions.iter().map(|r| r.matches.to_string()).collect::<Vec<_>>().join(", "),
-            })
+            }
+        })
     }
 
     /// The layout of product version `v` (see [`Catalog::rule_for`] for precedence).
@@ -845,18 +844,22 @@ impl Catalog {
             Some(h) => {
                 let extends = match &h.extends {
                     None => Extends::Builtin,
-                    Some(e) => one_of(
-                        &[("builtin", Extends::Builtin), ("none", Extends::None)],
-                        e,
-                        &src,
-                        "catalog.extends",
-                    )
-                    .map_err(|err| match err {
-                        CatalogError::Invalid { file, line, column, field, message, .. } => {
-                            CatalogError::Invalid { kind: CatalogErrorKind::Header, file, line, column, field, message }
-                        }
-                        other => other,
-                    })?,
+                    Some(e) => {
+                        one_of(&[("builtin", Extends::Builtin), ("none", Extends::None)], e, &src, "catalog.extends")
+                            .map_err(|err| match err {
+                                CatalogError::Invalid { file, line, column, field, message, .. } => {
+                                    CatalogError::Invalid {
+                                        kind: CatalogErrorKind::Header,
+                                        file,
+                                        line,
+                                        column,
+                                        field,
+                                        message,
+                                    }
+                                }
+                                other => other,
+                            })?
+                    }
                 };
                 (h.name.clone().unwrap_or_else(|| source.to_owned()), h.reference, extends)
             }
@@ -969,7 +972,12 @@ impl Catalog {
                     return Err(src.at(rs.get_ref().role.as_ref().unwrap_or(&rs.get_ref().name)).error(
                         CatalogErrorKind::DuplicateRole,
                         format!("layout[{name}].store[{}].role", s.name),
-                        format!("role {:?} is already taken by store {:?} at {}", s.role.as_str(), p.name, p.defined_at),
+                        format!(
+                            "role {:?} is already taken by store {:?} at {}",
+                            s.role.as_str(),
+                            p.name,
+                            p.defined_at
+                        ),
                     ));
                 }
             }
@@ -1000,7 +1008,12 @@ impl Catalog {
         let sub_prefix = SubPrefix::new(r.sub_prefix.get_ref())
             .map_err(|e| src.at(&r.sub_prefix).error(CatalogErrorKind::BadSubPrefix, f("sub_prefix"), e.to_string()))?;
         let redis_type = one_of(RedisType::ALL, &r.redis_type, src, &f("type"))?;
-        let placement = one_of(&[("tagged", Placement::Tagged), ("spread", Placement::Spread)], &r.placement, src, &f("placement"))?;
+        let placement = one_of(
+            &[("tagged", Placement::Tagged), ("spread", Placement::Spread)],
+            &r.placement,
+            src,
+            &f("placement"),
+        )?;
         let role = match &r.role {
             None => StoreRole::Other,
             Some(s) => StoreRole::parse(s.get_ref()).ok_or_else(|| {
@@ -1019,10 +1032,7 @@ impl Catalog {
             return Err(src.at(&r.placement).error(
                 CatalogErrorKind::RoleConstraint,
                 f("placement"),
-                format!(
-                    "a {} store must be \"tagged\" so the PAC metadata shares one cluster slot",
-                    role.as_str()
-                ),
+                format!("a {} store must be \"tagged\" so the PAC metadata shares one cluster slot", role.as_str()),
             ));
         }
         if role == StoreRole::PacRecord && redis_type != RedisType::Hash {

@@ -132,17 +132,15 @@ impl<'a> PacKeys<'a> {
     }
 
     fn store(&self, name: &str) -> Result<&'a Store, KeyError> {
-        self.layout.store(name).ok_or_else(|| KeyError::UnknownStore {
-            layout: self.layout.name.clone(),
-            store: name.to_owned(),
-        })
+        self.layout
+            .store(name)
+            .ok_or_else(|| KeyError::UnknownStore { layout: self.layout.name.clone(), store: name.to_owned() })
     }
 
     fn role(&self, role: StoreRole) -> Result<&'a Store, KeyError> {
-        self.layout.store_with_role(role).ok_or_else(|| KeyError::NoStoreWithRole {
-            layout: self.layout.name.clone(),
-            role: role.as_str(),
-        })
+        self.layout
+            .store_with_role(role)
+            .ok_or_else(|| KeyError::NoStoreWithRole { layout: self.layout.name.clone(), role: role.as_str() })
     }
 
     /// Every key of store `name` starts with this, e.g. `MyPAC_9.0:pct:`.
@@ -228,9 +226,8 @@ pub(crate) fn match_store<'l, 'k>(
 ) -> Option<(&'l Store, &'k [u8])> {
     let tag = prefix.hash_tag();
     for s in &layout.stores {
-        let Some(after) = rest
-            .strip_prefix(s.sub_prefix.as_str().as_bytes())
-            .and_then(|r| r.strip_prefix(&[STORE_SEPARATOR]))
+        let Some(after) =
+            rest.strip_prefix(s.sub_prefix.as_str().as_bytes()).and_then(|r| r.strip_prefix(&[STORE_SEPARATOR]))
         else {
             continue;
         };

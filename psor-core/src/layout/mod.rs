@@ -14,12 +14,12 @@ pub mod naming;
 pub mod pac;
 
 pub use catalog::{
-    Catalog, CatalogError, CatalogErrorKind, Compat, Epoch, DEFAULT_QUEUE_PREFIXES, Extends, Layout, RedisType, Store,
-    StoreRole, Placement, Upgrade, VersionMatch, VersionRule, TRANSFORMS,
+    Catalog, CatalogError, CatalogErrorKind, Compat, Epoch, Extends, Layout, Placement, RedisType, Store, StoreRole,
+    Upgrade, VersionMatch, VersionRule, DEFAULT_QUEUE_PREFIXES, TRANSFORMS,
 };
 pub use keys::{KeyError, PacKeys, ResourceTable};
 pub use naming::{
-    parse_key, KeyTemplate, NameError, PacName, PacVersionPrefix, ParsedKey, ProductVersion,
-    RegionName, SubPrefix, DEFAULT_KEY_PREFIX_TEMPLATE,
+    parse_key, KeyTemplate, NameError, PacName, PacVersionPrefix, ParsedKey, ProductVersion, RegionName, SubPrefix,
+    DEFAULT_KEY_PREFIX_TEMPLATE,
 };
 pub use pac::{check_transition, PacMode, PacRecord, PacRecordError, TransitionError, TRANSITIONS};

@@ -46,8 +46,7 @@ pub const PAC_NAME_GRAMMAR: &str =
 pub const VERSION_GRAMMAR: &str = "1 to 4 dot-separated decimal components without leading zeros, \
      each below 10^9 (e.g. 9.0, 9.0.2, 10.0.1.7; not 9.01, 9., .9)";
 /// Grammar of a region name, quoted in error messages.
-pub const REGION_NAME_GRAMMAR: &str =
-    "1 to 64 letters, digits, '_', '-', '$', '#' or '@' ([A-Za-z0-9_$#@-]{1,64})";
+pub const REGION_NAME_GRAMMAR: &str = "1 to 64 letters, digits, '_', '-', '$', '#' or '@' ([A-Za-z0-9_$#@-]{1,64})";
 /// Grammar of a store sub-prefix, quoted in error messages.
 pub const SUB_PREFIX_GRAMMAR: &str = "':'-separated segments, each a letter or digit followed by \
      letters, digits, '_', '-' or '.', at most 64 chars in all (e.g. pct, res:pct)";
@@ -188,10 +187,7 @@ impl RegionName {
         if s.len() > 64 {
             return Err(err("it is longer than 64 characters"));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$' | '#' | '@')))
-        {
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$' | '#' | '@'))) {
             return Err(err(&format!("it contains {c:?}")));
         }
         Ok(RegionName(s.to_owned()))
@@ -224,10 +220,7 @@ impl SubPrefix {
             if !b[0].is_ascii_alphanumeric() {
                 return Err(err(&format!("segment {seg:?} does not start with a letter or digit")));
             }
-            if let Some(c) = seg
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-            {
+            if let Some(c) = seg.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
                 return Err(err(&format!("it contains {c:?}")));
             }
         }
@@ -387,11 +380,8 @@ impl KeyTemplate {
         if s.matches("{pac}").count() != 1 || s.matches("{version}").count() != 1 {
             return Err(err("{pac} and {version} must each appear exactly once"));
         }
-        let (order, first, first_len, second, second_len) = if p < v {
-            (Order::PacFirst, p, 5, v, 9)
-        } else {
-            (Order::VersionFirst, v, 9, p, 5)
-        };
+        let (order, first, first_len, second, second_len) =
+            if p < v { (Order::PacFirst, p, 5, v, 9) } else { (Order::VersionFirst, v, 9, p, 5) };
         let head = &s[..first];
         let sep = &s[first + first_len..second];
         let tail = &s[second + second_len..];
@@ -404,10 +394,7 @@ impl KeyTemplate {
             return Err(err("{pac} and {version} must be separated by a literal such as '_'"));
         }
         if let Some(c) = sep.bytes().find(|b| is_version_char(*b)) {
-            return Err(err(&format!(
-                "the separator {sep:?} contains {:?}, which a version may contain",
-                c as char
-            )));
+            return Err(err(&format!("the separator {sep:?} contains {:?}, which a version may contain", c as char)));
         }
         let Some(&term) = tail.as_bytes().last() else {
             return Err(err("it must end with a terminator such as ':' after the last placeholder"));
@@ -421,13 +408,7 @@ impl KeyTemplate {
         if s.as_bytes()[..s.len() - 1].contains(&term) {
             return Err(err(&format!("its terminator {:?} occurs before the end", term as char)));
         }
-        Ok(KeyTemplate {
-            text: s.to_owned(),
-            order,
-            head: head.to_owned(),
-            sep: sep.to_owned(),
-            tail: tail.to_owned(),
-        })
+        Ok(KeyTemplate { text: s.to_owned(), order, head: head.to_owned(), sep: sep.to_owned(), tail: tail.to_owned() })
     }
 
     /// The template text, e.g. `{pac}_{version}:`.
@@ -460,8 +441,7 @@ impl KeyTemplate {
         let middle = prefix.strip_prefix(self.head.as_str())?.strip_suffix(self.tail.as_str())?;
         let (pac, version) = match self.order {
             Order::PacFirst => {
-                let vstart = middle.len()
-                    - middle.bytes().rev().take_while(|b| is_version_char(*b)).count();
+                let vstart = middle.len() - middle.bytes().rev().take_while(|b| is_version_char(*b)).count();
                 let (left, v) = middle.split_at(vstart);
                 (left.strip_suffix(self.sep.as_str())?, v)
             }

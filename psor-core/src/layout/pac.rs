@@ -68,11 +68,8 @@ impl FromStr for PacMode {
 ///
 /// Nothing returns to `Upgrade`: upgrade mode only exists for a PAC version whose
 /// stores were just created.
-pub const TRANSITIONS: &[(PacMode, PacMode)] = &[
-    (PacMode::Upgrade, PacMode::Running),
-    (PacMode::Running, PacMode::Quiesce),
-    (PacMode::Quiesce, PacMode::Running),
-];
+pub const TRANSITIONS: &[(PacMode, PacMode)] =
+    &[(PacMode::Upgrade, PacMode::Running), (PacMode::Running, PacMode::Quiesce), (PacMode::Quiesce, PacMode::Running)];
 
 /// A mode change that [`TRANSITIONS`] does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,8 +88,7 @@ pub fn check_transition(from: PacMode, to: PacMode) -> Result<(), TransitionErro
     if from == to || TRANSITIONS.contains(&(from, to)) {
         return Ok(());
     }
-    let allowed: Vec<&str> =
-        TRANSITIONS.iter().filter(|(f, _)| *f == from).map(|(_, t)| t.as_str()).collect();
+    let allowed: Vec<&str> = TRANSITIONS.iter().filter(|(f, _)| *f == from).map(|(_, t)| t.as_str()).collect();
     Err(TransitionError {
         from,
         to,
@@ -191,9 +187,11 @@ impl PacRecord {
             return Err(bad("epoch", &epoch, "a non-empty epoch"));
         }
         let created = take(5)?;
-        let created_ms = created.parse().map_err(|_| bad("created_ms", &created, "milliseconds as a decimal integer"))?;
+        let created_ms =
+            created.parse().map_err(|_| bad("created_ms", &created, "milliseconds as a decimal integer"))?;
         let updated = take(6)?;
-        let updated_ms = updated.parse().map_err(|_| bad("updated_ms", &updated, "milliseconds as a decimal integer"))?;
+        let updated_ms =
+            updated.parse().map_err(|_| bad("updated_ms", &updated, "milliseconds as a decimal integer"))?;
         Ok(PacRecord { pac, version, mode, layout, epoch: Epoch::new(epoch), created_ms, updated_ms })
     }
 

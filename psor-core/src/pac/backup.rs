@@ -40,8 +40,10 @@ pub fn backup(
     progress: Arc<Progress>,
 ) -> Result<Backup> {
     let template = catalog.key_template();
-    let prefixes =
-        versions.iter().map(|v| KeyPrefix::new(template.prefix(pac, v).as_bytes().to_vec())).collect::<crate::Result<Vec<_>>>()?;
+    let prefixes = versions
+        .iter()
+        .map(|v| KeyPrefix::new(template.prefix(pac, v).as_bytes().to_vec()))
+        .collect::<crate::Result<Vec<_>>>()?;
     let names = versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     let selection = ExportSelection::pac_version(pac.as_str(), names, prefixes)?;
     let opts = ExportOptions { selection, path: path.to_path_buf(), overwrite: true };
@@ -49,18 +51,28 @@ pub fn backup(
     if exported.failed > 0 {
         return Err(Error::State {
             pac: pac.clone(),
-            reason: format!("{} keys could not be backed up to {}; nothing was removed", exported.failed, path.display()),
+            reason: format!(
+                "{} keys could not be backed up to {}; nothing was removed",
+                exported.failed,
+                path.display()
+            ),
         });
     }
     let unusable = |e: &dyn std::fmt::Display| Error::State {
         pac: pac.clone(),
         reason: format!("the backup {} does not verify ({e}); nothing was removed", path.display()),
     };
-    let file = std::fs::File::open(path).map_err(|source| crate::Error::ReadFile { path: path.to_path_buf(), source })?;
+    let file =
+        std::fs::File::open(path).map_err(|source| crate::Error::ReadFile { path: path.to_path_buf(), source })?;
     let mut reader = psor_formats::SnapshotReader::open(std::io::BufReader::new(file)).map_err(|e| unusable(&e))?;
     let totals = reader.verify_all().map_err(|e| unusable(&e))?;
     if totals.keys != exported.keys {
         return Err(unusable(&format!("it holds {} keys, the export wrote {}", totals.keys, exported.keys)));
     }
-    Ok(Backup { path: path.to_path_buf(), versions: versions.to_vec(), keys: totals.keys, file_bytes: exported.file_bytes })
+    Ok(Backup {
+        path: path.to_path_buf(),
+        versions: versions.to_vec(),
+        keys: totals.keys,
+        file_bytes: exported.file_bytes,
+    })
 }

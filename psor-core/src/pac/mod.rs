@@ -23,17 +23,17 @@ mod rehearse;
 mod sample;
 mod status;
 
+pub use backup::{backup, Backup};
 pub use ops::{
     check_compat, create, init_pac, rem_old_pac, set_mode, Blocker, CarriedStore, CompatReport, CreateOptions,
-    CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions, SetModeOutcome,
-    VersionSide,
+    CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions,
+    SetModeOutcome, VersionSide,
 };
-pub use backup::{backup, Backup};
 pub use rehearse::{rehearse, Observer, Rehearsal, RehearsalSource, RehearseOptions, Step};
 pub use sample::{sample, SampleOptions, SampleOutcome};
 pub use status::{
-    findings, status, status_with, Orphan, OrphanKind, PacStatus, RegionVersion, StatusOptions, StatusReport, StoreCount,
-    TtlStats, VersionStatus, Warning, WarningKind, DEFAULT_UPGRADE_WARN_MS, MAX_UNKNOWN_STORES,
+    findings, status, status_with, Orphan, OrphanKind, PacStatus, RegionVersion, StatusOptions, StatusReport,
+    StoreCount, TtlStats, VersionStatus, Warning, WarningKind, DEFAULT_UPGRADE_WARN_MS, MAX_UNKNOWN_STORES,
 };
 
 use crate::connect::{key_slot, NodeConn, Psor, Topology};
@@ -149,10 +149,7 @@ impl Error {
 
 /// Milliseconds since the Unix epoch, for record timestamps.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A connection to the master that serves `key`: the one server of a standalone PSOR, or

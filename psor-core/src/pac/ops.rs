@@ -17,9 +17,7 @@ use super::{key_conn, now_ms, read_record, Error, Result, StoredRecord, CREATING
 use crate::connect::{NodeConn, Psor};
 use crate::engine::{self, CopyOptions, DeleteOptions, EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
-use crate::layout::{
-    Catalog, Compat, Layout, PacMode, PacName, PacRecord, Placement, ProductVersion, Upgrade,
-};
+use crate::layout::{Catalog, Compat, Layout, PacMode, PacName, PacRecord, Placement, ProductVersion, Upgrade};
 use crate::progress::{Counts, Progress};
 
 /// One side of a compatibility question: a version with its layout and epoch.
@@ -253,18 +251,16 @@ pub fn create(
             });
         }
     }
-    let source = st
-        .versions
-        .iter()
-        .rev()
-        .find(|v| v.mode() == Some(PacMode::Running) && &v.version != product)
-        .ok_or_else(|| Error::State {
-            pac: pac.clone(),
-            reason: format!(
-                "no other version is in mode Running to create {product} from (versions: {})",
-                st.describe_versions()
-            ),
-        })?;
+    let source =
+        st.versions.iter().rev().find(|v| v.mode() == Some(PacMode::Running) && &v.version != product).ok_or_else(
+            || Error::State {
+                pac: pac.clone(),
+                reason: format!(
+                    "no other version is in mode Running to create {product} from (versions: {})",
+                    st.describe_versions()
+                ),
+            },
+        )?;
     let old_layout = catalog.layout_for(&source.version)?;
     if old_layout.epoch == new_layout.epoch {
         return Err(Error::Compatible {
@@ -680,7 +676,10 @@ fn check_expected(pac: &PacName, remove: &[VersionStatus], expect: Option<&[Prod
         if let Some(v) = remove.iter().find(|v| !expect.contains(&v.version)) {
             return Err(Error::State {
                 pac: pac.clone(),
-                reason: format!("version {} appeared since the plan was confirmed; nothing was deleted, look again", v.version),
+                reason: format!(
+                    "version {} appeared since the plan was confirmed; nothing was deleted, look again",
+                    v.version
+                ),
             });
         }
     }

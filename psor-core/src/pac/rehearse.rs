@@ -138,8 +138,12 @@ pub fn rehearse(
     let started = Instant::now();
     let (store, pac, to) = (&opts.store, &opts.pac, &opts.to);
     let mut run = Runner { observer, steps: Vec::new() };
-    if status(store, catalog, Some(pac), engine, Arc::new(Progress::new()))?.pacs.iter().any(|p| !p.versions.is_empty()) {
-        return Err(Error::State { pac: pac.clone(), reason: "the rehearsal store already holds this PAC; use a fresh store".into() });
+    if status(store, catalog, Some(pac), engine, Arc::new(Progress::new()))?.pacs.iter().any(|p| !p.versions.is_empty())
+    {
+        return Err(Error::State {
+            pac: pac.clone(),
+            reason: "the rehearsal store already holds this PAC; use a fresh store".into(),
+        });
     }
 
     // Setup: the PAC as it is before the upgrade.
@@ -147,16 +151,36 @@ pub fn rehearse(
         RehearsalSource::Sample { version, keys } => {
             let so = SampleOptions { keys: *keys, regions: 2, mode: PacMode::Running, large_values: 3 };
             let mut from = version.clone();
-            run.step("setup", "Build a sample PSOR: the PAC at its old version", format!("psor sample {pac} --product-version {version}"), false, |p| {
-                let s = sample(store, catalog, pac, version, &so, p)?;
-                from = s.version.clone();
-                Ok((format!("{} keys in {} stores, {} regions registered, {} with an expiry, {} large PPT values", s.keys, s.stores.len(), s.regions.len(), s.with_ttl, s.large_values), s.keys))
-            })?;
+            run.step(
+                "setup",
+                "Build a sample PSOR: the PAC at its old version",
+                format!("psor sample {pac} --product-version {version}"),
+                false,
+                |p| {
+                    let s = sample(store, catalog, pac, version, &so, p)?;
+                    from = s.version.clone();
+                    Ok((
+                        format!(
+                            "{} keys in {} stores, {} regions registered, {} with an expiry, {} large PPT values",
+                            s.keys,
+                            s.stores.len(),
+                            s.regions.len(),
+                            s.with_ttl,
+                            s.large_values
+                        ),
+                        s.keys,
+                    ))
+                },
+            )?;
             from
         }
         RehearsalSource::Live(source) => {
             let st = status(source, catalog, Some(pac), engine, Arc::new(Progress::new()))?;
-            let found = st.pacs.into_iter().find(|p| &p.pac == pac).ok_or_else(|| Error::UnknownPac { pac: pac.clone(), known: Vec::new() })?;
+            let found = st
+                .pacs
+                .into_iter()
+                .find(|p| &p.pac == pac)
+                .ok_or_else(|| Error::UnknownPac { pac: pac.clone(), known: Vec::new() })?;
             let from = found.running().map(|v| v.version.clone()).ok_or_else(|| Error::State {
                 pac: pac.clone(),
                 reason: "no version is Running in the source PSOR".into(),
@@ -167,27 +191,58 @@ pub fn rehearse(
                 .iter()
                 .map(|v| KeyPrefix::new(template.prefix(pac, &v.version).as_bytes().to_vec()))
                 .collect::<crate::Result<_>>()?;
-            run.step("setup", "Copy the PAC from the live PSOR into the rehearsal store (read only on the source)", format!("psor copy --prefix <each version's prefix> --target file:…"), false, |p| {
-                let mut keys = 0;
-                for prefix in &prefixes {
-                    let co = CopyOptions { from: prefix.clone(), to: prefix.clone(), replace: false, move_keys: false, dry_run: false, sample: 0 };
-                    let o = engine::copy(source, Some(store), &co, engine, p.clone())?;
-                    keys += o.counts.done;
-                }
-                let names: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
-                Ok((format!("{keys} keys of {} copied from {}", names.join(", "), source.spec().redacted()), keys))
-            })?;
+            run.step(
+                "setup",
+                "Copy the PAC from the live PSOR into the rehearsal store (read only on the source)",
+                format!("psor copy --prefix <each version's prefix> --target file:…"),
+                false,
+                |p| {
+                    let mut keys = 0;
+                    for prefix in &prefixes {
+                        let co = CopyOptions {
+                            from: prefix.clone(),
+                            to: prefix.clone(),
+                            replace: false,
+                            move_keys: false,
+                            dry_run: false,
+                            sample: 0,
+                        };
+                        let o = engine::copy(source, Some(store), &co, engine, p.clone())?;
+                        keys += o.counts.done;
+                    }
+                    let names: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
+                    Ok((format!("{keys} keys of {} copied from {}", names.join(", "), source.spec().redacted()), keys))
+                },
+            )?;
             from
         }
     };
 
     // Step 5: check compatibility.
     let mut compatible = false;
-    run.step("5", "Check the compatibility of the updated product against the PSOR", format!("psor check-compat {pac} --product-version {to}  (caspac -aCheckCompat={pac})"), false, |p| {
-        let c = check_compat(store, catalog, pac, to, engine, p)?;
-        compatible = c.compatible;
-        Ok((format!("{} (layout {}, epoch {}) → {} (layout {}, epoch {}): {} upgrade process", c.current.version, c.current.layout, c.current.epoch, c.product.version, c.product.layout, c.product.epoch, c.process), 0))
-    })?;
+    run.step(
+        "5",
+        "Check the compatibility of the updated product against the PSOR",
+        format!("psor check-compat {pac} --product-version {to}  (caspac -aCheckCompat={pac})"),
+        false,
+        |p| {
+            let c = check_compat(store, catalog, pac, to, engine, p)?;
+            compatible = c.compatible;
+            Ok((
+                format!(
+                    "{} (layout {}, epoch {}) → {} (layout {}, epoch {}): {} upgrade process",
+                    c.current.version,
+                    c.current.layout,
+                    c.current.epoch,
+                    c.product.version,
+                    c.product.layout,
+                    c.product.epoch,
+                    c.process
+                ),
+                0,
+            ))
+        },
+    )?;
     if compatible {
         return Err(Error::Compatible {
             pac: pac.clone(),
@@ -196,45 +251,121 @@ pub fn rehearse(
     }
 
     // Step 6: the first updated region starts in upgrade mode and creates the new stores.
-    run.step("6", "Start the first region in upgrade mode: create the new PAC's stores", format!("psor create {pac} --product-version {to}  (casstart /s:u)"), false, |p| {
-        let o = create(store, catalog, pac, to, &CreateOptions::default(), engine, p)?;
-        Ok((format!("{} keys carried into {} stores, {} fresh stores, new PAC in mode Upgrade", o.counts.done, o.carried.len(), o.fresh.len()), o.counts.done))
-    })?;
+    run.step(
+        "6",
+        "Start the first region in upgrade mode: create the new PAC's stores",
+        format!("psor create {pac} --product-version {to}  (casstart /s:u)"),
+        false,
+        |p| {
+            let o = create(store, catalog, pac, to, &CreateOptions::default(), engine, p)?;
+            Ok((
+                format!(
+                    "{} keys carried into {} stores, {} fresh stores, new PAC in mode Upgrade",
+                    o.counts.done,
+                    o.carried.len(),
+                    o.fresh.len()
+                ),
+                o.counts.done,
+            ))
+        },
+    )?;
 
     // Step 10: the new PAC takes batch work.
-    run.step("10", "Enable the new PAC to accept batch work", format!("psor set-mode {pac} running --product-version {to}  (caspac -aSetMode=Running)"), false, |p| {
-        let m = set_mode(store, catalog, pac, to, SetModeOptions { mode: PacMode::Running, dry_run: false }, engine, p)?;
-        Ok((format!("{} {:?} → {:?}", m.version, m.before.mode, m.after.mode), 0))
-    })?;
+    run.step(
+        "10",
+        "Enable the new PAC to accept batch work",
+        format!("psor set-mode {pac} running --product-version {to}  (caspac -aSetMode=Running)"),
+        false,
+        |p| {
+            let m = set_mode(
+                store,
+                catalog,
+                pac,
+                to,
+                SetModeOptions { mode: PacMode::Running, dry_run: false },
+                engine,
+                p,
+            )?;
+            Ok((format!("{} {:?} → {:?}", m.version, m.before.mode, m.after.mode), 0))
+        },
+    )?;
 
     // Step 12: the old PAC stops taking batch work.
-    run.step("12", "Stop batch work in the old PAC", format!("psor set-mode {pac} quiesce --product-version {from}  (caspac -aSetMode=Quiesce)"), false, |p| {
-        let m = set_mode(store, catalog, pac, &from, SetModeOptions { mode: PacMode::Quiesce, dry_run: false }, engine, p)?;
-        Ok((format!("{} {:?} → {:?}", m.version, m.before.mode, m.after.mode), 0))
-    })?;
+    run.step(
+        "12",
+        "Stop batch work in the old PAC",
+        format!("psor set-mode {pac} quiesce --product-version {from}  (caspac -aSetMode=Quiesce)"),
+        false,
+        |p| {
+            let m = set_mode(
+                store,
+                catalog,
+                pac,
+                &from,
+                SetModeOptions { mode: PacMode::Quiesce, dry_run: false },
+                engine,
+                p,
+            )?;
+            Ok((format!("{} {:?} → {:?}", m.version, m.before.mode, m.after.mode), 0))
+        },
+    )?;
 
     // Step 13: the old PAC's regions stop (and leave the registry). Only imitated here.
-    run.step("13", "Shut down the remaining regions of the old PAC", "casstop -r<region> on each old region (not a psor command)".into(), true, |_| {
-        let layout = catalog.layout_for(&from)?;
-        let key = layout.keys(pac, &from).region_registry_key()?;
-        let mut con = key_conn(store, &key)?;
-        let n: u64 = con.retry("UNLINK", Some(&key), |c| redis::cmd("UNLINK").arg(&key).query(c))?;
-        Ok((format!("regions left the registry {} (as stopping regions do)", display_key(&key)), n))
-    })?;
+    run.step(
+        "13",
+        "Shut down the remaining regions of the old PAC",
+        "casstop -r<region> on each old region (not a psor command)".into(),
+        true,
+        |_| {
+            let layout = catalog.layout_for(&from)?;
+            let key = layout.keys(pac, &from).region_registry_key()?;
+            let mut con = key_conn(store, &key)?;
+            let n: u64 = con.retry("UNLINK", Some(&key), |c| redis::cmd("UNLINK").arg(&key).query(c))?;
+            Ok((format!("regions left the registry {} (as stopping regions do)", display_key(&key)), n))
+        },
+    )?;
 
     // Step 14: back up what will go, verify the backup, then remove the old PAC's stores.
-    run.step("14", "Back up the old PAC's stores, and verify the backup", format!("psor rem-old-pac {pac} --backup FILE"), false, |p| {
-        let b = backup(store, catalog, pac, std::slice::from_ref(&from), &opts.backup, engine, p)?;
-        Ok((format!("{} keys, {} bytes on disk, every frame's checksum verified: {}", b.keys, b.file_bytes, b.path.display()), b.keys))
-    })?;
-    run.step("14", "Remove the old PAC's stores", format!("psor rem-old-pac {pac}  (caspac -aRemOldPAC={pac})"), false, |p| {
-        let r = rem_old_pac(store, catalog, pac, &RemOldPacOptions::default(), engine, p)?;
-        let removed: u64 = r.deleted.iter().map(|d| d.counts.done).sum();
-        let versions: Vec<String> = r.deleted.iter().map(|d| d.version.to_string()).collect();
-        Ok((format!("{removed} keys of version {} removed; {} kept", versions.join(", "), r.keep.version), removed))
-    })?;
+    run.step(
+        "14",
+        "Back up the old PAC's stores, and verify the backup",
+        format!("psor rem-old-pac {pac} --backup FILE"),
+        false,
+        |p| {
+            let b = backup(store, catalog, pac, std::slice::from_ref(&from), &opts.backup, engine, p)?;
+            Ok((
+                format!(
+                    "{} keys, {} bytes on disk, every frame's checksum verified: {}",
+                    b.keys,
+                    b.file_bytes,
+                    b.path.display()
+                ),
+                b.keys,
+            ))
+        },
+    )?;
+    run.step(
+        "14",
+        "Remove the old PAC's stores",
+        format!("psor rem-old-pac {pac}  (caspac -aRemOldPAC={pac})"),
+        false,
+        |p| {
+            let r = rem_old_pac(store, catalog, pac, &RemOldPacOptions::default(), engine, p)?;
+            let removed: u64 = r.deleted.iter().map(|d| d.counts.done).sum();
+            let versions: Vec<String> = r.deleted.iter().map(|d| d.version.to_string()).collect();
+            Ok((format!("{removed} keys of version {} removed; {} kept", versions.join(", "), r.keep.version), removed))
+        },
+    )?;
 
     store.flush()?;
     let final_status = status(store, catalog, Some(pac), engine, Arc::new(Progress::new()))?;
-    Ok(Rehearsal { pac: pac.clone(), from, to: to.clone(), steps: run.steps, final_status, backup: opts.backup.clone(), seconds: started.elapsed().as_secs_f64() })
+    Ok(Rehearsal {
+        pac: pac.clone(),
+        from,
+        to: to.clone(),
+        steps: run.steps,
+        final_status,
+        backup: opts.backup.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

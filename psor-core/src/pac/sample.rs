@@ -17,7 +17,9 @@ use super::{key_conn, now_ms, Error, Result};
 use crate::connect::Psor;
 use crate::engine::router::{Routed, Router};
 use crate::keys::display_key;
-use crate::layout::{Catalog, PacMode, PacName, PacRecord, ProductVersion, RedisType, RegionName, ResourceTable, StoreRole};
+use crate::layout::{
+    Catalog, PacMode, PacName, PacRecord, ProductVersion, RedisType, RegionName, ResourceTable, StoreRole,
+};
 use crate::progress::Progress;
 
 /// What to write.
@@ -117,44 +119,62 @@ fn resource_fields(role: StoreRole, i: usize, rng: &mut Rng, large: bool) -> (Ve
         StoreRole::Resource(ResourceTable::Pct) => {
             // One entry name that is not printable ASCII, so binary safety is exercised.
             let name = if i == 1 { b"TX\xff\x00 N".to_vec() } else { format!("T{i:03X}").into_bytes() };
-            (name, vec![
-                f("program", format!("PROG{:04}", rng.below(500))),
-                f("status", rng.pick(&["ENABLED", "ENABLED", "ENABLED", "DISABLED"]).into()),
-                f("priority", rng.below(256).to_string()),
-                f("twasize", (rng.below(32) * 128).to_string()),
-                f("group", rng.pick(&["ACCT", "PAYR", "INVT", "CUST"]).into()),
-            ])
+            (
+                name,
+                vec![
+                    f("program", format!("PROG{:04}", rng.below(500))),
+                    f("status", rng.pick(&["ENABLED", "ENABLED", "ENABLED", "DISABLED"]).into()),
+                    f("priority", rng.below(256).to_string()),
+                    f("twasize", (rng.below(32) * 128).to_string()),
+                    f("group", rng.pick(&["ACCT", "PAYR", "INVT", "CUST"]).into()),
+                ],
+            )
         }
-        StoreRole::Resource(ResourceTable::Fct) => (format!("FILE{i:04}").into_bytes(), vec![
-            f("dsname", format!("PROD.{}.DAT{i:04}", rng.pick(&["ACCT", "PAYR", "INVT"]))),
-            f("status", rng.pick(&["OPEN", "CLOSED"]).into()),
-            f("enabled", rng.pick(&["ENABLED", "DISABLED"]).into()),
-            f("recordsize", (80 + rng.below(4000)).to_string()),
-            f("keylen", (4 + rng.below(60)).to_string()),
-        ]),
+        StoreRole::Resource(ResourceTable::Fct) => (
+            format!("FILE{i:04}").into_bytes(),
+            vec![
+                f("dsname", format!("PROD.{}.DAT{i:04}", rng.pick(&["ACCT", "PAYR", "INVT"]))),
+                f("status", rng.pick(&["OPEN", "CLOSED"]).into()),
+                f("enabled", rng.pick(&["ENABLED", "DISABLED"]).into()),
+                f("recordsize", (80 + rng.below(4000)).to_string()),
+                f("keylen", (4 + rng.below(60)).to_string()),
+            ],
+        ),
         StoreRole::Resource(ResourceTable::Ppt) => {
             let size = if large { 256 * 1024 } else { 512 + rng.below(4096) as usize };
-            (format!("PROG{i:04}").into_bytes(), vec![
-                f("language", rng.pick(&["COBOL", "COBOL", "PL/I", "ASSEMBLER", "C"]).into()),
-                f("status", rng.pick(&["ENABLED", "DISABLED"]).into()),
-                f("usecount", rng.below(100_000).to_string()),
-                ("binary".to_owned(), rng.bytes(size)),
-            ])
+            (
+                format!("PROG{i:04}").into_bytes(),
+                vec![
+                    f("language", rng.pick(&["COBOL", "COBOL", "PL/I", "ASSEMBLER", "C"]).into()),
+                    f("status", rng.pick(&["ENABLED", "DISABLED"]).into()),
+                    f("usecount", rng.below(100_000).to_string()),
+                    ("binary".to_owned(), rng.bytes(size)),
+                ],
+            )
         }
-        StoreRole::Resource(ResourceTable::Dct) => (format!("Q{i:03}").into_bytes(), vec![
-            f("type", rng.pick(&["intrapartition", "extrapartition", "indirect"]).into()),
-            f("trigger", rng.below(100).to_string()),
-            f("transid", format!("T{:03X}", rng.below(4096))),
-        ]),
-        StoreRole::Resource(ResourceTable::Tst) => (format!("TSMODEL{i:04}").into_bytes(), vec![
-            f("prefix", format!("TS{:04}", rng.below(10_000))),
-            f("location", rng.pick(&["auxiliary", "main"]).into()),
-            f("recovery", rng.pick(&["yes", "no"]).into()),
-        ]),
-        StoreRole::Resource(ResourceTable::Enqmodel) => (format!("ENQ{i:04}").into_bytes(), vec![
-            f("enqname", format!("RES.{}.*", rng.pick(&["ACCT", "PAYR", "INVT"]))),
-            f("scope", rng.pick(&["local", "PAC"]).into()),
-        ]),
+        StoreRole::Resource(ResourceTable::Dct) => (
+            format!("Q{i:03}").into_bytes(),
+            vec![
+                f("type", rng.pick(&["intrapartition", "extrapartition", "indirect"]).into()),
+                f("trigger", rng.below(100).to_string()),
+                f("transid", format!("T{:03X}", rng.below(4096))),
+            ],
+        ),
+        StoreRole::Resource(ResourceTable::Tst) => (
+            format!("TSMODEL{i:04}").into_bytes(),
+            vec![
+                f("prefix", format!("TS{:04}", rng.below(10_000))),
+                f("location", rng.pick(&["auxiliary", "main"]).into()),
+                f("recovery", rng.pick(&["yes", "no"]).into()),
+            ],
+        ),
+        StoreRole::Resource(ResourceTable::Enqmodel) => (
+            format!("ENQ{i:04}").into_bytes(),
+            vec![
+                f("enqname", format!("RES.{}.*", rng.pick(&["ACCT", "PAYR", "INVT"]))),
+                f("scope", rng.pick(&["local", "PAC"]).into()),
+            ],
+        ),
         _ => (format!("ENTRY{i:04}").into_bytes(), vec![f("value", format!("{}", rng.next()))]),
     }
 }
@@ -172,10 +192,8 @@ fn write_value(pipe: &mut redis::Pipeline, key: &[u8], ty: RedisType, fields: &[
             pipe.add_command(c).ignore();
         }
         RedisType::String => {
-            let text: Vec<u8> = fields
-                .iter()
-                .flat_map(|(k, v)| [k.as_bytes(), b"=", v.as_slice(), b";"].concat())
-                .collect();
+            let text: Vec<u8> =
+                fields.iter().flat_map(|(k, v)| [k.as_bytes(), b"=", v.as_slice(), b";"].concat()).collect();
             pipe.cmd("SET").arg(key).arg(text).ignore();
         }
         RedisType::List => {
@@ -204,7 +222,12 @@ fn write_value(pipe: &mut redis::Pipeline, key: &[u8], ty: RedisType, fields: &[
         }
         RedisType::Stream => {
             for (n, (k, v)) in fields.iter().enumerate() {
-                pipe.cmd("XADD").arg(key).arg(format!("{}-{}", 1_700_000_000_000u64 + n as u64, 0)).arg(k).arg(v).ignore();
+                pipe.cmd("XADD")
+                    .arg(key)
+                    .arg(format!("{}-{}", 1_700_000_000_000u64 + n as u64, 0))
+                    .arg(k)
+                    .arg(v)
+                    .ignore();
             }
         }
     }
@@ -232,7 +255,10 @@ pub fn sample(
     if exists {
         return Err(Error::State {
             pac: pac.clone(),
-            reason: format!("version {version} already has a PAC record ({}); sample writes only new versions", display_key(&rkey)),
+            reason: format!(
+                "version {version} already has a PAC record ({}); sample writes only new versions",
+                display_key(&rkey)
+            ),
         });
     }
     let total_keys = opts.keys as u64 + 2 + opts.regions as u64;
@@ -251,7 +277,13 @@ pub fn sample(
         let routed: Vec<Routed> = p.cmd_iter().map(|c| Routed::by_key(c, cluster)).collect();
         for reply in router.run("sample write", &routed)? {
             if let redis::Value::ServerError(e) = reply {
-                return Err(crate::Error::Command { addr: psor.spec().redacted(), op: "sample write", key: None, source: e.into() }.into());
+                return Err(crate::Error::Command {
+                    addr: psor.spec().redacted(),
+                    op: "sample write",
+                    key: None,
+                    source: e.into(),
+                }
+                .into());
             }
         }
         Progress::add(&progress.done, *queued as u64);
@@ -283,13 +315,19 @@ pub fn sample(
                     .arg("host")
                     .arg(&host)
                     .ignore();
-                *stores.entry(layout.store_with_role(StoreRole::VersionRecords).map(|s| s.name.clone()).unwrap_or_default()).or_default() += 1;
+                *stores
+                    .entry(
+                        layout.store_with_role(StoreRole::VersionRecords).map(|s| s.name.clone()).unwrap_or_default(),
+                    )
+                    .or_default() += 1;
                 queued += 1;
             }
             regions.push(name.to_string());
         }
         if opts.regions > 0 {
-            *stores.entry(layout.store_with_role(StoreRole::RegionRegistry).map(|s| s.name.clone()).unwrap_or_default()).or_default() += 1;
+            *stores
+                .entry(layout.store_with_role(StoreRole::RegionRegistry).map(|s| s.name.clone()).unwrap_or_default())
+                .or_default() += 1;
             queued += 1;
         }
     }
@@ -299,20 +337,26 @@ pub fn sample(
     let total_weight: u64 = targets.iter().map(|s| weight(s.role)).sum();
     let mut remaining = opts.keys as u64;
     for (n, s) in targets.iter().enumerate() {
-        let count = if n + 1 == targets.len() { remaining } else { (opts.keys as u64 * weight(s.role) / total_weight.max(1)).min(remaining) };
+        let count = if n + 1 == targets.len() {
+            remaining
+        } else {
+            (opts.keys as u64 * weight(s.role) / total_weight.max(1)).min(remaining)
+        };
         remaining -= count;
         for i in 0..count as usize {
             if progress.is_cancelled() {
                 return Err(crate::Error::Interrupted.into());
             }
-            let large = s.role == StoreRole::Resource(ResourceTable::Ppt) && (large_written as usize) < opts.large_values;
+            let large =
+                s.role == StoreRole::Resource(ResourceTable::Ppt) && (large_written as usize) < opts.large_values;
             let (entry, fields) = resource_fields(s.role, i, &mut rng, large);
             let key = keys.entry_key(&s.name, &entry)?;
             write_value(&mut pipe, &key, s.redis_type, &fields, &mut rng);
             large_written += large as u64;
             let ttl_role = matches!(
                 s.role,
-                StoreRole::Resource(ResourceTable::Tst | ResourceTable::Enqmodel | ResourceTable::Dct) | StoreRole::Other
+                StoreRole::Resource(ResourceTable::Tst | ResourceTable::Enqmodel | ResourceTable::Dct)
+                    | StoreRole::Other
             );
             if ttl_role && i % 10 == 3 {
                 // An absolute expiry a day or more ahead, so copies can be compared exactly.
@@ -341,7 +385,9 @@ pub fn sample(
         c.arg(f).arg(v);
     }
     pipe.add_command(c).ignore();
-    *stores.entry(layout.store_with_role(StoreRole::PacRecord).map(|s| s.name.clone()).unwrap_or_default()).or_default() += 1;
+    *stores
+        .entry(layout.store_with_role(StoreRole::PacRecord).map(|s| s.name.clone()).unwrap_or_default())
+        .or_default() += 1;
     queued += 1;
     flush(&mut pipe, &mut queued, true)?;
     progress.scan_finished.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -121,7 +121,12 @@ const READ_CHUNK: usize = 256;
 ///
 /// `progress` counts keys examined and matched (SCAN), `done` (written), `vanished` and
 /// `failed`; its `total_keys` is `DBSIZE`.
-pub fn export(psor: &Psor, opts: &ExportOptions, engine: &EngineOptions, progress: Arc<Progress>) -> Result<ExportOutcome> {
+pub fn export(
+    psor: &Psor,
+    opts: &ExportOptions,
+    engine: &EngineOptions,
+    progress: Arc<Progress>,
+) -> Result<ExportOutcome> {
     let started = Instant::now();
     check_target(&opts.path, opts.overwrite)?;
     let header = Header::new(

@@ -41,9 +41,9 @@ pub struct Rename {
 impl Rename {
     /// Parses `OLD=NEW` (escapes as in prefixes; an `=` inside OLD is written `\x3d`).
     pub fn parse(text: &str) -> crate::Result<Rename> {
-        let (from, to) = text.split_once('=').ok_or_else(|| {
-            crate::Error::Refused(format!("--rename `{text}`: expected OLD=NEW (two key prefixes)"))
-        })?;
+        let (from, to) = text
+            .split_once('=')
+            .ok_or_else(|| crate::Error::Refused(format!("--rename `{text}`: expected OLD=NEW (two key prefixes)")))?;
         Ok(Rename { from: KeyPrefix::parse_escaped(from)?, to: KeyPrefix::parse_escaped(to)? })
     }
 
@@ -102,7 +102,12 @@ pub struct ImportOutcome {
 const BATCH_BYTES: usize = 16 << 20;
 
 /// Imports `opts.path` into `target`. Nothing is written unless the whole file checks out.
-pub fn import(target: &Psor, opts: &ImportOptions, engine: &EngineOptions, progress: Arc<Progress>) -> Result<ImportOutcome> {
+pub fn import(
+    target: &Psor,
+    opts: &ImportOptions,
+    engine: &EngineOptions,
+    progress: Arc<Progress>,
+) -> Result<ImportOutcome> {
     let started = Instant::now();
     let file_err = |source| Error::File { path: opts.path.clone(), source };
     let file = std::fs::File::open(&opts.path).map_err(|source| Error::Open { path: opts.path.clone(), source })?;
@@ -173,7 +178,8 @@ pub fn import(target: &Psor, opts: &ImportOptions, engine: &EngineOptions, progr
     let first_error = FirstError::new();
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Record>>(engine.queue_depth.max(1));
     let batch_size = engine.batch_size.max(1);
-    let ctx = Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
+    let ctx =
+        Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
     let first_ref = &first_error;
     std::thread::scope(|s| {
         for mut w in writers {

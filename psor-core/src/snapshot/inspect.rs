@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::BufReader;
 use std::path::PathBuf;
 
-use psor_formats::{SnapshotReader, Selection};
+use psor_formats::{Selection, SnapshotReader};
 
 use super::{format_utc_ms, now_ms, per_kind, Error, PerKind, Result};
 use crate::keys::display_key;

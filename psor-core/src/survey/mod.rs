@@ -328,11 +328,8 @@ fn facts_of(con: &mut NodeConn, opts: &SurveyOptions, keys: &[Vec<u8>]) -> Resul
             pipe.cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0);
         }
     }
-    let replies: Vec<Value> = if pipe.is_empty() {
-        Vec::new()
-    } else {
-        con.retry("TYPE/PTTL/MEMORY USAGE", None, |c| pipe.query(c))?
-    };
+    let replies: Vec<Value> =
+        if pipe.is_empty() { Vec::new() } else { con.retry("TYPE/PTTL/MEMORY USAGE", None, |c| pipe.query(c))? };
     let addr = con.addr().to_string();
     let bad = |detail: String| Error::Protocol { addr: addr.clone(), op: "TYPE/PTTL/MEMORY USAGE", detail };
     let mut it = replies.into_iter();

@@ -106,7 +106,11 @@ pub fn suggest_layout(survey: &Survey, generated_by: &str) -> Option<SuggestedCa
                 continue;
             }
             let Some(ty) = catalog_type(&d.types) else {
-                let _ = writeln!(t, "\n# store \"{sub}\" ({} keys) left out: its keys' type is unknown or a module type", d.keys);
+                let _ = writeln!(
+                    t,
+                    "\n# store \"{sub}\" ({} keys) left out: its keys' type is unknown or a module type",
+                    d.keys
+                );
                 continue;
             };
             let tagged = d.keys > 0 && d.tagged == d.keys;
@@ -178,10 +182,7 @@ const CATALOG_TYPES: [(KeyType, &str); 6] = [
 
 /// The catalog type of the commonest key type, if it is one a catalog can name.
 fn catalog_type(types: &TypeCounts) -> Option<&'static str> {
-    let (best, n) = CATALOG_TYPES
-        .iter()
-        .map(|&(t, name)| (name, types[t as usize]))
-        .max_by_key(|&(_, n)| n)?;
+    let (best, n) = CATALOG_TYPES.iter().map(|&(t, name)| (name, types[t as usize])).max_by_key(|&(_, n)| n)?;
     (n > 0 && n >= types[KeyType::Other as usize]).then_some(best)
 }
 
@@ -212,7 +213,10 @@ fn role_for(sub: &str, ty: &str, tagged: bool) -> (&'static str, String) {
     };
     let metadata = matches!(role, "pac-record" | "region-registry" | "version-records");
     if metadata && !tagged {
-        return ("other", format!("   # named like the reference's {role} store, but its keys are not all hash-tagged"));
+        return (
+            "other",
+            format!("   # named like the reference's {role} store, but its keys are not all hash-tagged"),
+        );
     }
     if role == "pac-record" && ty != "hash" {
         return ("other", format!("   # named like the reference's pac-record store, but its keys are {ty}s"));

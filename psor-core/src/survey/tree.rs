@@ -200,8 +200,7 @@ impl Tree {
 
     fn new_child(&mut self, parent: usize, prefix: &[u8], seg_start: usize) -> usize {
         let depth = self.nodes[parent].depth + 1;
-        let room = self.nodes[parent].children.len() < self.opts.max_children
-            && self.nodes.len() < self.opts.max_nodes;
+        let room = self.nodes[parent].children.len() < self.opts.max_children && self.nodes.len() < self.opts.max_nodes;
         if room {
             let idx = self.nodes.len();
             self.nodes.push(Node { prefix: prefix.to_vec(), depth, ..Node::default() });
@@ -484,8 +483,15 @@ impl SurveyNode {
 
     /// The most common type and its count.
     pub fn dominant_type(&self) -> Option<(KeyType, u64)> {
-        const ALL: [KeyType; 7] =
-            [KeyType::String, KeyType::List, KeyType::Set, KeyType::Zset, KeyType::Hash, KeyType::Stream, KeyType::Other];
+        const ALL: [KeyType; 7] = [
+            KeyType::String,
+            KeyType::List,
+            KeyType::Set,
+            KeyType::Zset,
+            KeyType::Hash,
+            KeyType::Stream,
+            KeyType::Other,
+        ];
         ALL.iter().map(|&t| (t, self.type_counts[t as usize])).filter(|(_, c)| *c > 0).max_by_key(|(_, c)| *c)
     }
 }
@@ -563,7 +569,10 @@ mod tests {
         t.add(0, b"b:2", typed(KeyType::String, -1, None));
         let root = t.finish().root;
         let a = root.child(b"a:").unwrap();
-        assert_eq!(a.biggest.iter().map(|b| (b.key.as_str(), b.bytes)).collect::<Vec<_>>(), [("a:2", 300), ("a:3", 200)]);
+        assert_eq!(
+            a.biggest.iter().map(|b| (b.key.as_str(), b.bytes)).collect::<Vec<_>>(),
+            [("a:2", 300), ("a:3", 200)]
+        );
         // 600 bytes over 3 sampled of 4 keys → 800.
         assert_eq!((a.bytes, a.sampled_keys), (800, 3));
         assert_eq!(root.child(b"b:").unwrap().bytes, 20);

@@ -65,7 +65,12 @@ pub struct StatusOptions {
 impl Default for StatusOptions {
     /// Everything: types, TTLs, bytes of one key in 10, the 24-hour upgrade warning, now.
     fn default() -> Self {
-        StatusOptions { detail: true, sample_every: 10, upgrade_warn_ms: DEFAULT_UPGRADE_WARN_MS, now_ms: super::now_ms() }
+        StatusOptions {
+            detail: true,
+            sample_every: 10,
+            upgrade_warn_ms: DEFAULT_UPGRADE_WARN_MS,
+            now_ms: super::now_ms(),
+        }
     }
 }
 
@@ -312,7 +317,12 @@ struct Acc {
 type Counts = BTreeMap<(PacName, ProductVersion), BTreeMap<Slot, Acc>>;
 
 /// The store slot of the part of a key after its (PAC, version) prefix.
-fn slot_of(layout: Option<&Layout>, prefix: &crate::layout::PacVersionPrefix, rest: &[u8], known: &BTreeMap<Slot, Acc>) -> Slot {
+fn slot_of(
+    layout: Option<&Layout>,
+    prefix: &crate::layout::PacVersionPrefix,
+    rest: &[u8],
+    known: &BTreeMap<Slot, Acc>,
+) -> Slot {
     if let Some(layout) = layout {
         if let Some((s, _)) = match_store(layout, prefix, rest) {
             let i = layout.stores.iter().position(|x| x.name == s.name).expect("the store is in its layout");
@@ -481,8 +491,9 @@ pub fn status_with(
         for acc in counts.values_mut().flat_map(|m| m.values_mut()) {
             if let (0, Some(key)) = (acc.sampled, acc.probe.take()) {
                 let mut con = key_conn(psor, &key)?;
-                let b: Option<u64> =
-                    con.retry("MEMORY USAGE", Some(&key), |c| redis::cmd("MEMORY").arg("USAGE").arg(&key).arg("SAMPLES").arg(0).query(c))?;
+                let b: Option<u64> = con.retry("MEMORY USAGE", Some(&key), |c| {
+                    redis::cmd("MEMORY").arg("USAGE").arg(&key).arg("SAMPLES").arg(0).query(c)
+                })?;
                 if let Some(b) = b {
                     acc.sampled = 1;
                     acc.sampled_bytes = b;
@@ -525,14 +536,10 @@ pub fn status_with(
                 Slot::Other => String::new(),
                 _ => display_key(&[vprefix.as_bytes(), &sub, b":"].concat()),
             };
-            let bytes = (acc.sampled > 0)
-                .then(|| (acc.sampled_bytes as u128 * acc.keys as u128 / acc.sampled as u128) as u64);
-            let types = TYPE_NAMES
-                .iter()
-                .zip(acc.types)
-                .filter(|(_, n)| *n > 0)
-                .map(|(t, n)| (t.to_string(), n))
-                .collect();
+            let bytes =
+                (acc.sampled > 0).then(|| (acc.sampled_bytes as u128 * acc.keys as u128 / acc.sampled as u128) as u64);
+            let types =
+                TYPE_NAMES.iter().zip(acc.types).filter(|(_, n)| *n > 0).map(|(t, n)| (t.to_string(), n)).collect();
             st.keys += acc.keys;
             st.stores.push(StoreCount {
                 store: name,
@@ -543,7 +550,11 @@ pub fn status_with(
                 bytes,
                 sampled_keys: acc.sampled,
                 types,
-                ttl: sopts.detail.then_some(TtlStats { none: acc.ttl_none, expiring: acc.ttl_expiring, soonest_ms: acc.soonest }),
+                ttl: sopts.detail.then_some(TtlStats {
+                    none: acc.ttl_none,
+                    expiring: acc.ttl_expiring,
+                    soonest_ms: acc.soonest,
+                }),
             });
         }
         if st.keys == 0 {
@@ -615,10 +626,8 @@ fn read_region_versions(
     keys: &crate::layout::PacKeys<'_>,
     regions: &[String],
 ) -> Result<Vec<RegionVersion>> {
-    let vkeys: Vec<Option<Vec<u8>>> = regions
-        .iter()
-        .map(|r| RegionName::new(r).ok().and_then(|n| keys.region_version_key(&n).ok()))
-        .collect();
+    let vkeys: Vec<Option<Vec<u8>>> =
+        regions.iter().map(|r| RegionName::new(r).ok().and_then(|n| keys.region_version_key(&n).ok())).collect();
     let mut pipe = redis::pipe();
     for k in vkeys.iter().flatten() {
         pipe.cmd("HGETALL").arg(k);
