@@ -54,14 +54,15 @@ impl Pacer {
             let mut threads = pacer.threads.lock().unwrap_or_else(|p| p.into_inner());
             for (node, mine) in psor.masters().iter().zip(&per_master) {
                 let mut con = node.connect()?;
+                // Measure once before the first batch: until the side thread's first PING the
+                // latency would read as zero and the first batches would go unpaced.
+                mine.store(ping_us(&mut con), Relaxed);
+                pacer.latency_us.fetch_max(mine.load(Relaxed), Relaxed);
                 let (stop, mine, all, worst) =
                     (pacer.stop.clone(), mine.clone(), per_master.clone(), pacer.latency_us.clone());
                 threads.push(std::thread::spawn(move || {
                     while !stop.load(Relaxed) {
-                        let t = Instant::now();
-                        let ok = redis::cmd("PING").query::<String>(con.raw()).is_ok();
-                        let us = if ok { t.elapsed().as_micros() as u64 } else { u64::MAX };
-                        mine.store(us, Relaxed);
+                        mine.store(ping_us(&mut con), Relaxed);
                         worst.store(all.iter().map(|a| a.load(Relaxed)).max().unwrap_or(0), Relaxed);
                         std::thread::sleep(Duration::from_millis(50));
                     }
@@ -109,5 +110,14 @@ impl Pacer {
             let _ = t.join();
         }
         self.paused_ms.load(Relaxed) as f64 / 1000.0
+    }
+}
+
+/// One `PING` round trip in microseconds; a failed one counts as infinitely slow.
+fn ping_us(con: &mut crate::connect::NodeConn) -> u64 {
+    let t = Instant::now();
+    match redis::cmd("PING").query::<String>(con.raw()) {
+        Ok(_) => t.elapsed().as_micros() as u64,
+        Err(_) => u64::MAX,
     }
 }
