@@ -9,7 +9,7 @@ sh scripts/ensure-redis.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 if [ "$status" -eq 0 ] && [ "${PSOR_FUZZ_SECONDS:-30}" != 0 ]; then
     # The .psnap decoder under libFuzzer, bounded in time (installs cargo-fuzz when missing).
     bash formats/fuzz/run.sh "${PSOR_FUZZ_SECONDS:-30}" || status=$?
