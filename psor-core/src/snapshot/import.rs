@@ -276,6 +276,35 @@ struct Item {
 }
 
 impl Restorer {
+    /// A server error on one key: a systemic one (out of memory, no permission…) stops the
+    /// import; any other fails just that key, counted and sampled.
+    fn key_error(
+        &mut self,
+        op: &'static str,
+        slot: u16,
+        key: &[u8],
+        e: &redis::ServerError,
+        ctx: &Ctx<'_>,
+    ) -> Result<()> {
+        if is_fatal_for_run(e) {
+            return Err(crate::Error::Command {
+                addr: self.router.label(slot),
+                op,
+                key: Some(key.to_vec()),
+                source: e.clone().into(),
+            }
+            .into());
+        }
+        Progress::add(&ctx.progress.failed, 1);
+        ctx.samples.failure(&self.router.label(slot), key, e);
+        Ok(())
+    }
+
+    /// A reply psor does not expect from `op`.
+    fn unexpected(&mut self, op: &'static str, slot: u16, v: &Value) -> Error {
+        crate::Error::Protocol { addr: self.router.label(slot), op, detail: format!("{v:?}") }.into()
+    }
+
     fn write(&mut self, batch: Vec<Record>, ctx: &Ctx<'_>) -> Result<()> {
         let now = now_ms();
         let mut items = Vec::with_capacity(batch.len());
@@ -331,27 +360,8 @@ impl Restorer {
                         self.source_version
                     )));
                 }
-                Value::ServerError(e) if is_fatal_for_run(&e) => {
-                    return Err(crate::Error::Command {
-                        addr: self.router.label(it.slot),
-                        op: "RESTORE",
-                        key: Some(it.key),
-                        source: e.into(),
-                    }
-                    .into())
-                }
-                Value::ServerError(e) => {
-                    Progress::add(&ctx.progress.failed, 1);
-                    ctx.samples.failure(&self.router.label(it.slot), &it.key, e);
-                }
-                other => {
-                    return Err(crate::Error::Protocol {
-                        addr: self.router.label(it.slot),
-                        op: "RESTORE",
-                        detail: format!("{other:?}"),
-                    }
-                    .into())
-                }
+                Value::ServerError(e) => self.key_error("RESTORE", it.slot, &it.key, &e, ctx)?,
+                other => return Err(self.unexpected("RESTORE", it.slot, &other)),
             }
         }
         self.classify_existing(&busy, ctx)
@@ -372,28 +382,11 @@ impl Restorer {
         for (it, e) in items.into_iter().zip(exists) {
             let e = match e {
                 Value::Int(n) => n,
-                Value::ServerError(e) if is_fatal_for_run(&e) => {
-                    return Err(crate::Error::Command {
-                        addr: self.router.label(it.slot),
-                        op: "EXISTS",
-                        key: Some(it.key),
-                        source: e.into(),
-                    }
-                    .into())
-                }
                 Value::ServerError(e) => {
-                    Progress::add(&ctx.progress.failed, 1);
-                    ctx.samples.failure(&self.router.label(it.slot), &it.key, e);
+                    self.key_error("EXISTS", it.slot, &it.key, &e, ctx)?;
                     continue;
                 }
-                other => {
-                    return Err(crate::Error::Protocol {
-                        addr: self.router.label(it.slot),
-                        op: "EXISTS",
-                        detail: format!("{other:?}"),
-                    }
-                    .into())
-                }
+                other => return Err(self.unexpected("EXISTS", it.slot, &other)),
             };
             if e == 1 && !self.replace {
                 existing.push(it);
@@ -430,17 +423,7 @@ impl Restorer {
                 Value::ServerError(e) => Some(e),
                 _ => None,
             }) {
-                if is_fatal_for_run(e) {
-                    return Err(crate::Error::Command {
-                        addr: self.router.label(it.slot),
-                        op: "DUMP",
-                        key: Some(it.key.clone()),
-                        source: e.clone().into(),
-                    }
-                    .into());
-                }
-                Progress::add(&ctx.progress.failed, 1);
-                ctx.samples.failure(&self.router.label(it.slot), &it.key, e);
+                self.key_error("DUMP", it.slot, &it.key, e, ctx)?;
                 continue;
             }
             let same_body = match &r[0] {
