@@ -322,6 +322,9 @@ pub struct CreateArgs {
     /// Count what would be copied; write nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Create a version older than the Running one (a downgrade; refused otherwise)
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Clone, Args)]

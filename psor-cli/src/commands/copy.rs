@@ -38,7 +38,7 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
         let counted = engine::copy(&source, target.as_ref(), &opts, &engine, progress)?;
         drop(bar);
         if a.dry_run || counted.counts.matched == 0 {
-            output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &counted)?;
+            output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &counted)?;
             return Ok(crate::exit::OK);
         }
         let mut what = format!("{} {} keys from {} to {}", info.operation, counted.counts.matched, from, to);
@@ -63,6 +63,6 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
         t.flush()?;
     }
     source.flush()?;
-    output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
+    output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &outcome)?;
     Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
 }

@@ -18,12 +18,20 @@ pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
     let psor = connect(g)?;
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, if a.dry_run { "would copy" } else { "copied" });
-    let o = pac::create(&psor, &cat, &pac, &v, &CreateOptions { dry_run: a.dry_run }, &engine_options(g), progress)?;
+    let o = pac::create(&psor, &cat, &pac, &v, &CreateOptions { dry_run: a.dry_run, allow_downgrade: a.allow_downgrade }, &engine_options(g), progress)?;
     // A file store saves here, so a failed save fails the command (servers: nothing to do).
     psor.flush()?;
     drop(bar);
     if g.json {
         print_json("create", &o)?;
+    } else if o.already_complete {
+        outln!(
+            "create PAC {} version {}: the version already exists (mode {}) and its create is complete; nothing to do, \
+             nothing written",
+            o.pac,
+            o.to.version,
+            o.record.as_ref().map(|r| r.mode.to_string()).unwrap_or_else(|| "Upgrade".into())
+        );
     } else {
         let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
         outln!(

@@ -28,11 +28,11 @@ pub fn run(g: &Global, a: &DeleteArgs) -> Result<i32> {
         let counted = engine::delete(&psor, &opts, &engine, progress)?;
         drop(bar);
         if a.dry_run {
-            output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &counted)?;
+            output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &counted)?;
             return Ok(crate::exit::OK);
         }
         if counted.counts.matched == 0 {
-            output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &counted)?;
+            output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &counted)?;
             return Ok(crate::exit::OK);
         }
         let what = format!("delete {} keys under {} on {}", counted.counts.matched, prefix, info.psor);
@@ -45,6 +45,6 @@ pub fn run(g: &Global, a: &DeleteArgs) -> Result<i32> {
     drop(bar);
     // A `file:` PSOR is saved here (atomically); a save failure fails the command.
     psor.flush()?;
-    output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
+    output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &outcome)?;
     Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
 }

@@ -25,7 +25,7 @@ pub fn run(g: &Global, a: &ExportArgs) -> Result<i32> {
     let bar = Bar::start(&progress, !g.no_progress, "exported");
     let outcome = snapshot::export(&psor, &opts, &engine_options(g), progress).map_err(snapshot_error)?;
     drop(bar);
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout::out();
     if g.json {
         let mut v = serde_json::to_value(&outcome)?;
         let obj = v.as_object_mut().expect("an ExportOutcome serializes to an object");

@@ -47,7 +47,7 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
 }
 
 fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout::out();
     if json {
         let mut v = serde_json::to_value(o)?;
         let obj = v.as_object_mut().expect("an ImportOutcome serializes to an object");

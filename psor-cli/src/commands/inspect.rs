@@ -12,7 +12,7 @@ use crate::args::{Global, InspectArgs};
 pub fn run(g: &Global, a: &InspectArgs) -> Result<i32> {
     let opts = InspectOptions { path: a.file.clone(), depth: a.depth, top: a.top };
     let i = snapshot::inspect(&opts).map_err(snapshot_error)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout::out();
     if g.json {
         serde_json::to_writer(&mut out, &i)?;
         writeln!(out)?;

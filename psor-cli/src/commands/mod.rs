@@ -56,7 +56,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sample(a) => sample::run(g, a),
         Command::Caspac(a) => caspac::run(g, a),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut std::io::stdout());
+            // Generated into memory (clap_complete panics on a failed write), then written once.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "psor", &mut script);
+            crate::ui::stdout::write_all(&script)?;
             Ok(crate::exit::OK)
         }
     }

@@ -3,12 +3,12 @@
 
 use anyhow::Result;
 
-/// `println!` that returns a closed stdout as an error (which `main` treats as success)
-/// instead of panicking.
+/// `println!` through [`crate::ui::stdout`]: a closed stdout is an error returned (which
+/// `main` treats as success), never a panic.
 macro_rules! outln {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($t)*)?
+        writeln!($crate::ui::stdout::out(), $($t)*)?
     }};
 }
 pub(crate) use outln;

@@ -2,7 +2,7 @@
 //! with timings — on a sample PAC (no Redis needed: the README's first command), or on a
 //! copy of a live PAC (`--from`), which is only ever read.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use psor_core::connect::{ConnectOptions, Psor, PsorSpec};
 use psor_core::pac::{self, Observer, RehearsalSource, RehearseOptions, Step};
 use psor_core::progress::Progress;
 
-use super::pac_common::{catalog, pac_name, print_json, print_version};
+use super::pac_common::{catalog, outln, pac_name, print_json, print_version};
 use super::{connect_to, engine_options};
 use crate::args::{Global, RehearseArgs};
 use crate::exit::CliError;
@@ -39,7 +39,9 @@ impl Observer for Console {
         self.bar = None;
         if !self.json {
             let sim = if step.simulated { " (simulated)" } else { "" };
-            println!(
+            // The observer cannot fail: a failed write is recorded, and `main` reports it.
+            let _ = writeln!(
+                crate::ui::stdout::out(),
                 "{:>7}  {}{sim}  [{:.2} s]\n         {}\n         $ {}",
                 label(step.procedure_step),
                 step.name,
@@ -80,9 +82,9 @@ pub fn run(g: &Global, a: &RehearseArgs) -> Result<i32> {
     let store_spec = PsorSpec::parse(&format!("file:{}", store_path.display()))?;
     let store = Psor::connect(&store_spec, &ConnectOptions::default())?;
     if !g.json {
-        println!("Rehearsing the incompatible upgrade of {pac} to {to} in {}", store_spec.redacted());
+        outln!("Rehearsing the incompatible upgrade of {pac} to {to} in {}", store_spec.redacted());
         if let RehearsalSource::Live(src) = &source {
-            println!("(a copy of {pac} from {}: the source is only read)", src.spec().redacted());
+            outln!("(a copy of {pac} from {}: the source is only read)", src.spec().redacted());
         }
     }
     let opts = RehearseOptions { store, pac, to, source, backup: backup.clone() };
@@ -102,19 +104,19 @@ pub fn run(g: &Global, a: &RehearseArgs) -> Result<i32> {
     if g.json {
         print_json("rehearse", &r)?;
     } else {
-        println!("\nDone in {:.2} s. The PSOR now holds:", r.seconds);
+        outln!("\nDone in {:.2} s. The PSOR now holds:", r.seconds);
         for p in &r.final_status.pacs {
             for v in &p.versions {
                 print_version(v, "  ")?;
             }
         }
-        println!(
+        outln!(
             "\nA real run does the same steps on the live PSOR; the timings above are this machine's, on this store."
         );
         if cleanup {
-            println!("(the rehearsal store and backup were temporary and are removed; --keep keeps them)");
+            outln!("(the rehearsal store and backup were temporary and are removed; --keep keeps them)");
         } else {
-            println!("store: {}   backup of {} {}: {}", store_path.display(), r.pac, r.from, r.backup.display());
+            outln!("store: {}   backup of {} {}: {}", store_path.display(), r.pac, r.from, r.backup.display());
         }
     }
     if cleanup {

@@ -89,7 +89,8 @@ fn report(g: &Global, o: &RemOldPacOutcome) -> Result<()> {
     if g.json {
         return print_json("rem-old-pac", o);
     }
-    let dry = if o.dry_run { " (dry run: nothing deleted)" } else { "" };
+    // With nothing to remove there is no dry run to speak of: say so instead.
+    let dry = if o.dry_run && !o.remove.is_empty() { " (dry run: nothing deleted)" } else { "" };
     outln!(
         "rem-old-pac PAC {}: keeping version {} ({}){dry}",
         o.pac,

@@ -17,8 +17,7 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
     let started = std::time::Instant::now();
     let bar = Bar::start(&progress, !g.no_progress, "listed");
     let stream = engine::scan(&psor, &prefix, &engine_options(g), progress.clone())?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, crate::ui::stdout::out());
     let sep: &[u8] = if a.null { b"\0" } else { b"\n" };
     let mut count: u64 = 0;
     let mut first = true;

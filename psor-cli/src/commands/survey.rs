@@ -62,8 +62,7 @@ pub fn run(g: &Global, a: &SurveyArgs) -> Result<i32> {
         }
     }
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(crate::ui::stdout::out());
     if g.json {
         let mut v = serde_json::to_value(&report)?;
         let obj = v.as_object_mut().expect("a Survey serializes to an object");

@@ -3,3 +3,4 @@
 pub mod confirm;
 pub mod output;
 pub mod progress;
+pub mod stdout;

@@ -358,6 +358,9 @@ impl Copier {
     }
 }
 
+/// Counts what the real run would do, writing nothing: a target key that exists is compared
+/// the way the real run compares it (same expiry, and the same `DUMP` bytes or the same content
+/// read by type), so identical targets are `unchanged` and only the others are conflicts.
 fn dry_run(
     source: &Psor,
     target: &Psor,
@@ -368,28 +371,77 @@ fn dry_run(
     let started = Instant::now();
     let samples = Samples::new(engine.keep_samples);
     let mut dst = Router::new(target)?;
-    let cluster = target.is_cluster();
+    let mut src = Router::new(source)?;
+    let (src_cluster, dst_cluster) = (source.is_cluster(), target.is_cluster());
+    // Absolute expiry when both sides know it (as the real run compares); else PTTL with slack.
+    let abs = source.version().has_pexpiretime() && target.version().has_pexpiretime();
+    let ttl_cmd = if abs { "PEXPIRETIME" } else { "PTTL" };
     let mut sample = Vec::new();
     for batch in scan(source, &opts.from, engine, progress.clone())? {
         let keys = batch?;
-        let cmds: Vec<Routed> = keys
+        let targets: Vec<(Vec<u8>, u16)> = keys
             .iter()
             .map(|k| {
                 let t = opts.from.rewrite(k, &opts.to);
-                let slot = if cluster { key_slot(&t) } else { 0 };
+                let slot = if dst_cluster { key_slot(&t) } else { 0 };
+                (t, slot)
+            })
+            .collect();
+        let cmds: Vec<Routed> = targets
+            .iter()
+            .map(|(t, slot)| {
                 let mut cmd = redis::cmd("EXISTS");
                 cmd.arg(t);
-                Routed { slot, cmd }
+                Routed { slot: *slot, cmd }
             })
             .collect();
         let exists = dst.run("EXISTS", &cmds)?;
-        for (key, e) in keys.iter().zip(exists) {
+        let mut existing = Vec::new();
+        for ((key, t), e) in keys.iter().zip(&targets).zip(exists) {
             if e == Value::Int(1) && !opts.replace {
-                samples.conflict(&progress, key);
+                existing.push((key, t));
             } else {
                 Progress::add(&progress.done, 1);
                 if sample.len() < opts.sample {
                     sample.push(display_key(key));
+                }
+            }
+        }
+        for chunk in existing.chunks(DUMP_CHUNK) {
+            let read = |keys: &mut dyn Iterator<Item = (&Vec<u8>, u16)>| -> Vec<Routed> {
+                keys.flat_map(|(k, slot)| {
+                    [("DUMP", k), (ttl_cmd, k)].map(|(c, k)| {
+                        let mut cmd = redis::cmd(c);
+                        cmd.arg(k);
+                        Routed { slot, cmd }
+                    })
+                })
+                .collect()
+            };
+            let src_slot = |k: &[u8]| if src_cluster { key_slot(k) } else { 0 };
+            let ours = src.run("DUMP", &read(&mut chunk.iter().map(|(k, _)| (*k, src_slot(k)))))?;
+            let theirs = dst.run("DUMP", &read(&mut chunk.iter().map(|(_, (t, slot))| (t, *slot))))?;
+            for (((key, (t, slot)), a), b) in chunk.iter().zip(ours.chunks(2)).zip(theirs.chunks(2)) {
+                if matches!(a[0], Value::Nil) || a[1] == Value::Int(-2) {
+                    Progress::add(&progress.vanished, 1);
+                    continue;
+                }
+                let same_ttl = match (&a[1], &b[1]) {
+                    (Value::Int(x), Value::Int(y)) if abs => x == y,
+                    (Value::Int(-1), Value::Int(y)) => *y == -1,
+                    (Value::Int(x), Value::Int(y)) => *x > 0 && *y > 0 && (x - y).abs() <= 1000,
+                    _ => false,
+                };
+                let same = same_ttl
+                    && matches!(&a[0], Value::BulkString(_))
+                    && (a[0] == b[0] || {
+                        let theirs = compare::read(dst.conn_for(*slot)?, t)?;
+                        compare::read(src.conn_for(src_slot(key))?, key)?.same_as(&theirs)
+                    });
+                if same {
+                    Progress::add(&progress.unchanged, 1);
+                } else {
+                    samples.conflict(&progress, key);
                 }
             }
         }

@@ -118,6 +118,8 @@ pub fn check_compat(
 pub struct CreateOptions {
     /// Count what would be copied; write nothing.
     pub dry_run: bool,
+    /// Create a version older than the `Running` one (otherwise refused: a downgrade).
+    pub allow_downgrade: bool,
 }
 
 /// One store `create` carried (copied) from the old version.
@@ -149,6 +151,9 @@ pub struct CreateOutcome {
     pub to: VersionSide,
     /// True when a record of the new version already existed (a rerun).
     pub resumed: bool,
+    /// True when the version already existed, in mode `Upgrade`, with its create complete:
+    /// nothing was done or written.
+    pub already_complete: bool,
     /// Nothing was written.
     pub dry_run: bool,
     /// True once every carried key is in place and the record no longer says "creating".
@@ -261,6 +266,16 @@ pub fn create(
                 ),
             },
         )?;
+    if product < &source.version && !opts.allow_downgrade {
+        return Err(Error::State {
+            pac: pac.clone(),
+            reason: format!(
+                "product version {product} is older than the Running version {}: that is a downgrade, not an upgrade; \
+                 give --allow-downgrade if you really mean to create it",
+                source.version
+            ),
+        });
+    }
     let old_layout = catalog.layout_for(&source.version)?;
     if old_layout.epoch == new_layout.epoch {
         return Err(Error::Compatible {
@@ -279,6 +294,7 @@ pub fn create(
         from: side(catalog, &source.version, source.mode())?,
         to: side(catalog, product, Some(PacMode::Upgrade))?,
         resumed: existing.is_some(),
+        already_complete: false,
         dry_run: opts.dry_run,
         complete: false,
         carried: Vec::new(),
@@ -289,6 +305,15 @@ pub fn create(
         conflict_keys: Vec::new(),
         seconds: 0.0,
     };
+    if existing.as_ref().is_some_and(|r| !r.creating) {
+        // A finished create: the version is there, complete. Rerunning it does nothing (no
+        // copy, no "creating" marker, no new updated_ms).
+        out.resumed = false;
+        out.already_complete = true;
+        out.complete = true;
+        out.seconds = started.elapsed().as_secs_f64();
+        return Ok(out);
+    }
 
     let mut con = key_conn(psor, &rkey)?;
     if !opts.dry_run {
@@ -584,6 +609,14 @@ pub enum Blocker {
         /// Its mode (`None`: its record is unreadable).
         mode: Option<PacMode>,
     },
+    /// The version is newer than the `Running` one (an upgrade not finished, or backed
+    /// out): removing it would throw the new version away.
+    NewerThanRunning {
+        /// The newer version.
+        version: ProductVersion,
+        /// The `Running` version rem-old-pac would keep.
+        running: ProductVersion,
+    },
     /// Regions are still registered in the version's region registry.
     RegionsRegistered {
         /// The version.
@@ -602,6 +635,12 @@ impl std::fmt::Display for Blocker {
                 write!(f, "version {version} is in mode {m}, not Quiesce (run `psor set-mode … quiesce` from it)")
             }
             Blocker::NotQuiesced { version, mode: None } => write!(f, "version {version} has an unreadable PAC record"),
+            Blocker::NewerThanRunning { version, running } => write!(
+                f,
+                "version {version} is newer than the Running version {running}: rem-old-pac removes every version \
+                 but the Running one, so it would remove {version}; finish the upgrade first \
+                 (`psor set-mode … running --product-version {version}`), or --force to remove {version}"
+            ),
             Blocker::RegionsRegistered { version, count, regions } => write!(
                 f,
                 "version {version} still has {count} region(s) registered ({}); stop them first",
@@ -739,6 +778,9 @@ pub fn rem_old_pac(
     let remove: Vec<VersionStatus> = st.versions.iter().filter(|v| v.version != keep.version).cloned().collect();
     let mut blockers = Vec::new();
     for v in &remove {
+        if v.version > keep.version {
+            blockers.push(Blocker::NewerThanRunning { version: v.version.clone(), running: keep.version.clone() });
+        }
         let unreadable = v.record.is_none() && v.record_error.is_some();
         match v.mode() {
             Some(PacMode::Quiesce) => {}
