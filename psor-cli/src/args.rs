@@ -126,7 +126,7 @@ pub struct ScanArgs {
     /// Print only the number of keys
     #[arg(long)]
     pub count_only: bool,
-    /// Separate keys with NUL instead of newline (for xargs -0)
+    /// Separate keys with NUL instead of newline, and write them as raw bytes (as --raw): for xargs -0
     #[arg(long, short = '0')]
     pub null: bool,
 }
@@ -249,8 +249,10 @@ pub struct SurveyArgs {
 /// Where the layout catalog comes from.
 #[derive(Debug, Clone, Args)]
 pub struct CatalogArgs {
-    /// Layout catalog (TOML) laid over, or replacing, the built-in reference catalog (docs/layouts.md)
-    #[arg(long, env = "PSOR_LAYOUTS", value_name = "FILE")]
+    /// Layout catalog (TOML) laid over, or replacing, the built-in reference catalog (docs/layouts.md).
+    /// Empty (PSOR_LAYOUTS=) means not given
+    // Parsed as any OS string so an empty PSOR_LAYOUTS is not a clap error; `catalog()` treats it as unset.
+    #[arg(long, env = "PSOR_LAYOUTS", value_name = "FILE", value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
     pub layouts: Option<PathBuf>,
 }
 

@@ -60,12 +60,33 @@ extends = "none"
 [[layout]]
 name = "wide"
 epoch = 1
+[[layout.store]]
+name = "pac"
+sub_prefix = "pac"
+type = "hash"
+role = "pac-record"
+placement = "tagged"
+upgrade = "fresh"
 [[layout]]
 name = "narrow"
 epoch = 2
+[[layout.store]]
+name = "pac"
+sub_prefix = "pac"
+type = "hash"
+role = "pac-record"
+placement = "tagged"
+upgrade = "fresh"
 [[layout]]
 name = "exact"
 epoch = 3
+[[layout.store]]
+name = "pac"
+sub_prefix = "pac"
+type = "hash"
+role = "pac-record"
+placement = "tagged"
+upgrade = "fresh"
 
 [[version]]
 match = "9.*"
@@ -98,6 +119,13 @@ fn user_file_extends_builtin_by_default() {
 [[layout]]
 name = "site-10"
 epoch = "10"
+[[layout.store]]
+name = "pac"
+sub_prefix = "pac"
+type = "hash"
+role = "pac-record"
+placement = "tagged"
+upgrade = "fresh"
 [[layout.store]]
 name = "PCT"
 sub_prefix = "pct"
@@ -280,7 +308,10 @@ fn rename_store_needs_from_store() {
     let s = STORE_OK.replace("\"fresh\"", "\"carry\"") + "transform = \"rename-store\"\n";
     refused(&store(&s), CatalogErrorKind::BadTransformUse, 14, "layout[L].store[S].from_store");
     let ok = s + "from_store = \"OLD\"\n";
-    let text = format!("{BASE_LAYOUT}{}", store(&ok));
+    // from_store must name a store of another layout (issue 9): layout K has one.
+    let older =
+        "\n[[layout]]\nname = \"K\"\nepoch = \"0\"\n".to_owned() + &store(&STORE_OK.replace("\"S\"", "\"OLD\""));
+    let text = format!("{BASE_LAYOUT}{}{older}", store(&ok));
     let cat = Catalog::from_toml_str(&text, "ok.toml").unwrap();
     assert!(matches!(
         &cat.layout("L").unwrap().stores[0].upgrade,
@@ -380,4 +411,33 @@ fn the_example_in_docs_parses() {
     let l = cat.layout_for(&ver("10.0.3")).unwrap();
     assert_eq!(l.name, "acme-10");
     assert!(!cat.compatibility(&ver("9.0"), &ver("10.0")).unwrap().is_compatible());
+}
+
+// ---- refused when loaded, not later in create or sample (issue 9, item 10) ------------
+
+#[test]
+fn a_layout_a_version_uses_needs_a_pac_record_store() {
+    let text = format!("{BASE_LAYOUT}{}\n[[version]]\nmatch = \"9.0\"\nlayout = \"L\"\n", store(STORE_OK));
+    let e = Catalog::from_toml_str(&text, "site.toml").expect_err("no pac-record store");
+    assert_eq!(e.kind(), CatalogErrorKind::RoleConstraint, "{e}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("site.toml:4:1: layout[L].store: "), "{msg}");
+    assert!(msg.contains("pac-record"), "{msg}");
+    // A layout no version uses is not checked (it is never used for a PAC).
+    assert!(Catalog::from_toml_str(&format!("{BASE_LAYOUT}{}", store(STORE_OK)), "site.toml").is_ok());
+}
+
+#[test]
+fn rename_store_from_a_store_no_layout_has_is_refused() {
+    let s = STORE_OK.replace("\"fresh\"", "\"carry\"") + "transform = \"rename-store\"\nfrom_store = \"NOPE\"\n";
+    let e = refused(&store(&s), CatalogErrorKind::BadTransformUse, 8, "layout[L].store[S].from_store");
+    assert!(e.to_string().contains("\"NOPE\""), "{e}");
+}
+
+#[test]
+fn a_float_epoch_is_refused_naming_the_field() {
+    let e = refused("\n[[layout]]\nname = \"M\"\nepoch = 9.5\n", CatalogErrorKind::BadEpoch, 10, "layout[M].epoch");
+    let msg = e.to_string();
+    assert!(msg.contains("9.5") && !msg.contains("untagged"), "{msg}");
+    refused("\n[[layout]]\nname = \"M\"\nepoch = true\n", CatalogErrorKind::BadEpoch, 10, "layout[M].epoch");
 }

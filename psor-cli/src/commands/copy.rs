@@ -3,16 +3,15 @@
 
 use anyhow::Result;
 use psor_core::engine::{self, CopyOptions};
-use psor_core::keys::KeyPrefix;
 
-use super::{connect, connect_to, engine_options, new_progress};
+use super::{connect, connect_to, engine_options, new_progress, prefix_arg};
 use crate::args::{CopyArgs, Global};
 use crate::exit::code_for_outcome;
 use crate::ui::{confirm::confirm, output, progress::Bar};
 
 pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
-    let from = KeyPrefix::parse_escaped(&a.prefix)?;
-    let to = KeyPrefix::parse_escaped(&a.to_prefix)?;
+    let from = prefix_arg("--prefix", &a.prefix)?;
+    let to = prefix_arg("--to-prefix", &a.to_prefix)?;
     let source = connect(g)?;
     let target = a.target.as_deref().map(|t| connect_to(g, Some(t))).transpose()?;
     let engine = engine_options(g);

@@ -18,7 +18,15 @@ pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
     let psor = connect(g)?;
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, if a.dry_run { "would copy" } else { "copied" });
-    let o = pac::create(&psor, &cat, &pac, &v, &CreateOptions { dry_run: a.dry_run, allow_downgrade: a.allow_downgrade }, &engine_options(g), progress)?;
+    let o = pac::create(
+        &psor,
+        &cat,
+        &pac,
+        &v,
+        &CreateOptions { dry_run: a.dry_run, allow_downgrade: a.allow_downgrade },
+        &engine_options(g),
+        progress,
+    )?;
     // A file store saves here, so a failed save fails the command (servers: nothing to do).
     psor.flush()?;
     drop(bar);

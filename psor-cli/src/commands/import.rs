@@ -9,10 +9,20 @@ use psor_core::snapshot::{self, ImportOptions, ImportOutcome, Rename};
 
 use super::{connect, engine_options, new_progress, snapshot_error};
 use crate::args::{Global, ImportArgs};
-use crate::exit::code_for_outcome;
+use crate::exit::{code_for_outcome, CliError};
 use crate::ui::{confirm::confirm, progress::Bar};
 
 pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
+    if let Some((old, new)) = a.rename.as_deref().and_then(|r| r.split_once('=')) {
+        // Named here, where the flag is known: the library would speak of a prefix.
+        if old.is_empty() || new.is_empty() {
+            return Err(CliError::Usage(format!(
+                "--rename `{old}={new}`: {} is empty; --rename takes OLD=NEW, two non-empty key prefixes",
+                if old.is_empty() { "OLD" } else { "NEW" }
+            ))
+            .into());
+        }
+    }
     let rename = a.rename.as_deref().map(Rename::parse).transpose()?;
     let psor = connect(g)?;
     let engine = engine_options(g);
@@ -80,9 +90,10 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
     }
     let rate = if o.seconds > 0.0 { c.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<14}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
-    list(&mut out, "would be restored, first", &o.sample, c.done)?;
-    list(&mut out, "conflicts (key exists with other content, left alone), first", &o.conflict_keys, c.conflicts)?;
-    list(&mut out, "expired (expiry already past, not restored), first", &o.expired_keys, c.expired)?;
+    // The sample is what --sample asked for (the engine keeps no more): all of it.
+    list(&mut out, "would be restored, first", &o.sample, o.sample.len(), c.done)?;
+    list(&mut out, "conflicts (key exists with other content, left alone), first", &o.conflict_keys, 10, c.conflicts)?;
+    list(&mut out, "expired (expiry already past, not restored), first", &o.expired_keys, 10, c.expired)?;
     if !o.failures.is_empty() {
         writeln!(out, "failures, first {} of {}:", o.failures.len().min(10), c.failed)?;
         for f in o.failures.iter().take(10) {
@@ -92,12 +103,12 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
     Ok(())
 }
 
-fn list(out: &mut impl Write, title: &str, keys: &[String], total: u64) -> std::io::Result<()> {
+fn list(out: &mut impl Write, title: &str, keys: &[String], limit: usize, total: u64) -> std::io::Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    writeln!(out, "{title} {} of {}:", keys.len().min(10), HumanCount(total))?;
-    for k in keys.iter().take(10) {
+    writeln!(out, "{title} {} of {}:", keys.len().min(limit), HumanCount(total))?;
+    for k in keys.iter().take(limit) {
         writeln!(out, "  {k}")?;
     }
     Ok(())

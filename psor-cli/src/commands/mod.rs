@@ -120,6 +120,18 @@ fn connect_to(g: &Global, spec_text: Option<&str>) -> Result<Psor> {
     Psor::connect(&spec, &opts).with_context(|| format!("connecting to {}", spec.redacted()))
 }
 
+/// The prefix given with `flag`; an empty one is refused naming that flag (the library's
+/// own message cannot know which flag the text came from).
+fn prefix_arg(flag: &str, text: &str) -> Result<psor_core::keys::KeyPrefix> {
+    if text.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{flag} is empty: an empty prefix selects every key in the database; give a non-empty {flag}"
+        ))
+        .into());
+    }
+    Ok(psor_core::keys::KeyPrefix::parse_escaped(text)?)
+}
+
 fn engine_options(g: &Global) -> EngineOptions {
     EngineOptions {
         scan_count: g.tuning.scan_count as usize,

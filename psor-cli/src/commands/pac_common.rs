@@ -22,8 +22,9 @@ use crate::exit::CliError;
 /// The catalog: `--layouts FILE` / `PSOR_LAYOUTS`, else the built-in reference catalog.
 pub fn catalog(a: &CatalogArgs) -> Result<Catalog> {
     Ok(match &a.layouts {
-        Some(path) => Catalog::load_file(path)?,
-        None => Catalog::builtin(),
+        // An empty PSOR_LAYOUTS (or --layouts "") is unset, as an empty PSOR_PRODUCT_VERSION is.
+        Some(path) if !path.as_os_str().is_empty() => Catalog::load_file(path)?,
+        _ => Catalog::builtin(),
     })
 }
 

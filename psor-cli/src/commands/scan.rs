@@ -35,7 +35,8 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
                     out.write_all(b",")?;
                 }
                 serde_json::to_writer(&mut out, &display_key(&key))?;
-            } else if g.raw {
+            } else if g.raw || a.null {
+                // `-0` is for `xargs -0`, which wants the keys' own bytes, not escapes.
                 out.write_all(&key)?;
                 out.write_all(sep)?;
             } else {

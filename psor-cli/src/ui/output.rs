@@ -72,8 +72,9 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
     if o.paused_seconds > 0.0 {
         writeln!(out, "  {:<13}{:>14.2}   (waiting for --rate / --max-latency)", "paused", o.paused_seconds)?;
     }
-    list(out, "would be affected, first", &o.sample, o.counts.done)?;
-    list(out, "conflicts (target exists with other content), first", &o.conflict_keys, o.counts.conflicts)?;
+    // The sample is what --sample asked for (the engine keeps no more): all of it.
+    list(out, "would be affected, first", &o.sample, o.sample.len(), o.counts.done)?;
+    list(out, "conflicts (target exists with other content), first", &o.conflict_keys, 10, o.counts.conflicts)?;
     if !o.failures.is_empty() {
         writeln!(out, "failures, first {} of {}:", o.failures.len().min(10), o.counts.failed)?;
         for f in o.failures.iter().take(10) {
@@ -83,12 +84,12 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
     Ok(())
 }
 
-fn list(out: &mut impl Write, title: &str, keys: &[String], total: u64) -> io::Result<()> {
+fn list(out: &mut impl Write, title: &str, keys: &[String], limit: usize, total: u64) -> io::Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    writeln!(out, "{title} {} of {}:", keys.len().min(10), HumanCount(total))?;
-    for k in keys.iter().take(10) {
+    writeln!(out, "{title} {} of {}:", keys.len().min(limit), HumanCount(total))?;
+    for k in keys.iter().take(limit) {
         writeln!(out, "  {k}")?;
     }
     Ok(())

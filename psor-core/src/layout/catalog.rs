@@ -559,17 +559,12 @@ struct RawHeader {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum RawEpoch {
-    Int(i64),
-    Str(String),
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLayout {
     name: Spanned<String>,
-    epoch: Spanned<RawEpoch>,
+    /// Any TOML value, so that a wrong one (`9.5`, `true`) is refused naming the field
+    /// rather than by serde's "did not match any variant".
+    epoch: Spanned<toml::Value>,
     key_prefix: Option<Spanned<String>>,
     #[serde(default)]
     description: String,
@@ -922,8 +917,19 @@ impl Catalog {
         }
         let f = |field: &str| format!("layout[{name}].{field}");
         let epoch = match r.epoch.get_ref() {
-            RawEpoch::Int(i) => i.to_string(),
-            RawEpoch::Str(s) => s.trim().to_owned(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::String(s) => s.trim().to_owned(),
+            other => {
+                return Err(src.at(&r.epoch).error(
+                    CatalogErrorKind::BadEpoch,
+                    f("epoch"),
+                    format!(
+                        "{other} is a {}, not an epoch: an epoch is an integer or a string (e.g. 9 or \"9\"; \
+                         write \"9.5\" if you mean that text)",
+                        other.type_str()
+                    ),
+                ))
+            }
         };
         if epoch.is_empty() {
             return Err(src.at(&r.epoch).error(CatalogErrorKind::BadEpoch, f("epoch"), "the epoch is empty"));
@@ -1147,6 +1153,42 @@ impl Catalog {
                         ),
                     ));
                 }
+            }
+        }
+        for l in &self.layouts {
+            for st in &l.stores {
+                let Upgrade::Carry { transform, from_store: Some(from) } = &st.upgrade else { continue };
+                if transform != "rename-store" {
+                    continue;
+                }
+                let found = self.layouts.iter().any(|o| o.name != l.name && o.store(from).is_some());
+                if !found {
+                    return Err(st.defined_at.error(
+                        CatalogErrorKind::BadTransformUse,
+                        format!("layout[{}].store[{}].from_store", l.name, st.name),
+                        format!(
+                            "no other layout of the catalog has a store named {from:?}, so create would carry \
+                             nothing and leave {} empty; name the store of the older layout it comes from",
+                            st.name
+                        ),
+                    ));
+                }
+            }
+        }
+        // Every layout a version uses must say where the PAC record is: status, create,
+        // set-mode and sample all need it.
+        for v in &self.versions {
+            let Some(l) = self.layout(&v.layout) else { continue };
+            if l.store_with_role(StoreRole::PacRecord).is_none() {
+                return Err(l.defined_at.error(
+                    CatalogErrorKind::RoleConstraint,
+                    format!("layout[{}].store", l.name),
+                    format!(
+                        "layout {:?} (used by version {} at {}) has no store with role = \"pac-record\": psor \
+                         needs one to read and write the PAC record (a tagged hash; docs/layouts.md)",
+                        l.name, v.matches, v.defined_at
+                    ),
+                ));
             }
         }
         Ok(())

@@ -19,6 +19,13 @@
 //!   [`StatusOptions::upgrade_warn_ms`] before [`StatusOptions::now_ms`].
 //! * `queues-in-psor`: a store (known or unknown) whose sub-prefix is one of the catalog's
 //!   queue prefixes ([`Catalog::queue_prefixes`]).
+//! * `damaged-record`: the version's PAC record cannot be read (not a hash, a mode or
+//!   field that does not parse): `set-mode`, `create` and `rem-old-pac` refuse it.
+//! * `create-incomplete`: the record still carries `psor_creating` (a `create` that did
+//!   not finish): `set-mode running` refuses it until `create` is rerun.
+//!
+//! Every command an `action` suggests is one that is accepted in the state found (a
+//! `create` only where a `Running` version of another epoch, older, can carry it).
 
 use serde::Serialize;
 
@@ -68,6 +75,10 @@ pub enum WarningKind {
     UpgradeStale,
     /// TS/TD queues in the PSOR.
     QueuesInPsor,
+    /// A PAC record that cannot be read.
+    DamagedRecord,
+    /// A record left marked `psor_creating` by a `create` that did not finish.
+    CreateIncomplete,
 }
 
 /// Where the procedure is at risk, and what to do.
@@ -85,6 +96,18 @@ pub struct Warning {
     pub message: String,
     /// What to do: the step of the procedure and the psor command.
     pub action: String,
+}
+
+/// Would `psor create PAC --product-version V` be accepted for `v`? Only with another
+/// version `Running` that is older and of another epoch (what `create` requires).
+fn create_would_work(p: &PacStatus, v: &super::VersionStatus, catalog: &Catalog) -> bool {
+    let Some(running) = p.running().filter(|r| r.version != v.version && r.version < v.version) else {
+        return false;
+    };
+    match (catalog.layout_for(&running.version), catalog.layout_for(&v.version)) {
+        (Ok(old), Ok(new)) => old.epoch != new.epoch,
+        _ => false,
+    }
 }
 
 /// The orphans and warnings of the PACs found (see the module documentation).
@@ -117,18 +140,19 @@ pub fn findings(pacs: &[PacStatus], catalog: &Catalog, opts: &StatusOptions) -> 
                 )),
                 Some(layout) => {
                     if v.record.is_none() && v.record_error.is_none() {
-                        orphans.push(orphan(
-                            OrphanKind::NoRecord,
-                            &v.prefix,
-                            None,
-                            v.keys,
+                        let why = "no PAC record, so no region uses these keys (a create or rem-old-pac that stopped \
+                                   halfway, or keys written by hand)";
+                        let action = if create_would_work(p, v, catalog) {
                             format!(
-                                "no PAC record, so no region uses these keys (a create or rem-old-pac that stopped \
-                                 halfway, or keys written by hand): finish with psor create {pac} --product-version {}, \
-                                 or remove them with psor delete --prefix '{}'",
+                                "{why}: finish with psor create {pac} --product-version {}, or remove them with psor \
+                                 delete --prefix '{}'",
                                 v.version, v.prefix
-                            ),
-                        ));
+                            )
+                        } else {
+                            // `create` needs an older version Running to carry from: not here.
+                            format!("{why}: remove them with psor delete --prefix '{}'", v.prefix)
+                        };
+                        orphans.push(orphan(OrphanKind::NoRecord, &v.prefix, None, v.keys, action));
                     }
                     for s in v.stores.iter().filter(|s| !s.known) {
                         orphans.push(orphan(
@@ -164,7 +188,70 @@ pub fn findings(pacs: &[PacStatus], catalog: &Catalog, opts: &StatusOptions) -> 
                         .into(),
                 });
             }
-            if v.mode() == Some(PacMode::Upgrade) {
+            if let Some(e) = &v.record_error {
+                warnings.push(Warning {
+                    kind: WarningKind::DamagedRecord,
+                    pac: pac.clone(),
+                    version: v.version.clone(),
+                    store: None,
+                    message: format!("{pac} {}: the PAC record cannot be read: {e}", v.version),
+                    action: format!(
+                        "regions and psor (set-mode, create, rem-old-pac) cannot use version {} until its record is \
+                         repaired: fix the record hash by hand (fields pac, version, mode = Running|Quiesce|Upgrade, \
+                         layout, epoch, created_ms, updated_ms; see docs/layouts.md), or, if nothing uses this \
+                         version, remove its keys with psor delete --prefix '{}'",
+                        v.version, v.prefix
+                    ),
+                });
+            }
+            let creating = v.record.as_ref().is_some_and(|r| r.creating);
+            if creating {
+                let action = if create_would_work(p, v, catalog) {
+                    format!(
+                        "step 6: rerun psor create {pac} --product-version {} to finish it (keys already copied count \
+                         as unchanged); set-mode running is refused until then",
+                        v.version
+                    )
+                } else {
+                    // No older version Running to carry from: suggest making the newest quiesced older
+                    // one Running again (Quiesce → Running is allowed), when there is one.
+                    let quiesced = p
+                        .versions
+                        .iter()
+                        .rev()
+                        .find(|o| o.version < v.version && o.mode() == Some(PacMode::Quiesce))
+                        .map(|o| &o.version);
+                    let abandon = format!(
+                        "if the upgrade is abandoned, remove its keys with psor delete --prefix '{}'",
+                        v.prefix
+                    );
+                    match quiesced {
+                        Some(old) => format!(
+                            "create carries the stores from an older Running version and none is Running now: psor \
+                             set-mode {pac} running --product-version {old}, then rerun psor create {pac} \
+                             --product-version {}; {abandon}",
+                            v.version
+                        ),
+                        None => format!(
+                            "create carries the stores from an older Running version and there is none to carry \
+                             from; {abandon}"
+                        ),
+                    }
+                };
+                warnings.push(Warning {
+                    kind: WarningKind::CreateIncomplete,
+                    pac: pac.clone(),
+                    version: v.version.clone(),
+                    store: None,
+                    message: format!(
+                        "{pac} {}: a create did not finish (the record still has psor_creating): its stores may be \
+                         incomplete",
+                        v.version
+                    ),
+                    action,
+                });
+            }
+            if v.mode() == Some(PacMode::Upgrade) && !creating {
                 let updated = v.record.as_ref().map_or(0, |r| r.record.updated_ms);
                 let age = opts.now_ms.saturating_sub(updated);
                 if age > opts.upgrade_warn_ms {
@@ -218,8 +305,8 @@ pub fn findings(pacs: &[PacStatus], catalog: &Catalog, opts: &StatusOptions) -> 
                     action: format!(
                         "to go on with the upgrade: psor set-mode {pac} running --product-version {} (step 10), then \
                          psor set-mode {pac} quiesce --product-version {newest} (step 12); if the upgrade was backed \
-                         out, stop {}'s regions and remove its stores (psor rem-old-pac {pac} keeps only the Running \
-                         version)",
+                         out, stop {}'s regions and remove its stores (psor rem-old-pac {pac} --force: it keeps only the \
+                         Running version, and refuses to remove a newer one without --force)",
                         n.version, n.version
                     ),
                 });
