@@ -612,6 +612,8 @@ pub enum Blocker {
     /// The version is newer than the `Running` one (an upgrade not finished, or backed
     /// out): removing it would throw the new version away.
     NewerThanRunning {
+        /// The PAC.
+        pac: PacName,
         /// The newer version.
         version: ProductVersion,
         /// The `Running` version rem-old-pac would keep.
@@ -635,11 +637,11 @@ impl std::fmt::Display for Blocker {
                 write!(f, "version {version} is in mode {m}, not Quiesce (run `psor set-mode … quiesce` from it)")
             }
             Blocker::NotQuiesced { version, mode: None } => write!(f, "version {version} has an unreadable PAC record"),
-            Blocker::NewerThanRunning { version, running } => write!(
+            Blocker::NewerThanRunning { pac, version, running } => write!(
                 f,
                 "version {version} is newer than the Running version {running}: rem-old-pac removes every version \
                  but the Running one, so it would remove {version}; finish the upgrade first \
-                 (`psor set-mode … running --product-version {version}`), or --force to remove {version}"
+                 (`psor set-mode {pac} running --product-version {version}`), or --force to remove {version}"
             ),
             Blocker::RegionsRegistered { version, count, regions } => write!(
                 f,
@@ -779,7 +781,11 @@ pub fn rem_old_pac(
     let mut blockers = Vec::new();
     for v in &remove {
         if v.version > keep.version {
-            blockers.push(Blocker::NewerThanRunning { version: v.version.clone(), running: keep.version.clone() });
+            blockers.push(Blocker::NewerThanRunning {
+                pac: pac.clone(),
+                version: v.version.clone(),
+                running: keep.version.clone(),
+            });
         }
         let unreadable = v.record.is_none() && v.record_error.is_some();
         match v.mode() {

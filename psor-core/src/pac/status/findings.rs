@@ -98,9 +98,13 @@ pub struct Warning {
     pub action: String,
 }
 
-/// Would `psor create PAC --product-version V` be accepted for `v`? Only with another
-/// version `Running` that is older and of another epoch (what `create` requires).
+/// Would `psor create PAC --product-version V` be accepted for `v`? Only for a version with
+/// no record or one in mode `Upgrade`, with another version `Running` that is older and of
+/// another epoch (what `create` requires).
 fn create_would_work(p: &PacStatus, v: &super::VersionStatus, catalog: &Catalog) -> bool {
+    if !matches!(v.mode(), None | Some(PacMode::Upgrade)) {
+        return false;
+    }
     let Some(running) = p.running().filter(|r| r.version != v.version && r.version < v.version) else {
         return false;
     };
@@ -225,7 +229,7 @@ pub fn findings(pacs: &[PacStatus], catalog: &Catalog, opts: &StatusOptions) -> 
                         "if the upgrade is abandoned, remove its keys with psor delete --prefix '{}'",
                         v.prefix
                     );
-                    match quiesced {
+                    match quiesced.filter(|_| v.mode() == Some(PacMode::Upgrade)) {
                         Some(old) => format!(
                             "create carries the stores from an older Running version and none is Running now: psor \
                              set-mode {pac} running --product-version {old}, then rerun psor create {pac} \
@@ -233,8 +237,9 @@ pub fn findings(pacs: &[PacStatus], catalog: &Catalog, opts: &StatusOptions) -> 
                             v.version
                         ),
                         None => format!(
-                            "create carries the stores from an older Running version and there is none to carry \
-                             from; {abandon}"
+                            "create (which finishes this) only carries into a version in mode Upgrade from an older \
+                             Running one, and that is not the case here: once you have checked its stores, remove the \
+                             psor_creating field from its PAC record by hand; {abandon}"
                         ),
                     }
                 };
