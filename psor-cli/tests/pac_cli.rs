@@ -177,11 +177,13 @@ fn exit_codes_and_refusals() {
     ok(u, &["--yes", "init-pac", "MyPAC", "--product-version", "9.0", "--force"], 0);
     let mine: Vec<_> = all(&server).into_keys().filter(|k| k.starts_with(b"MyPAC_")).collect();
     assert_eq!(mine, vec![b"MyPAC_9.0:pac:{MyPAC_9.0}".to_vec()]);
-    // A downgrade is just another incompatible create; versions can pile up.
-    ok(u, &["create", "MyPAC", "--product-version", "8.0"], 0);
+    // A downgrade is refused (3) unless --allow-downgrade; then it is just another
+    // incompatible create, and versions can pile up.
+    ok(u, &["create", "MyPAC", "--product-version", "8.0"], 3);
+    ok(u, &["create", "MyPAC", "--product-version", "8.0", "--allow-downgrade"], 0);
     ok(u, &["set-mode", "MyPAC", "running", "--product-version", "8.0"], 0);
     ok(u, &["set-mode", "MyPAC", "quiesce", "--product-version", "9.0"], 0);
-    ok(u, &["create", "MyPAC", "--product-version", "7.0"], 0);
+    ok(u, &["create", "MyPAC", "--product-version", "7.0", "--allow-downgrade"], 0);
     ok(u, &["set-mode", "MyPAC", "quiesce", "--product-version", "8.0"], 0);
     // No version is Running any more: nothing to create from (3). Unknown version: 5.
     ok(u, &["create", "MyPAC", "--product-version", "9.0.2"], 3);
@@ -221,8 +223,10 @@ fn create_killed_midway_then_rerun_equals_a_clean_run() {
     assert!(partial > 300 && partial < 8_001, "killed midway: {partial} keys of 9.0");
     // The half-made version cannot be made Running.
     ok(u, &["set-mode", "MyPAC", "running", "--product-version", "9.0"], 3);
-    let v = json(&ok(u, &["--json", "status", "MyPAC"], 0));
+    // status warns about it (exit 7), saying to rerun create.
+    let v = json(&ok(u, &["--json", "status", "MyPAC"], 7));
     assert_eq!(v["pacs"][0]["versions"][1]["record"]["creating"].as_bool(), Some(true));
+    assert_eq!(v["warnings"][0]["kind"], "create-incomplete", "{v}");
 
     let v = json(&ok(u, &["--json", "create", "MyPAC", "--product-version", "9.0"], 0));
     assert_eq!((v["resumed"].as_bool(), v["complete"].as_bool()), (Some(true), Some(true)));
