@@ -83,6 +83,16 @@ fn code_for_core(e: &Error) -> i32 {
     }
 }
 
+/// The exit code for a run that returned its report: 130 when it was interrupted, else from
+/// its counts.
+pub fn code_for_run(interrupted: bool, failed: u64, conflicts: u64) -> i32 {
+    if interrupted {
+        INTERRUPTED
+    } else {
+        code_for_outcome(failed, conflicts)
+    }
+}
+
 /// The exit code for a finished run, from its counts.
 pub fn code_for_outcome(failed: u64, conflicts: u64) -> i32 {
     if failed > 0 {

@@ -4,12 +4,14 @@
 mod args;
 mod commands;
 mod exit;
+mod interrupt;
 mod ui;
 
 use clap::Parser;
 
 fn main() {
     let cli = args::Cli::parse();
+    interrupt::install();
     let json = cli.global.json;
     let code = match commands::run(cli) {
         Ok(code) => code,

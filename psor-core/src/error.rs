@@ -91,7 +91,7 @@ pub enum Error {
         needed: &'static str,
     },
     /// The work was stopped by the caller (Ctrl-C, a closed output).
-    #[error("stopped before the end")]
+    #[error("interrupted before the end (nothing half-done is kept as complete); rerun the same command to finish the job")]
     Interrupted,
 }
 

@@ -167,16 +167,10 @@ pub struct CreateOutcome {
     pub conflict_keys: Vec<String>,
     /// Wall time.
     pub seconds: f64,
-}
-
-fn add(a: &mut Counts, b: &Counts) {
-    a.matched += b.matched;
-    a.done += b.done;
-    a.unchanged += b.unchanged;
-    a.conflicts += b.conflicts;
-    a.vanished += b.vanished;
-    a.expired += b.expired;
-    a.failed += b.failed;
+    /// Stopped before the end (Ctrl-C): the counts are exact, the record still says
+    /// "creating", and running the same `create` again finishes the job.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// The stores `create` carries: (new store, old store name, old store prefix, new prefix).
@@ -288,6 +282,7 @@ pub fn create(
         failures: Vec::new(),
         conflict_keys: Vec::new(),
         seconds: 0.0,
+        interrupted: false,
     };
 
     let mut con = key_conn(psor, &rkey)?;
@@ -305,8 +300,11 @@ pub fn create(
         out.record = Some(begin_create(&mut con, &rkey, record, &source.version)?.record);
     }
 
-    let mut before = progress.snapshot().counts;
     for (store, from_store, src_prefix, dst_prefix) in plan {
+        if progress.is_cancelled() {
+            out.interrupted = true;
+            break;
+        }
         let mut carried = CarriedStore {
             store,
             from_store: from_store.clone(),
@@ -329,18 +327,19 @@ pub fn create(
             sample: 0,
         };
         let o = engine::copy(psor, None, &copy, engine, progress.clone())?;
-        // The engine's counts are the shared progress's totals: this store's share is the
-        // difference from before it started.
-        let after = progress.snapshot().counts;
-        carried.counts = diff(&after, &before);
-        before = after;
-        add(&mut out.counts, &carried.counts);
+        carried.counts = o.counts;
+        out.counts += o.counts;
         out.failures.extend(o.failures);
         out.conflict_keys.extend(o.conflict_keys);
         out.carried.push(carried);
+        if o.interrupted {
+            // The record keeps its "creating" marker: the rerun copies what is missing.
+            out.interrupted = true;
+            break;
+        }
     }
 
-    if !opts.dry_run && out.counts.failed == 0 && out.counts.conflicts == 0 {
+    if !opts.dry_run && !out.interrupted && out.counts.failed == 0 && out.counts.conflicts == 0 {
         let now = now_ms();
         con.retry("HDEL", Some(&rkey), |c| {
             redis::pipe()
@@ -361,18 +360,6 @@ pub fn create(
     }
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
-}
-
-fn diff(a: &Counts, b: &Counts) -> Counts {
-    Counts {
-        matched: a.matched - b.matched,
-        done: a.done - b.done,
-        unchanged: a.unchanged - b.unchanged,
-        conflicts: a.conflicts - b.conflicts,
-        vanished: a.vanished - b.vanished,
-        expired: a.expired - b.expired,
-        failed: a.failed - b.failed,
-    }
 }
 
 /// Writes the new version's record with the "creating" marker, or (on a rerun) puts the
@@ -632,6 +619,8 @@ pub struct DeleteReport {
     pub failures: Vec<KeyFailure>,
 }
 
+/// Deletes each version's keys in turn; the flag is true when the run was interrupted (the
+/// reports then cover exactly what was deleted, and the versions not reached are absent).
 fn delete_versions(
     psor: &Psor,
     catalog: &Catalog,
@@ -639,24 +628,27 @@ fn delete_versions(
     versions: &[VersionStatus],
     engine: &EngineOptions,
     progress: &Arc<Progress>,
-) -> Result<Vec<DeleteReport>> {
+) -> Result<(Vec<DeleteReport>, bool)> {
     let template = catalog.key_template();
     let mut out = Vec::new();
-    let mut before = progress.snapshot().counts;
     for v in versions {
+        if progress.is_cancelled() {
+            return Ok((out, true));
+        }
         let prefix = template.prefix(pac, &v.version);
         let opts = DeleteOptions { prefix: KeyPrefix::new(prefix.as_bytes())?, dry_run: false, sample: 0 };
         let o = engine::delete(psor, &opts, engine, progress.clone())?;
-        let after = progress.snapshot().counts;
         out.push(DeleteReport {
             version: v.version.clone(),
             prefix: prefix.to_string(),
-            counts: diff(&after, &before),
+            counts: o.counts,
             failures: o.failures,
         });
-        before = after;
+        if o.interrupted {
+            return Ok((out, true));
+        }
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 fn planned(versions: &[VersionStatus]) -> Vec<DeleteReport> {
@@ -714,6 +706,10 @@ pub struct RemOldPacOutcome {
     pub dry_run: bool,
     /// Per removed version: what happened to its keys.
     pub deleted: Vec<DeleteReport>,
+    /// Stopped before the end (Ctrl-C): `deleted` is exact, and running the same
+    /// `rem-old-pac` again removes what is left.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// `caspac -aRemOldPAC=PAC`: deletes the stores of every version of `pac` other than the
@@ -756,6 +752,7 @@ pub fn rem_old_pac(
         forced: false,
         dry_run: opts.dry_run,
         blockers,
+        interrupted: false,
     };
     if opts.dry_run || out.remove.is_empty() {
         return Ok(out);
@@ -767,7 +764,7 @@ pub fn rem_old_pac(
         out.forced = true;
     }
     check_expected(pac, &out.remove, opts.expect.as_deref())?;
-    out.deleted = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
+    (out.deleted, out.interrupted) = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
     Ok(out)
 }
 
@@ -799,8 +796,12 @@ pub struct InitPacOutcome {
     pub dry_run: bool,
     /// Per removed version: what happened to its keys.
     pub deleted: Vec<DeleteReport>,
-    /// The fresh record (absent for a dry run).
+    /// The fresh record (absent for a dry run and for an interrupted run).
     pub record: Option<PacRecord>,
+    /// Stopped before the end (Ctrl-C): `deleted` is exact, no fresh record was written,
+    /// and running the same `init-pac` again finishes the job.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// `caspac -aInitPac=PAC`: removes every store of `pac` (all versions, exactly their
@@ -828,6 +829,7 @@ pub fn init_pac(
         forced: false,
         dry_run: opts.dry_run,
         record: None,
+        interrupted: false,
     };
     if opts.dry_run {
         return Ok(out);
@@ -839,7 +841,12 @@ pub fn init_pac(
         out.forced = true;
     }
     check_expected(pac, &out.remove, opts.expect.as_deref())?;
-    out.deleted = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
+    (out.deleted, out.interrupted) = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
+    if out.interrupted {
+        // The old record (if its version's keys were not reached) or none is left: the
+        // rerun deletes what remains and then writes the fresh record.
+        return Ok(out);
+    }
     let now = now_ms();
     let record = PacRecord {
         pac: pac.clone(),
