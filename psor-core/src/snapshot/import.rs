@@ -181,6 +181,9 @@ pub fn import(
     let ctx =
         Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
     let first_ref = &first_error;
+    // A dry run writes nothing, but its reads of the target are paced all the same.
+    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, target)?;
+    let pacer_ref = &pacer;
     std::thread::scope(|s| {
         for mut w in writers {
             let rx = rx.clone();
@@ -190,6 +193,7 @@ pub fn import(
                     if ctx.progress.is_cancelled() {
                         return fail(first_ref, ctx.progress, crate::Error::Interrupted.into());
                     }
+                    pacer_ref.admit(batch.len());
                     if let Err(e) = w.write(batch, ctx) {
                         return fail(first_ref, ctx.progress, e);
                     }
@@ -220,6 +224,7 @@ pub fn import(
         }
         drop(tx);
     });
+    pacer.stop();
     progress.scan_finished.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = first_error.take() {
         return Err(e);
