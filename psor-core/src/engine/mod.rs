@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::connect::{Psor, SlotMap, Topology, SLOTS};
-use crate::error::{Error, Result};
+use crate::error::{classify_server, Error, ErrorClass, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
 
@@ -329,20 +329,10 @@ fn sweep<W: Writer>(
     Ok(())
 }
 
-/// Server errors that will fail every key the same way (out of memory, no permission, a
-/// read-only replica, disk trouble): they stop the run instead of being counted per key.
+/// A per-key error reply that stops the run instead of being counted for its key. The router
+/// has already redirected and waited out what [`crate::error::classify`] calls transient, so
+/// a reply that is still not [`ErrorClass::PerKey`] (out of memory, no permission, disk
+/// trouble, a server still read-only or loading after every resend) will fail every key.
 pub(crate) fn is_fatal_for_run(err: &redis::ServerError) -> bool {
-    matches!(
-        err.code(),
-        "OOM"
-            | "NOPERM"
-            | "NOAUTH"
-            | "MISCONF"
-            | "READONLY"
-            | "NOSCRIPT"
-            | "WRONGPASS"
-            | "EXECABORT"
-            | "LOADING"
-            | "MASTERDOWN"
-    ) || err.details().is_some_and(|d| d.contains("DUMP payload version"))
+    classify_server(err) != ErrorClass::PerKey
 }

@@ -20,6 +20,19 @@ use crate::keys::{display_key, KeyPrefix};
 use crate::layout::{Catalog, Compat, Layout, PacMode, PacName, PacRecord, Placement, ProductVersion, Upgrade};
 use crate::progress::{Counts, Progress};
 
+/// `expr?` for a step of a `WATCH`/`MULTI` round: a transient failure starts the next round.
+macro_rules! txn_step {
+    ($con:expr, $key:expr, $op:expr, $round:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => {
+                txn_failure($con, $key, $op, e, $round)?;
+                continue;
+            }
+        }
+    };
+}
+
 /// One side of a compatibility question: a version with its layout and epoch.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionSide {
@@ -365,13 +378,12 @@ pub fn create(
 /// Writes the new version's record with the "creating" marker, or (on a rerun) puts the
 /// marker back on the record that is there; returns the record now stored.
 fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &ProductVersion) -> Result<StoredRecord> {
-    let addr = con.addr().to_owned();
-    for _ in 0..20 {
-        let c = con.raw();
-        redis::cmd("WATCH").arg(key).query::<()>(c).map_err(|e| cmd_err(&addr, key, "WATCH", e))?;
+    for round in 0..TXN_ROUNDS {
+        txn_step!(con, key, "WATCH", round, redis::cmd("WATCH").arg(key).query::<()>(con.raw()));
         let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            redis::cmd("HGETALL").arg(key).query(c).map_err(|e| cmd_err(&addr, key, "HGETALL", e))?;
+            txn_step!(con, key, "HGETALL", round, redis::cmd("HGETALL").arg(key).query(con.raw()));
         let current = super::decode_record(key, pairs)?;
+        let c = con.raw();
         let mut pipe = redis::pipe();
         pipe.atomic();
         match &current {
@@ -395,7 +407,7 @@ fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &Produc
                 pipe.add_command(cmd).ignore();
             }
         }
-        let done: Option<()> = pipe.query(c).map_err(|e| cmd_err(&addr, key, "MULTI/EXEC", e))?;
+        let done: Option<()> = txn_step!(con, key, "MULTI/EXEC", round, pipe.query(con.raw()));
         if done.is_some() {
             return Ok(match current {
                 Some(r) => StoredRecord { creating: true, ..r },
@@ -409,6 +421,24 @@ fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &Produc
 fn cmd_err(addr: &str, key: &[u8], op: &'static str, e: redis::RedisError) -> Error {
     crate::Error::Command { addr: addr.to_owned(), op, key: Some(key.to_vec()), source: e }.into()
 }
+
+/// Rounds of a `WATCH`/`MULTI` loop: a concurrent writer or a transient failure costs one.
+const TXN_ROUNDS: u32 = 20;
+
+/// A Redis error inside a `WATCH`/`MULTI` round. What [`crate::error::classify`] calls
+/// transient (a dropped connection, LOADING, a failover's READONLY…) costs the round: wait,
+/// reconnect, and the loop starts over from `WATCH` — every round re-reads the record, so a
+/// transaction that did land before the connection dropped is seen as done. Anything else
+/// ends the loop with the error.
+fn txn_failure(con: &mut NodeConn, key: &[u8], op: &'static str, e: redis::RedisError, round: u32) -> Result<()> {
+    if crate::error::classify(&e).is_transient() && round + 1 < TXN_ROUNDS {
+        std::thread::sleep(std::time::Duration::from_millis(25u64 << round.min(6)));
+        let _ = con.reconnect();
+        return Ok(());
+    }
+    Err(cmd_err(con.addr(), key, op, e))
+}
+
 
 // ---- set-mode --------------------------------------------------------------------------
 
@@ -486,12 +516,11 @@ pub fn set_mode(
         (v.version.clone(), key)
     };
 
-    let addr = con.addr().to_owned();
-    for _ in 0..20 {
-        let c = con.raw();
-        redis::cmd("WATCH").arg(&key).query::<()>(c).map_err(|e| cmd_err(&addr, &key, "WATCH", e))?;
+    for round in 0..TXN_ROUNDS {
+        txn_step!(&mut con, &key, "WATCH", round, redis::cmd("WATCH").arg(&key).query::<()>(con.raw()));
         let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            redis::cmd("HGETALL").arg(&key).query(c).map_err(|e| cmd_err(&addr, &key, "HGETALL", e))?;
+            txn_step!(&mut con, &key, "HGETALL", round, redis::cmd("HGETALL").arg(&key).query(con.raw()));
+        let c = con.raw();
         let unwatch = |c: &mut dyn redis::ConnectionLike| {
             let _ = redis::cmd("UNWATCH").query::<()>(c);
         };
@@ -531,7 +560,7 @@ pub fn set_mode(
                 dry_run,
             });
         }
-        let done: Option<()> = redis::pipe()
+        let exec = redis::pipe()
             .atomic()
             .cmd("HSET")
             .arg(&key)
@@ -540,8 +569,8 @@ pub fn set_mode(
             .arg("updated_ms")
             .arg(after.updated_ms.to_string())
             .ignore()
-            .query(c)
-            .map_err(|e| cmd_err(&addr, &key, "MULTI/EXEC", e))?;
+            .query(c);
+        let done: Option<()> = txn_step!(&mut con, &key, "MULTI/EXEC", round, exec);
         if done.is_some() {
             return Ok(SetModeOutcome {
                 pac: pac.clone(),
