@@ -11,7 +11,11 @@ use clap::Parser;
 
 fn main() {
     let cli = args::Cli::parse();
-    interrupt::install();
+    // Commands that only read a local file or print keep the default Ctrl-C (stop at once);
+    // every command that works on a PSOR stops cleanly and reports.
+    if !matches!(cli.command, args::Command::Inspect(_) | args::Command::Layouts(_) | args::Command::Completions { .. }) {
+        interrupt::install();
+    }
     let json = cli.global.json;
     let code = match commands::run(cli) {
         Ok(code) => code,

@@ -152,6 +152,31 @@ fn sigint_mid_export_leaves_no_file_and_a_rerun_writes_it() {
 }
 
 #[test]
+fn sigint_mid_import_reports_exact_counts_and_a_rerun_finishes() {
+    let server = RedisServer::start();
+    let url = server.url();
+    populate(&server, "i:", KEYS);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("i.psnap");
+    let f = file.to_str().unwrap();
+    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &["export", "--prefix", "i:", "--output", f]));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let args = ["--json", "--rate", "4000", "--batch", "100", "import", f, "--rename", "i:=j:"];
+    let (code, out, err) = interrupt_midway(psor(&url, &args), || count(&server, "j:") > 1_000);
+    assert_eq!(code, 130, "stdout: {out}\nstderr: {err}");
+    let v = json(&out);
+    assert_eq!(v["interrupted"].as_bool(), Some(true), "{v}");
+    let restored = count(&server, "j:");
+    assert!(restored < KEYS, "interrupted before the end");
+    assert_eq!(v["done"].as_u64(), Some(restored), "the report counts exactly what was restored: {v}");
+    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &["--json", "import", f, "--rename", "i:=j:"]));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let v = json(&out);
+    assert_eq!((v["unchanged"].as_u64(), v["done"].as_u64()), (Some(restored), Some(KEYS - restored)), "{v}");
+    assert_eq!(count(&server, "j:"), KEYS);
+}
+
+#[test]
 fn sigint_mid_create_keeps_the_record_creating_and_a_rerun_completes() {
     let server = RedisServer::start();
     let url = server.url();
@@ -185,4 +210,19 @@ fn sigint_mid_create_keeps_the_record_creating_and_a_rerun_completes() {
     let (code, out, err) =
         psor_tests::cli::output(&mut psor(&url, &["set-mode", "MyPAC", "running", "--product-version", "9.0"]));
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+}
+
+#[test]
+fn sigint_while_pacing_waits_stops_at_once() {
+    // --rate 20 with batches of 1000: each batch owes 50 s; an interrupt must not wait it out.
+    let server = RedisServer::start();
+    let url = server.url();
+    populate(&server, "p:", KEYS);
+    let args = ["--yes", "--json", "--rate", "20", "--batch", "1000", "delete", "--prefix", "p:"];
+    let t = Instant::now();
+    let (code, out, err) = interrupt_midway(psor(&url, &args), || t.elapsed() > Duration::from_secs(1));
+    assert_eq!(code, 130, "stdout: {out}\nstderr: {err}");
+    let v = json(&out);
+    assert_eq!(v["interrupted"].as_bool(), Some(true), "{v}");
+    assert_eq!(v["done"].as_u64(), Some(KEYS - count(&server, "p:")), "{v}");
 }

@@ -234,7 +234,7 @@ fn run_pass<W: Writer>(
                         if progress.is_cancelled() {
                             return;
                         }
-                        pacer_ref.admit(batch.len());
+                        pacer_ref.admit(batch.len(), progress);
                         if progress.is_cancelled() {
                             return;
                         }

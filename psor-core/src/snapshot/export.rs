@@ -128,6 +128,8 @@ pub fn export(
     progress: Arc<Progress>,
 ) -> Result<ExportOutcome> {
     let started = Instant::now();
+    // The run's own counts, whatever earlier runs added to a shared `progress`.
+    let base = progress.snapshot().counts;
     check_target(&opts.path, opts.overwrite)?;
     let header = Header::new(
         now_ms(),
@@ -167,7 +169,7 @@ pub fn export(
     }
     sync_dir(&opts.path);
     let file_bytes = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
-    let s = progress.snapshot();
+    let own = progress.snapshot().counts - base;
     Ok(ExportOutcome {
         path: opts.path.clone(),
         server_version: header.source.server_version,
@@ -176,9 +178,9 @@ pub fn export(
         payload_bytes: totals.payload_bytes,
         per_type: per_kind(&totals),
         with_ttl: counts.with_ttl,
-        vanished: s.counts.vanished,
+        vanished: own.vanished,
         duplicates: counts.duplicates,
-        failed: s.counts.failed,
+        failed: own.failed,
         failures: counts.failures,
         file_bytes,
         seconds: started.elapsed().as_secs_f64(),
@@ -323,7 +325,7 @@ fn write_snapshot(
                         return fail(first_ref, &progress, crate::Error::Interrupted.into());
                     }
                     for chunk in batch.chunks(READ_CHUNK) {
-                        pacer_ref.admit(chunk.len());
+                        pacer_ref.admit(chunk.len(), &progress);
                         if progress.is_cancelled() {
                             return fail(first_ref, &progress, crate::Error::Interrupted.into());
                         }

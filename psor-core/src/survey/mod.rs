@@ -214,7 +214,7 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
                 let (page_rx, out_tx) = (page_rx.clone(), out_tx.clone());
                 s.spawn(move || {
                     for keys in page_rx.iter() {
-                        pacer_ref.admit(keys.len());
+                        pacer_ref.admit(keys.len(), progress_ref);
                         if progress_ref.is_cancelled() {
                             return fail(Error::Interrupted);
                         }

@@ -294,7 +294,7 @@ fn scan_paced(
             Progress::add(&progress.examined, opts.scan_count as u64);
             keys.retain(|k| prefix.is_none_or(|p| p.matches(k)));
             if !keys.is_empty() {
-                pacer.admit(keys.len());
+                pacer.admit(keys.len(), progress);
                 f(&mut con, keys)?;
             }
             cursor = next;
