@@ -7,6 +7,7 @@
 mod args;
 mod commands;
 mod exit;
+mod interrupt;
 mod ui;
 
 use std::ffi::OsString;
@@ -25,12 +26,22 @@ fn main() {
     // `reported`: the run ended in an error that is already reported (stderr, and JSON when
     // asked); a stdout failure after that (the JSON line could not be written) keeps its code.
     let (code, reported) = match args::Cli::try_parse_from(&argv) {
-        Ok(cli) => match commands::run(cli) {
+        Ok(cli) => {
+            // Commands that only read a local file or print keep the default Ctrl-C (stop at
+            // once); every command that works on a PSOR stops cleanly and reports.
+            if !matches!(
+                cli.command,
+                args::Command::Inspect(_) | args::Command::Layouts(_) | args::Command::Completions { .. }
+            ) {
+                interrupt::install();
+            }
+            match commands::run(cli) {
             Ok(code) => (code, false),
             // The error came from writing to stdout: decided below from what the write said.
             Err(_) if stdout::failure().is_some() => (exit::FAILED, false),
             Err(err) => (failed(json, exit::code_for(&err), &one_line(&err)), true),
-        },
+            }
+        }
         Err(e) if matches!(e.kind(), ClapKind::DisplayHelp | ClapKind::DisplayVersion) => e.exit(),
         Err(e) => {
             let code = e.exit_code();

@@ -91,7 +91,7 @@ pub enum Error {
         needed: &'static str,
     },
     /// The work was stopped by the caller (Ctrl-C, a closed output).
-    #[error("stopped before the end")]
+    #[error("interrupted before the end (nothing half-done is kept as complete); rerun the same command to finish the job")]
     Interrupted,
 }
 
@@ -103,24 +103,147 @@ impl Error {
     }
 }
 
-/// Tells a failure worth retrying (timeouts, dropped connections, LOADING, TRYAGAIN,
-/// MOVED/ASK, a master that just became a replica) from a fatal one. This is the one place
-/// that decides; every retry loop in psor asks it.
-pub fn is_retryable(err: &redis::RedisError) -> bool {
+/// What a Redis failure means for the work that met it. [`classify`] decides, in one
+/// place, for every retry loop in psor: the connection's ([`crate::connect::NodeConn::retry`]),
+/// the router's resends, the engine's, import's and export's per-key replies, and the PAC
+/// record transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The transport failed (a timeout, a dropped connection): reconnect and send again.
+    Retry,
+    /// `MOVED` / `ASK`: the slot is served elsewhere; send it there.
+    Redirect,
+    /// The server cannot serve now but will (`LOADING`, `TRYAGAIN`, `CLUSTERDOWN`,
+    /// `MASTERDOWN`, `READONLY` during a failover, `BUSY` with a script): wait, then again.
+    Wait,
+    /// It will fail every key the same way (out of memory, no permission, bad credentials,
+    /// a refused certificate, disk trouble, payloads from a newer Redis): stop the run.
+    FatalForRun,
+    /// This key's own trouble (`WRONGTYPE`, `BUSYKEY`, a bad payload…): count it, go on.
+    PerKey,
+}
+
+impl ErrorClass {
+    /// True for the classes a loop may try again (after a wait, a reconnect or a redirect).
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorClass::Retry | ErrorClass::Redirect | ErrorClass::Wait)
+    }
+}
+
+/// The class of a Redis failure; see [`ErrorClass`].
+pub fn classify(err: &redis::RedisError) -> ErrorClass {
     if err.is_io_error() {
         // A certificate the client does not trust fails the same way every time. redis-rs
         // 1.8 keeps the io::Error's kind private (`as_io_error` is crate-only), so the
         // rustls message is the one public signal.
         let text = err.to_string();
-        return !(text.contains("certificate")
-            || text.contains("CertificateRequired")
-            || text.contains("HandshakeFailure"));
+        if text.contains("certificate") || text.contains("CertificateRequired") || text.contains("HandshakeFailure") {
+            return ErrorClass::FatalForRun;
+        }
+        return ErrorClass::Retry;
     }
     if err.is_timeout() || err.is_connection_dropped() {
-        return true;
+        return ErrorClass::Retry;
     }
-    matches!(
-        err.code(),
-        Some("LOADING" | "TRYAGAIN" | "MOVED" | "ASK" | "CLUSTERDOWN" | "MASTERDOWN" | "READONLY" | "BUSY")
-    )
+    match err.code() {
+        Some(code) => classify_code(code, err.detail()),
+        // Not a server reply (a reply psor cannot parse, a client-side refusal): the same
+        // every time.
+        None => ErrorClass::FatalForRun,
+    }
+}
+
+/// The class of an error reply (a `Value::ServerError` in a pipeline's replies).
+pub fn classify_server(err: &redis::ServerError) -> ErrorClass {
+    classify_code(err.code(), err.details())
+}
+
+fn classify_code(code: &str, details: Option<&str>) -> ErrorClass {
+    match code {
+        "MOVED" | "ASK" => ErrorClass::Redirect,
+        "LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "READONLY" | "BUSY" => ErrorClass::Wait,
+        "OOM" | "NOPERM" | "NOAUTH" | "WRONGPASS" | "MISCONF" | "NOSCRIPT" | "EXECABORT" => ErrorClass::FatalForRun,
+        _ if details.is_some_and(|d| d.contains("DUMP payload version")) => ErrorClass::FatalForRun,
+        _ => ErrorClass::PerKey,
+    }
+}
+
+/// Tells a failure worth retrying (timeouts, dropped connections, LOADING, TRYAGAIN,
+/// MOVED/ASK, a master that just became a replica) from a fatal one: [`classify`] says
+/// [`ErrorClass::is_transient`].
+pub fn is_retryable(err: &redis::RedisError) -> bool {
+    classify(err).is_transient()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ErrorClass::*;
+
+    fn reply(resp: &str) -> redis::ServerError {
+        match redis::parse_redis_value(format!("-{resp}\r\n").as_bytes()) {
+            Ok(redis::Value::ServerError(e)) => e,
+            other => panic!("{resp}: {other:?}"),
+        }
+    }
+
+    fn io(kind: std::io::ErrorKind, text: &str) -> redis::RedisError {
+        std::io::Error::new(kind, text.to_owned()).into()
+    }
+
+    #[test]
+    fn every_server_error_psor_knows_has_its_class() {
+        let table = [
+            ("MOVED 3999 127.0.0.1:6381", Redirect),
+            ("ASK 3999 127.0.0.1:6381", Redirect),
+            ("TRYAGAIN Multiple keys request during rehashing of slot", Wait),
+            ("LOADING Redis is loading the dataset in memory", Wait),
+            ("CLUSTERDOWN The cluster is down", Wait),
+            ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", Wait),
+            ("READONLY You can't write against a read only replica.", Wait),
+            ("BUSY Redis is busy running a script.", Wait),
+            ("OOM command not allowed when used memory > 'maxmemory'.", FatalForRun),
+            ("NOPERM User psor has no permissions to run the 'unlink' command", FatalForRun),
+            ("NOAUTH Authentication required.", FatalForRun),
+            ("WRONGPASS invalid username-password pair or user is disabled.", FatalForRun),
+            ("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist", FatalForRun),
+            ("NOSCRIPT No matching script. Please use EVAL.", FatalForRun),
+            ("EXECABORT Transaction discarded because of previous errors.", FatalForRun),
+            ("ERR DUMP payload version or checksum are wrong", FatalForRun),
+            ("BUSYKEY Target key name already exists.", PerKey),
+            ("WRONGTYPE Operation against a key holding the wrong kind of value", PerKey),
+            ("ERR no such key", PerKey),
+            ("ERR Bad data format", PerKey),
+            ("CROSSSLOT Keys in request don't hash to the same slot", PerKey),
+        ];
+        for (resp, class) in table {
+            let e = reply(resp);
+            assert_eq!(classify_server(&e), class, "{resp}");
+            let r: redis::RedisError = e.into();
+            assert_eq!(classify(&r), class, "{resp} as a RedisError");
+            assert_eq!(is_retryable(&r), matches!(class, Retry | Redirect | Wait), "{resp}");
+        }
+    }
+
+    #[test]
+    fn transport_failures_retry_and_a_refused_certificate_does_not() {
+        use std::io::ErrorKind as K;
+        for (e, class) in [
+            (io(K::TimedOut, "timed out"), Retry),
+            (io(K::WouldBlock, "Resource temporarily unavailable"), Retry),
+            (io(K::ConnectionReset, "connection reset by peer"), Retry),
+            (io(K::BrokenPipe, "broken pipe"), Retry),
+            (io(K::UnexpectedEof, "unexpected end of file"), Retry),
+            (io(K::ConnectionRefused, "connection refused"), Retry),
+            (io(K::InvalidData, "invalid peer certificate: UnknownIssuer"), FatalForRun),
+            (io(K::InvalidData, "received fatal alert: CertificateRequired"), FatalForRun),
+            (io(K::InvalidData, "received fatal alert: HandshakeFailure"), FatalForRun),
+        ] {
+            assert_eq!(classify(&e), class, "{e}");
+        }
+        let dropped: redis::RedisError = (redis::ErrorKind::Io, "connection dropped").into();
+        assert_eq!(classify(&dropped), Retry);
+        let parse: redis::RedisError = (redis::ErrorKind::Parse, "bad reply").into();
+        assert_eq!(classify(&parse), FatalForRun);
+    }
 }

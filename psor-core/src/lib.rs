@@ -37,4 +37,4 @@ pub mod progress;
 pub mod snapshot;
 pub mod survey;
 
-pub use error::{is_retryable, Error, Result};
+pub use error::{classify, classify_server, is_retryable, Error, ErrorClass, Result};

@@ -21,6 +21,9 @@ pub struct Progress {
     pub(crate) failed: AtomicU64,
     pub(crate) scan_finished: AtomicBool,
     cancelled: AtomicBool,
+    /// A flag shared with whoever may interrupt the run from outside (the CLI's SIGINT
+    /// handler); the run stops as for [`Progress::cancel`] once it is set.
+    interrupt: Option<Arc<AtomicBool>>,
     masters: Mutex<Vec<Arc<MasterCounters>>>,
 }
 
@@ -66,6 +69,34 @@ pub struct Counts {
     pub failed: u64,
 }
 
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, b: Counts) {
+        self.matched += b.matched;
+        self.done += b.done;
+        self.unchanged += b.unchanged;
+        self.conflicts += b.conflicts;
+        self.vanished += b.vanished;
+        self.expired += b.expired;
+        self.failed += b.failed;
+    }
+}
+
+impl std::ops::Sub for Counts {
+    type Output = Counts;
+    /// What happened between two snapshots of the same counters (`later - earlier`).
+    fn sub(self, b: Counts) -> Counts {
+        Counts {
+            matched: self.matched.saturating_sub(b.matched),
+            done: self.done.saturating_sub(b.done),
+            unchanged: self.unchanged.saturating_sub(b.unchanged),
+            conflicts: self.conflicts.saturating_sub(b.conflicts),
+            vanished: self.vanished.saturating_sub(b.vanished),
+            expired: self.expired.saturating_sub(b.expired),
+            failed: self.failed.saturating_sub(b.failed),
+        }
+    }
+}
+
 /// A copy of the counters at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProgressSnapshot {
@@ -84,6 +115,12 @@ impl Progress {
     /// A fresh set of counters.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Fresh counters for a run that also stops once `flag` is set (by a signal handler,
+    /// another thread). Several runs may share one flag; [`Progress::cancel`] never sets it.
+    pub fn with_interrupt(flag: Arc<AtomicBool>) -> Self {
+        Progress { interrupt: Some(flag), ..Self::default() }
     }
 
     /// The counters now.
@@ -131,14 +168,17 @@ impl Progress {
         counters
     }
 
-    /// Asks the run to stop at the next batch; it then returns [`crate::Error::Interrupted`].
+    /// Asks the run to stop: the source stops, batches in flight finish, and the engine's
+    /// operations return their [`crate::engine::Outcome`] marked `interrupted` with exact
+    /// counts (the operations that cannot give a partial result, such as an export, return
+    /// [`crate::Error::Interrupted`]).
     pub fn cancel(&self) {
         self.cancelled.store(true, Relaxed);
     }
 
-    /// True once [`Progress::cancel`] was called.
+    /// True once [`Progress::cancel`] was called or the interrupt flag was set.
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Relaxed)
+        self.cancelled.load(Relaxed) || self.interrupt.as_ref().is_some_and(|f| f.load(Relaxed))
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

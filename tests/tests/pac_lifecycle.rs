@@ -337,11 +337,15 @@ fn an_interrupted_create_is_finished_by_a_rerun() {
             progress.cancel();
         })
     };
-    let e = pac::create(&psor, &cat, &my, &v("9.0"), &CreateOptions::default(), &slow, progress.clone()).unwrap_err();
+    // An interrupted create returns its report, marked, with exact counts (issue 10).
+    let o = pac::create(&psor, &cat, &my, &v("9.0"), &CreateOptions::default(), &slow, progress.clone()).unwrap();
     watcher.join().unwrap();
-    assert!(matches!(e, pac::Error::Core(psor_core::Error::Interrupted)), "{e}");
+    assert!(o.interrupted && !o.complete, "{o:?}");
     let copied_before = progress.snapshot().counts.done;
     assert!((500..6_000).contains(&copied_before), "interrupted midway: {copied_before}");
+    assert_eq!(o.counts.done, copied_before, "the report counts exactly what was copied");
+    let on_server = all(&server).keys().filter(|k| k.starts_with(b"MyPAC_9.0:")).count() as u64;
+    assert_eq!(on_server, copied_before + 1, "the copied keys and the record, no more");
 
     // The half-made version is marked, and cannot be made Running.
     let st = pac::status(&psor, &cat, Some(&my), &engine(), p()).unwrap();

@@ -6,7 +6,7 @@ use psor_core::engine::{self, CopyOptions};
 
 use super::{connect, connect_to, engine_options, new_progress, prefix_arg};
 use crate::args::{CopyArgs, Global};
-use crate::exit::code_for_outcome;
+use crate::exit::code_for_run;
 use crate::ui::{confirm::confirm, output, progress::Bar};
 
 pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
@@ -63,5 +63,5 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
     }
     source.flush()?;
     output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &outcome)?;
-    Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
+    Ok(code_for_run(outcome.interrupted, outcome.counts.failed, outcome.counts.conflicts))
 }

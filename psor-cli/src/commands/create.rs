@@ -8,7 +8,7 @@ use psor_core::pac::{self, CreateOptions};
 use super::pac_common::{catalog, outln, pac_name, print_json, product_version};
 use super::{connect, engine_options, new_progress};
 use crate::args::{CreateArgs, Global};
-use crate::exit::code_for_outcome;
+use crate::exit::code_for_run;
 use crate::ui::progress::Bar;
 
 pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
@@ -93,6 +93,9 @@ pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
                 if o.complete || o.dry_run { "" } else { " (create incomplete: rerun)" }
             );
         }
+        if o.interrupted {
+            outln!("{}", crate::interrupt::RERUN);
+        }
     }
-    Ok(code_for_outcome(o.counts.failed, o.counts.conflicts))
+    Ok(code_for_run(o.interrupted, o.counts.failed, o.counts.conflicts))
 }

@@ -6,7 +6,7 @@ use psor_core::keys::KeyPrefix;
 
 use super::{connect, engine_options, new_progress};
 use crate::args::{DeleteArgs, Global};
-use crate::exit::code_for_outcome;
+use crate::exit::code_for_run;
 use crate::ui::{confirm::confirm, output, progress::Bar};
 
 pub fn run(g: &Global, a: &DeleteArgs) -> Result<i32> {
@@ -46,5 +46,5 @@ pub fn run(g: &Global, a: &DeleteArgs) -> Result<i32> {
     // A `file:` PSOR is saved here (atomically); a save failure fails the command.
     psor.flush()?;
     output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &outcome)?;
-    Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
+    Ok(code_for_run(outcome.interrupted, outcome.counts.failed, outcome.counts.conflicts))
 }

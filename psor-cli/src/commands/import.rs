@@ -9,7 +9,7 @@ use psor_core::snapshot::{self, ImportOptions, ImportOutcome, Rename};
 
 use super::{connect, engine_options, new_progress, snapshot_error};
 use crate::args::{Global, ImportArgs};
-use crate::exit::{code_for_outcome, CliError};
+use crate::exit::{code_for_run, CliError};
 use crate::ui::{confirm::confirm, progress::Bar};
 
 pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
@@ -34,9 +34,9 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
         let bar = Bar::start(&progress, !g.no_progress, "would restore");
         let counted = snapshot::import(&psor, &opts, &engine, progress).map_err(snapshot_error)?;
         drop(bar);
-        if a.dry_run || counted.counts.done == 0 {
+        if a.dry_run || counted.counts.done == 0 || counted.interrupted {
             report(g.json, &target, &counted)?;
-            return Ok(crate::exit::OK);
+            return Ok(code_for_run(counted.interrupted, 0, 0));
         }
         let what = format!(
             "restore {} keys from {} into {target}, overwriting keys that exist",
@@ -53,7 +53,7 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
     psor.flush()?;
     drop(bar);
     report(g.json, &target, &outcome)?;
-    Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
+    Ok(code_for_run(outcome.interrupted, outcome.counts.failed, outcome.counts.conflicts))
 }
 
 fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
@@ -99,6 +99,9 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
         for f in o.failures.iter().take(10) {
             writeln!(out, "  {} on {}: {}", f.key, f.node, f.error)?;
         }
+    }
+    if o.interrupted {
+        writeln!(out, "{}", crate::interrupt::RERUN)?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use psor_core::pac::{self, InitPacOptions, InitPacOutcome};
 use super::pac_common::{catalog, outln, pac_name, print_json, print_version, product_version, removal_lines};
 use super::{connect, engine_options, new_progress};
 use crate::args::{Global, InitPacArgs};
-use crate::exit::{code_for_outcome, IN_USE};
+use crate::exit::{code_for_run, IN_USE};
 use crate::ui::{confirm::confirm, progress::Bar};
 
 pub fn run(g: &Global, a: &InitPacArgs) -> Result<i32> {
@@ -53,7 +53,7 @@ pub fn run(g: &Global, a: &InitPacArgs) -> Result<i32> {
     psor.flush()?;
     drop(bar);
     report(g, &o)?;
-    Ok(code_for_outcome(o.deleted.iter().map(|d| d.counts.failed).sum(), 0))
+    Ok(code_for_run(o.interrupted, o.deleted.iter().map(|d| d.counts.failed).sum(), 0))
 }
 
 fn report(g: &Global, o: &InitPacOutcome) -> Result<()> {
@@ -81,6 +81,12 @@ fn report(g: &Global, o: &InitPacOutcome) -> Result<()> {
     }
     if let Some(r) = &o.record {
         outln!("  record written: version {} mode {}", r.version, r.mode);
+    }
+    for d in o.deleted.iter().filter(|_| o.interrupted) {
+        outln!("  {}: {} deleted, {} vanished, {} failed", d.prefix, d.counts.done, d.counts.vanished, d.counts.failed);
+    }
+    if o.interrupted {
+        outln!("{}", crate::interrupt::RERUN);
     }
     Ok(())
 }

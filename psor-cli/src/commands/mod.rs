@@ -142,8 +142,9 @@ fn engine_options(g: &Global) -> EngineOptions {
     }
 }
 
+/// Counters for one run, stopped by the first Ctrl-C (see [`crate::interrupt`]).
 fn new_progress() -> Arc<Progress> {
-    Arc::new(Progress::new())
+    crate::interrupt::progress()
 }
 
 /// A snapshot error as the CLI reports it: bad input (a damaged, truncated, foreign or newer

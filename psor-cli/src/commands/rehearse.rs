@@ -26,7 +26,7 @@ struct Console {
 
 impl Observer for Console {
     fn start(&mut self, procedure_step: &'static str, name: &str) -> Arc<Progress> {
-        let progress = Arc::new(Progress::new());
+        let progress = crate::interrupt::progress();
         // On a terminal the step's name stands above its bar; elsewhere the done line says it all.
         if !self.json && self.progress && std::io::stderr().is_terminal() {
             eprintln!("{:>7}  {name} …", label(procedure_step));

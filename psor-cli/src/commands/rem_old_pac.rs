@@ -7,7 +7,7 @@ use psor_core::pac::{self, RemOldPacOptions, RemOldPacOutcome};
 use super::pac_common::{catalog, outln, pac_name, print_json, print_version, removal_lines};
 use super::{connect, engine_options, new_progress};
 use crate::args::{Global, RemOldPacArgs};
-use crate::exit::{code_for_outcome, IN_USE};
+use crate::exit::{code_for_run, IN_USE};
 use crate::ui::{confirm::confirm, progress::Bar};
 
 pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
@@ -82,7 +82,7 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
         report(g, &o)?;
     }
     let failed = o.deleted.iter().map(|d| d.counts.failed).sum();
-    Ok(code_for_outcome(failed, 0))
+    Ok(code_for_run(o.interrupted, failed, 0))
 }
 
 fn report(g: &Global, o: &RemOldPacOutcome) -> Result<()> {
@@ -118,6 +118,9 @@ fn report(g: &Global, o: &RemOldPacOutcome) -> Result<()> {
     }
     for b in &o.blockers {
         outln!("  {}: {b}", if o.forced { "overridden (--force)" } else { "blocked" });
+    }
+    if o.interrupted {
+        outln!("{}", crate::interrupt::RERUN);
     }
     Ok(())
 }

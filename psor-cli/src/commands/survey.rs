@@ -26,6 +26,7 @@ pub fn run(g: &Global, a: &SurveyArgs) -> Result<i32> {
         max_nodes: a.max_nodes as usize,
         scan_count: g.tuning.scan_count as usize,
         workers: g.tuning.writers as usize,
+        pacing: super::engine_options(g).pacing,
         ..SurveyOptions::default()
     };
     opts.check()?;

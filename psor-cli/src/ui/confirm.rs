@@ -25,7 +25,8 @@ pub fn confirm(what: &str, details: &[String], yes: bool) -> Result<(), CliError
     let _ = err.flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|e| CliError::Usage(e.to_string()))?;
-    if answer.trim() == "yes" {
+    // A Ctrl-C at the prompt (the handler keeps psor alive to report) means no.
+    if answer.trim() == "yes" && !crate::interrupt::requested() {
         Ok(())
     } else {
         Err(CliError::Declined)

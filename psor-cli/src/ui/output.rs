@@ -81,6 +81,9 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
             writeln!(out, "  {} on {}: {}", f.key, f.node, f.error)?;
         }
     }
+    if o.interrupted {
+        writeln!(out, "{}", crate::interrupt::RERUN)?;
+    }
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::embedded::EmbeddedStore;
-use crate::error::{is_retryable, Error, Result};
+use crate::error::{classify, ErrorClass, Error, Result};
 
 /// How to connect, beyond what the spec says.
 #[derive(Clone, Debug)]
@@ -274,7 +274,7 @@ impl NodeConn {
     }
 
     /// Runs `f`, retrying with backoff (and a fresh connection) while the failure is
-    /// retryable ([`is_retryable`]). `op` and `key` name the step in the error if it still
+    /// transient ([`crate::error::classify`]). `op` and `key` name the step in the error if it still
     /// fails. Work that is not idempotent must tolerate a retry of work that already took
     /// effect (psor's writers do: see `engine::compare`).
     pub fn retry<T>(
@@ -287,10 +287,10 @@ impl NodeConn {
         loop {
             match f(&mut *self.con) {
                 Ok(v) => return Ok(v),
-                Err(e) if is_retryable(&e) && attempt < self.node.template.retries => {
+                Err(e) if classify(&e).is_transient() && attempt < self.node.template.retries => {
                     attempt += 1;
                     std::thread::sleep(backoff(attempt));
-                    if e.is_timeout() || e.is_connection_dropped() || e.is_io_error() || e.code() == Some("READONLY") {
+                    if classify(&e) == ErrorClass::Retry || e.code() == Some("READONLY") {
                         // A fresh connection (for Sentinel: to the master now); if that fails
                         // too, the next attempt says so.
                         let _ = self.reconnect();

@@ -369,6 +369,7 @@ fn dry_run(
     progress: Arc<Progress>,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let base = progress.snapshot().counts;
     let samples = Samples::new(engine.keep_samples);
     let mut dst = Router::new(target)?;
     let mut src = Router::new(source)?;
@@ -446,7 +447,7 @@ fn dry_run(
             }
         }
     }
-    let mut outcome = samples.into_outcome(&progress, started, true);
+    let mut outcome = samples.into_outcome(&progress, base, started, true);
     outcome.sample = sample;
     Ok(outcome)
 }

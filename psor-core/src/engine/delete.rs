@@ -85,6 +85,7 @@ impl Writer for Unlinker {
 pub fn delete(psor: &Psor, opts: &DeleteOptions, engine: &EngineOptions, progress: Arc<Progress>) -> Result<Outcome> {
     if opts.dry_run {
         let started = Instant::now();
+        let base = progress.snapshot().counts;
         let mut sample = Vec::new();
         for batch in scan(psor, &opts.prefix, engine, progress.clone())? {
             for key in batch? {
@@ -93,7 +94,7 @@ pub fn delete(psor: &Psor, opts: &DeleteOptions, engine: &EngineOptions, progres
                 }
             }
         }
-        let mut outcome = Samples::new(0).into_outcome(&progress, started, true);
+        let mut outcome = Samples::new(0).into_outcome(&progress, base, started, true);
         outcome.counts.done = outcome.counts.matched;
         outcome.sample = sample;
         return Ok(outcome);

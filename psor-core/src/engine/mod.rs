@@ -9,7 +9,7 @@
 pub(crate) mod compare;
 mod copy;
 mod delete;
-mod pacing;
+pub(crate) mod pacing;
 pub(crate) mod router;
 mod scan;
 
@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::connect::{Psor, SlotMap, Topology, SLOTS};
-use crate::error::{Error, Result};
+use crate::error::{classify_server, Error, ErrorClass, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
 
@@ -87,6 +87,10 @@ pub struct Outcome {
     pub seconds: f64,
     /// Time writers waited because of pacing (`rate`, `max_latency`).
     pub paused_seconds: f64,
+    /// The run was stopped ([`Progress::cancel`], Ctrl-C) before the end: the counts are
+    /// exact for what was done, and running the same operation again finishes the job.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// Collects samples of failures and conflicts from several threads, up to a limit.
@@ -117,16 +121,19 @@ impl Samples {
         }
     }
 
-    fn into_outcome(self, progress: &Progress, started: Instant, dry_run: bool) -> Outcome {
+    /// The outcome of a run whose counters stood at `base` when it started: its counts are
+    /// its own, whatever earlier runs added to a shared `progress`.
+    pub(crate) fn into_outcome(self, progress: &Progress, base: Counts, started: Instant, dry_run: bool) -> Outcome {
         let s = progress.snapshot();
         Outcome {
             dry_run,
-            counts: s.counts,
+            counts: s.counts - base,
             failures: self.failures.into_inner().unwrap_or_else(|p| p.into_inner()),
             conflict_keys: self.conflicts.into_inner().unwrap_or_else(|p| p.into_inner()),
             sample: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
             paused_seconds: 0.0,
+            interrupted: false,
         }
     }
 }
@@ -145,6 +152,10 @@ pub(crate) trait Writer: Send {
 /// failover, a migration, a master that died mid-scan) are swept again at the end with
 /// `CLUSTER GETKEYSINSLOT`, so no key is missed; a key may then be seen twice, which every
 /// writer tolerates.
+///
+/// A cancelled run ([`Progress::cancel`]) stops its scanners, lets every writer finish the
+/// batch it holds (batches still queued are dropped unwritten), skips the final sweep and
+/// returns its outcome marked `interrupted`: every count is what the server confirmed.
 pub(crate) fn run<W: Writer>(
     psor: &Psor,
     prefix: &KeyPrefix,
@@ -153,6 +164,7 @@ pub(crate) fn run<W: Writer>(
     make_writer: impl Fn() -> Result<W> + Sync,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let base = progress.snapshot().counts;
     let samples = Samples::new(opts.keep_samples);
     // A single server that is not the same server at the end (a Sentinel failover, a
     // restart that reloaded a snapshot) may have lost writes of this run and hidden keys
@@ -165,12 +177,14 @@ pub(crate) fn run<W: Writer>(
     };
     let before = identity(psor)?;
     let mut paused = run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
-    if identity(psor)? != before {
+    if !progress.is_cancelled() && identity(psor)? != before {
         paused += run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
     }
-    progress.scan_finished.store(true, Relaxed);
-    let mut outcome = samples.into_outcome(progress, started, false);
+    let interrupted = progress.is_cancelled();
+    progress.scan_finished.store(!interrupted, Relaxed);
+    let mut outcome = samples.into_outcome(progress, base, started, false);
     outcome.paused_seconds = paused;
+    outcome.interrupted = interrupted;
     Ok(outcome)
 }
 
@@ -196,11 +210,12 @@ fn run_pass<W: Writer>(
     let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let unstable: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    // A scanner that saw the cancel stops with `Interrupted`: that is the run being
+    // interrupted, not a failure of it.
     let fail = |e: Error| {
         progress.cancel();
-        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() || matches!(slot.as_ref(), Some(Error::Interrupted)) {
-            *slot = Some(e);
+        if !matches!(e, Error::Interrupted) {
+            first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
         }
     };
     let (fail, samples_ref, unstable_ref, pacer_ref) = (&fail, samples, &unstable, &pacer);
@@ -214,10 +229,15 @@ fn run_pass<W: Writer>(
                 let spare_slot = &spare_slot;
                 s.spawn(move || {
                     for batch in rx.iter() {
+                        // Checked again after pacing, which may have waited: a batch taken
+                        // off the queue but not written is simply not counted as done.
                         if progress.is_cancelled() {
-                            return fail(Error::Interrupted);
+                            return;
                         }
-                        pacer_ref.admit(batch.len());
+                        pacer_ref.admit(batch.len(), progress);
+                        if progress.is_cancelled() {
+                            return;
+                        }
                         if let Err(e) = writer.write(batch, progress, samples_ref) {
                             return fail(e);
                         }
@@ -250,6 +270,9 @@ fn run_pass<W: Writer>(
     let paused = pacer.stop();
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
+    }
+    if progress.is_cancelled() {
+        return Ok(paused);
     }
     let mut unstable = unstable.into_inner().unwrap_or_else(|p| p.into_inner());
     if let (Topology::Cluster(before), Some(writer)) = (psor.topology(), spare.as_mut()) {
@@ -290,6 +313,9 @@ fn sweep<W: Writer>(
             if n == 0 {
                 continue;
             }
+            if progress.is_cancelled() {
+                return Ok(());
+            }
             let keys: Vec<Vec<u8>> = con.retry("CLUSTER GETKEYSINSLOT", None, |c| {
                 redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(n).query(c)
             })?;
@@ -303,20 +329,10 @@ fn sweep<W: Writer>(
     Ok(())
 }
 
-/// Server errors that will fail every key the same way (out of memory, no permission, a
-/// read-only replica, disk trouble): they stop the run instead of being counted per key.
+/// A per-key error reply that stops the run instead of being counted for its key. The router
+/// has already redirected and waited out what [`crate::error::classify`] calls transient, so
+/// a reply that is still not [`ErrorClass::PerKey`] (out of memory, no permission, disk
+/// trouble, a server still read-only or loading after every resend) will fail every key.
 pub(crate) fn is_fatal_for_run(err: &redis::ServerError) -> bool {
-    matches!(
-        err.code(),
-        "OOM"
-            | "NOPERM"
-            | "NOAUTH"
-            | "MISCONF"
-            | "READONLY"
-            | "NOSCRIPT"
-            | "WRONGPASS"
-            | "EXECABORT"
-            | "LOADING"
-            | "MASTERDOWN"
-    ) || err.details().is_some_and(|d| d.contains("DUMP payload version"))
+    classify_server(err) != ErrorClass::PerKey
 }

@@ -1,4 +1,7 @@
 //! Staying gentle on a live server: during `rem-old-pac` the new PAC runs on the same Redis.
+//! Every bulk operation admits its batches through one [`Pacer`]: delete, copy and move (the
+//! engine's writers), export and the `rem-old-pac --backup` (its readers), import (its
+//! writers), survey and status (their scans), reads included.
 //!
 //! `rate` caps keys per second over all writers with a token bucket. `max_latency` starts a
 //! side connection per master that times a `PING` every 50 ms; while any master answers
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::connect::Psor;
 use crate::error::Result;
+use crate::progress::Progress;
 
 /// How gently a run treats the server. The default is unpaced: maintenance windows want the
 /// server to be the bottleneck.
@@ -72,12 +76,13 @@ impl Pacer {
         Ok(pacer)
     }
 
-    /// Blocks until `n` more keys may be written.
-    pub(crate) fn admit(&self, n: usize) {
+    /// Blocks until `n` more keys may be handled, or until `progress` is cancelled: a wait
+    /// never holds up an interrupt by more than a few milliseconds, whatever the rate.
+    pub(crate) fn admit(&self, n: usize, progress: &Progress) {
         let started = Instant::now();
         if let Some(bound) = self.max_latency {
             let bound_us = bound.as_micros() as u64;
-            while self.latency_us.load(Relaxed) > bound_us && started.elapsed() < MAX_WAIT {
+            while self.latency_us.load(Relaxed) > bound_us && started.elapsed() < MAX_WAIT && !progress.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -96,7 +101,14 @@ impl Pacer {
                     Duration::ZERO
                 }
             };
-            std::thread::sleep(wait);
+            let until = Instant::now() + wait;
+            while !progress.is_cancelled() {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(20)));
+            }
         }
         let waited = started.elapsed().as_millis() as u64;
         if waited > 0 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::Value;
 
 use crate::connect::{HostPort, NodeConn, Psor, SlotMap, Topology};
-use crate::error::{Error, Result};
+use crate::error::{classify, classify_server, Error, ErrorClass, Result};
 
 /// A command and the slot of the key it acts on.
 pub(crate) struct Routed {
@@ -129,6 +129,9 @@ impl Router {
                 };
                 by_node.entry(hp).or_default().push((i, asking));
             }
+            // A node that answered READONLY / MASTERDOWN is no longer the slot's master:
+            // after this round, ask the cluster who is.
+            let mut stale = false;
             for (hp, items) in by_node {
                 let mut pipe = redis::pipe();
                 pipe.ignore_errors();
@@ -167,9 +170,17 @@ impl Router {
                             self.unstable.insert(cmds[i].slot);
                             pending.push((i, None));
                         }
+                        Some(Redirect::Stale) => {
+                            self.unstable.insert(cmds[i].slot);
+                            stale = true;
+                            pending.push((i, None));
+                        }
                         None => replies[i] = Some(v),
                     }
                 }
+            }
+            if stale {
+                self.refresh()?;
             }
         }
         if let Some(&(i, _)) = pending.first() {
@@ -203,11 +214,7 @@ impl Router {
             let mut again = Vec::new();
             for (i, v) in pending.iter().zip(values) {
                 match &v {
-                    Value::ServerError(e)
-                        if matches!(e.code(), "READONLY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "BUSY") =>
-                    {
-                        again.push(*i)
-                    }
+                    Value::ServerError(e) if classify_server(e) == ErrorClass::Wait => again.push(*i),
                     _ => replies[*i] = Some(v),
                 }
             }
@@ -242,7 +249,10 @@ impl Router {
 enum Redirect {
     Moved(u16, HostPort),
     Ask(u16, HostPort),
+    /// Wait, then send again to the same slot's master.
     Wait,
+    /// Wait, learn the slot map again (a failover), then send again.
+    Stale,
 }
 
 fn redirect(v: &Value) -> Option<Redirect> {
@@ -255,7 +265,8 @@ fn redirect(v: &Value) -> Option<Redirect> {
             let to = HostPort { host: host.trim_matches(['[', ']']).to_string(), port: port.parse().ok()? };
             Some(if code == "MOVED" { Redirect::Moved(slot, to) } else { Redirect::Ask(slot, to) })
         }
-        "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" => Some(Redirect::Wait),
+        "READONLY" | "MASTERDOWN" => Some(Redirect::Stale),
+        _ if classify_server(e) == ErrorClass::Wait => Some(Redirect::Wait),
         _ => None,
     }
 }
@@ -275,12 +286,14 @@ fn set_owner(map: &mut SlotMap, slot: u16, to: HostPort) {
 pub(crate) fn is_node_gone(e: &Error) -> bool {
     match e {
         Error::Connect { .. } => true,
-        Error::Command { source, .. } => {
-            source.is_io_error()
-                || source.is_timeout()
-                || source.is_connection_dropped()
-                || matches!(source.code(), Some("READONLY" | "MASTERDOWN" | "CLUSTERDOWN" | "LOADING"))
-        }
+        // A transport failure, or a node that answers but is not a master that serves:
+        // [`classify`] says Retry or Wait, and the wait is not just a busy script or a
+        // migration in progress (TRYAGAIN), which the same master finishes.
+        Error::Command { source, .. } => match classify(source) {
+            ErrorClass::Retry => true,
+            ErrorClass::Wait => !matches!(source.code(), Some("BUSY" | "TRYAGAIN")),
+            _ => false,
+        },
         _ => false,
     }
 }

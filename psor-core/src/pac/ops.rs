@@ -20,6 +20,19 @@ use crate::keys::{display_key, KeyPrefix};
 use crate::layout::{Catalog, Compat, Layout, PacMode, PacName, PacRecord, Placement, ProductVersion, Upgrade};
 use crate::progress::{Counts, Progress};
 
+/// `expr?` for a step of a `WATCH`/`MULTI` round: a transient failure starts the next round.
+macro_rules! txn_step {
+    ($con:expr, $key:expr, $op:expr, $round:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => {
+                txn_failure($con, $key, $op, e, $round)?;
+                continue;
+            }
+        }
+    };
+}
+
 /// One side of a compatibility question: a version with its layout and epoch.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionSide {
@@ -172,16 +185,10 @@ pub struct CreateOutcome {
     pub conflict_keys: Vec<String>,
     /// Wall time.
     pub seconds: f64,
-}
-
-fn add(a: &mut Counts, b: &Counts) {
-    a.matched += b.matched;
-    a.done += b.done;
-    a.unchanged += b.unchanged;
-    a.conflicts += b.conflicts;
-    a.vanished += b.vanished;
-    a.expired += b.expired;
-    a.failed += b.failed;
+    /// Stopped before the end (Ctrl-C): the counts are exact, the record still says
+    /// "creating", and running the same `create` again finishes the job.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// The stores `create` carries: (new store, old store name, old store prefix, new prefix).
@@ -304,6 +311,7 @@ pub fn create(
         failures: Vec::new(),
         conflict_keys: Vec::new(),
         seconds: 0.0,
+        interrupted: false,
     };
     if existing.as_ref().is_some_and(|r| !r.creating) {
         // A finished create: the version is there, complete. Rerunning it does nothing (no
@@ -330,8 +338,11 @@ pub fn create(
         out.record = Some(begin_create(&mut con, &rkey, record, &source.version)?.record);
     }
 
-    let mut before = progress.snapshot().counts;
     for (store, from_store, src_prefix, dst_prefix) in plan {
+        if progress.is_cancelled() {
+            out.interrupted = true;
+            break;
+        }
         let mut carried = CarriedStore {
             store,
             from_store: from_store.clone(),
@@ -354,18 +365,19 @@ pub fn create(
             sample: 0,
         };
         let o = engine::copy(psor, None, &copy, engine, progress.clone())?;
-        // The engine's counts are the shared progress's totals: this store's share is the
-        // difference from before it started.
-        let after = progress.snapshot().counts;
-        carried.counts = diff(&after, &before);
-        before = after;
-        add(&mut out.counts, &carried.counts);
+        carried.counts = o.counts;
+        out.counts += o.counts;
         out.failures.extend(o.failures);
         out.conflict_keys.extend(o.conflict_keys);
         out.carried.push(carried);
+        if o.interrupted {
+            // The record keeps its "creating" marker: the rerun copies what is missing.
+            out.interrupted = true;
+            break;
+        }
     }
 
-    if !opts.dry_run && out.counts.failed == 0 && out.counts.conflicts == 0 {
+    if !opts.dry_run && !out.interrupted && out.counts.failed == 0 && out.counts.conflicts == 0 {
         let now = now_ms();
         con.retry("HDEL", Some(&rkey), |c| {
             redis::pipe()
@@ -388,28 +400,15 @@ pub fn create(
     Ok(out)
 }
 
-fn diff(a: &Counts, b: &Counts) -> Counts {
-    Counts {
-        matched: a.matched - b.matched,
-        done: a.done - b.done,
-        unchanged: a.unchanged - b.unchanged,
-        conflicts: a.conflicts - b.conflicts,
-        vanished: a.vanished - b.vanished,
-        expired: a.expired - b.expired,
-        failed: a.failed - b.failed,
-    }
-}
-
 /// Writes the new version's record with the "creating" marker, or (on a rerun) puts the
 /// marker back on the record that is there; returns the record now stored.
 fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &ProductVersion) -> Result<StoredRecord> {
-    let addr = con.addr().to_owned();
-    for _ in 0..20 {
-        let c = con.raw();
-        redis::cmd("WATCH").arg(key).query::<()>(c).map_err(|e| cmd_err(&addr, key, "WATCH", e))?;
+    for round in 0..TXN_ROUNDS {
+        txn_step!(con, key, "WATCH", round, redis::cmd("WATCH").arg(key).query::<()>(con.raw()));
         let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            redis::cmd("HGETALL").arg(key).query(c).map_err(|e| cmd_err(&addr, key, "HGETALL", e))?;
+            txn_step!(con, key, "HGETALL", round, redis::cmd("HGETALL").arg(key).query(con.raw()));
         let current = super::decode_record(key, pairs)?;
+        let c = con.raw();
         let mut pipe = redis::pipe();
         pipe.atomic();
         match &current {
@@ -433,7 +432,7 @@ fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &Produc
                 pipe.add_command(cmd).ignore();
             }
         }
-        let done: Option<()> = pipe.query(c).map_err(|e| cmd_err(&addr, key, "MULTI/EXEC", e))?;
+        let done: Option<()> = txn_step!(con, key, "MULTI/EXEC", round, pipe.query(con.raw()));
         if done.is_some() {
             return Ok(match current {
                 Some(r) => StoredRecord { creating: true, ..r },
@@ -447,6 +446,24 @@ fn begin_create(con: &mut NodeConn, key: &[u8], record: PacRecord, from: &Produc
 fn cmd_err(addr: &str, key: &[u8], op: &'static str, e: redis::RedisError) -> Error {
     crate::Error::Command { addr: addr.to_owned(), op, key: Some(key.to_vec()), source: e }.into()
 }
+
+/// Rounds of a `WATCH`/`MULTI` loop: a concurrent writer or a transient failure costs one.
+const TXN_ROUNDS: u32 = 20;
+
+/// A Redis error inside a `WATCH`/`MULTI` round. What [`crate::error::classify`] calls
+/// transient (a dropped connection, LOADING, a failover's READONLY…) costs the round: wait,
+/// reconnect, and the loop starts over from `WATCH` — every round re-reads the record, so a
+/// transaction that did land before the connection dropped is seen as done. Anything else
+/// ends the loop with the error.
+fn txn_failure(con: &mut NodeConn, key: &[u8], op: &'static str, e: redis::RedisError, round: u32) -> Result<()> {
+    if crate::error::classify(&e).is_transient() && round + 1 < TXN_ROUNDS {
+        std::thread::sleep(std::time::Duration::from_millis(25u64 << round.min(6)));
+        let _ = con.reconnect();
+        return Ok(());
+    }
+    Err(cmd_err(con.addr(), key, op, e))
+}
+
 
 // ---- set-mode --------------------------------------------------------------------------
 
@@ -524,12 +541,11 @@ pub fn set_mode(
         (v.version.clone(), key)
     };
 
-    let addr = con.addr().to_owned();
-    for _ in 0..20 {
-        let c = con.raw();
-        redis::cmd("WATCH").arg(&key).query::<()>(c).map_err(|e| cmd_err(&addr, &key, "WATCH", e))?;
+    for round in 0..TXN_ROUNDS {
+        txn_step!(&mut con, &key, "WATCH", round, redis::cmd("WATCH").arg(&key).query::<()>(con.raw()));
         let pairs: Vec<(Vec<u8>, Vec<u8>)> =
-            redis::cmd("HGETALL").arg(&key).query(c).map_err(|e| cmd_err(&addr, &key, "HGETALL", e))?;
+            txn_step!(&mut con, &key, "HGETALL", round, redis::cmd("HGETALL").arg(&key).query(con.raw()));
+        let c = con.raw();
         let unwatch = |c: &mut dyn redis::ConnectionLike| {
             let _ = redis::cmd("UNWATCH").query::<()>(c);
         };
@@ -569,7 +585,7 @@ pub fn set_mode(
                 dry_run,
             });
         }
-        let done: Option<()> = redis::pipe()
+        let exec = redis::pipe()
             .atomic()
             .cmd("HSET")
             .arg(&key)
@@ -578,8 +594,8 @@ pub fn set_mode(
             .arg("updated_ms")
             .arg(after.updated_ms.to_string())
             .ignore()
-            .query(c)
-            .map_err(|e| cmd_err(&addr, &key, "MULTI/EXEC", e))?;
+            .query(c);
+        let done: Option<()> = txn_step!(&mut con, &key, "MULTI/EXEC", round, exec);
         if done.is_some() {
             return Ok(SetModeOutcome {
                 pac: pac.clone(),
@@ -673,6 +689,8 @@ pub struct DeleteReport {
     pub failures: Vec<KeyFailure>,
 }
 
+/// Deletes each version's keys in turn; the flag is true when the run was interrupted (the
+/// reports then cover exactly what was deleted, and the versions not reached are absent).
 fn delete_versions(
     psor: &Psor,
     catalog: &Catalog,
@@ -680,24 +698,27 @@ fn delete_versions(
     versions: &[VersionStatus],
     engine: &EngineOptions,
     progress: &Arc<Progress>,
-) -> Result<Vec<DeleteReport>> {
+) -> Result<(Vec<DeleteReport>, bool)> {
     let template = catalog.key_template();
     let mut out = Vec::new();
-    let mut before = progress.snapshot().counts;
     for v in versions {
+        if progress.is_cancelled() {
+            return Ok((out, true));
+        }
         let prefix = template.prefix(pac, &v.version);
         let opts = DeleteOptions { prefix: KeyPrefix::new(prefix.as_bytes())?, dry_run: false, sample: 0 };
         let o = engine::delete(psor, &opts, engine, progress.clone())?;
-        let after = progress.snapshot().counts;
         out.push(DeleteReport {
             version: v.version.clone(),
             prefix: prefix.to_string(),
-            counts: diff(&after, &before),
+            counts: o.counts,
             failures: o.failures,
         });
-        before = after;
+        if o.interrupted {
+            return Ok((out, true));
+        }
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 fn planned(versions: &[VersionStatus]) -> Vec<DeleteReport> {
@@ -755,6 +776,10 @@ pub struct RemOldPacOutcome {
     pub dry_run: bool,
     /// Per removed version: what happened to its keys.
     pub deleted: Vec<DeleteReport>,
+    /// Stopped before the end (Ctrl-C): `deleted` is exact, and running the same
+    /// `rem-old-pac` again removes what is left.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// `caspac -aRemOldPAC=PAC`: deletes the stores of every version of `pac` other than the
@@ -804,6 +829,7 @@ pub fn rem_old_pac(
         forced: false,
         dry_run: opts.dry_run,
         blockers,
+        interrupted: false,
     };
     if opts.dry_run || out.remove.is_empty() {
         return Ok(out);
@@ -815,7 +841,7 @@ pub fn rem_old_pac(
         out.forced = true;
     }
     check_expected(pac, &out.remove, opts.expect.as_deref())?;
-    out.deleted = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
+    (out.deleted, out.interrupted) = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
     Ok(out)
 }
 
@@ -847,8 +873,12 @@ pub struct InitPacOutcome {
     pub dry_run: bool,
     /// Per removed version: what happened to its keys.
     pub deleted: Vec<DeleteReport>,
-    /// The fresh record (absent for a dry run).
+    /// The fresh record (absent for a dry run and for an interrupted run).
     pub record: Option<PacRecord>,
+    /// Stopped before the end (Ctrl-C): `deleted` is exact, no fresh record was written,
+    /// and running the same `init-pac` again finishes the job.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// `caspac -aInitPac=PAC`: removes every store of `pac` (all versions, exactly their
@@ -876,6 +906,7 @@ pub fn init_pac(
         forced: false,
         dry_run: opts.dry_run,
         record: None,
+        interrupted: false,
     };
     if opts.dry_run {
         return Ok(out);
@@ -887,7 +918,12 @@ pub fn init_pac(
         out.forced = true;
     }
     check_expected(pac, &out.remove, opts.expect.as_deref())?;
-    out.deleted = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
+    (out.deleted, out.interrupted) = delete_versions(psor, catalog, pac, &out.remove, engine, &progress)?;
+    if out.interrupted {
+        // The old record (if its version's keys were not reached) or none is left: the
+        // rerun deletes what remains and then writes the fresh record.
+        return Ok(out);
+    }
     let now = now_ms();
     let record = PacRecord {
         pac: pac.clone(),

@@ -208,6 +208,10 @@ pub fn rehearse(
                             sample: 0,
                         };
                         let o = engine::copy(source, Some(store), &co, engine, p.clone())?;
+                        if o.interrupted {
+                            // A rehearsal is throwaway: stopping it is the whole answer.
+                            return Err(crate::Error::Interrupted.into());
+                        }
                         keys += o.counts.done;
                     }
                     let names: Vec<String> = prefixes.iter().map(ToString::to_string).collect();

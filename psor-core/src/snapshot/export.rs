@@ -128,6 +128,8 @@ pub fn export(
     progress: Arc<Progress>,
 ) -> Result<ExportOutcome> {
     let started = Instant::now();
+    // The run's own counts, whatever earlier runs added to a shared `progress`.
+    let base = progress.snapshot().counts;
     check_target(&opts.path, opts.overwrite)?;
     let header = Header::new(
         now_ms(),
@@ -167,7 +169,7 @@ pub fn export(
     }
     sync_dir(&opts.path);
     let file_bytes = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
-    let s = progress.snapshot();
+    let own = progress.snapshot().counts - base;
     Ok(ExportOutcome {
         path: opts.path.clone(),
         server_version: header.source.server_version,
@@ -176,9 +178,9 @@ pub fn export(
         payload_bytes: totals.payload_bytes,
         per_type: per_kind(&totals),
         with_ttl: counts.with_ttl,
-        vanished: s.counts.vanished,
+        vanished: own.vanished,
         duplicates: counts.duplicates,
-        failed: s.counts.failed,
+        failed: own.failed,
         failures: counts.failures,
         file_bytes,
         seconds: started.elapsed().as_secs_f64(),
@@ -277,6 +279,8 @@ fn write_snapshot(
     let duplicates = AtomicU64::new(0);
     let mut with_ttl = 0u64;
     let depth = engine.queue_depth.max(1);
+    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, psor)?;
+    let pacer_ref = &pacer;
     let (key_tx, key_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(depth);
     let (rec_tx, rec_rx) = crossbeam_channel::bounded::<Vec<Record>>(depth * readers.len().max(1));
     let (samples_ref, first_ref, dup_ref) = (&samples, &first_error, &duplicates);
@@ -321,6 +325,10 @@ fn write_snapshot(
                         return fail(first_ref, &progress, crate::Error::Interrupted.into());
                     }
                     for chunk in batch.chunks(READ_CHUNK) {
+                        pacer_ref.admit(chunk.len(), &progress);
+                        if progress.is_cancelled() {
+                            return fail(first_ref, &progress, crate::Error::Interrupted.into());
+                        }
                         match reader.read(chunk, &progress, samples_ref) {
                             Ok(records) if records.is_empty() => {}
                             Ok(records) => {
@@ -352,6 +360,7 @@ fn write_snapshot(
         }
         drop(rec_rx);
     });
+    pacer.stop();
     progress.scan_finished.store(true, Relaxed);
     if let Some(e) = first_error.take() {
         return Err(e);

@@ -96,6 +96,11 @@ pub struct ImportOutcome {
     pub sample: Vec<String>,
     /// Wall time, including the verification pass.
     pub seconds: f64,
+    /// Stopped before the end ([`Progress::cancel`], Ctrl-C): the counts are exactly what
+    /// was restored, and importing the same file again finishes the job (what is already
+    /// there counts as unchanged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// Records per batch are bounded by count (`EngineOptions::batch_size`) and by payload bytes.
@@ -109,6 +114,8 @@ pub fn import(
     progress: Arc<Progress>,
 ) -> Result<ImportOutcome> {
     let started = Instant::now();
+    // The run's own counts, whatever earlier runs added to a shared `progress`.
+    let base = progress.snapshot().counts;
     let file_err = |source| Error::File { path: opts.path.clone(), source };
     let file = std::fs::File::open(&opts.path).map_err(|source| Error::Open { path: opts.path.clone(), source })?;
     let mut reader = SnapshotReader::open(BufReader::with_capacity(1 << 20, file)).map_err(file_err)?;
@@ -181,14 +188,22 @@ pub fn import(
     let ctx =
         Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
     let first_ref = &first_error;
+    // A dry run writes nothing, but its reads of the target are paced all the same.
+    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, target)?;
+    let pacer_ref = &pacer;
     std::thread::scope(|s| {
         for mut w in writers {
             let rx = rx.clone();
             let ctx = &ctx;
             s.spawn(move || {
                 for batch in rx.iter() {
+                    // Interrupted: the batches still queued are left unwritten (and uncounted).
                     if ctx.progress.is_cancelled() {
-                        return fail(first_ref, ctx.progress, crate::Error::Interrupted.into());
+                        return;
+                    }
+                    pacer_ref.admit(batch.len(), ctx.progress);
+                    if ctx.progress.is_cancelled() {
+                        return;
                     }
                     if let Err(e) = w.write(batch, ctx) {
                         return fail(first_ref, ctx.progress, e);
@@ -199,6 +214,9 @@ pub fn import(
         drop(rx);
         let (mut batch, mut bytes) = (Vec::new(), 0usize);
         for r in reader.records() {
+            if progress.is_cancelled() {
+                break;
+            }
             let r = match r {
                 Ok(r) => r,
                 // The file changed on disk since pass 1.
@@ -220,10 +238,12 @@ pub fn import(
         }
         drop(tx);
     });
-    progress.scan_finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    pacer.stop();
     if let Some(e) = first_error.take() {
         return Err(e);
     }
+    let interrupted = progress.is_cancelled();
+    progress.scan_finished.store(!interrupted, std::sync::atomic::Ordering::Relaxed);
     let (failures, conflict_keys) = samples.into_parts();
     let (_, expired_keys) = expired.into_parts();
     let (_, sample) = would.into_parts();
@@ -234,12 +254,13 @@ pub fn import(
         selection: describe_selection(&header.source.selection),
         created_at_ms: header.created_at_ms,
         keys_in_file,
-        counts: progress.snapshot().counts,
+        counts: progress.snapshot().counts - base,
         conflict_keys,
         expired_keys,
         failures,
         sample,
         seconds: started.elapsed().as_secs_f64(),
+        interrupted,
     })
 }
 

@@ -59,6 +59,8 @@ pub struct SurveyOptions {
     pub workers: usize,
     /// Pages buffered between a master's scanner and its workers.
     pub queue_depth: usize,
+    /// Staying gentle on a live PSOR: a keys/s cap and a latency bound, as for every bulk run.
+    pub pacing: crate::engine::Pacing,
 }
 
 impl Default for SurveyOptions {
@@ -75,6 +77,7 @@ impl Default for SurveyOptions {
             scan_count: 1000,
             workers: 2,
             queue_depth: 4,
+            pacing: crate::engine::Pacing::default(),
         }
     }
 }
@@ -201,6 +204,8 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
     };
     let fail = &fail;
     let progress_ref: &Progress = &progress;
+    let pacer = crate::engine::pacing::Pacer::start(&opts.pacing, psor)?;
+    let pacer_ref = &pacer;
     std::thread::scope(|s| {
         let (out_tx, out_rx) = crossbeam_channel::bounded::<Facts>(opts.queue_depth.max(1) * masters.len().max(1));
         for (master, (mut scanner, workers)) in plans.into_iter().enumerate() {
@@ -209,6 +214,7 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
                 let (page_rx, out_tx) = (page_rx.clone(), out_tx.clone());
                 s.spawn(move || {
                     for keys in page_rx.iter() {
+                        pacer_ref.admit(keys.len(), progress_ref);
                         if progress_ref.is_cancelled() {
                             return fail(Error::Interrupted);
                         }
@@ -243,6 +249,7 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
             Progress::add(&progress_ref.done, n);
         }
     });
+    pacer.stop();
     progress.scan_finished.store(true, Relaxed);
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);

@@ -262,6 +262,20 @@ fn scan_pages(
     progress: &Progress,
     mut f: impl FnMut(&mut NodeConn, Vec<Vec<u8>>) -> Result<()>,
 ) -> Result<()> {
+    let pacer = crate::engine::pacing::Pacer::start(&opts.pacing, psor)?;
+    let result = scan_paced(psor, prefix, opts, progress, &pacer, &mut f);
+    pacer.stop();
+    result
+}
+
+fn scan_paced(
+    psor: &Psor,
+    prefix: Option<&KeyPrefix>,
+    opts: &EngineOptions,
+    progress: &Progress,
+    pacer: &crate::engine::pacing::Pacer,
+    f: &mut impl FnMut(&mut NodeConn, Vec<Vec<u8>>) -> Result<()>,
+) -> Result<()> {
     for node in psor.masters() {
         let mut con = node.connect()?;
         let mut cursor: u64 = 0;
@@ -280,6 +294,7 @@ fn scan_pages(
             Progress::add(&progress.examined, opts.scan_count as u64);
             keys.retain(|k| prefix.is_none_or(|p| p.matches(k)));
             if !keys.is_empty() {
+                pacer.admit(keys.len(), progress);
                 f(&mut con, keys)?;
             }
             cursor = next;
