@@ -26,6 +26,17 @@ pub struct Global {
     /// Read the password from this file (first line). Wins over the URL, PSOR_PASSWORD and REDISCLI_AUTH
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// A file of the region's ES_PAC / ES_SCALE_OUT_REPOS_n=... lines; used instead of those
+    /// variables in the environment. The SOR marked TMP is the PSOR when neither --psor nor
+    /// PSOR_URL is given
+    #[arg(long, global = true, value_name = "FILE")]
+    pub es_env: Option<PathBuf>,
+    /// ACL user to authenticate to Sentinels as (with --sentinel-password-file or PSOR_SENTINEL_PASSWORD)
+    #[arg(long, global = true, value_name = "USER")]
+    pub sentinel_user: Option<String>,
+    /// Read the Sentinels' password from this file (first line). Wins over PSOR_SENTINEL_PASSWORD
+    #[arg(long, global = true, value_name = "FILE")]
+    pub sentinel_password_file: Option<PathBuf>,
     /// CA certificate (PEM) to trust for TLS instead of the system's roots
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
@@ -270,7 +281,7 @@ pub struct LayoutsArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Only this PAC
+    /// Only this PAC; default: ES_PAC (the region's PAC), else every PAC
     pub pac: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
@@ -287,8 +298,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct InitPacArgs {
-    /// The PAC (its regions' ES_PAC)
-    pub pac: String,
+    /// The PAC (its regions' ES_PAC); default: ES_PAC
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -303,8 +314,8 @@ pub struct InitPacArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckCompatArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -313,8 +324,8 @@ pub struct CheckCompatArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -326,10 +337,12 @@ pub struct CreateArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SetModeArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC (default: ES_PAC, then the one word given is the mode)
+    #[arg(value_name = "PAC")]
+    pub pac: Option<String>,
     /// The new mode: running or quiesce
-    pub mode: String,
+    #[arg(value_name = "MODE")]
+    pub mode: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -341,8 +354,8 @@ pub struct SetModeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RemOldPacArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
     /// List the stores and key counts that would be removed; write nothing
@@ -359,8 +372,8 @@ pub struct RemOldPacArgs {
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -399,9 +412,9 @@ pub struct CaspacArgs {
 
 #[derive(Debug, Args)]
 pub struct RehearseArgs {
-    /// The PAC
-    #[arg(long, default_value = "MyPAC")]
-    pub pac: String,
+    /// The PAC; default: ES_PAC, else MyPAC
+    #[arg(long)]
+    pub pac: Option<String>,
     /// The version to upgrade to
     #[arg(long, default_value = "9.0", value_name = "V")]
     pub to: String,

@@ -1,5 +1,6 @@
 //! Exit codes, decided in one place and documented in the README.
 
+use psor_core::connect::RegionEnvError;
 use psor_core::layout::CatalogError;
 use psor_core::pac::Error as PacError;
 use psor_core::Error;
@@ -68,6 +69,9 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
             CatalogError::UnknownVersion { .. } => UNKNOWN,
             _ => USAGE,
         };
+    }
+    if err.downcast_ref::<RegionEnvError>().is_some() {
+        return USAGE;
     }
     match err.downcast_ref::<Error>() {
         Some(e) => code_for_core(e),
