@@ -133,7 +133,11 @@ pub(crate) fn discover_cluster(nodes: &[HostPort], template: &ConnTemplate) -> R
 pub(crate) fn resolve_sentinel(sentinels: &[HostPort], master: &str, template: &ConnTemplate) -> Result<HostPort> {
     let mut last = None;
     for hp in sentinels {
-        let reply: Result<Option<(String, u16)>> = template.connect_sentinel(hp).and_then(|mut con| {
+        let con = template.connect_sentinel(hp).map_err(|e| match e {
+            Error::Connect { source, .. } => sentinel_error(hp, source, template),
+            other => other,
+        });
+        let reply: Result<Option<(String, u16)>> = con.and_then(|mut con| {
             redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(master)
@@ -151,8 +155,7 @@ pub(crate) fn resolve_sentinel(sentinels: &[HostPort], master: &str, template: &
 
 /// A Sentinel's refusal; one asking for a password says how to give it (issue 14).
 fn sentinel_error(hp: &HostPort, source: redis::RedisError, template: &ConnTemplate) -> Error {
-    let auth = matches!(source.code(), Some("NOAUTH" | "WRONGPASS")) || source.to_string().contains("NOPERM");
-    if auth {
+    if is_auth_error(&source) {
         let hint = if template.has_sentinel_auth() {
             "the Sentinel refused the Sentinel credentials given (--sentinel-user, --sentinel-password-file / PSOR_SENTINEL_PASSWORD)"
         } else {
@@ -161,6 +164,11 @@ fn sentinel_error(hp: &HostPort, source: redis::RedisError, template: &ConnTempl
         return Error::Refused(format!("sentinel {hp}: {source}; {hint}"));
     }
     Error::Connect { addr: hp.to_string(), source }
+}
+
+/// A refusal for want of (the right) credentials or permissions.
+fn is_auth_error(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
 }
 
 /// What a node of the vendor's node list turned out to be.
@@ -187,9 +195,8 @@ pub(crate) fn classify_node_list(nodes: &[HostPort], template: &ConnTemplate) ->
         let info: Result<String> = match info_with(template.connect_sentinel(hp)) {
             Ok(info) => Ok(info),
             Err(first) => info_with(template.connect(hp)).map_err(|second| {
-                let is_auth = |e: &redis::RedisError| matches!(e.code(), Some("NOAUTH" | "WRONGPASS"));
                 match (first, second) {
-                    (Some(f), Some(s)) if is_auth(&f) && is_auth(&s) => Error::Refused(format!(
+                    (Some(f), Some(s)) if is_auth_error(&f) && is_auth_error(&s) => Error::Refused(format!(
                         "{hp}: {f}; a Redis server's password is given with --password-file or PSOR_PASSWORD, \
                          a Sentinel's with --sentinel-password-file or PSOR_SENTINEL_PASSWORD"
                     )),
@@ -212,7 +219,7 @@ pub(crate) fn classify_node_list(nodes: &[HostPort], template: &ConnTemplate) ->
                         let masters: Vec<redis::Value> = redis::cmd("SENTINEL")
                             .arg("MASTERS")
                             .query(&mut con)
-                            .map_err(|source| Error::Connect { addr: hp.to_string(), source })?;
+                            .map_err(|source| sentinel_error(hp, source, template))?;
                         let names: Vec<String> = masters.iter().filter_map(master_name).collect();
                         match names.as_slice() {
                             [one] => Ok(NodeListKind::Sentinel(one.clone())),
