@@ -65,10 +65,14 @@ fn the_region_s_psor_and_queue_sor_standalone() {
     assert_eq!(json(&out)["psor_source"]["var"], "ES_SCALE_OUT_REPOS_1");
     // ES_PAC is the default PAC of every PAC command (here a dry run of create).
     ok(good, &["create", "--product-version", "9.0", "--dry-run"], 0);
+    let (out, _) = ok(good, &["set-mode", "running", "--product-version", "8.0", "--dry-run"], 0);
+    assert!(out.contains("Running"), "{out}");
+    ok(good, &["caspac", "-aSetMode=Running", "--product-version", "8.0", "--dry-run"], 0);
 
     // The queue SOR is the PSOR's server spelled another way: same run_id → warned.
     let same = format!("QUEUES=redis,localhost:{}##TS=*#TD=*", psor.port());
-    let spelled: &[(&str, &str)] = &[("ES_PAC", "MyPAC"), ("ES_SCALE_OUT_REPOS_1", &p1), ("ES_SCALE_OUT_REPOS_2", &same)];
+    let spelled: &[(&str, &str)] =
+        &[("ES_PAC", "MyPAC"), ("ES_SCALE_OUT_REPOS_1", &p1), ("ES_SCALE_OUT_REPOS_2", &same)];
     let (out, _) = ok(spelled, &["--json", "status"], 7);
     let v = json(&out);
     assert_eq!(kinds(&v["placement"]), vec![("queues-on-psor-server".into(), "ES_SCALE_OUT_REPOS_2".into())]);
@@ -108,8 +112,11 @@ fn the_region_s_psor_and_queue_sor_standalone() {
     // --es-env FILE: the region's lines copied into a file win over the environment.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("region.env");
-    std::fs::write(&file, format!("# region REGION1\nexport ES_PAC=MyPAC\nES_SCALE_OUT_REPOS_1={p1}\nES_SCALE_OUT_REPOS_2={q2}\n"))
-        .unwrap();
+    std::fs::write(
+        &file,
+        format!("# region REGION1\nexport ES_PAC=MyPAC\nES_SCALE_OUT_REPOS_1={p1}\nES_SCALE_OUT_REPOS_2={q2}\n"),
+    )
+    .unwrap();
     let f = file.to_str().unwrap();
     let (out, err) = ok(spelled, &["--json", "--es-env", f, "status"], 0);
     assert_eq!(kinds(&json(&out)["placement"]), vec![]);

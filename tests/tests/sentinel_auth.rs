@@ -50,7 +50,13 @@ fn opts(user: Option<&str>, pass: Option<&str>) -> ConnectOptions {
 
 /// Deletes 6,000 keys through `spec`, with a Sentinel failover in the middle of the run;
 /// the run ends on the new master with nothing under the prefix left and the neighbours kept.
-fn delete_through_a_failover(spec: &str, o: &ConnectOptions, master: &RedisServer, replica: &RedisServer, s: &RedisSentinel) {
+fn delete_through_a_failover(
+    spec: &str,
+    o: &ConnectOptions,
+    master: &RedisServer,
+    replica: &RedisServer,
+    s: &RedisSentinel,
+) {
     let ns = unique_prefix("sentauth");
     let (target, neighbour) = (format!("{ns}a:"), format!("{ns}b:"));
     fill(&mut master.admin_conn(), &target, 6_000);

@@ -141,9 +141,7 @@ pub fn run(g: &Global, a: &CaspacArgs) -> Result<i32> {
             &g,
             &InitPacArgs { pac: Some(pac), product, catalog, dry_run: a.dry_run, force: a.force },
         ),
-        Action::CheckCompat(pac) => {
-            super::check_compat::run(&g, &CheckCompatArgs { pac: Some(pac), product, catalog })
-        }
+        Action::CheckCompat(pac) => super::check_compat::run(&g, &CheckCompatArgs { pac: Some(pac), product, catalog }),
         Action::SetMode(mode) => {
             let pac = super::region::es_pac(&g)?.ok_or_else(|| {
                 CliError::Usage(

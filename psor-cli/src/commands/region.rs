@@ -45,13 +45,7 @@ pub fn note_source(sor: &SorEntry) {
         connection: sor.connection(),
     };
     if SOURCE.set(src).is_ok() {
-        eprintln!(
-            "psor: PSOR from {} ({}): {}={}",
-            sor.var,
-            sor.origin,
-            sor.name,
-            sor.connection()
-        );
+        eprintln!("psor: PSOR from {} ({}): {}={}", sor.var, sor.origin, sor.name, sor.connection());
     }
 }
 

@@ -19,8 +19,7 @@ pub fn run(g: &Global, a: &SetModeArgs) -> Result<i32> {
         _ => return Err(CliError::Usage("set-mode needs the mode: running or quiesce".into()).into()),
     };
     let v = product_version(&a.product)?;
-    let mode: PacMode =
-        mode.parse().map_err(|e: psor_core::layout::PacRecordError| CliError::Usage(e.to_string()))?;
+    let mode: PacMode = mode.parse().map_err(|e: psor_core::layout::PacRecordError| CliError::Usage(e.to_string()))?;
     if !pac::settable_mode(mode) {
         return Err(
             CliError::Usage("set-mode takes running or quiesce; Upgrade is set only by `psor create`".into()).into()

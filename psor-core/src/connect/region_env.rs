@@ -334,7 +334,10 @@ fn parse_sor(var: &str, value: &str, origin: &str) -> Result<SorEntry, String> {
                 ));
             }
             if pattern.bytes().any(|b| !b.is_ascii_graphic() || b == b'=' || b == b',') {
-                return Err(format!("the {} model `{pattern}` has a character a queue name cannot have", kind.as_str()));
+                return Err(format!(
+                    "the {} model `{pattern}` has a character a queue name cannot have",
+                    kind.as_str()
+                ));
             }
             models.push(QueueModel { kind, pattern: pattern.to_string() });
         }
@@ -448,7 +451,8 @@ mod tests {
         assert_eq!(env.pac.as_deref(), Some("MyPAC"));
         assert_eq!(env.psor().unwrap().origin, format!("{}:4", path.display()));
         assert_eq!(env.sors[1].models.len(), 1);
-        std::fs::write(&path, "ES_SCALE_OUT_REPOS_1=P=redis,h:1##TMP\nES_SCALE_OUT_REPOS_1=P=redis,h:2##TMP\n").unwrap();
+        std::fs::write(&path, "ES_SCALE_OUT_REPOS_1=P=redis,h:1##TMP\nES_SCALE_OUT_REPOS_1=P=redis,h:2##TMP\n")
+            .unwrap();
         let err = RegionEnv::from_file(&path).unwrap_err();
         assert!(err.to_string().contains(":2") && err.to_string().contains("twice"), "{err}");
         std::fs::write(&path, "ES_PAC=MyPAC\njust words\n").unwrap();

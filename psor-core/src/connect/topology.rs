@@ -194,16 +194,14 @@ pub(crate) fn classify_node_list(nodes: &[HostPort], template: &ConnTemplate) ->
         };
         let info: Result<String> = match info_with(template.connect_sentinel(hp)) {
             Ok(info) => Ok(info),
-            Err(first) => info_with(template.connect(hp)).map_err(|second| {
-                match (first, second) {
-                    (Some(f), Some(s)) if is_auth_error(&f) && is_auth_error(&s) => Error::Refused(format!(
-                        "{hp}: {f}; a Redis server's password is given with --password-file or PSOR_PASSWORD, \
+            Err(first) => info_with(template.connect(hp)).map_err(|second| match (first, second) {
+                (Some(f), Some(s)) if is_auth_error(&f) && is_auth_error(&s) => Error::Refused(format!(
+                    "{hp}: {f}; a Redis server's password is given with --password-file or PSOR_PASSWORD, \
                          a Sentinel's with --sentinel-password-file or PSOR_SENTINEL_PASSWORD"
-                    )),
-                    (_, Some(s)) => Error::Connect { addr: hp.to_string(), source: s },
-                    (Some(f), None) => Error::Connect { addr: hp.to_string(), source: f },
-                    (None, None) => Error::Refused(format!("cannot connect to {hp}")),
-                }
+                )),
+                (_, Some(s)) => Error::Connect { addr: hp.to_string(), source: s },
+                (Some(f), None) => Error::Connect { addr: hp.to_string(), source: f },
+                (None, None) => Error::Refused(format!("cannot connect to {hp}")),
             }),
         };
         match info {
