@@ -109,6 +109,13 @@ fn the_region_s_psor_and_queue_sor_standalone() {
         ]
     );
 
+    // A queue SOR that cannot be opened: unchecked, and said so.
+    let down = "QUEUES=redis,127.0.0.1:1##TS=*".to_string();
+    let unreachable: &[(&str, &str)] =
+        &[("ES_PAC", "MyPAC"), ("ES_SCALE_OUT_REPOS_1", &p1), ("ES_SCALE_OUT_REPOS_2", &down)];
+    let v = json(&ok(unreachable, &["--json", "status"], 7).0);
+    assert_eq!(kinds(&v["placement"]), vec![("sor-unreachable".into(), "ES_SCALE_OUT_REPOS_2".into())]);
+
     // --es-env FILE: the region's lines copied into a file win over the environment.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("region.env");
