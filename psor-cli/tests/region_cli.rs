@@ -214,10 +214,15 @@ fn cluster_and_sentinel_node_lists_from_the_region() {
     let (out, err) = ok(&[("ES_SCALE_OUT_REPOS_1", &s1)], &["--json", "scan", "--prefix", "x:", "--count-only"], 0);
     assert!(err.contains("ES_SCALE_OUT_REPOS_1"), "{err}");
     assert_eq!(json(&out)["psor_source"]["sor"], "othermaster");
+    // One Sentinel alone (one host:port) works the same.
+    let single = format!("othermaster=redis,{}##TMP", sentinel.addr());
+    ok(&[("ES_SCALE_OUT_REPOS_1", &single)], &["scan", "--prefix", "x:", "--count-only"], 0);
     let mut o = other.admin_conn();
     let _: () = redis::cmd("SET").arg("x:1").arg("1").query(&mut o).unwrap();
     let (out, _) = ok(&[("ES_SCALE_OUT_REPOS_1", &s1)], &["scan", "--prefix", "x:", "--count-only"], 0);
     assert_eq!(out.trim(), "1", "the master named othermaster, not qmaster");
+    let (out, _) = ok(&[("ES_SCALE_OUT_REPOS_1", &single)], &["scan", "--prefix", "x:", "--count-only"], 0);
+    assert_eq!(out.trim(), "1", "a single Sentinel: the master named othermaster");
 }
 
 #[test]
@@ -248,6 +253,12 @@ fn a_password_protected_sentinel_from_the_command_line() {
     let (code, out, err) = run(&[("PSOR_SENTINEL_PASSWORD", "s3cretwrong")], &scan);
     assert_eq!(code, 2);
     assert!(!err.contains("s3cretwrong") && !out.contains("s3cretwrong") && !err.contains("mpw"), "{err}");
+    // A single Sentinel as the region's PSOR (one host:port; the SOR's name is the master),
+    // with both passwords from the environment.
+    let s1 = format!("mym=redis,{}##TMP", sentinel.addr());
+    let vars = [("ES_SCALE_OUT_REPOS_1", s1.as_str()), ("PSOR_PASSWORD", "mpw"), ("PSOR_SENTINEL_PASSWORD", "spw")];
+    let (out, err) = ok(&vars, &["scan", "--prefix", "k:", "--count-only"], 0);
+    assert_eq!(out.trim(), "1", "{err}");
     // --sentinel-password is not a flag: never on the command line.
     let (code, _, _) = run(&[], &["--sentinel-password", "spw", "scan", "--prefix", "k:"]);
     assert_eq!(code, 2);

@@ -133,13 +133,15 @@ fn read_password_file(path: &Path) -> Result<Secret> {
 /// [`resolve_psor`]).
 fn connect(g: &Global) -> Result<Psor> {
     let (spec, sor) = resolve_psor(g)?;
-    let mut opts = connect_options(g, &spec)?;
-    if let Some(sor) = &sor {
-        region::note_source(sor);
-        // For a node list of sentinels, the SOR's name names the master.
-        opts.node_list_master = Some(sor.name.clone());
+    let opts = connect_options(g, &spec)?;
+    match &sor {
+        Some(sor) => {
+            region::note_source(sor);
+            // For Sentinels (a node list or a single one), the SOR's name names the master.
+            psor_core::connect::connect_sor(sor, &opts).with_context(|| format!("connecting to {}", spec.redacted()))
+        }
+        None => Psor::connect(&spec, &opts).with_context(|| format!("connecting to {}", spec.redacted())),
     }
-    Psor::connect(&spec, &opts).with_context(|| format!("connecting to {}", spec.redacted()))
 }
 
 /// Connects to `spec_text` with the global TLS and password options.

@@ -5,10 +5,12 @@
 //! opens its own [`NodeConn`], so round trips overlap and one slow reply blocks nobody else.
 
 pub mod region_env;
+mod sor;
 mod spec;
 mod topology;
 
 pub use region_env::{QueueModel, QueueType, RegionEnv, RegionEnvError, SorEntry};
+pub use sor::connect_sor;
 pub use spec::{Endpoint, HostPort, PsorSpec, Secret, ACCEPTED_FORMS};
 pub use topology::{key_slot, SlotMap, SLOTS};
 

@@ -9,8 +9,8 @@
 //! (Sentinel or Cluster; for Sentinel the sorName names the master), `TMP` marking the PSOR,
 //! models `TS=m[:m]#TD=m[:m]` (a leading `=` as the vendor's page writes it is accepted).
 //!
-//! This module is a pure parser: it opens no connection. Every error names the variable (and
-//! for a file, the line) and what is wrong, in one line.
+//! This module is a pure parser: it opens no connection (`connect_sor` does). Every error
+//! names the variable (and for a file, the line) and what is wrong, in one line.
 
 use std::path::{Path, PathBuf};
 

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::connect::{ConnectOptions, Psor, RegionEnv, SorEntry};
+use crate::connect::{connect_sor, ConnectOptions, Psor, RegionEnv, SorEntry};
 
 /// What kind of placement warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,8 +79,9 @@ pub fn placement_server_ids(psor: &Psor) -> crate::Result<BTreeSet<String>> {
 }
 
 /// Checks the region's SOR placement against the connected `psor` (see the module docs).
-/// Each SOR other than the `TMP` one that holds queue models is opened with `opts` (its
-/// sentinels asked for the master named after the SOR). Nothing is written.
+/// Each SOR other than the `TMP` one that holds queue models is opened with `opts`
+/// ([`connect_sor`]: its Sentinels asked for the master named after the SOR). Nothing is
+/// written.
 pub fn placement_check(psor: &Psor, env: &RegionEnv, opts: &ConnectOptions) -> Vec<PlacementWarning> {
     let mut out = Vec::new();
     let warn = |kind, sor: &SorEntry, message: String, action: &str| PlacementWarning {
@@ -140,9 +141,7 @@ pub fn placement_check(psor: &Psor, env: &RegionEnv, opts: &ConnectOptions) -> V
         }
     };
     for sor in with_models {
-        let mut sor_opts = opts.clone();
-        sor_opts.node_list_master = Some(sor.name.clone());
-        let ids = Psor::connect(&sor.spec(), &sor_opts).and_then(|p| placement_server_ids(&p));
+        let ids = connect_sor(sor, opts).and_then(|p| placement_server_ids(&p));
         match ids {
             Ok(ids) if !psor_ids.is_disjoint(&ids) => out.push(warn(
                 PlacementKind::QueuesOnPsorServer,
