@@ -121,13 +121,15 @@ pub(crate) struct ConnTemplate {
 }
 
 impl ConnTemplate {
-    fn client(&self, hp: &HostPort, settings: RedisConnectionInfo) -> Result<redis::Client> {
+    fn client(&self, hp: &HostPort, with_auth: bool) -> Result<redis::Client> {
         let addr = if self.tls {
             ConnectionAddr::TcpTls { host: hp.host.clone(), port: hp.port, insecure: self.insecure, tls_params: None }
         } else {
             ConnectionAddr::Tcp(hp.host.clone(), hp.port)
         };
         let bad = |source| Error::Connect { addr: hp.to_string(), source };
+        // Without the data credentials: a Sentinel, with the Sentinel credentials (issue 14).
+        let settings = if with_auth { self.redis.clone() } else { self.sentinel.clone() };
         let info = addr.into_connection_info().map_err(bad)?.set_redis_settings(settings);
         match &self.certs {
             Some(certs) => redis::Client::build_with_tls(info, certs.clone()).map_err(bad),
@@ -135,9 +137,9 @@ impl ConnTemplate {
         }
     }
 
-    fn open(&self, hp: &HostPort, settings: RedisConnectionInfo) -> Result<redis::Connection> {
+    fn open(&self, hp: &HostPort, with_auth: bool) -> Result<redis::Connection> {
         let bad = |source| Error::Connect { addr: hp.to_string(), source };
-        let con = self.client(hp, settings)?.get_connection_with_timeout(self.connect_timeout).map_err(bad)?;
+        let con = self.client(hp, with_auth)?.get_connection_with_timeout(self.connect_timeout).map_err(bad)?;
         con.set_read_timeout(Some(self.read_timeout))
             .and_then(|_| con.set_write_timeout(Some(self.read_timeout)))
             .map_err(bad)?;
@@ -146,12 +148,12 @@ impl ConnTemplate {
 
     /// A connection to a data node, with the PSOR's credentials.
     pub(crate) fn connect(&self, hp: &HostPort) -> Result<redis::Connection> {
-        self.open(hp, self.redis.clone())
+        self.open(hp, true)
     }
 
     /// A connection to a sentinel: same TLS, the Sentinel credentials (none unless given).
     pub(crate) fn connect_sentinel(&self, hp: &HostPort) -> Result<redis::Connection> {
-        self.open(hp, self.sentinel.clone())
+        self.open(hp, false)
     }
 
     /// True when Sentinel credentials were given.
