@@ -20,7 +20,8 @@ pub struct Cli {
 pub struct Global {
     /// Where the PSOR is: redis://[user[:pass]@]host:port[/db], rediss://... (TLS), the
     /// caspac form redis,host:port / redis_TLS,host:port, or file:PATH (a snapshot file used
-    /// as an embedded store, no server needed; created if missing, saved atomically)
+    /// as an embedded store, no server needed; created if missing, saved atomically). Without
+    /// --psor and PSOR_URL: the SOR marked TMP in --es-env FILE, else in ES_SCALE_OUT_REPOS_1..9
     #[arg(long, global = true, env = "PSOR_URL", hide_env_values = true, value_name = "SPEC")]
     pub psor: Option<String>,
     /// Read the password from this file (first line). Wins over the URL, PSOR_PASSWORD and REDISCLI_AUTH
