@@ -20,12 +20,24 @@ pub struct Cli {
 pub struct Global {
     /// Where the PSOR is: redis://[user[:pass]@]host:port[/db], rediss://... (TLS), the
     /// caspac form redis,host:port / redis_TLS,host:port, or file:PATH (a snapshot file used
-    /// as an embedded store, no server needed; created if missing, saved atomically)
+    /// as an embedded store, no server needed; created if missing, saved atomically). Without
+    /// --psor and PSOR_URL: the SOR marked TMP in --es-env FILE, else in ES_SCALE_OUT_REPOS_1..9
     #[arg(long, global = true, env = "PSOR_URL", hide_env_values = true, value_name = "SPEC")]
     pub psor: Option<String>,
     /// Read the password from this file (first line). Wins over the URL, PSOR_PASSWORD and REDISCLI_AUTH
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// A file of the region's ES_PAC / ES_SCALE_OUT_REPOS_n=... lines; used instead of those
+    /// variables in the environment. The SOR marked TMP is the PSOR when neither --psor nor
+    /// PSOR_URL is given
+    #[arg(long, global = true, value_name = "FILE")]
+    pub es_env: Option<PathBuf>,
+    /// ACL user to authenticate to Sentinels as (with --sentinel-password-file or PSOR_SENTINEL_PASSWORD)
+    #[arg(long, global = true, value_name = "USER")]
+    pub sentinel_user: Option<String>,
+    /// Read the Sentinels' password from this file (first line). Wins over PSOR_SENTINEL_PASSWORD
+    #[arg(long, global = true, value_name = "FILE")]
+    pub sentinel_password_file: Option<PathBuf>,
     /// CA certificate (PEM) to trust for TLS instead of the system's roots
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
@@ -272,7 +284,7 @@ pub struct LayoutsArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Only this PAC
+    /// Only this PAC; default: ES_PAC (the region's PAC), else every PAC
     pub pac: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
@@ -289,8 +301,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct InitPacArgs {
-    /// The PAC (its regions' ES_PAC)
-    pub pac: String,
+    /// The PAC (its regions' ES_PAC); default: ES_PAC
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -305,8 +317,8 @@ pub struct InitPacArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CheckCompatArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -315,8 +327,8 @@ pub struct CheckCompatArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -331,10 +343,12 @@ pub struct CreateArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SetModeArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC (default: ES_PAC, then the one word given is the mode)
+    #[arg(value_name = "PAC")]
+    pub pac: Option<String>,
     /// The new mode: running or quiesce
-    pub mode: String,
+    #[arg(value_name = "MODE")]
+    pub mode: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -346,8 +360,8 @@ pub struct SetModeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RemOldPacArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
     /// List the stores and key counts that would be removed; write nothing
@@ -364,8 +378,8 @@ pub struct RemOldPacArgs {
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
-    /// The PAC
-    pub pac: String,
+    /// The PAC; default: ES_PAC (the region's PAC)
+    pub pac: Option<String>,
     #[command(flatten)]
     pub product: ProductArgs,
     #[command(flatten)]
@@ -404,9 +418,9 @@ pub struct CaspacArgs {
 
 #[derive(Debug, Args)]
 pub struct RehearseArgs {
-    /// The PAC
-    #[arg(long, default_value = "MyPAC")]
-    pub pac: String,
+    /// The PAC; default: ES_PAC, else MyPAC
+    #[arg(long)]
+    pub pac: Option<String>,
     /// The version to upgrade to
     #[arg(long, default_value = "9.0", value_name = "V")]
     pub to: String,

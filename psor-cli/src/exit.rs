@@ -1,5 +1,6 @@
 //! Exit codes, decided in one place and documented in the README.
 
+use psor_core::connect::RegionEnvError;
 use psor_core::layout::{CatalogError, NameError};
 use psor_core::pac::Error as PacError;
 use psor_core::snapshot::Error as SnapshotError;
@@ -61,6 +62,9 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
     }
     if let Some(e) = err.downcast_ref::<CatalogError>() {
         return code_for_catalog(e);
+    }
+    if err.downcast_ref::<RegionEnvError>().is_some() {
+        return USAGE;
     }
     if let Some(e) = err.downcast_ref::<Error>() {
         return code_for_core(e);
@@ -272,6 +276,15 @@ mod tests {
         }
         for (e, code) in cli_errors() {
             check(e.into(), code);
+        }
+        for e in [
+            RegionEnvError::Malformed { var: "ES_SCALE_OUT_REPOS_1".into(), at: None, reason: "no =".into() },
+            RegionEnvError::BadLine { path: PathBuf::from("env"), line: 3 },
+            RegionEnvError::NoPsor { vars: "ES_SCALE_OUT_REPOS_1".into() },
+            RegionEnvError::SeveralPsors { vars: "ES_SCALE_OUT_REPOS_1,ES_SCALE_OUT_REPOS_2".into() },
+            RegionEnvError::Read { path: PathBuf::from("env"), source: io() },
+        ] {
+            check(e.into(), USAGE);
         }
         check(PacName::new("My.PAC").unwrap_err().into(), USAGE);
         check(anyhow::anyhow!("anything else"), FAILED);

@@ -1,5 +1,5 @@
-//! Running the `psor` binary in tests: a clean environment (no `PSOR_*`, `REDISCLI_AUTH` or
-//! `ES_PAC` from the developer's shell), no standard input (so prompts refuse, as without a
+//! Running the `psor` binary in tests: a clean environment (no `PSOR_*`, `REDISCLI_AUTH`,
+//! `ES_PAC` or `ES_SCALE_OUT_REPOS_n` from the developer's shell), no standard input (so prompts refuse, as without a
 //! terminal), captured output, and `--json` output parsed.
 //!
 //! The binary's path comes from the calling test crate (`env!("CARGO_BIN_EXE_psor")`), since
@@ -8,7 +8,24 @@
 use std::process::{Command, Output, Stdio};
 
 /// Variables that would change what psor does.
-const ENV: &[&str] = &["PSOR_URL", "PSOR_PASSWORD", "REDISCLI_AUTH", "PSOR_PRODUCT_VERSION", "PSOR_LAYOUTS", "ES_PAC"];
+const ENV: &[&str] = &[
+    "PSOR_URL",
+    "PSOR_PASSWORD",
+    "REDISCLI_AUTH",
+    "PSOR_PRODUCT_VERSION",
+    "PSOR_LAYOUTS",
+    "ES_PAC",
+    "PSOR_SENTINEL_PASSWORD",
+    "ES_SCALE_OUT_REPOS_1",
+    "ES_SCALE_OUT_REPOS_2",
+    "ES_SCALE_OUT_REPOS_3",
+    "ES_SCALE_OUT_REPOS_4",
+    "ES_SCALE_OUT_REPOS_5",
+    "ES_SCALE_OUT_REPOS_6",
+    "ES_SCALE_OUT_REPOS_7",
+    "ES_SCALE_OUT_REPOS_8",
+    "ES_SCALE_OUT_REPOS_9",
+];
 
 /// `bin args…` with a clean environment and no standard input.
 pub fn command(bin: &str, args: &[&str]) -> Command {

@@ -25,7 +25,32 @@ impl RedisSentinel {
     /// # Panics
     /// If the sentinel does not start, or does not report the master within 10 s.
     pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
-        let mut builder = RedisServer::builder().kind(Kind::Sentinel {
+        Self::start_with(master, name, RedisServer::builder())
+    }
+
+    /// Like [`start`](Self::start), but the Sentinel itself asks for `password`
+    /// (`requirepass`), or, with `acl_user` (name, password), has that ACL user allowed only
+    /// what psor asks a Sentinel (`SENTINEL get-master-addr-by-name`, `SENTINEL masters`,
+    /// `INFO`) and a default user with `password`. The harness's own connections
+    /// ([`conn`](Self::conn), [`master_addr`](Self::master_addr)) use the default user.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_secured(
+        master: &RedisServer,
+        name: &str,
+        password: &str,
+        acl_user: Option<(&str, &str)>,
+    ) -> RedisSentinel {
+        let mut builder = RedisServer::builder().password(password);
+        if let Some((user, pass)) = acl_user {
+            builder = builder.acl_user(user, pass, &["sentinel|get-master-addr-by-name", "sentinel|masters", "info"]);
+        }
+        Self::start_with(master, name, builder)
+    }
+
+    fn start_with(master: &RedisServer, name: &str, builder: crate::server::RedisServerBuilder) -> RedisSentinel {
+        let mut builder = builder.kind(Kind::Sentinel {
             name: name.to_owned(),
             master_port: master.port(),
             master_password: master.admin_password().map(str::to_owned),

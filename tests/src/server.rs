@@ -234,6 +234,24 @@ impl RedisServerBuilder {
             if let Some(pw) = master_password {
                 line(format!("sentinel auth-pass {name} {pw}"));
             }
+            // A Sentinel of its own password (`requirepass`) or ACL users, as production
+            // Sentinels often are.
+            let admin = self.admin_password();
+            if self.acl_users.is_empty() {
+                if let Some(pw) = &admin {
+                    line(format!("requirepass {pw}"));
+                }
+            } else {
+                let pw = admin.as_deref().unwrap_or(DEFAULT_ADMIN_PASSWORD);
+                line(format!("user default on >{pw} ~* &* +@all"));
+                for u in &self.acl_users {
+                    let mut l = format!("user {} on >{} -@all", u.name, u.password);
+                    for cmd in &u.commands {
+                        let _ = write!(l, " +{cmd}");
+                    }
+                    line(l);
+                }
+            }
         } else {
             match tls {
                 Some(t) => {

@@ -137,21 +137,27 @@ pub fn run(g: &Global, a: &CaspacArgs) -> Result<i32> {
     }
     let (product, catalog) = (a.product.clone(), a.catalog.clone());
     match action {
-        Action::InitPac(pac) => {
-            super::init_pac::run(&g, &InitPacArgs { pac, product, catalog, dry_run: a.dry_run, force: a.force })
-        }
-        Action::CheckCompat(pac) => super::check_compat::run(&g, &CheckCompatArgs { pac, product, catalog }),
+        Action::InitPac(pac) => super::init_pac::run(
+            &g,
+            &InitPacArgs { pac: Some(pac), product, catalog, dry_run: a.dry_run, force: a.force },
+        ),
+        Action::CheckCompat(pac) => super::check_compat::run(&g, &CheckCompatArgs { pac: Some(pac), product, catalog }),
         Action::SetMode(mode) => {
-            let pac = std::env::var("ES_PAC").ok().filter(|p| !p.is_empty()).ok_or_else(|| {
+            let pac = super::region::es_pac(&g)?.ok_or_else(|| {
                 CliError::Usage(
-                    "-aSetMode names no PAC: set ES_PAC to the PAC's name, as in the region's environment".into(),
+                    "-aSetMode names no PAC: set ES_PAC to the PAC's name, as in the region's environment (or give \
+                     --es-env FILE with an ES_PAC line)"
+                        .into(),
                 )
             })?;
-            super::set_mode::run(&g, &SetModeArgs { pac, mode, product, catalog, dry_run: a.dry_run })
+            super::set_mode::run(
+                &g,
+                &SetModeArgs { pac: Some(pac), mode: Some(mode), product, catalog, dry_run: a.dry_run },
+            )
         }
         Action::RemOldPac(pac) => super::rem_old_pac::run(
             &g,
-            &RemOldPacArgs { pac, catalog, dry_run: a.dry_run, force: a.force, backup: None },
+            &RemOldPacArgs { pac: Some(pac), catalog, dry_run: a.dry_run, force: a.force, backup: None },
         ),
     }
 }

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use psor_core::pac::{self, CreateOptions};
 
-use super::pac_common::{catalog, outln, pac_name, print_json, product_version};
+use super::pac_common::{catalog, outln, pac_or_es_pac, print_json, product_version};
 use super::{connect, engine_options, new_progress};
 use crate::args::{CreateArgs, Global};
 use crate::exit::code_for_run;
@@ -13,7 +13,7 @@ use crate::ui::progress::Bar;
 
 pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
-    let pac = pac_name(&a.pac)?;
+    let pac = pac_or_es_pac(g, a.pac.as_deref())?;
     let v = product_version(&a.product)?;
     let psor = connect(g)?;
     let progress = new_progress();

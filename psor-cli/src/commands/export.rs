@@ -32,6 +32,7 @@ pub fn run(g: &Global, a: &ExportArgs) -> Result<i32> {
         obj.insert("operation".into(), "export".into());
         obj.insert("psor".into(), psor.spec().redacted().into());
         obj.insert("prefix".into(), prefix.to_string().into());
+        super::region::add_source(&mut v);
         serde_json::to_writer(&mut out, &v)?;
         writeln!(out)?;
     } else {

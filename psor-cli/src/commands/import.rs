@@ -63,6 +63,7 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
         let obj = v.as_object_mut().expect("an ImportOutcome serializes to an object");
         obj.insert("operation".into(), "import".into());
         obj.insert("psor".into(), target.into());
+        super::region::add_source(&mut v);
         serde_json::to_writer(&mut out, &v)?;
         writeln!(out)?;
         return Ok(());

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use psor_core::pac::{self, InitPacOptions, InitPacOutcome};
 
-use super::pac_common::{catalog, outln, pac_name, print_json, print_version, product_version, removal_lines};
+use super::pac_common::{catalog, outln, pac_or_es_pac, print_json, print_version, product_version, removal_lines};
 use super::{connect, engine_options, new_progress};
 use crate::args::{Global, InitPacArgs};
 use crate::exit::{code_for_run, IN_USE};
@@ -12,7 +12,7 @@ use crate::ui::{confirm::confirm, progress::Bar};
 
 pub fn run(g: &Global, a: &InitPacArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
-    let pac = pac_name(&a.pac)?;
+    let pac = pac_or_es_pac(g, a.pac.as_deref())?;
     let v = product_version(&a.product)?;
     let psor = connect(g)?;
     let engine = engine_options(g);

@@ -16,6 +16,7 @@ mod create;
 mod init_pac;
 mod layouts;
 mod pac_common;
+mod region;
 mod rehearse;
 mod rem_old_pac;
 mod sample;
@@ -33,6 +34,7 @@ use psor_core::progress::Progress;
 
 use crate::args::{Cli, Command, Global};
 use crate::exit::CliError;
+pub use region::add_source;
 
 /// Runs the command; returns the exit code of a run that finished.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -69,11 +71,27 @@ pub fn run(cli: Cli) -> Result<i32> {
 fn spec_from(text: Option<&str>) -> Result<PsorSpec> {
     let text = text.ok_or_else(|| {
         CliError::Usage(format!(
-            "no PSOR given: use --psor SPEC or set PSOR_URL ({})",
+            "no PSOR given: use --psor SPEC, set PSOR_URL, or run where ES_SCALE_OUT_REPOS_n marks a SOR TMP \
+             (or give --es-env FILE) ({})",
             psor_core::connect::ACCEPTED_FORMS
         ))
     })?;
     Ok(PsorSpec::parse(text)?)
+}
+
+/// The PSOR's spec and, when it came from the region's configuration, its SOR: `--psor`,
+/// `PSOR_URL`, then the SOR marked TMP in `--es-env FILE` or `ES_SCALE_OUT_REPOS_n`.
+fn resolve_psor(g: &Global) -> Result<(PsorSpec, Option<psor_core::connect::SorEntry>)> {
+    if g.psor.is_some() {
+        return Ok((spec_from(g.psor.as_deref())?, None));
+    }
+    match region::load_sors(g)? {
+        Some(env) => {
+            let sor = env.psor()?.clone();
+            Ok((sor.spec(), Some(sor)))
+        }
+        None => Ok((spec_from(None)?, None)),
+    }
 }
 
 /// Connection options from the global flags and the environment. The password comes from,
@@ -88,8 +106,14 @@ fn connect_options(g: &Global, spec: &PsorSpec) -> Result<ConnectOptions> {
             .filter(|p| !p.is_empty())
             .map(Secret::new),
     };
+    let sentinel_password = match &g.sentinel_password_file {
+        Some(path) => Some(read_password_file(path)?),
+        None => std::env::var("PSOR_SENTINEL_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),
+    };
     Ok(ConnectOptions {
         password,
+        sentinel_username: g.sentinel_user.clone(),
+        sentinel_password,
         tls_ca: g.tls_ca.clone(),
         tls_cert: g.tls_cert.clone(),
         tls_key: g.tls_key.clone(),
@@ -108,9 +132,19 @@ fn read_password_file(path: &Path) -> Result<Secret> {
     Ok(Secret::new(line))
 }
 
-/// Connects to the PSOR named by the global flags.
+/// Connects to the PSOR named by the global flags (or the region's configuration: see
+/// [`resolve_psor`]).
 fn connect(g: &Global) -> Result<Psor> {
-    connect_to(g, g.psor.as_deref())
+    let (spec, sor) = resolve_psor(g)?;
+    let opts = connect_options(g, &spec)?;
+    match &sor {
+        Some(sor) => {
+            region::note_source(sor);
+            // For Sentinels (a node list or a single one), the SOR's name names the master.
+            psor_core::connect::connect_sor(sor, &opts).with_context(|| format!("connecting to {}", spec.redacted()))
+        }
+        None => Psor::connect(&spec, &opts).with_context(|| format!("connecting to {}", spec.redacted())),
+    }
 }
 
 /// Connects to `spec_text` with the global TLS and password options.
@@ -130,6 +164,18 @@ fn prefix_arg(flag: &str, text: &str) -> Result<psor_core::keys::KeyPrefix> {
         .into());
     }
     Ok(psor_core::keys::KeyPrefix::parse_escaped(text)?)
+}
+
+/// The placement warnings for the region's configuration (none without one), checked
+/// against the connected PSOR. The SORs are opened with the PSOR's password and TLS settings.
+fn placement(g: &Global, psor: &Psor) -> Result<Vec<psor_core::pac::PlacementWarning>> {
+    let Some(env) = region::load_sors(g)? else { return Ok(Vec::new()) };
+    env.psor()?;
+    let mut opts = connect_options(g, psor.spec())?;
+    if opts.password.is_none() {
+        opts.password = psor.spec().password.clone();
+    }
+    Ok(psor_core::pac::placement_check(psor, &env, &opts))
 }
 
 fn engine_options(g: &Global) -> EngineOptions {

@@ -16,7 +16,7 @@ use psor_core::layout::{Catalog, PacName, ProductVersion};
 use psor_core::pac::{DeleteReport, VersionStatus};
 use serde::Serialize;
 
-use crate::args::{CatalogArgs, ProductArgs};
+use crate::args::{CatalogArgs, Global, ProductArgs};
 use crate::exit::CliError;
 
 /// The catalog: `--layouts FILE` / `PSOR_LAYOUTS`, else the built-in reference catalog.
@@ -39,6 +39,23 @@ pub fn product_version(a: &ProductArgs) -> Result<ProductVersion> {
     ProductVersion::new(text).map_err(|e| CliError::Usage(e.to_string()).into())
 }
 
+/// The PAC a command acts on: the one given, else the region's `ES_PAC` (from `--es-env
+/// FILE` or the environment).
+pub fn pac_or_es_pac(g: &Global, given: Option<&str>) -> Result<PacName> {
+    match given {
+        Some(p) => pac_name(p),
+        None => match super::region::es_pac(g)? {
+            Some(p) => pac_name(&p),
+            None => Err(CliError::Usage(
+                "no PAC given: name it, or set ES_PAC to the PAC's name as in the region's environment (or give \
+                 --es-env FILE with an ES_PAC line)"
+                    .into(),
+            )
+            .into()),
+        },
+    }
+}
+
 /// A PAC name from the command line.
 pub fn pac_name(text: &str) -> Result<PacName> {
     PacName::new(text).map_err(|e| CliError::Usage(e.to_string()).into())
@@ -50,6 +67,7 @@ pub fn print_json(operation: &str, value: &impl Serialize) -> Result<()> {
     if let Some(obj) = v.as_object_mut() {
         obj.insert("operation".into(), operation.into());
     }
+    super::region::add_source(&mut v);
     outln!("{v}");
     Ok(())
 }

@@ -63,7 +63,10 @@ fn label(procedure_step: &str) -> String {
 
 pub fn run(g: &Global, a: &RehearseArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
-    let pac = pac_name(&a.pac)?;
+    let pac = match &a.pac {
+        Some(p) => pac_name(p)?,
+        None => pac_name(&super::region::es_pac(g)?.unwrap_or_else(|| "MyPAC".into()))?,
+    };
     let to = version(&a.to)?;
     let source = match &a.from {
         Some(spec) => RehearsalSource::Live(connect_to(g, Some(spec))?),

@@ -5,7 +5,7 @@ use anyhow::Result;
 use psor_core::layout::PacMode;
 use psor_core::pac::{self, SampleOptions};
 
-use super::pac_common::{catalog, outln, pac_name, print_json, product_version};
+use super::pac_common::{catalog, outln, pac_or_es_pac, print_json, product_version};
 use super::{connect, new_progress};
 use crate::args::{Global, SampleArgs};
 use crate::exit::CliError;
@@ -13,7 +13,7 @@ use crate::ui::progress::Bar;
 
 pub fn run(g: &Global, a: &SampleArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
-    let pac = pac_name(&a.pac)?;
+    let pac = pac_or_es_pac(g, a.pac.as_deref())?;
     let v = product_version(&a.product)?;
     let mode: PacMode =
         a.mode.parse().map_err(|e: psor_core::layout::PacRecordError| CliError::Usage(e.to_string()))?;

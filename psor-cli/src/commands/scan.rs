@@ -54,8 +54,9 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
         } else {
             out.write_all(b"],")?;
         }
-        let tail = serde_json::json!({ "operation": "scan", "psor": psor.spec().redacted(),
+        let mut tail = serde_json::json!({ "operation": "scan", "psor": psor.spec().redacted(),
             "prefix": prefix.to_string(), "matched": count, "seconds": seconds });
+        super::region::add_source(&mut tail);
         // Splice the closing fields into the streamed object.
         let tail = tail.to_string();
         out.write_all(&tail.as_bytes()[1..])?;

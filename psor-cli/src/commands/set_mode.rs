@@ -5,17 +5,21 @@ use anyhow::Result;
 use psor_core::layout::PacMode;
 use psor_core::pac;
 
-use super::pac_common::{catalog, outln, pac_name, print_json, product_version};
+use super::pac_common::{catalog, outln, pac_or_es_pac, print_json, product_version};
 use super::{connect, engine_options, new_progress};
 use crate::args::{Global, SetModeArgs};
 use crate::exit::CliError;
 
 pub fn run(g: &Global, a: &SetModeArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
-    let pac = pac_name(&a.pac)?;
+    // `set-mode PAC MODE`, or `set-mode MODE` with the PAC from ES_PAC.
+    let (pac, mode) = match (&a.pac, &a.mode) {
+        (Some(p), Some(m)) => (pac_or_es_pac(g, Some(p))?, m.as_str()),
+        (Some(m), None) => (pac_or_es_pac(g, None)?, m.as_str()),
+        _ => return Err(CliError::Usage("set-mode needs the mode: running or quiesce".into()).into()),
+    };
     let v = product_version(&a.product)?;
-    let mode: PacMode =
-        a.mode.parse().map_err(|e: psor_core::layout::PacRecordError| CliError::Usage(e.to_string()))?;
+    let mode: PacMode = mode.parse().map_err(|e: psor_core::layout::PacRecordError| CliError::Usage(e.to_string()))?;
     if !pac::settable_mode(mode) {
         return Err(
             CliError::Usage("set-mode takes running or quiesce; Upgrade is set only by `psor create`".into()).into()

@@ -6,17 +6,21 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{HumanBytes, HumanCount, HumanDuration};
-use psor_core::pac::{self, StatusOptions, StatusReport, StoreCount, VersionStatus};
+use psor_core::pac::{self, PlacementWarning, StatusOptions, StatusReport, StoreCount, VersionStatus};
 
 use super::pac_common::{catalog, mode_text, outln, pac_name, print_json};
-use super::{connect, engine_options, new_progress};
+use super::{connect, engine_options, new_progress, placement};
 use crate::args::{Global, StatusArgs};
 use crate::exit::CliError;
 use crate::ui::progress::Bar;
 
 pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
-    let pac = a.pac.as_deref().map(pac_name).transpose()?;
+    let given = match &a.pac {
+        Some(p) => Some(p.clone()),
+        None => super::region::es_pac(g)?,
+    };
+    let pac = given.as_deref().map(pac_name).transpose()?;
     if !(a.upgrade_warn_hours.is_finite() && a.upgrade_warn_hours >= 0.0) {
         return Err(
             CliError::Usage(format!("--upgrade-warn-hours {} is not a number of hours", a.upgrade_warn_hours)).into()
@@ -38,16 +42,37 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
             return Err(pac::Error::UnknownPac { pac: p.clone(), known: Vec::new() }.into());
         }
     }
-    let code = if report.has_findings() { crate::exit::FINDINGS } else { crate::exit::OK };
+    let placement = placement(g, &psor)?;
+    let findings = report.has_findings() || !placement.is_empty();
+    let code = if findings { crate::exit::FINDINGS } else { crate::exit::OK };
     if g.json {
-        print_json("status", &report)?;
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("placement".into(), serde_json::to_value(&placement)?);
+        }
+        print_json("status", &v)?;
         return Ok(code);
     }
-    print_table(&psor.spec().redacted(), &report)?;
+    print_table(&psor.spec().redacted(), &report, &placement)?;
     Ok(code)
 }
 
-fn print_table(psor: &str, r: &StatusReport) -> Result<()> {
+/// The placement warnings, for status and check-compat tables.
+pub(crate) fn print_placement(placement: &[PlacementWarning]) -> Result<()> {
+    if placement.is_empty() {
+        return Ok(());
+    }
+    outln!("");
+    outln!("placement warnings ({}):", placement.len());
+    for w in placement {
+        let kind = serde_json::to_value(w.kind)?;
+        outln!("  {:<22} {} ({}): {}", kind.as_str().unwrap_or("?"), w.var, w.origin, w.message);
+        outln!("      what to do: {}", w.action);
+    }
+    Ok(())
+}
+
+fn print_table(psor: &str, r: &StatusReport, placement: &[PlacementWarning]) -> Result<()> {
     outln!("{psor}: {} PAC(s), {} PAC keys of {} keys", r.pacs.len(), HumanCount(r.pac_keys), HumanCount(r.total_keys));
     match r.sample_every {
         0 => outln!("bytes not measured (--sample-every 0)"),
@@ -86,7 +111,8 @@ fn print_table(psor: &str, r: &StatusReport) -> Result<()> {
             outln!("      what to do: {}", w.action);
         }
     }
-    if !r.has_findings() {
+    print_placement(placement)?;
+    if !r.has_findings() && placement.is_empty() {
         outln!("");
         outln!("no orphans, no warnings");
     }

@@ -79,6 +79,7 @@ pub fn run(g: &Global, a: &SurveyArgs) -> Result<i32> {
             };
             obj.insert("suggested_layout".into(), s);
         }
+        super::region::add_source(&mut v);
         serde_json::to_writer(&mut out, &v)?;
         writeln!(out)?;
     } else {

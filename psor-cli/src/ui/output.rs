@@ -33,6 +33,7 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
         if let Some(t) = &info.target {
             obj.insert("target".into(), t.clone().into());
         }
+        crate::commands::add_source(&mut v);
         serde_json::to_writer(&mut *out, &v).map_err(io::Error::other)?;
         return writeln!(out);
     }

@@ -4,9 +4,13 @@
 //! The engine never holds a single shared connection: each thread (a scanner, a writer)
 //! opens its own [`NodeConn`], so round trips overlap and one slow reply blocks nobody else.
 
+pub mod region_env;
+mod sor;
 mod spec;
 mod topology;
 
+pub use region_env::{QueueModel, QueueType, RegionEnv, RegionEnvError, SorEntry};
+pub use sor::connect_sor;
 pub use spec::{Endpoint, HostPort, PsorSpec, Secret, ACCEPTED_FORMS};
 pub use topology::{key_slot, SlotMap, SLOTS};
 
@@ -39,6 +43,15 @@ pub struct ConnectOptions {
     pub read_timeout: Duration,
     /// How many times a retryable failure is retried before the run stops.
     pub retries: u32,
+    /// The ACL user to authenticate to every Sentinel as (issue 14); with no user but a
+    /// password, the Sentinel's `requirepass`.
+    pub sentinel_username: Option<String>,
+    /// The Sentinels' password (`--sentinel-password-file`, `PSOR_SENTINEL_PASSWORD`).
+    pub sentinel_password: Option<Secret>,
+    /// The master to ask for when a vendor node list (`redis,h1:p1,h2:p2`) turns out to be
+    /// Sentinels: a SOR's name in `ES_SCALE_OUT_REPOS_n`. Without it the Sentinels must
+    /// watch exactly one master.
+    pub node_list_master: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -52,6 +65,9 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             retries: 6,
+            sentinel_username: None,
+            sentinel_password: None,
+            node_list_master: None,
         }
     }
 }
@@ -99,6 +115,9 @@ pub(crate) struct ConnTemplate {
     connect_timeout: Duration,
     read_timeout: Duration,
     retries: u32,
+    /// Credentials for Sentinels (none by default).
+    sentinel: RedisConnectionInfo,
+    node_list_master: Option<String>,
 }
 
 impl ConnTemplate {
@@ -109,8 +128,8 @@ impl ConnTemplate {
             ConnectionAddr::Tcp(hp.host.clone(), hp.port)
         };
         let bad = |source| Error::Connect { addr: hp.to_string(), source };
-        let settings =
-            if with_auth { self.redis.clone() } else { RedisConnectionInfo::default().set_skip_set_lib_name() };
+        // Without the data credentials: a Sentinel, with the Sentinel credentials (issue 14).
+        let settings = if with_auth { self.redis.clone() } else { self.sentinel.clone() };
         let info = addr.into_connection_info().map_err(bad)?.set_redis_settings(settings);
         match &self.certs {
             Some(certs) => redis::Client::build_with_tls(info, certs.clone()).map_err(bad),
@@ -132,9 +151,19 @@ impl ConnTemplate {
         self.open(hp, true)
     }
 
-    /// A connection to a sentinel: same TLS, no credentials.
+    /// A connection to a sentinel: same TLS, the Sentinel credentials (none unless given).
     pub(crate) fn connect_sentinel(&self, hp: &HostPort) -> Result<redis::Connection> {
         self.open(hp, false)
+    }
+
+    /// True when Sentinel credentials were given.
+    pub(crate) fn has_sentinel_auth(&self) -> bool {
+        self.sentinel.password().is_some() || self.sentinel.username().is_some()
+    }
+
+    /// The master to use when a node list turns out to be Sentinels, if one was given.
+    pub(crate) fn node_list_master(&self) -> Option<&str> {
+        self.node_list_master.as_deref()
     }
 }
 
@@ -525,5 +554,20 @@ fn build_template(spec: &PsorSpec, opts: &ConnectOptions) -> Result<ConnTemplate
         connect_timeout: opts.connect_timeout,
         read_timeout: opts.read_timeout,
         retries: opts.retries,
+        sentinel: sentinel_settings(opts),
+        node_list_master: opts.node_list_master.clone(),
     })
+}
+
+/// What a Sentinel connection authenticates with: `--sentinel-user` and the Sentinel
+/// password, or nothing (Sentinels usually take no password). Never the data password.
+fn sentinel_settings(opts: &ConnectOptions) -> RedisConnectionInfo {
+    let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
+    if let Some(user) = &opts.sentinel_username {
+        info = info.set_username(user);
+    }
+    if let Some(pass) = &opts.sentinel_password {
+        info = info.set_password(pass.expose());
+    }
+    info
 }

@@ -133,12 +133,16 @@ pub(crate) fn discover_cluster(nodes: &[HostPort], template: &ConnTemplate) -> R
 pub(crate) fn resolve_sentinel(sentinels: &[HostPort], master: &str, template: &ConnTemplate) -> Result<HostPort> {
     let mut last = None;
     for hp in sentinels {
-        let reply: Result<Option<(String, u16)>> = template.connect_sentinel(hp).and_then(|mut con| {
+        let con = template.connect_sentinel(hp).map_err(|e| match e {
+            Error::Connect { source, .. } => sentinel_error(hp, source, template),
+            other => other,
+        });
+        let reply: Result<Option<(String, u16)>> = con.and_then(|mut con| {
             redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(master)
                 .query(&mut con)
-                .map_err(|source| Error::Connect { addr: hp.to_string(), source })
+                .map_err(|source| sentinel_error(hp, source, template))
         });
         match reply {
             Ok(Some((host, port))) => return Ok(HostPort { host, port }),
@@ -147,6 +151,24 @@ pub(crate) fn resolve_sentinel(sentinels: &[HostPort], master: &str, template: &
         }
     }
     Err(last.unwrap_or_else(|| Error::Refused("no sentinel given".into())))
+}
+
+/// A Sentinel's refusal; one asking for a password says how to give it (issue 14).
+fn sentinel_error(hp: &HostPort, source: redis::RedisError, template: &ConnTemplate) -> Error {
+    if is_auth_error(&source) {
+        let hint = if template.has_sentinel_auth() {
+            "the Sentinel refused the Sentinel credentials given (--sentinel-user, --sentinel-password-file / PSOR_SENTINEL_PASSWORD)"
+        } else {
+            "the Sentinel wants a password of its own: give it with --sentinel-password-file or PSOR_SENTINEL_PASSWORD (and --sentinel-user for an ACL user)"
+        };
+        return Error::Refused(format!("sentinel {hp}: {source}; {hint}"));
+    }
+    Error::Connect { addr: hp.to_string(), source }
+}
+
+/// A refusal for want of (the right) credentials or permissions.
+fn is_auth_error(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
 }
 
 /// What a node of the vendor's node list turned out to be.
@@ -160,24 +182,42 @@ pub(crate) enum NodeListKind {
 pub(crate) fn classify_node_list(nodes: &[HostPort], template: &ConnTemplate) -> Result<NodeListKind> {
     let mut last = None;
     for hp in nodes {
-        // Sentinels usually take no password; try that first, then the data credentials.
-        let info: Result<String> =
-            template.connect_sentinel(hp).or_else(|_| template.connect(hp)).and_then(|mut con| {
-                redis::cmd("INFO")
-                    .arg("server")
-                    .query(&mut con)
-                    .map_err(|source| Error::Connect { addr: hp.to_string(), source })
-            });
+        // Sentinels usually take no password (or the Sentinel credentials given); try that
+        // first, then the data credentials. A node refusing both for want of a password is
+        // reported as a Sentinel wanting its own (the likelier case, and the one with a hint).
+        let info_with = |con: Result<redis::Connection>| -> Result<String, Option<redis::RedisError>> {
+            let mut con = con.map_err(|e| match e {
+                Error::Connect { source, .. } => Some(source),
+                _ => None,
+            })?;
+            redis::cmd("INFO").arg("server").query(&mut con).map_err(Some)
+        };
+        let info: Result<String> = match info_with(template.connect_sentinel(hp)) {
+            Ok(info) => Ok(info),
+            Err(first) => info_with(template.connect(hp)).map_err(|second| match (first, second) {
+                (Some(f), Some(s)) if is_auth_error(&f) && is_auth_error(&s) => Error::Refused(format!(
+                    "{hp}: {f}; a Redis server's password is given with --password-file or PSOR_PASSWORD, \
+                         a Sentinel's with --sentinel-password-file or PSOR_SENTINEL_PASSWORD"
+                )),
+                (_, Some(s)) => Error::Connect { addr: hp.to_string(), source: s },
+                (Some(f), None) => Error::Connect { addr: hp.to_string(), source: f },
+                (None, None) => Error::Refused(format!("cannot connect to {hp}")),
+            }),
+        };
         match info {
             Ok(info) => {
                 return match super::info_field(&info, "redis_mode") {
                     Some("cluster") => Ok(NodeListKind::Cluster),
                     Some("sentinel") => {
+                        // The SOR's name in ES_SCALE_OUT_REPOS_n names the master (issue 14).
+                        if let Some(master) = template.node_list_master() {
+                            return Ok(NodeListKind::Sentinel(master.to_string()));
+                        }
                         let mut con = template.connect_sentinel(hp)?;
                         let masters: Vec<redis::Value> = redis::cmd("SENTINEL")
                             .arg("MASTERS")
                             .query(&mut con)
-                            .map_err(|source| Error::Connect { addr: hp.to_string(), source })?;
+                            .map_err(|source| sentinel_error(hp, source, template))?;
                         let names: Vec<String> = masters.iter().filter_map(master_name).collect();
                         match names.as_slice() {
                             [one] => Ok(NodeListKind::Sentinel(one.clone())),

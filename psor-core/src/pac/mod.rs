@@ -19,6 +19,7 @@
 
 mod backup;
 mod ops;
+mod placement;
 mod rehearse;
 mod sample;
 mod status;
@@ -29,6 +30,7 @@ pub use ops::{
     CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions,
     SetModeOutcome, VersionSide,
 };
+pub use placement::{placement_check, placement_server_ids, PlacementKind, PlacementWarning};
 pub use rehearse::{rehearse, Observer, Rehearsal, RehearsalSource, RehearseOptions, Step};
 pub use sample::{sample, SampleOptions, SampleOutcome};
 pub use status::{
