@@ -173,3 +173,37 @@ pub fn placement_check(psor: &Psor, env: &RegionEnv, opts: &ConnectOptions) -> V
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connect::PsorSpec;
+
+    fn env(list: &[(&str, &str)]) -> RegionEnv {
+        RegionEnv::from_vars(list.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn queues_on_the_tmp_sor_and_no_other_sor_are_warned_without_opening_anything() {
+        let path = std::env::temp_dir().join(format!("psor-placement-{}.psnap", std::process::id()));
+        let psor =
+            Psor::connect(&PsorSpec::parse(&format!("file:{}", path.display())).unwrap(), &Default::default()).unwrap();
+        let opts = ConnectOptions::default();
+        let kinds = |e: &RegionEnv| placement_check(&psor, e, &opts).iter().map(|w| w.kind).collect::<Vec<_>>();
+        // Clean: a PSOR, and no models anywhere.
+        assert_eq!(kinds(&env(&[("ES_SCALE_OUT_REPOS_1", "P=redis,h:1##TMP")])), vec![]);
+        // Models on the PSOR, no other SOR.
+        let alone = env(&[("ES_SCALE_OUT_REPOS_1", "P=redis,h:1##TMP#TS=*")]);
+        assert_eq!(kinds(&alone), vec![PlacementKind::QueuesInPsorSor, PlacementKind::NoQueueSor]);
+        let w = &placement_check(&psor, &alone, &opts)[0];
+        assert_eq!(
+            (w.var.as_str(), w.origin.as_str(), w.models.as_slice()),
+            ("ES_SCALE_OUT_REPOS_1", "environment", &["TS=*".to_string()][..])
+        );
+        assert!(w.message.contains("step 6") && w.message.contains("step 14"), "{}", w.message);
+        // A SOR without models is never opened (h:2 does not resolve), so nothing more.
+        let other = env(&[("ES_SCALE_OUT_REPOS_1", "P=redis,h:1##TMP#TD=A*"), ("ES_SCALE_OUT_REPOS_2", "Q=redis,h:2")]);
+        assert_eq!(kinds(&other), vec![PlacementKind::QueuesInPsorSor]);
+        let _ = std::fs::remove_file(&path);
+    }
+}
