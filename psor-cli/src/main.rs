@@ -13,7 +13,8 @@ fn main() {
     let cli = args::Cli::parse();
     // Commands that only read a local file or print keep the default Ctrl-C (stop at once);
     // every command that works on a PSOR stops cleanly and reports.
-    if !matches!(cli.command, args::Command::Inspect(_) | args::Command::Layouts(_) | args::Command::Completions { .. }) {
+    if !matches!(cli.command, args::Command::Inspect(_) | args::Command::Layouts(_) | args::Command::Completions { .. })
+    {
         interrupt::install();
     }
     let json = cli.global.json;
