@@ -279,8 +279,6 @@ fn write_snapshot(
     let duplicates = AtomicU64::new(0);
     let mut with_ttl = 0u64;
     let depth = engine.queue_depth.max(1);
-    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, psor)?;
-    let pacer_ref = &pacer;
     let (key_tx, key_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(depth);
     let (rec_tx, rec_rx) = crossbeam_channel::bounded::<Vec<Record>>(depth * readers.len().max(1));
     let (samples_ref, first_ref, dup_ref) = (&samples, &first_error, &duplicates);
@@ -325,7 +323,8 @@ fn write_snapshot(
                         return fail(first_ref, &progress, crate::Error::Interrupted.into());
                     }
                     for chunk in batch.chunks(READ_CHUNK) {
-                        pacer_ref.admit(chunk.len(), &progress);
+                        // Paced where the keys come from: `engine::scan` hands them out at
+                        // the pace of `engine.pacing`.
                         if progress.is_cancelled() {
                             return fail(first_ref, &progress, crate::Error::Interrupted.into());
                         }
@@ -360,7 +359,6 @@ fn write_snapshot(
         }
         drop(rec_rx);
     });
-    pacer.stop();
     progress.scan_finished.store(true, Relaxed);
     if let Some(e) = first_error.take() {
         return Err(e);
