@@ -25,7 +25,12 @@ fn main() {
             let code = exit::code_for(&err);
             let message = one_line(&err);
             if json {
-                println!("{}", serde_json::json!({ "error": message, "exit_code": code }));
+                let mut v = serde_json::json!({ "error": message, "exit_code": code });
+                // Ctrl-C in a command that has no partial report (export, survey, status…).
+                if code == exit::INTERRUPTED && !matches!(err.downcast_ref(), Some(exit::CliError::Declined)) {
+                    v["interrupted"] = true.into();
+                }
+                println!("{v}");
             }
             eprintln!("psor: {message}");
             code
