@@ -36,10 +36,14 @@ fn main() {
                 interrupt::install();
             }
             match commands::run(cli) {
-            Ok(code) => (code, false),
-            // The error came from writing to stdout: decided below from what the write said.
-            Err(_) if stdout::failure().is_some() => (exit::FAILED, false),
-            Err(err) => (failed(json, exit::code_for(&err), &one_line(&err)), true),
+                Ok(code) => (code, false),
+                // The error came from writing to stdout: decided below from what the write said.
+                Err(_) if stdout::failure().is_some() => (exit::FAILED, false),
+                Err(err) => {
+                    // Ctrl-C in a command that has no partial report (export, survey, status…).
+                    let interrupted = !matches!(err.downcast_ref(), Some(exit::CliError::Declined));
+                    (failed(json, exit::code_for(&err), &one_line(&err), interrupted), true)
+                }
             }
         }
         Err(e) if matches!(e.kind(), ClapKind::DisplayHelp | ClapKind::DisplayVersion) => e.exit(),
@@ -75,9 +79,13 @@ fn main() {
 
 /// Reports a run that ended in an error: one line on stderr, and with `--json` one object
 /// on stdout. Returns `code`.
-fn failed(json: bool, code: i32, message: &str) -> i32 {
+fn failed(json: bool, code: i32, message: &str, not_declined: bool) -> i32 {
     if json {
-        json_error(message, code);
+        let mut v = serde_json::json!({ "error": message, "exit_code": code });
+        if code == exit::INTERRUPTED && not_declined {
+            v["interrupted"] = true.into();
+        }
+        let _ = stdout::out().write_all(format!("{v}\n").as_bytes());
     }
     eprintln!("psor: {message}");
     code

@@ -137,16 +137,17 @@ fn sigint_mid_export_leaves_no_file_and_a_rerun_writes_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("x.psnap");
     let f = file.to_str().unwrap();
-    let args = ["--rate", "4000", "--batch", "100", "export", "--prefix", "x:", "--output", f];
+    let args = ["--json", "--rate", "4000", "--batch", "100", "export", "--prefix", "x:", "--output", f];
     // Export gives no live signal on the server: interrupt after a second of a ~5 s run.
     let t = Instant::now();
     let (code, out, err) = interrupt_midway(psor(&url, &args), || t.elapsed() > Duration::from_secs(1));
     assert_eq!(code, 130, "stdout: {out}\nstderr: {err}");
     assert!(err.contains("rerun the same command"), "{err}");
+    assert_eq!(json(&out)["interrupted"].as_bool(), Some(true), "{out}");
     assert!(!file.exists(), "a partial export is never left as if complete");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(leftovers.is_empty(), "no temp file left: {leftovers:?}");
-    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &args[4..]));
+    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &args[5..]));
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(file.exists());
 }

@@ -68,6 +68,8 @@ fn survey_and_status_stay_within_the_rate() {
     let url = server.url();
     populate(&server, "s:", KEYS);
     paced(&url, &["survey", "--prefix", "s:"], KEYS);
+    paced(&url, &["scan", "--prefix", "s:", "--count-only"], KEYS);
+    paced(&url, &["delete", "--prefix", "s:", "--dry-run"], KEYS);
     let (code, out, err) =
         psor_tests::cli::output(&mut psor(&url, &["sample", "MyPAC", "--product-version", "8.0", "--keys", "3000"]));
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");

@@ -277,27 +277,41 @@ fn run_pass<W: Writer>(
     let mut unstable = unstable.into_inner().unwrap_or_else(|p| p.into_inner());
     if let (Topology::Cluster(before), Some(writer)) = (psor.topology(), spare.as_mut()) {
         if let Some(after) = psor.rediscover()? {
-            for slot in 0..SLOTS as u16 {
-                if before.master_of(slot) != after.master_of(slot) {
-                    unstable.insert(slot);
-                }
+            unstable.extend(moved_slots(before, &after));
+            let swept = sweep_slots(psor, &after, std::slice::from_ref(prefix), &unstable, progress, |keys| {
+                writer.write(keys, progress, samples)?;
+                Ok(true)
+            });
+            match swept {
+                // Interrupted during the sweep: the outcome says so.
+                Err(Error::Interrupted) => {}
+                other => other?,
             }
-            unstable.extend(before.migrating.iter().chain(&after.migrating).copied());
-            sweep(psor, &after, prefix, &unstable, writer, progress, samples)?;
         }
     }
     Ok(paused)
 }
 
-/// Feeds every key under `prefix` in `slots` (on whichever master holds it now) to `writer`.
-fn sweep<W: Writer>(
+/// The slots whose master differs between two slot maps, and those migrating in either: the
+/// SCAN of their old master may have missed keys.
+pub(crate) fn moved_slots(before: &SlotMap, after: &SlotMap) -> BTreeSet<u16> {
+    (0..SLOTS as u16)
+        .filter(|&s| before.master_of(s) != after.master_of(s))
+        .chain(before.migrating.iter().chain(&after.migrating).copied())
+        .collect()
+}
+
+/// The cluster slot sweep, the one copy of it: feeds `emit` every key under one of
+/// `prefixes` in `slots`, read with `CLUSTER GETKEYSINSLOT` from whichever master of `map`
+/// holds it now (each found key is counted as matched). Stops with `Ok` when `emit` says
+/// `false`, with [`Error::Interrupted`] when `progress` is cancelled.
+pub(crate) fn sweep_slots(
     psor: &Psor,
     map: &SlotMap,
-    prefix: &KeyPrefix,
+    prefixes: &[KeyPrefix],
     slots: &BTreeSet<u16>,
-    writer: &mut W,
     progress: &Progress,
-    samples: &Samples,
+    mut emit: impl FnMut(Vec<Vec<u8>>) -> Result<bool>,
 ) -> Result<()> {
     if slots.is_empty() {
         return Ok(());
@@ -314,15 +328,18 @@ fn sweep<W: Writer>(
                 continue;
             }
             if progress.is_cancelled() {
-                return Ok(());
+                return Err(Error::Interrupted);
             }
             let keys: Vec<Vec<u8>> = con.retry("CLUSTER GETKEYSINSLOT", None, |c| {
                 redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(n).query(c)
             })?;
-            let mine: Vec<Vec<u8>> = keys.into_iter().filter(|k| prefix.matches(k)).collect();
-            if !mine.is_empty() {
-                Progress::add(&progress.matched, mine.len() as u64);
-                writer.write(mine, progress, samples)?;
+            let mine: Vec<Vec<u8>> = keys.into_iter().filter(|k| prefixes.iter().any(|p| p.matches(k))).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            Progress::add(&progress.matched, mine.len() as u64);
+            if !emit(mine)? {
+                return Ok(());
             }
         }
     }

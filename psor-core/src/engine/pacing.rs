@@ -1,7 +1,7 @@
 //! Staying gentle on a live server: during `rem-old-pac` the new PAC runs on the same Redis.
 //! Every bulk operation admits its batches through one [`Pacer`]: delete, copy and move (the
-//! engine's writers), export and the `rem-old-pac --backup` (its readers), import (its
-//! writers), survey and status (their scans), reads included.
+//! engine's writers), every [`super::KeyStream`] (`psor scan`, dry runs, export and the
+//! `rem-old-pac --backup`), import (its writers), survey and status (their scans).
 //!
 //! `rate` caps keys per second over all writers with a token bucket. `max_latency` starts a
 //! side connection per master that times a `PING` every 50 ms; while any master answers

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crossbeam_channel::Receiver;
 
+use super::pacing::Pacer;
 use super::EngineOptions;
 use crate::connect::{NodeConn, Psor};
 use crate::error::{Error, Result};
@@ -70,16 +71,24 @@ pub(crate) fn scan_node(
 }
 
 /// Batches of keys under a prefix, from every master, produced by background scanner
-/// threads one page ahead of the consumer. Dropping the stream stops the scanners.
+/// threads one page ahead of the consumer, handed out at the pace of
+/// [`EngineOptions::pacing`] (a listing, a dry run and an export are paced like a delete).
+/// Dropping the stream stops the scanners.
 pub struct KeyStream {
     rx: Option<Receiver<Result<Vec<Vec<u8>>>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    pacer: Pacer,
+    progress: std::sync::Arc<Progress>,
 }
 
 impl Iterator for KeyStream {
     type Item = Result<Vec<Vec<u8>>>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.rx.as_ref()?.recv().ok()
+        let item = self.rx.as_ref()?.recv().ok()?;
+        if let Ok(batch) = &item {
+            self.pacer.admit(batch.len(), &self.progress);
+        }
+        Some(item)
     }
 }
 
@@ -89,6 +98,7 @@ impl Drop for KeyStream {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        self.pacer.stop();
     }
 }
 
@@ -101,6 +111,7 @@ pub fn scan(
     progress: std::sync::Arc<Progress>,
 ) -> Result<KeyStream> {
     let counters = progress.start_masters(psor.dbsize_per_master()?);
+    let pacer = Pacer::start(&opts.pacing, psor)?;
     let (tx, rx) = crossbeam_channel::bounded(opts.queue_depth.max(1));
     let mut threads = Vec::new();
     let mut conns = psor.masters().iter().map(|n| n.connect()).collect::<Result<Vec<_>>>()?;
@@ -118,5 +129,5 @@ pub fn scan(
             }
         }));
     }
-    Ok(KeyStream { rx: Some(rx), threads })
+    Ok(KeyStream { rx: Some(rx), threads, pacer, progress })
 }

@@ -13,7 +13,7 @@
 //! directory: a crash leaves either the old file or the new one, never a torn one.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
 use std::io::{BufWriter, Read};
@@ -26,7 +26,7 @@ use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, Snapsho
 use redis::Value;
 
 use super::{is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples};
-use crate::connect::{key_slot, Psor, Topology, SLOTS};
+use crate::connect::{key_slot, Psor, Topology};
 use crate::engine::router::{Routed, Router};
 use crate::engine::{self, EngineOptions, KeyFailure};
 use crate::keys::KeyPrefix;
@@ -279,8 +279,6 @@ fn write_snapshot(
     let duplicates = AtomicU64::new(0);
     let mut with_ttl = 0u64;
     let depth = engine.queue_depth.max(1);
-    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, psor)?;
-    let pacer_ref = &pacer;
     let (key_tx, key_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(depth);
     let (rec_tx, rec_rx) = crossbeam_channel::bounded::<Vec<Record>>(depth * readers.len().max(1));
     let (samples_ref, first_ref, dup_ref) = (&samples, &first_error, &duplicates);
@@ -325,7 +323,8 @@ fn write_snapshot(
                         return fail(first_ref, &progress, crate::Error::Interrupted.into());
                     }
                     for chunk in batch.chunks(READ_CHUNK) {
-                        pacer_ref.admit(chunk.len(), &progress);
+                        // Paced where the keys come from: `engine::scan` hands them out at
+                        // the pace of `engine.pacing`.
                         if progress.is_cancelled() {
                             return fail(first_ref, &progress, crate::Error::Interrupted.into());
                         }
@@ -360,7 +359,6 @@ fn write_snapshot(
         }
         drop(rec_rx);
     });
-    pacer.stop();
     progress.scan_finished.store(true, Relaxed);
     if let Some(e) = first_error.take() {
         return Err(e);
@@ -415,41 +413,8 @@ fn sweep_moved_slots(
 ) -> crate::Result<()> {
     let Topology::Cluster(before) = psor.topology() else { return Ok(()) };
     let Some(after) = psor.rediscover()? else { return Ok(()) };
-    let slots: BTreeSet<u16> = (0..SLOTS as u16)
-        .filter(|&s| before.master_of(s) != after.master_of(s))
-        .chain(before.migrating.iter().chain(&after.migrating).copied())
-        .collect();
-    if slots.is_empty() {
-        return Ok(());
-    }
-    for master in &after.masters {
-        let mut con = psor.node_at(master).connect()?;
-        let mut pipe = redis::pipe();
-        for &slot in &slots {
-            pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot);
-        }
-        let counts: Vec<u64> = con.retry("CLUSTER COUNTKEYSINSLOT", None, |c| pipe.query(c))?;
-        for (&slot, n) in slots.iter().zip(counts) {
-            if n == 0 {
-                continue;
-            }
-            if progress.is_cancelled() {
-                return Err(crate::Error::Interrupted);
-            }
-            let keys: Vec<Vec<u8>> = con.retry("CLUSTER GETKEYSINSLOT", None, |c| {
-                redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(n).query(c)
-            })?;
-            let mine: Vec<Vec<u8>> = keys.into_iter().filter(|k| prefixes.iter().any(|p| p.matches(k))).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            Progress::add(&progress.matched, mine.len() as u64);
-            if !emit(mine) {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
+    let slots = engine::moved_slots(before, &after);
+    engine::sweep_slots(psor, &after, prefixes, &slots, progress, |batch| Ok(emit(batch)))
 }
 
 /// How many times a key's transaction is sent again after a redirection split it.
