@@ -1,0 +1,233 @@
+//! The `psor` binary's safety rules, against real redis-server processes and real files:
+//! identity by the server not by the spelling, the user psor names is the user it runs as,
+//! secrets never in errors, nothing waits forever, backups and exports never replace a file
+//! by surprise, and one `file:` store is never written by two processes at once.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use psor_tests::cli::{self, json, output as run};
+use psor_tests::{unique_prefix, RedisServer};
+
+fn psor(args: &[&str]) -> Command {
+    cli::command(env!("CARGO_BIN_EXE_psor"), args)
+}
+
+/// Runs `cmd`, killing it (and failing the test) if it runs longer than `limit`.
+fn run_within(cmd: &mut Command, limit: Duration) -> (i32, String, String, Duration) {
+    let started = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("psor runs");
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            let out = child.wait_with_output().expect("output");
+            return (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+                started.elapsed(),
+            );
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("psor still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn set_keys(server: &RedisServer, prefix: &str, n: usize) {
+    let mut con = server.admin_conn();
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("SET").arg(format!("{prefix}{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+}
+
+fn count(server: &RedisServer, pattern: &str) -> usize {
+    let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut server.admin_conn()).unwrap();
+    keys.len()
+}
+
+fn cmdstat(server: &RedisServer, cmd: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut server.admin_conn()).unwrap();
+    let line = format!("cmdstat_{cmd}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn another_spelling_of_the_same_server_is_the_same_server() {
+    let server = RedisServer::start();
+    let ns = unique_prefix("spelling");
+    let a = format!("{ns}a:");
+    set_keys(&server, &a, 300);
+    let url = format!("redis://127.0.0.1:{}", server.port());
+    let other = format!("redis://localhost:{}", server.port());
+    let to = format!("{a}b:");
+
+    // Overlapping prefixes on one server, reached as `localhost`: refused, nothing written.
+    let (code, _, err) =
+        run(&mut psor(&["--psor", &url, "copy", "--prefix", &a, "--to-prefix", &to, "--target", &other]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("overlap"), "{err}");
+    let (code, _, err) = run(&mut psor(&[
+        "--psor", &url, "--yes", "copy", "--move", "--prefix", &a, "--to-prefix", &to, "--target", &other,
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(count(&server, &format!("{a}*")), 300);
+    assert_eq!(count(&server, &format!("{to}*")), 0);
+
+    // A copy to another prefix through the other spelling takes the same-server path (COPY).
+    let c = format!("{ns}c:");
+    let restores = cmdstat(&server, "restore");
+    let (code, out, err) = run(&mut psor(&[
+        "--psor", &url, "--json", "copy", "--prefix", &a, "--to-prefix", &c, "--target", &other,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["done"].as_u64(), Some(300), "{out}");
+    assert_eq!(count(&server, &format!("{c}*")), 300);
+    assert!(cmdstat(&server, "copy") >= 300, "COPY was not used");
+    assert_eq!(cmdstat(&server, "restore"), restores, "keys went through DUMP/RESTORE");
+
+    // Another database of the same server is another keyspace.
+    let db1 = format!("redis://localhost:{}/1", server.port());
+    let (code, _, err) =
+        run(&mut psor(&["--psor", &url, "copy", "--prefix", &a, "--to-prefix", &to, "--target", &db1]));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_user_without_a_password_is_the_user_psor_runs_as() {
+    let server = RedisServer::start();
+    let mut admin = server.admin_conn();
+    let ns = unique_prefix("nopass");
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("bob")
+        .arg("on")
+        .arg("nopass")
+        .arg("~bobonly:*")
+        .arg("-@all")
+        .arg("+info")
+        .arg("+scan")
+        .arg("+dbsize")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let key = format!("{ns}other:k");
+    redis::cmd("SET").arg(&key).arg("v").query::<()>(&mut admin).unwrap();
+
+    let url = format!("redis://bob@127.0.0.1:{}", server.port());
+    let prefix = format!("{ns}other:");
+    let (code, out, err) = run(&mut psor(&["--psor", &url, "--json", "--yes", "delete", "--prefix", &prefix]));
+    // bob may SCAN but not UNLINK: the key is a failure, not deleted as `default`.
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(count(&server, &key), 1, "the key was deleted by someone other than bob");
+    assert!(format!("{out}{err}").to_lowercase().contains("noperm"), "{out}{err}");
+
+    // A user that needs a password and gets none is refused, not run as `default`.
+    redis::cmd("ACL").arg("SETUSER").arg("carl").arg("on").arg(">pw1").arg("~*").arg("+@all").query::<()>(&mut admin).unwrap();
+    let url = format!("redis://carl@127.0.0.1:{}", server.port());
+    let (code, _, err) = run(&mut psor(&["--psor", &url, "--yes", "delete", "--prefix", &prefix]));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(count(&server, &key), 1);
+}
+
+#[test]
+fn passwords_with_slashes_connect_and_bad_specs_show_no_secret() {
+    let server = RedisServer::start();
+    let mut admin = server.admin_conn();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("carol")
+        .arg("on")
+        .arg(">Sup3r/S3cret")
+        .arg("~*")
+        .arg("+@all")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let url = format!("redis://carol:Sup3r/S3cret@127.0.0.1:{}", server.port());
+    let (code, out, err) = run(&mut psor(&["--psor", &url, "--json", "scan", "--prefix", "x:", "--count-only"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("S3cret") && !err.contains("S3cret"), "{out}{err}");
+
+    for (spec, secrets) in [
+        ("redis://carol:Sup3r/S3cret@127.0.0.1:notaport", &["Sup3r", "S3cret"][..]),
+        ("redis,user:S3cretPW@127.0.0.1:1", &["S3cretPW"][..]),
+        ("redis://127.0.0.1:21001:21002", &[][..]),
+        ("redis://no such host:1", &[][..]),
+    ] {
+        for json_flag in [false, true] {
+            for via_env in [false, true] {
+                let mut args = vec![];
+                if !via_env {
+                    args.extend(["--psor", spec]);
+                }
+                if json_flag {
+                    args.push("--json");
+                }
+                args.extend(["scan", "--prefix", "a:"]);
+                let mut cmd = psor(&args);
+                if via_env {
+                    cmd.env("PSOR_URL", spec);
+                }
+                let (code, out, err, took) = run_within(&mut cmd, Duration::from_secs(20));
+                assert_eq!(code, 2, "{spec}: {out}{err}");
+                assert!(err.contains("bad PSOR spec") || out.contains("bad PSOR spec"), "{spec}: {out}{err}");
+                assert!(!err.contains("lookup") && !out.contains("lookup"), "{spec}: {out}{err}");
+                assert!(took < Duration::from_secs(5), "{spec}: {took:?}");
+                for s in secrets {
+                    assert!(!out.contains(s) && !err.contains(s), "{spec}: {out}{err}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_is_given_up_on() {
+    // Accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let url = format!("redis://127.0.0.1:{port}");
+    let (code, out, err, took) =
+        run_within(&mut psor(&["--psor", &url, "scan", "--prefix", "a:"]), Duration::from_secs(30));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port} did not answer")) && err.contains("within 5 s"), "{err}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+
+    let (code, _, err, took) = run_within(
+        &mut psor(&["--psor", &format!("rediss://127.0.0.1:{port}"), "--connect-timeout", "1", "scan", "--prefix", "a:"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("did not answer the TLS handshake within 1 s (is it a TLS port?)"), "{err}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn tls_against_a_plain_server_is_given_up_on() {
+    let server = RedisServer::start();
+    let url = format!("rediss://127.0.0.1:{}", server.port());
+    for extra in [&[][..], &["--tls-insecure"][..]] {
+        let mut args = vec!["--psor", url.as_str()];
+        args.extend(extra);
+        args.extend(["scan", "--prefix", "a:"]);
+        let (code, out, err, took) = run_within(&mut psor(&args), Duration::from_secs(40));
+        assert_eq!(code, 1, "{out}{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("127.0.0.1:{}", server.port())), "{err}");
+        assert!(took < Duration::from_secs(15), "{took:?}");
+    }
+}
