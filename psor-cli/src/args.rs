@@ -361,6 +361,9 @@ pub struct RemOldPacArgs {
     /// removed unless the backup verifies
     #[arg(long, value_name = "FILE")]
     pub backup: Option<std::path::PathBuf>,
+    /// Let --backup replace an existing file (only an older-or-equal psor snapshot, never the store's own file)
+    #[arg(long, requires = "backup")]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Args)]
@@ -426,6 +429,9 @@ pub struct RehearseArgs {
     /// Where the old PAC's backup goes; default: beside the store
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
+    /// Let the backup replace an existing file (only an older-or-equal psor snapshot, never the store's own file)
+    #[arg(long)]
+    pub overwrite: bool,
     /// Keep the temporary store and backup (their paths are printed)
     #[arg(long)]
     pub keep: bool,

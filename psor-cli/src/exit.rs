@@ -60,6 +60,8 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
             PacError::Compatible { .. } => USAGE,
             PacError::Transition { .. } | PacError::State { .. } | PacError::Concurrent { .. } => CONFLICTS,
             PacError::Core(core) => code_for_core(core),
+            // A refused or foreign file (a backup that would replace one): nothing was written.
+            PacError::Snapshot(s) if s.is_usage() => USAGE,
             _ => FAILED,
         };
     }

@@ -231,3 +231,127 @@ fn tls_against_a_plain_server_is_given_up_on() {
         assert!(took < Duration::from_secs(15), "{took:?}");
     }
 }
+
+/// A `file:` store holding MyPAC at 8.0 (quiesced) and 9.0 (running): ready for rem-old-pac.
+fn pac_store(dir: &std::path::Path) -> String {
+    let store = format!("file:{}", dir.join("rb.psnap").display());
+    for args in [
+        &["sample", "MyPAC", "--product-version", "8.0", "--keys", "10"][..],
+        &["--yes", "create", "MyPAC", "--product-version", "9.0"][..],
+        &["set-mode", "MyPAC", "running", "--product-version", "9.0"][..],
+        &["set-mode", "MyPAC", "quiesce", "--product-version", "8.0"][..],
+    ] {
+        let mut all = vec!["--psor", store.as_str()];
+        all.extend(args);
+        let (code, _, err) = run(&mut psor(&all));
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    store
+}
+
+fn keys_under(store: &str, prefix: &str) -> u64 {
+    let (code, out, err) = run(&mut psor(&["--psor", store, "--json", "scan", "--prefix", prefix, "--count-only"]));
+    assert_eq!(code, 0, "{err}");
+    json(&out)["matched"].as_u64().unwrap()
+}
+
+/// A valid snapshot file at `path` (an export of an empty prefix), then returns its bytes.
+fn some_snapshot(store: &str, path: &std::path::Path) -> Vec<u8> {
+    let (code, _, err) = run(&mut psor(&["--psor", store, "export", "--prefix", "MyPAC_9.0:pac:", "-o", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn backups_never_replace_a_file_by_surprise() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = pac_store(dir.path());
+    let old_keys = keys_under(&store, "MyPAC_8.0:");
+    assert!(old_keys > 10);
+    let rem = |extra: &[&str]| {
+        let mut args = vec!["--psor", store.as_str(), "--yes", "rem-old-pac", "MyPAC", "--force"];
+        args.extend(extra);
+        run(&mut psor(&args))
+    };
+
+    // An existing backup file, no --overwrite: refused, the file and the old version untouched.
+    let prev = dir.path().join("prev-backup.psnap");
+    let prev_bytes = some_snapshot(&store, &prev);
+    let (code, _, err) = rem(&["--backup", prev.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read(&prev).unwrap(), prev_bytes);
+    assert_eq!(keys_under(&store, "MyPAC_8.0:"), old_keys);
+
+    // The store's own file, spelled another way, even with --overwrite: refused.
+    let store_file = dir.path().join("rb.psnap");
+    let store_bytes = std::fs::read(&store_file).unwrap();
+    let spelled = dir.path().join(".").join("rb.psnap");
+    let (code, _, err) = rem(&["--backup", spelled.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("store being worked on"), "{err}");
+    assert_eq!(std::fs::read(&store_file).unwrap(), store_bytes);
+
+    // A newer format's file, with --overwrite: refused.
+    let newer = dir.path().join("newer.psnap");
+    let mut newer_bytes = prev_bytes.clone();
+    newer_bytes[10..12].copy_from_slice(&5u16.to_le_bytes());
+    std::fs::write(&newer, &newer_bytes).unwrap();
+    let (code, _, err) = rem(&["--backup", newer.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("newer"), "{err}");
+    assert_eq!(std::fs::read(&newer).unwrap(), newer_bytes);
+    assert_eq!(keys_under(&store, "MyPAC_8.0:"), old_keys);
+
+    // Asked for, an older snapshot is replaced.
+    let (code, out, err) = rem(&["--backup", prev.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(keys_under(&store, "MyPAC_8.0:"), 0);
+    assert_ne!(std::fs::read(&prev).unwrap(), prev_bytes);
+}
+
+#[test]
+fn exports_never_replace_the_store_or_a_newer_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m2.psnap");
+    let store = format!("file:{}", file.display());
+    let (code, _, err) = run(&mut psor(&["--psor", &store, "sample", "MyPAC", "--product-version", "8.0", "--keys", "10"]));
+    assert_eq!(code, 0, "{err}");
+    let keys = keys_under(&store, "MyPAC");
+    let bytes = std::fs::read(&file).unwrap();
+
+    // Exporting a store into its own file: refused, with or without --overwrite.
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let mut args = vec!["--psor", store.as_str(), "export", "--prefix", "MyPAC_8.0:pac:", "-o", file.to_str().unwrap()];
+        args.extend(extra);
+        let (code, _, err) = run(&mut psor(&args));
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), bytes);
+    }
+    assert_eq!(keys_under(&store, "MyPAC"), keys);
+
+    // A newer format's file: refused even with --overwrite.
+    let newer = dir.path().join("newer.psnap");
+    let mut newer_bytes = bytes.clone();
+    newer_bytes[10..12].copy_from_slice(&5u16.to_le_bytes());
+    std::fs::write(&newer, &newer_bytes).unwrap();
+    let (code, _, err) = run(&mut psor(&[
+        "--psor", &store, "export", "--prefix", "MyPAC_8.0:", "-o", newer.to_str().unwrap(), "--overwrite",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("newer"), "{err}");
+    assert_eq!(std::fs::read(&newer).unwrap(), newer_bytes);
+
+    // The rehearsal's backup: the same rule, checked before the rehearsal starts.
+    let s1 = dir.path().join("s1.psnap");
+    let s1_bytes = some_snapshot(&store, &s1);
+    let (code, _, err) = run(&mut psor(&["rehearse", "--keys", "10", "--backup", s1.to_str().unwrap()]));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(std::fs::read(&s1).unwrap(), s1_bytes);
+    let (code, _, err) =
+        run(&mut psor(&["rehearse", "--keys", "10", "--backup", newer.to_str().unwrap(), "--overwrite"]));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(std::fs::read(&newer).unwrap(), newer_bytes);
+    let (code, _, err) = run(&mut psor(&["rehearse", "--keys", "10", "--backup", s1.to_str().unwrap(), "--overwrite"]));
+    assert_eq!(code, 0, "{err}");
+}

@@ -53,7 +53,7 @@ impl std::fmt::Debug for EmbeddedStore {
 /// another.
 pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
     static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
-    let id = identity(path);
+    let id = crate::snapshot::output_canonical(path);
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     open.retain(|(_, w)| w.strong_count() > 0);
     if let Some(store) = open.iter().find(|(p, _)| *p == id).and_then(|(_, w)| w.upgrade()) {
@@ -62,21 +62,6 @@ pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
     let store = Arc::new(EmbeddedStore::new(Store::load(path)?, format!("file:{}", path.display())));
     open.push((id, Arc::downgrade(&store)));
     Ok(store)
-}
-
-/// The path as one file is known whatever way it was spelled (the file may not exist yet).
-fn identity(path: &Path) -> PathBuf {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return p;
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    match (std::fs::canonicalize(parent), path.file_name()) {
-        (Ok(dir), Some(name)) => dir.join(name),
-        _ => path.to_path_buf(),
-    }
 }
 
 /// A store that lives only in memory (never saved): for tests and dry rehearsals.

@@ -24,9 +24,12 @@ mod compare;
 mod export;
 mod import;
 mod inspect;
+mod output;
 
 pub use export::{export, ExportOptions, ExportOutcome, ExportSelection};
 pub use import::{import, ImportOptions, ImportOutcome, Rename};
+pub use output::{check_output_path, same_file};
+pub(crate) use output::canonical as output_canonical;
 pub use inspect::{group_of, inspect, InspectOptions, Inspection, PrefixStats, SelectionInfo, MAX_GROUPS};
 
 use std::path::PathBuf;
