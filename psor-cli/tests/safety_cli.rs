@@ -355,3 +355,56 @@ fn exports_never_replace_the_store_or_a_newer_file() {
     let (code, _, err) = run(&mut psor(&["rehearse", "--keys", "10", "--backup", s1.to_str().unwrap(), "--overwrite"]));
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn two_processes_on_one_file_store_never_lose_writes() {
+    for trial in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("file:{}", dir.path().join("conc.psnap").display());
+        let children: Vec<_> = ["PACA", "PACB"]
+            .iter()
+            .map(|pac| {
+                psor(&["--psor", &store, "sample", pac, "--product-version", "8.0", "--keys", "2000"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut ok = Vec::new();
+        for (pac, child) in ["PACA", "PACB"].iter().zip(children) {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            match out.status.code() {
+                Some(0) => ok.push(*pac),
+                // Refused, clearly, before writing anything: allowed, never a lost success.
+                Some(2) => assert!(err.contains("in use by another psor process"), "trial {trial}: {err}"),
+                other => panic!("trial {trial}: {pac} exited {other:?}: {err}"),
+            }
+        }
+        assert!(!ok.is_empty(), "trial {trial}: neither run succeeded");
+        for pac in ok {
+            let n = keys_under(&store, &format!("{pac}_8.0:"));
+            assert!(n > 2000, "trial {trial}: {pac} exited 0 but the store holds {n} of its keys");
+        }
+    }
+}
+
+#[test]
+fn a_store_held_by_another_process_is_refused_after_a_bounded_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("held.psnap");
+    // Another process holds the store's lock (the test process, as another psor would).
+    let lock = std::fs::File::create(dir.path().join("held.psnap.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let store = format!("file:{}", file.display());
+    let (code, _, err, took) =
+        run_within(&mut psor(&["--psor", &store, "sample", "P", "--product-version", "8.0", "--keys", "10"]), Duration::from_secs(40));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("in use by another psor process"), "{err}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert!(!file.exists(), "written while another process held the store");
+    drop(lock);
+    let (code, _, err) = run(&mut psor(&["--psor", &store, "sample", "P", "--product-version", "8.0", "--keys", "10"]));
+    assert_eq!(code, 0, "{err}");
+}
