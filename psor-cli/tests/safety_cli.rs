@@ -76,7 +76,17 @@ fn another_spelling_of_the_same_server_is_the_same_server() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("overlap"), "{err}");
     let (code, _, err) = run(&mut psor(&[
-        "--psor", &url, "--yes", "copy", "--move", "--prefix", &a, "--to-prefix", &to, "--target", &other,
+        "--psor",
+        &url,
+        "--yes",
+        "copy",
+        "--move",
+        "--prefix",
+        &a,
+        "--to-prefix",
+        &to,
+        "--target",
+        &other,
     ]));
     assert_eq!(code, 2, "{err}");
     assert_eq!(count(&server, &format!("{a}*")), 300);
@@ -85,9 +95,8 @@ fn another_spelling_of_the_same_server_is_the_same_server() {
     // A copy to another prefix through the other spelling takes the same-server path (COPY).
     let c = format!("{ns}c:");
     let restores = cmdstat(&server, "restore");
-    let (code, out, err) = run(&mut psor(&[
-        "--psor", &url, "--json", "copy", "--prefix", &a, "--to-prefix", &c, "--target", &other,
-    ]));
+    let (code, out, err) =
+        run(&mut psor(&["--psor", &url, "--json", "copy", "--prefix", &a, "--to-prefix", &c, "--target", &other]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["done"].as_u64(), Some(300), "{out}");
     assert_eq!(count(&server, &format!("{c}*")), 300);
@@ -130,7 +139,15 @@ fn a_user_without_a_password_is_the_user_psor_runs_as() {
     assert!(format!("{out}{err}").to_lowercase().contains("noperm"), "{out}{err}");
 
     // A user that needs a password and gets none is refused, not run as `default`.
-    redis::cmd("ACL").arg("SETUSER").arg("carl").arg("on").arg(">pw1").arg("~*").arg("+@all").query::<()>(&mut admin).unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("carl")
+        .arg("on")
+        .arg(">pw1")
+        .arg("~*")
+        .arg("+@all")
+        .query::<()>(&mut admin)
+        .unwrap();
     let url = format!("redis://carl@127.0.0.1:{}", server.port());
     let (code, _, err) = run(&mut psor(&["--psor", &url, "--yes", "delete", "--prefix", &prefix]));
     assert_eq!(code, 1, "{err}");
@@ -208,7 +225,15 @@ fn a_server_that_never_answers_is_given_up_on() {
     assert!(took < Duration::from_secs(15), "{took:?}");
 
     let (code, _, err, took) = run_within(
-        &mut psor(&["--psor", &format!("rediss://127.0.0.1:{port}"), "--connect-timeout", "1", "scan", "--prefix", "a:"]),
+        &mut psor(&[
+            "--psor",
+            &format!("rediss://127.0.0.1:{port}"),
+            "--connect-timeout",
+            "1",
+            "scan",
+            "--prefix",
+            "a:",
+        ]),
         Duration::from_secs(30),
     );
     assert_eq!(code, 1, "{err}");
@@ -257,7 +282,8 @@ fn keys_under(store: &str, prefix: &str) -> u64 {
 
 /// A valid snapshot file at `path` (an export of an empty prefix), then returns its bytes.
 fn some_snapshot(store: &str, path: &std::path::Path) -> Vec<u8> {
-    let (code, _, err) = run(&mut psor(&["--psor", store, "export", "--prefix", "MyPAC_9.0:pac:", "-o", path.to_str().unwrap()]));
+    let (code, _, err) =
+        run(&mut psor(&["--psor", store, "export", "--prefix", "MyPAC_9.0:pac:", "-o", path.to_str().unwrap()]));
     assert_eq!(code, 0, "{err}");
     std::fs::read(path).unwrap()
 }
@@ -315,14 +341,16 @@ fn exports_never_replace_the_store_or_a_newer_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m2.psnap");
     let store = format!("file:{}", file.display());
-    let (code, _, err) = run(&mut psor(&["--psor", &store, "sample", "MyPAC", "--product-version", "8.0", "--keys", "10"]));
+    let (code, _, err) =
+        run(&mut psor(&["--psor", &store, "sample", "MyPAC", "--product-version", "8.0", "--keys", "10"]));
     assert_eq!(code, 0, "{err}");
     let keys = keys_under(&store, "MyPAC");
     let bytes = std::fs::read(&file).unwrap();
 
     // Exporting a store into its own file: refused, with or without --overwrite.
     for extra in [&[][..], &["--overwrite"][..]] {
-        let mut args = vec!["--psor", store.as_str(), "export", "--prefix", "MyPAC_8.0:pac:", "-o", file.to_str().unwrap()];
+        let mut args =
+            vec!["--psor", store.as_str(), "export", "--prefix", "MyPAC_8.0:pac:", "-o", file.to_str().unwrap()];
         args.extend(extra);
         let (code, _, err) = run(&mut psor(&args));
         assert_eq!(code, 2, "{err}");
@@ -336,7 +364,14 @@ fn exports_never_replace_the_store_or_a_newer_file() {
     newer_bytes[10..12].copy_from_slice(&5u16.to_le_bytes());
     std::fs::write(&newer, &newer_bytes).unwrap();
     let (code, _, err) = run(&mut psor(&[
-        "--psor", &store, "export", "--prefix", "MyPAC_8.0:", "-o", newer.to_str().unwrap(), "--overwrite",
+        "--psor",
+        &store,
+        "export",
+        "--prefix",
+        "MyPAC_8.0:",
+        "-o",
+        newer.to_str().unwrap(),
+        "--overwrite",
     ]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("newer"), "{err}");
@@ -398,8 +433,10 @@ fn a_store_held_by_another_process_is_refused_after_a_bounded_wait() {
     let lock = std::fs::File::create(dir.path().join("held.psnap.lock")).unwrap();
     lock.try_lock().unwrap();
     let store = format!("file:{}", file.display());
-    let (code, _, err, took) =
-        run_within(&mut psor(&["--psor", &store, "sample", "P", "--product-version", "8.0", "--keys", "10"]), Duration::from_secs(40));
+    let (code, _, err, took) = run_within(
+        &mut psor(&["--psor", &store, "sample", "P", "--product-version", "8.0", "--keys", "10"]),
+        Duration::from_secs(40),
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("in use by another psor process"), "{err}");
     assert!(took < Duration::from_secs(20), "{took:?}");

@@ -16,7 +16,8 @@ fn connect(spec: &str) -> Psor {
 
 fn overlapping_copy(source: &Psor, target: &Psor) -> psor_core::Result<engine::Outcome> {
     let p = |s: &str| KeyPrefix::new(s.as_bytes()).unwrap();
-    let opts = CopyOptions { from: p("a:"), to: p("a:b:"), replace: false, move_keys: false, dry_run: false, sample: 5 };
+    let opts =
+        CopyOptions { from: p("a:"), to: p("a:b:"), replace: false, move_keys: false, dry_run: false, sample: 5 };
     engine::copy(source, Some(target), &opts, &EngineOptions::default(), Arc::new(Progress::new()))
 }
 

@@ -130,11 +130,7 @@ impl ConnTemplate {
     /// does not answer is reported after `connect_timeout`, not after `retries` read timeouts.
     fn open(&self, hp: &HostPort, with_auth: bool) -> Result<redis::Connection> {
         let no_answer = |what: &'static str| {
-            let (what, hint) = if self.tls {
-                ("the TLS handshake", " (is it a TLS port?)")
-            } else {
-                (what, "")
-            };
+            let (what, hint) = if self.tls { ("the TLS handshake", " (is it a TLS port?)") } else { (what, "") };
             Error::NoAnswer { addr: hp.to_string(), what, waited: self.connect_timeout, hint }
         };
         let bad = |source: redis::RedisError| {

@@ -415,7 +415,10 @@ mod tests {
             assert!(matches!(PsorSpec::parse(bad), Err(Error::BadSpec { .. })), "{bad}");
         }
         assert_eq!(PsorSpec::parse("redis://[::1]:7").unwrap().endpoint, Endpoint::Standalone(hp("::1", 7)));
-        assert_eq!(PsorSpec::parse("redis://my-host_1.example:7").unwrap().endpoint, Endpoint::Standalone(hp("my-host_1.example", 7)));
+        assert_eq!(
+            PsorSpec::parse("redis://my-host_1.example:7").unwrap().endpoint,
+            Endpoint::Standalone(hp("my-host_1.example", 7))
+        );
     }
 
     #[test]

@@ -341,7 +341,16 @@ pub fn rehearse(
         format!("psor rem-old-pac {pac} --backup FILE"),
         false,
         |p| {
-            let b = backup(store, catalog, pac, std::slice::from_ref(&from), &opts.backup, opts.overwrite_backup, engine, p)?;
+            let b = backup(
+                store,
+                catalog,
+                pac,
+                std::slice::from_ref(&from),
+                &opts.backup,
+                opts.overwrite_backup,
+                engine,
+                p,
+            )?;
             Ok((
                 format!(
                     "{} keys, {} bytes on disk, every frame's checksum verified: {}",

@@ -25,7 +25,9 @@ use std::time::Instant;
 use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, SnapshotWriter, Source};
 use redis::Value;
 
-use super::{check_output_path, is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples};
+use super::{
+    check_output_path, is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples,
+};
 use crate::connect::{key_slot, Psor, Topology, SLOTS};
 use crate::engine::router::{Routed, Router};
 use crate::engine::{self, EngineOptions, KeyFailure};
