@@ -312,7 +312,8 @@ fn backups_never_replace_a_file_by_surprise() {
     // The store's own file, spelled another way, even with --overwrite: refused.
     let store_file = dir.path().join("rb.psnap");
     let store_bytes = std::fs::read(&store_file).unwrap();
-    let spelled = dir.path().join(".").join("rb.psnap");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let spelled = dir.path().join("sub").join("..").join("rb.psnap");
     let (code, _, err) = rem(&["--backup", spelled.to_str().unwrap(), "--overwrite"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("store being worked on"), "{err}");

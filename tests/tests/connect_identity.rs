@@ -51,7 +51,9 @@ fn a_cluster_through_another_seed_is_one_keyspace() {
 fn one_file_under_two_spellings_is_one_keyspace() {
     let dir = tempfile::tempdir().unwrap();
     let a = connect(&format!("file:{}", dir.path().join("s.psnap").display()));
-    let b = connect(&format!("file:{}", dir.path().join(".").join("s.psnap").display()));
+    // `sub/..` (Path equality would see through a mere `./`).
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let b = connect(&format!("file:{}", dir.path().join("sub").join("..").join("s.psnap").display()));
     let c = connect(&format!("file:{}", dir.path().join("t.psnap").display()));
     assert!(a.same_keyspace(&b));
     assert!(!a.same_keyspace(&c));

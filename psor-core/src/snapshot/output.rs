@@ -126,7 +126,8 @@ mod tests {
         let free = dir.join("free.psnap");
         assert!(check_output_path(&free, false, &[]).is_ok());
         // A store not saved yet is its path, however spelled.
-        let spelled = dir.join(".").join("free.psnap");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let spelled = dir.join("sub").join("..").join("free.psnap");
         assert!(refused(check_output_path(&free, true, &[spelled])));
 
         let old = dir.join("old.psnap");
