@@ -362,8 +362,8 @@ pub struct Psor {
     seeds: Vec<HostPort>,
     template: Arc<ConnTemplate>,
     embedded: Option<Arc<EmbeddedStore>>,
-    /// Each master's `run_id`, as it answered on connecting (sorted): who the servers are,
-    /// whatever spelling reached them.
+    /// Each master's `run_id`, as it answered on connecting, and on a cluster each master's
+    /// `node:ID` (sorted): who the servers are, whatever spelling reached them.
     run_ids: Vec<String>,
 }
 
@@ -418,6 +418,10 @@ impl Psor {
             }
         }
         let version = version.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
+        // A cluster's masters are also known by their node ids (kept across restarts).
+        if let Topology::Cluster(map) = &topology {
+            run_ids.extend(map.node_ids.iter().map(|id| format!("node:{id}")));
+        }
         run_ids.sort();
         run_ids.dedup();
         Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded, run_ids })
@@ -494,9 +498,9 @@ impl Psor {
             .collect()
     }
 
-    /// True when `other` reaches a server of `self` (the same `run_id` on some master: one
-    /// process, whichever spelling — `localhost`, an IP, another seed of the cluster — reached
-    /// it) and the same database. An embedded store has one `run_id` per file, whatever its
+    /// True when `other` reaches a server of `self` (the same `run_id` or cluster node id on
+    /// some master: one server, whichever spelling — `localhost`, an IP, another seed of the
+    /// cluster — reached it) and the same database. An embedded store has one `run_id` per file, whatever its
     /// path's spelling. Only when a server reported no `run_id` are the specs compared.
     pub fn same_keyspace(&self, other: &Psor) -> bool {
         if self.spec.db != other.spec.db {

@@ -126,7 +126,12 @@ pub fn in_memory() -> Arc<EmbeddedStore> {
 impl EmbeddedStore {
     fn new(store: Store, label: String) -> Self {
         // A run_id, like a server's, that stays the same for the life of the store.
-        let seed = store::now_ms() as u64 ^ (std::process::id() as u64) << 32 ^ (&store as *const Store as u64);
+        // Unique per store in this process (a counter: two stores opened in one millisecond
+        // must not look like one server to `Psor::same_keyspace`), and across processes.
+        static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = (store::now_ms() as u64 ^ (std::process::id() as u64) << 32)
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let run_id =
             format!("{:016x}{:016x}{:08x}", seed, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15, seed as u32 ^ 0x5eed);
         EmbeddedStore { store: Mutex::new(store), run_id, label, _lock: None }
