@@ -364,7 +364,7 @@ pub struct Psor {
     embedded: Option<Arc<EmbeddedStore>>,
     /// Each master's `run_id`, as it answered on connecting, and on a cluster each master's
     /// `node:ID` (sorted): who the servers are, whatever spelling reached them.
-    run_ids: Vec<String>,
+    identities: Vec<String>,
 }
 
 impl Psor {
@@ -400,7 +400,7 @@ impl Psor {
             },
         };
         let mut version: Option<ServerVersion> = None;
-        let mut run_ids = Vec::new();
+        let mut identities = Vec::new();
         for node in &masters {
             let mut con = node.connect()?;
             // TLS handshakes complete on the first command, so its failure is a connect failure.
@@ -414,17 +414,17 @@ impl Psor {
             })?;
             version = Some(version.map_or(v, |old| old.min(v)));
             if let Some(id) = info_field(&info, "run_id").filter(|id| !id.is_empty()) {
-                run_ids.push(id.to_string());
+                identities.push(id.to_string());
             }
         }
         let version = version.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
         // A cluster's masters are also known by their node ids (kept across restarts).
         if let Topology::Cluster(map) = &topology {
-            run_ids.extend(map.node_ids.iter().map(|id| format!("node:{id}")));
+            identities.extend(map.node_ids.iter().map(|id| format!("node:{id}")));
         }
-        run_ids.sort();
-        run_ids.dedup();
-        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded, run_ids })
+        identities.sort();
+        identities.dedup();
+        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded, identities })
     }
 
     /// Makes the work done so far durable: for a `file:` PSOR, saves the embedded store if
@@ -500,16 +500,17 @@ impl Psor {
 
     /// True when `other` reaches a server of `self` (the same `run_id` or cluster node id on
     /// some master: one server, whichever spelling — `localhost`, an IP, another seed of the
-    /// cluster — reached it) and the same database. An embedded store has one `run_id` per file, whatever its
-    /// path's spelling. Only when a server reported no `run_id` are the specs compared.
+    /// cluster — reached it) and the same database. An embedded store has one `run_id` per
+    /// file, whatever its path's spelling. Only when a server reported no `run_id` are the
+    /// specs compared.
     pub fn same_keyspace(&self, other: &Psor) -> bool {
         if self.spec.db != other.spec.db {
             return false;
         }
-        if self.run_ids.is_empty() || other.run_ids.is_empty() {
+        if self.identities.is_empty() || other.identities.is_empty() {
             return self.spec.endpoint == other.spec.endpoint;
         }
-        self.run_ids.iter().any(|id| other.run_ids.binary_search(id).is_ok())
+        self.identities.iter().any(|id| other.identities.binary_search(id).is_ok())
     }
 
     /// The file of the embedded store behind a `file:` PSOR (`None` for a server).

@@ -51,7 +51,13 @@ impl SlotMap {
     /// Parses a `CLUSTER NODES` reply. Migrating/importing markers (`[slot->-id]`) are
     /// ignored: the slot belongs to the node that lists it plainly.
     pub fn from_cluster_nodes(text: &str, seed_host: &str) -> Option<SlotMap> {
-        let mut ranges: Vec<(HostPort, Vec<(u16, u16)>, String)> = Vec::new();
+        // Each master: its address, its slot ranges and its node id.
+        struct Master {
+            hp: HostPort,
+            slots: Vec<(u16, u16)>,
+            id: String,
+        }
+        let mut ranges: Vec<Master> = Vec::new();
         let mut migrating = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -79,13 +85,13 @@ impl SlotMap {
                 slots.push((a.parse().ok()?, b.parse().ok()?));
             }
             if !slots.is_empty() {
-                ranges.push((HostPort { host, port }, slots, fields[0].to_string()));
+                ranges.push(Master { hp: HostPort { host, port }, slots, id: fields[0].to_string() });
             }
         }
-        ranges.sort_by(|a, b| (&a.0.host, a.0.port).cmp(&(&b.0.host, b.0.port)));
+        ranges.sort_by(|a, b| (&a.hp.host, a.hp.port).cmp(&(&b.hp.host, b.hp.port)));
         let mut owner = vec![u16::MAX; SLOTS];
-        for (i, (_, rs, _)) in ranges.iter().enumerate() {
-            for &(a, b) in rs {
+        for (i, m) in ranges.iter().enumerate() {
+            for &(a, b) in &m.slots {
                 for s in a..=b.min(SLOTS as u16 - 1) {
                     owner[s as usize] = i as u16;
                 }
@@ -93,8 +99,8 @@ impl SlotMap {
         }
         migrating.sort_unstable();
         migrating.dedup();
-        let node_ids = ranges.iter().map(|(_, _, id)| id.clone()).collect();
-        Some(SlotMap { masters: ranges.into_iter().map(|(h, _, _)| h).collect(), owner, migrating, node_ids })
+        let node_ids = ranges.iter().map(|m| m.id.clone()).collect();
+        Some(SlotMap { masters: ranges.into_iter().map(|m| m.hp).collect(), owner, migrating, node_ids })
     }
 }
 

@@ -15,6 +15,8 @@
 //! Changes are saved atomically — `PATH.tmp` written beside, fsynced, renamed over `PATH` —
 //! on [`EmbeddedStore::save`] (the CLI calls it through `Psor::flush` at the end of every
 //! command that writes) and, as a fallback, when the last handle on the store is dropped.
+//! While a store is open, its process holds an exclusive lock on `PATH.lock` beside it, so a
+//! second process never reads a file the first is about to replace (see [`open`]).
 
 mod commands;
 mod glob;
@@ -66,7 +68,7 @@ impl std::fmt::Debug for EmbeddedStore {
 /// different files; the lock itself goes with the process, even one that was killed.
 pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
     static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
-    let id = crate::snapshot::output_canonical(path);
+    let id = crate::snapshot::canonical_path(path);
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     open.retain(|(_, w)| w.strong_count() > 0);
     if let Some(store) = open.iter().find(|(p, _)| *p == id).and_then(|(_, w)| w.upgrade()) {

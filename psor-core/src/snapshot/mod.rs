@@ -29,7 +29,7 @@ mod output;
 pub use export::{export, ExportOptions, ExportOutcome, ExportSelection};
 pub use import::{import, ImportOptions, ImportOutcome, Rename};
 pub use inspect::{group_of, inspect, InspectOptions, Inspection, PrefixStats, SelectionInfo, MAX_GROUPS};
-pub(crate) use output::canonical as output_canonical;
+pub(crate) use output::canonical as canonical_path;
 pub use output::{check_output_path, same_file};
 
 use std::path::PathBuf;
