@@ -23,6 +23,7 @@ mod glob;
 pub mod rdb;
 mod store;
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -76,7 +77,7 @@ pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
     }
     let lock = lock(path)?;
     let mut store = EmbeddedStore::new(Store::load(path)?, format!("file:{}", path.display()));
-    store._lock = Some(lock);
+    store._lock = lock;
     let store = Arc::new(store);
     open.push((id, Arc::downgrade(&store)));
     Ok(store)
@@ -89,18 +90,20 @@ pub fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn lock(path: &Path) -> Result<std::fs::File> {
+/// Takes the store's lock, waiting up to [`LOCK_WAIT`]. `None` where no lock file can be
+/// made (a read-only directory): no process can save there either (a save writes `PATH.tmp`
+/// beside the file), so reading it unlocked loses nothing.
+fn lock(path: &Path) -> Result<Option<std::fs::File>> {
     let lock_path = lock_path(path);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|source| Error::WriteFile { path: lock_path.clone(), source })?;
+    let file = match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
+        Ok(f) => f,
+        Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem) => return Ok(None),
+        Err(source) => return Err(Error::WriteFile { path: lock_path, source }),
+    };
     let started = std::time::Instant::now();
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(file),
+            Ok(()) => return Ok(Some(file)),
             Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }

@@ -80,8 +80,9 @@ pub struct ExportOptions {
     pub selection: ExportSelection,
     /// The file to write.
     pub path: PathBuf,
-    /// Replace an existing file at `path` (only a snapshot of a format version this build
-    /// reads; anything else, and a newer snapshot, is never overwritten).
+    /// Replace an existing file at `path` (only a snapshot of this build's format version or
+    /// an older one; anything else, a newer snapshot, and the file of the `file:` store being
+    /// exported are never overwritten: see [`super::check_output_path`]).
     pub overwrite: bool,
 }
 
