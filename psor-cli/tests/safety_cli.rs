@@ -224,6 +224,17 @@ fn a_server_that_never_answers_is_given_up_on() {
     assert!(err.contains(&format!("127.0.0.1:{port} did not answer")) && err.contains("within 5 s"), "{err}");
     assert!(took < Duration::from_secs(15), "{took:?}");
 
+    // With a password, the AUTH psor sends on connecting is what goes unanswered.
+    let with_auth = format!("redis://u:pw@127.0.0.1:{port}");
+    let (code, _, err, took) = run_within(
+        &mut psor(&["--psor", &with_auth, "--connect-timeout", "1", "scan", "--prefix", "a:"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("did not answer the connection or its AUTH/SELECT within 1 s"), "{err}");
+    assert!(!err.contains("pw@"), "{err}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
     let (code, _, err, took) = run_within(
         &mut psor(&[
             "--psor",

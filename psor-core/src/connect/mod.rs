@@ -133,19 +133,20 @@ impl ConnTemplate {
             let (what, hint) = if self.tls { ("the TLS handshake", " (is it a TLS port?)") } else { (what, "") };
             Error::NoAnswer { addr: hp.to_string(), what, waited: self.connect_timeout, hint }
         };
+        // redis-rs sends nothing on connect when there is no AUTH or SELECT to send, and a TLS
+        // handshake only happens on the first write.
+        let sent_setup = with_auth && (self.redis.password().is_some() || self.redis.db() != 0);
         let bad = |source: redis::RedisError| {
             if source.is_timeout() {
-                no_answer("the connection")
+                no_answer(if sent_setup { "the connection or its AUTH/SELECT" } else { "the connection" })
             } else {
                 Error::Connect { addr: hp.to_string(), source }
             }
         };
         let client = self.client(hp, with_auth)?;
         let mut con = client.get_connection_with_timeout(self.connect_timeout).map_err(bad)?;
-        // redis-rs sends nothing on connect when there is no AUTH or SELECT to send, and a TLS
-        // handshake only happens on the first write: ask for one reply now, within the connect
-        // timeout. Any reply counts — an ACL user without +ping gets NOPERM, which is an answer.
-        let sent_setup = with_auth && (self.redis.password().is_some() || self.redis.db() != 0);
+        // Nothing sent yet: ask for one reply now, within the connect timeout. Any reply
+        // counts — an ACL user without +ping gets NOPERM, which is an answer.
         if !sent_setup {
             let limit = Some(self.connect_timeout);
             con.set_read_timeout(limit).and_then(|_| con.set_write_timeout(limit)).map_err(bad)?;
