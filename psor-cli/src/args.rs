@@ -50,6 +50,12 @@ pub struct Global {
     /// Accept any TLS server certificate (tests and emergencies only)
     #[arg(long, global = true)]
     pub tls_insecure: bool,
+    /// Seconds to wait for a server to be usable: TCP connect, TLS handshake, AUTH and a first reply
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub connect_timeout: u64,
+    /// Seconds to wait for any one reply once connected (a timeout is retried, with backoff)
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
     /// Print one JSON object on stdout at the end instead of tables
     #[arg(long, global = true)]
     pub json: bool,
@@ -374,6 +380,9 @@ pub struct RemOldPacArgs {
     /// removed unless the backup verifies
     #[arg(long, value_name = "FILE")]
     pub backup: Option<std::path::PathBuf>,
+    /// Let --backup replace an existing file (only an older-or-equal psor snapshot, never the store's own file)
+    #[arg(long, requires = "backup")]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Args)]
@@ -439,6 +448,9 @@ pub struct RehearseArgs {
     /// Where the old PAC's backup goes; default: beside the store
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
+    /// Let the backup replace an existing file (only an older-or-equal psor snapshot, never the store's own file)
+    #[arg(long)]
+    pub overwrite: bool,
     /// Keep the temporary store and backup (their paths are printed)
     #[arg(long)]
     pub keep: bool,

@@ -56,6 +56,19 @@ pub enum Error {
         /// What redis-rs said.
         source: redis::RedisError,
     },
+    /// A server that accepted the connection (or not even that) but did not answer in time
+    /// while psor connected.
+    #[error("{addr} did not answer {what} within {} s{hint}", waited.as_secs_f64())]
+    NoAnswer {
+        /// `host:port` of the server.
+        addr: String,
+        /// What it did not answer: the connection, the TLS handshake, a first command.
+        what: &'static str,
+        /// How long psor waited (the connect timeout).
+        waited: std::time::Duration,
+        /// A likely cause, if one (" (is it a TLS port?)"), or empty.
+        hint: &'static str,
+    },
     /// A command failed in a way that stops the run.
     #[error("{addr}: {op} failed{}: {source}", key.as_deref().map(|k| format!(" on key {}", display_key(k))).unwrap_or_default())]
     Command {

@@ -40,6 +40,7 @@ fn a_sample_pac_goes_through_every_step() {
         to: v("9.0"),
         source: RehearsalSource::Sample { version: v("8.0"), keys: 3_000 },
         backup: dir.path().join("backup.psnap"),
+        overwrite_backup: false,
     };
     let mut seen = Record(Vec::new());
     let r = pac::rehearse(&opts, &Catalog::builtin(), &EngineOptions::default(), &mut seen).unwrap();
@@ -83,6 +84,7 @@ fn a_live_pac_is_copied_and_never_written() {
         to: v("9.0"),
         source: RehearsalSource::Live(live),
         backup: dir.path().join("backup.psnap"),
+        overwrite_backup: false,
     };
     let r = pac::rehearse(&opts, &cat, &EngineOptions::default(), &mut Record(Vec::new())).unwrap();
     assert_eq!(keyspace_digest(&mut server.admin_conn(), b""), before, "the rehearsal wrote to its source");

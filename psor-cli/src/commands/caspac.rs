@@ -157,7 +157,14 @@ pub fn run(g: &Global, a: &CaspacArgs) -> Result<i32> {
         }
         Action::RemOldPac(pac) => super::rem_old_pac::run(
             &g,
-            &RemOldPacArgs { pac: Some(pac), catalog, dry_run: a.dry_run, force: a.force, backup: None },
+            &RemOldPacArgs {
+                pac: Some(pac),
+                catalog,
+                dry_run: a.dry_run,
+                force: a.force,
+                backup: None,
+                overwrite: false,
+            },
         ),
     }
 }

@@ -118,6 +118,8 @@ fn connect_options(g: &Global, spec: &PsorSpec) -> Result<ConnectOptions> {
         tls_cert: g.tls_cert.clone(),
         tls_key: g.tls_key.clone(),
         tls_insecure: g.tls_insecure,
+        connect_timeout: std::time::Duration::from_secs(g.connect_timeout),
+        read_timeout: std::time::Duration::from_secs(g.timeout),
         ..ConnectOptions::default()
     })
 }

@@ -90,7 +90,7 @@ pub fn run(g: &Global, a: &RehearseArgs) -> Result<i32> {
             outln!("(a copy of {pac} from {}: the source is only read)", src.spec().redacted());
         }
     }
-    let opts = RehearseOptions { store, pac, to, source, backup: backup.clone() };
+    let opts = RehearseOptions { store, pac, to, source, backup: backup.clone(), overwrite_backup: a.overwrite };
     let mut console = Console { json: g.json, progress: !g.no_progress, bar: None };
     let result = pac::rehearse(&opts, &cat, &engine_options(g), &mut console);
     drop(console);

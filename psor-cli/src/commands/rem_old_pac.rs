@@ -3,9 +3,10 @@
 
 use anyhow::Result;
 use psor_core::pac::{self, RemOldPacOptions, RemOldPacOutcome};
+use psor_core::snapshot;
 
 use super::pac_common::{catalog, outln, pac_or_es_pac, print_json, print_version, removal_lines};
-use super::{connect, engine_options, new_progress};
+use super::{connect, engine_options, new_progress, snapshot_error};
 use crate::args::{Global, RemOldPacArgs};
 use crate::exit::{code_for_run, IN_USE};
 use crate::ui::{confirm::confirm, progress::Bar};
@@ -14,6 +15,11 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
     let cat = catalog(&a.catalog)?;
     let pac = pac_or_es_pac(g, a.pac.as_deref())?;
     let psor = connect(g)?;
+    if let Some(path) = &a.backup {
+        // Before the prompt and before anything is written: the backup's file must be free.
+        let in_use: Vec<_> = psor.store_path().into_iter().collect();
+        snapshot::check_output_path(path, a.overwrite, &in_use).map_err(snapshot_error)?;
+    }
     let engine = engine_options(g);
     let plan_opts = RemOldPacOptions { dry_run: true, force: a.force, expect: None };
     let progress = new_progress();
@@ -51,7 +57,7 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
         Some(path) => {
             let progress = new_progress();
             let bar = Bar::start(&progress, !g.no_progress, "backed up");
-            let b = pac::backup(&psor, &cat, &pac, &versions, path, &engine, progress)?;
+            let b = pac::backup(&psor, &cat, &pac, &versions, path, a.overwrite, &engine, progress)?;
             drop(bar);
             if !g.json {
                 outln!(

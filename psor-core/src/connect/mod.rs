@@ -37,7 +37,8 @@ pub struct ConnectOptions {
     pub tls_key: Option<PathBuf>,
     /// Accept any server certificate. For tests and emergencies only.
     pub tls_insecure: bool,
-    /// How long to wait for a connection.
+    /// How long to wait for a connection to be usable: TCP connect, TLS handshake, AUTH and
+    /// a first reply. Not retried: a server that does not answer fails the connect at once.
     pub connect_timeout: Duration,
     /// How long to wait for a reply before the attempt counts as a (retryable) timeout.
     pub read_timeout: Duration,
@@ -54,6 +55,12 @@ pub struct ConnectOptions {
     pub node_list_master: Option<String>,
 }
 
+/// The default [`ConnectOptions::connect_timeout`]: TCP connect, TLS handshake, AUTH and a
+/// first reply, together.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default [`ConnectOptions::read_timeout`].
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
@@ -62,8 +69,8 @@ impl Default for ConnectOptions {
             tls_cert: None,
             tls_key: None,
             tls_insecure: false,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(60),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
             retries: 6,
             sentinel_username: None,
             sentinel_password: None,
@@ -137,9 +144,38 @@ impl ConnTemplate {
         }
     }
 
+    /// Opens a connection whose whole setup — TCP connect, TLS handshake, AUTH/SELECT and a
+    /// first reply — is bounded by the connect timeout, and is not retried: a server that
+    /// does not answer is reported after `connect_timeout`, not after `retries` read timeouts.
     fn open(&self, hp: &HostPort, with_auth: bool) -> Result<redis::Connection> {
-        let bad = |source| Error::Connect { addr: hp.to_string(), source };
-        let con = self.client(hp, with_auth)?.get_connection_with_timeout(self.connect_timeout).map_err(bad)?;
+        let no_answer = |what: &'static str| {
+            let (what, hint) = if self.tls { ("the TLS handshake", " (is it a TLS port?)") } else { (what, "") };
+            Error::NoAnswer { addr: hp.to_string(), what, waited: self.connect_timeout, hint }
+        };
+        // redis-rs sends nothing on connect when there is no AUTH or SELECT to send, and a TLS
+        // handshake only happens on the first write.
+        let sent_setup = with_auth && (self.redis.password().is_some() || self.redis.db() != 0);
+        let bad = |source: redis::RedisError| {
+            if source.is_timeout() {
+                no_answer(if sent_setup { "the connection or its AUTH/SELECT" } else { "the connection" })
+            } else {
+                Error::Connect { addr: hp.to_string(), source }
+            }
+        };
+        let client = self.client(hp, with_auth)?;
+        let mut con = client.get_connection_with_timeout(self.connect_timeout).map_err(bad)?;
+        // Nothing sent yet: ask for one reply now, within the connect timeout. Any reply
+        // counts — an ACL user without +ping gets NOPERM, which is an answer.
+        if !sent_setup {
+            let limit = Some(self.connect_timeout);
+            con.set_read_timeout(limit).and_then(|_| con.set_write_timeout(limit)).map_err(bad)?;
+            match redis::cmd("PING").query::<redis::Value>(&mut con) {
+                Ok(_) => {}
+                Err(e) if e.is_timeout() => return Err(no_answer("a first command (PING)")),
+                Err(e) if e.code().is_some() && !e.is_io_error() => {}
+                Err(source) => return Err(Error::Connect { addr: hp.to_string(), source }),
+            }
+        }
         con.set_read_timeout(Some(self.read_timeout))
             .and_then(|_| con.set_write_timeout(Some(self.read_timeout)))
             .map_err(bad)?;
@@ -356,6 +392,9 @@ pub struct Psor {
     seeds: Vec<HostPort>,
     template: Arc<ConnTemplate>,
     embedded: Option<Arc<EmbeddedStore>>,
+    /// Each master's `run_id`, as it answered on connecting, and on a cluster each master's
+    /// `node:ID` (sorted): who the servers are, whatever spelling reached them.
+    identities: Vec<String>,
 }
 
 impl Psor {
@@ -391,6 +430,7 @@ impl Psor {
             },
         };
         let mut version: Option<ServerVersion> = None;
+        let mut identities = Vec::new();
         for node in &masters {
             let mut con = node.connect()?;
             // TLS handshakes complete on the first command, so its failure is a connect failure.
@@ -403,9 +443,18 @@ impl Psor {
                 Error::Protocol { addr: con.addr().to_string(), op: "INFO server", detail: "no redis_version".into() }
             })?;
             version = Some(version.map_or(v, |old| old.min(v)));
+            if let Some(id) = info_field(&info, "run_id").filter(|id| !id.is_empty()) {
+                identities.push(id.to_string());
+            }
         }
         let version = version.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
-        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded })
+        // A cluster's masters are also known by their node ids (kept across restarts).
+        if let Topology::Cluster(map) = &topology {
+            identities.extend(map.node_ids.iter().map(|id| format!("node:{id}")));
+        }
+        identities.sort();
+        identities.dedup();
+        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded, identities })
     }
 
     /// Makes the work done so far durable: for a `file:` PSOR, saves the embedded store if
@@ -479,9 +528,24 @@ impl Psor {
             .collect()
     }
 
-    /// True when `other` is the same server (or cluster) and database as `self`.
+    /// True when `other` reaches a server of `self` (the same `run_id` or cluster node id on
+    /// some master: one server, whichever spelling — `localhost`, an IP, another seed of the
+    /// cluster — reached it) and the same database. An embedded store has one `run_id` per
+    /// file, whatever its path's spelling. Only when a server reported no `run_id` are the
+    /// specs compared.
     pub fn same_keyspace(&self, other: &Psor) -> bool {
-        self.spec.endpoint == other.spec.endpoint && self.spec.db == other.spec.db
+        if self.spec.db != other.spec.db {
+            return false;
+        }
+        if self.identities.is_empty() || other.identities.is_empty() {
+            return self.spec.endpoint == other.spec.endpoint;
+        }
+        self.identities.iter().any(|id| other.identities.binary_search(id).is_ok())
+    }
+
+    /// The file of the embedded store behind a `file:` PSOR (`None` for a server).
+    pub fn store_path(&self) -> Option<PathBuf> {
+        self.embedded.as_ref().and_then(|s| s.path())
     }
 }
 
@@ -525,8 +589,13 @@ fn build_template(spec: &PsorSpec, opts: &ConnectOptions) -> Result<ConnTemplate
     if let Some(user) = &spec.username {
         redis_info = redis_info.set_username(user);
     }
-    if let Some(pass) = opts.password.as_ref().or(spec.password.as_ref()) {
-        redis_info = redis_info.set_password(pass.expose());
+    match opts.password.as_ref().or(spec.password.as_ref()) {
+        Some(pass) => redis_info = redis_info.set_password(pass.expose()),
+        // redis-rs sends no AUTH without a password, which would leave the connection
+        // `default`'s while psor shows the user's name. `AUTH user ""` authenticates a
+        // `nopass` user (any password works) and fails for one that needs a password.
+        None if spec.username.is_some() => redis_info = redis_info.set_password(""),
+        None => {}
     }
     let wants_files = opts.tls_ca.is_some() || opts.tls_cert.is_some() || opts.tls_key.is_some();
     let certs = if spec.tls && wants_files {

@@ -124,6 +124,11 @@ impl PsorSpec {
             return parse_url(rest, tls, kind).map_err(|r| bad(&r));
         }
         if let Some((sor_type, nodes)) = text.split_once(',') {
+            if nodes.contains('@') {
+                return Err(bad(
+                    "the caspac form takes no user or password (use redis://user:pass@host:port, or PSOR_PASSWORD)",
+                ));
+            }
             let tls = match sor_type.to_ascii_lowercase().as_str() {
                 "redis" => false,
                 "redis_tls" => true,
@@ -180,14 +185,15 @@ enum Kind {
 }
 
 fn parse_url(rest: &str, tls: bool, kind: Kind) -> std::result::Result<PsorSpec, String> {
-    // Credentials end at the last '@' before the path, so passwords may contain '@' if encoded.
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
+    // Credentials end at the last '@', even when the password holds a '/' (or an '@'): what
+    // follows is hosts and path, which hold neither.
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
     };
-    let (userinfo, hosts) = match authority.rfind('@') {
-        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-        None => (None, authority),
+    let (hosts, path) = match after.find('/') {
+        Some(i) => (&after[..i], Some(&after[i + 1..])),
+        None => (after, None),
     };
     let (username, password) = match userinfo {
         None => (None, None),
@@ -251,6 +257,7 @@ fn parse_hosts(text: &str, default_port: bool) -> std::result::Result<Vec<HostPo
         if host.is_empty() {
             return Err(format!("`{part}` has no host"));
         }
+        check_host(host, part)?;
         let port = match port {
             Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or(format!("`{p}` is not a port"))?,
             None if default_port => 6379,
@@ -259,6 +266,26 @@ fn parse_hosts(text: &str, default_port: bool) -> std::result::Result<Vec<HostPo
         out.push(HostPort { host: host.to_string(), port });
     }
     Ok(out)
+}
+
+/// A host psor may hand to the resolver: an IPv6 address (it came in brackets), an IPv4
+/// address or a DNS name. Anything else (a second `:port`, a space, an `@`…) is a bad spec,
+/// never a DNS lookup.
+fn check_host(host: &str, part: &str) -> std::result::Result<(), String> {
+    if host.contains(':') {
+        return match host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) if part.starts_with('[') => Ok(()),
+            Ok(_) => Err(format!("`{part}`: an IPv6 address goes in brackets, as [{host}]:6379")),
+            Err(_) => Err(format!("`{part}` is not host:port (one host, one port)")),
+        };
+    }
+    let name_ok = host.len() <= 253
+        && !host.starts_with(['-', '.'])
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !name_ok {
+        return Err(format!("`{part}` does not name a host (letters, digits, `.`, `-` and `_` only)"));
+    }
+    Ok(())
 }
 
 fn percent_decode(s: &str) -> std::result::Result<String, String> {
@@ -282,19 +309,28 @@ fn percent_decode(s: &str) -> std::result::Result<String, String> {
     String::from_utf8(out).map_err(|_| "the user or password is not UTF-8".to_string())
 }
 
-/// Redacts the password of a spec that did not parse, as well as one can: everything
-/// between `:` and `@` in the authority.
+/// Masks whatever could be a secret in a spec that did not parse: in the URL forms,
+/// everything between `//` and the last `@` (user and password alike, since one cannot tell
+/// where one ends); in the caspac form, everything between the SOR type and the last `@`.
 fn redact(text: &str) -> String {
     if let Some((scheme, rest)) = text.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
-            return format!("{scheme}://{masked}{}", &rest[at..]);
-        }
+        return match rest.rfind('@') {
+            Some(at) => format!("{scheme}://***{}", &rest[at..]),
+            None => text.to_string(),
+        };
     }
-    text.to_string()
+    match text.rfind('@') {
+        Some(at) => {
+            let keep = match text[..at].split_once(',') {
+                Some((sor, _)) if sor.eq_ignore_ascii_case("redis") || sor.eq_ignore_ascii_case("redis_tls") => {
+                    &text[..sor.len() + 1]
+                }
+                _ => "",
+            };
+            format!("{keep}***{}", &text[at..])
+        }
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +386,59 @@ mod tests {
         assert_eq!(PsorSpec::parse("file:///tmp/x.psnap").unwrap().endpoint, Endpoint::File("/tmp/x.psnap".into()));
         assert!(matches!(PsorSpec::parse("file:"), Err(Error::BadSpec { .. })));
         assert!(ACCEPTED_FORMS.contains("file:PATH"));
+    }
+
+    #[test]
+    fn passwords_may_hold_slashes_and_ats() {
+        let s = PsorSpec::parse("redis://carol:Sup3r/S3cret@127.0.0.1:21002").unwrap();
+        assert_eq!(s.endpoint, Endpoint::Standalone(hp("127.0.0.1", 21002)));
+        assert_eq!(s.username.as_deref(), Some("carol"));
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("Sup3r/S3cret"));
+        assert_eq!(s.redacted(), "redis://carol:***@127.0.0.1:21002");
+        let s = PsorSpec::parse("redis://u:a@b/c@h:1/3").unwrap();
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("a@b/c"));
+        assert_eq!(s.db, 3);
+        let s = PsorSpec::parse("redis+sentinel://u:p/q@s1:26379,s2:26379/mymaster").unwrap();
+        assert!(matches!(s.endpoint, Endpoint::Sentinel { ref master, .. } if master == "mymaster"));
+    }
+
+    #[test]
+    fn hosts_that_are_not_hosts_are_bad_specs() {
+        for bad in [
+            "redis://127.0.0.1:21001:21002",
+            "redis://my host:1",
+            "redis+cluster://a:1,b c:2",
+            "redis,h!:1",
+            "redis://::1",
+            "redis://-h:1",
+        ] {
+            assert!(matches!(PsorSpec::parse(bad), Err(Error::BadSpec { .. })), "{bad}");
+        }
+        assert_eq!(PsorSpec::parse("redis://[::1]:7").unwrap().endpoint, Endpoint::Standalone(hp("::1", 7)));
+        assert_eq!(
+            PsorSpec::parse("redis://my-host_1.example:7").unwrap().endpoint,
+            Endpoint::Standalone(hp("my-host_1.example", 7))
+        );
+    }
+
+    #[test]
+    fn unparsable_specs_mask_what_could_be_secret() {
+        for (bad, secret) in [
+            ("redis://carol:Sup3r/S3cret@127.0.0.1:notaport", "Sup3r"),
+            ("redis://carol:Sup3r/S3cret@127.0.0.1:notaport", "S3cret"),
+            ("redis://carol:Sup3r/S3cret@127.0.0.1:notaport", "carol"),
+            ("redis,user:S3cretPW@127.0.0.1:21001", "S3cretPW"),
+            ("redis_TLS,h:1,u:pw@h:2", "pw"),
+            ("foo:topsecret@h:1", "topsecret"),
+            ("redis://a:b@c@d/x@h:zz", "b@c"),
+        ] {
+            let Err(err) = PsorSpec::parse(bad) else { panic!("{bad} parsed") };
+            let text = err.to_string();
+            assert!(matches!(err, Error::BadSpec { .. }), "{text}");
+            assert!(!text.contains(secret), "{text}");
+        }
+        let err = PsorSpec::parse("redis,user:S3cretPW@127.0.0.1:21001").unwrap_err().to_string();
+        assert!(err.contains("`redis,***@127.0.0.1:21001`"), "{err}");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct SlotMap {
     pub owner: Vec<u16>,
     /// Slots being migrated (listed as `[slot->-id]` / `[slot-<-id]`): keys may be on two nodes.
     pub migrating: Vec<u16>,
+    /// The cluster node id of each master, in the order of `masters`: who they are, whatever
+    /// address reached them (it survives a restart, unlike `run_id`).
+    pub node_ids: Vec<String>,
 }
 
 impl SlotMap {
@@ -48,7 +51,13 @@ impl SlotMap {
     /// Parses a `CLUSTER NODES` reply. Migrating/importing markers (`[slot->-id]`) are
     /// ignored: the slot belongs to the node that lists it plainly.
     pub fn from_cluster_nodes(text: &str, seed_host: &str) -> Option<SlotMap> {
-        let mut ranges: Vec<(HostPort, Vec<(u16, u16)>)> = Vec::new();
+        // Each master: its address, its slot ranges and its node id.
+        struct Master {
+            hp: HostPort,
+            slots: Vec<(u16, u16)>,
+            id: String,
+        }
+        let mut ranges: Vec<Master> = Vec::new();
         let mut migrating = Vec::new();
         for line in text.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -76,13 +85,13 @@ impl SlotMap {
                 slots.push((a.parse().ok()?, b.parse().ok()?));
             }
             if !slots.is_empty() {
-                ranges.push((HostPort { host, port }, slots));
+                ranges.push(Master { hp: HostPort { host, port }, slots, id: fields[0].to_string() });
             }
         }
-        ranges.sort_by(|a, b| (&a.0.host, a.0.port).cmp(&(&b.0.host, b.0.port)));
+        ranges.sort_by(|a, b| (&a.hp.host, a.hp.port).cmp(&(&b.hp.host, b.hp.port)));
         let mut owner = vec![u16::MAX; SLOTS];
-        for (i, (_, rs)) in ranges.iter().enumerate() {
-            for &(a, b) in rs {
+        for (i, m) in ranges.iter().enumerate() {
+            for &(a, b) in &m.slots {
                 for s in a..=b.min(SLOTS as u16 - 1) {
                     owner[s as usize] = i as u16;
                 }
@@ -90,7 +99,8 @@ impl SlotMap {
         }
         migrating.sort_unstable();
         migrating.dedup();
-        Some(SlotMap { masters: ranges.into_iter().map(|(h, _)| h).collect(), owner, migrating })
+        let node_ids = ranges.iter().map(|m| m.id.clone()).collect();
+        Some(SlotMap { masters: ranges.into_iter().map(|m| m.hp).collect(), owner, migrating, node_ids })
     }
 }
 
@@ -278,5 +288,6 @@ e5 :0@0 master,fail,noaddr - 0 0 4 disconnected
         assert_eq!(map.master_of(0).unwrap().port, 7001);
         assert_eq!(map.slots_of(&map.masters[2]).len(), 16384 - 10923);
         assert_eq!(map.migrating, vec![5461]);
+        assert_eq!(map.node_ids, ["a1", "b2", "c3"]);
     }
 }

@@ -15,12 +15,15 @@
 //! Changes are saved atomically — `PATH.tmp` written beside, fsynced, renamed over `PATH` —
 //! on [`EmbeddedStore::save`] (the CLI calls it through `Psor::flush` at the end of every
 //! command that writes) and, as a fallback, when the last handle on the store is dropped.
+//! While a store is open, its process holds an exclusive lock on `PATH.lock` beside it, so a
+//! second process never reads a file the first is about to replace (see [`open`]).
 
 mod commands;
 mod glob;
 pub mod rdb;
 mod store;
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -29,14 +32,20 @@ use redis::{ConnectionLike, RedisResult, Value};
 use store::Store;
 pub use store::{tmp_path, EMBEDDED_VERSION};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// An open embedded store: the keyspace shared by every connection onto it.
 pub struct EmbeddedStore {
     store: Mutex<Store>,
     run_id: String,
     label: String,
+    /// The lock on `PATH.lock`, held while the store is open (released when this is dropped,
+    /// after the last save; see [`open`]).
+    _lock: Option<std::fs::File>,
 }
+
+/// How long [`open`] waits for another process to close the store before refusing.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,31 +60,66 @@ impl std::fmt::Debug for EmbeddedStore {
 /// Opening a file this process already has open hands back the same store, so a `copy`
 /// between two specs naming one file works on one keyspace and one save wins nothing over
 /// another.
+///
+/// Another process is kept out for as long as the store is open: an exclusive lock on
+/// `PATH.lock` beside the file (not on the file itself, which every save replaces), taken
+/// before the file is read, so a second process reads what the first saved. A second process
+/// waits up to [`LOCK_WAIT`] for the first to finish, then refuses with an error naming the
+/// file. The lock file is left in place: removing it would let two processes lock two
+/// different files; the lock itself goes with the process, even one that was killed.
 pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
     static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
-    let id = identity(path);
+    let id = crate::snapshot::canonical_path(path);
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     open.retain(|(_, w)| w.strong_count() > 0);
     if let Some(store) = open.iter().find(|(p, _)| *p == id).and_then(|(_, w)| w.upgrade()) {
         return Ok(store);
     }
-    let store = Arc::new(EmbeddedStore::new(Store::load(path)?, format!("file:{}", path.display())));
+    let lock = lock(path)?;
+    let mut store = EmbeddedStore::new(Store::load(path)?, format!("file:{}", path.display()));
+    store._lock = lock;
+    let store = Arc::new(store);
     open.push((id, Arc::downgrade(&store)));
     Ok(store)
 }
 
-/// The path as one file is known whatever way it was spelled (the file may not exist yet).
-fn identity(path: &Path) -> PathBuf {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return p;
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+/// `PATH.lock`, beside `PATH`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+/// Takes the store's lock, waiting up to [`LOCK_WAIT`]. `None` where no lock file can be
+/// made (a read-only directory): no process can save there either (a save writes `PATH.tmp`
+/// beside the file), so reading it unlocked loses nothing.
+fn lock(path: &Path) -> Result<Option<std::fs::File>> {
+    let lock_path = lock_path(path);
+    let file = match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
+        Ok(f) => f,
+        Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem) => return Ok(None),
+        Err(source) => return Err(Error::WriteFile { path: lock_path, source }),
     };
-    match (std::fs::canonicalize(parent), path.file_name()) {
-        (Ok(dir), Some(name)) => dir.join(name),
-        _ => path.to_path_buf(),
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Store {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "in use by another psor process (it holds {}); waited {} s for it to finish: \
+                         try again once it is done",
+                        lock_path.display(),
+                        LOCK_WAIT.as_secs()
+                    ),
+                })
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(Error::WriteFile { path: lock_path, source }),
+        }
     }
 }
 
@@ -87,10 +131,15 @@ pub fn in_memory() -> Arc<EmbeddedStore> {
 impl EmbeddedStore {
     fn new(store: Store, label: String) -> Self {
         // A run_id, like a server's, that stays the same for the life of the store.
-        let seed = store::now_ms() as u64 ^ (std::process::id() as u64) << 32 ^ (&store as *const Store as u64);
+        // Unique per store in this process (a counter: two stores opened in one millisecond
+        // must not look like one server to `Psor::same_keyspace`), and across processes.
+        static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = (store::now_ms() as u64 ^ (std::process::id() as u64) << 32)
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let run_id =
             format!("{:016x}{:016x}{:08x}", seed, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15, seed as u32 ^ 0x5eed);
-        EmbeddedStore { store: Mutex::new(store), run_id, label }
+        EmbeddedStore { store: Mutex::new(store), run_id, label, _lock: None }
     }
 
     /// `file:PATH` (or `memory`).

@@ -28,14 +28,18 @@ pub struct Backup {
     pub file_bytes: u64,
 }
 
-/// Exports every key of `versions` of `pac` to `path` (replacing an older psor snapshot
-/// there) and verifies the file. An error means no usable backup: do not delete.
+/// Exports every key of `versions` of `pac` to `path` and verifies the file. An existing
+/// file is replaced only when `overwrite` and only if it is an older-or-equal psor snapshot;
+/// never the file of `psor`'s own store ([`snapshot::check_output_path`]). An error means no
+/// usable backup: do not delete.
+#[allow(clippy::too_many_arguments)]
 pub fn backup(
     psor: &Psor,
     catalog: &Catalog,
     pac: &PacName,
     versions: &[ProductVersion],
     path: &Path,
+    overwrite: bool,
     engine: &EngineOptions,
     progress: Arc<Progress>,
 ) -> Result<Backup> {
@@ -46,7 +50,7 @@ pub fn backup(
         .collect::<crate::Result<Vec<_>>>()?;
     let names = versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     let selection = ExportSelection::pac_version(pac.as_str(), names, prefixes)?;
-    let opts = ExportOptions { selection, path: path.to_path_buf(), overwrite: true };
+    let opts = ExportOptions { selection, path: path.to_path_buf(), overwrite };
     let exported = snapshot::export(psor, &opts, engine, progress)?;
     if exported.failed > 0 {
         return Err(Error::State {

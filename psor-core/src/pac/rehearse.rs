@@ -47,6 +47,9 @@ pub struct RehearseOptions {
     pub source: RehearsalSource,
     /// Where the backup of the old PAC's stores is written (and verified) before they go.
     pub backup: PathBuf,
+    /// Replace an existing (older-or-equal psor snapshot) file at `backup`; without it, an
+    /// existing file is refused before the rehearsal starts.
+    pub overwrite_backup: bool,
 }
 
 /// One step of the procedure as rehearsed.
@@ -138,6 +141,12 @@ pub fn rehearse(
     let started = Instant::now();
     let (store, pac, to) = (&opts.store, &opts.pac, &opts.to);
     let mut run = Runner { observer, steps: Vec::new() };
+    // The backup's file is checked before anything is written, so a refused one costs nothing.
+    let mut in_use: Vec<PathBuf> = store.store_path().into_iter().collect();
+    if let RehearsalSource::Live(src) = &opts.source {
+        in_use.extend(src.store_path());
+    }
+    crate::snapshot::check_output_path(&opts.backup, opts.overwrite_backup, &in_use)?;
     if status(store, catalog, Some(pac), engine, Arc::new(Progress::new()))?.pacs.iter().any(|p| !p.versions.is_empty())
     {
         return Err(Error::State {
@@ -336,7 +345,16 @@ pub fn rehearse(
         format!("psor rem-old-pac {pac} --backup FILE"),
         false,
         |p| {
-            let b = backup(store, catalog, pac, std::slice::from_ref(&from), &opts.backup, engine, p)?;
+            let b = backup(
+                store,
+                catalog,
+                pac,
+                std::slice::from_ref(&from),
+                &opts.backup,
+                opts.overwrite_backup,
+                engine,
+                p,
+            )?;
             Ok((
                 format!(
                     "{} keys, {} bytes on disk, every frame's checksum verified: {}",

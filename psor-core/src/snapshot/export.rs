@@ -16,7 +16,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
-use std::io::{BufWriter, Read};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -25,7 +25,9 @@ use std::time::Instant;
 use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, SnapshotWriter, Source};
 use redis::Value;
 
-use super::{is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples};
+use super::{
+    check_output_path, is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples,
+};
 use crate::connect::{key_slot, Psor, Topology};
 use crate::engine::router::{Routed, Router};
 use crate::engine::{self, EngineOptions, KeyFailure};
@@ -78,8 +80,9 @@ pub struct ExportOptions {
     pub selection: ExportSelection,
     /// The file to write.
     pub path: PathBuf,
-    /// Replace an existing file at `path` (only a snapshot of a format version this build
-    /// reads; anything else, and a newer snapshot, is never overwritten).
+    /// Replace an existing file at `path` (only a snapshot of this build's format version or
+    /// an older one; anything else, a newer snapshot, and the file of the `file:` store being
+    /// exported are never overwritten: see [`super::check_output_path`]).
     pub overwrite: bool,
 }
 
@@ -130,7 +133,10 @@ pub fn export(
     let started = Instant::now();
     // The run's own counts, whatever earlier runs added to a shared `progress`.
     let base = progress.snapshot().counts;
-    check_target(&opts.path, opts.overwrite)?;
+    // Never over the file of the store being exported (it would be saved over the export
+    // later), nor over anything else that is not ours to replace.
+    let in_use: Vec<PathBuf> = psor.store_path().into_iter().collect();
+    check_output_path(&opts.path, opts.overwrite, &in_use)?;
     let header = Header::new(
         now_ms(),
         Source {
@@ -163,9 +169,9 @@ pub fn export(
             return Err(e);
         }
     };
-    if let Err(source) = std::fs::rename(&tmp, &opts.path) {
+    if let Err(e) = persist(&tmp, &opts.path, opts.overwrite) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Write { path: opts.path.clone(), source });
+        return Err(e);
     }
     sync_dir(&opts.path);
     let file_bytes = std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0);
@@ -187,49 +193,27 @@ pub fn export(
     })
 }
 
-/// Refuses an existing target unless `overwrite`, and never overwrites a file that is not a
-/// snapshot of a format major this build knows (a newer psor's file, or someone's data).
-fn check_target(path: &Path, overwrite: bool) -> Result<()> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(Error::Open { path: path.to_path_buf(), source }),
-    };
-    if path.is_dir() {
-        return Err(Error::Refused(format!("{} is a directory; give a file name", path.display())));
+/// Moves the finished `tmp` to `path`: a rename when replacing was asked (and checked), else
+/// a hard link that fails if `path` appeared meanwhile (what `persist_noclobber` does), then
+/// `tmp` goes.
+fn persist(tmp: &Path, path: &Path, overwrite: bool) -> Result<()> {
+    let write = |source| Error::Write { path: path.to_path_buf(), source };
+    if overwrite {
+        return std::fs::rename(tmp, path).map_err(write);
     }
-    let mut head = [0u8; 12];
-    let n = read_up_to(&mut f, &mut head).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
-    let is_snapshot = n >= 10 && head[..8] == psor_formats::header::MAGIC;
-    if !is_snapshot {
-        return Err(Error::Refused(format!(
-            "{} exists and is not a psor snapshot: psor never overwrites it; choose another name",
-            path.display()
-        )));
-    }
-    let major = u16::from_le_bytes([head[8], head[9]]);
-    if major > psor_formats::CURRENT_VERSION.major {
-        return Err(Error::Refused(format!(
-            "{} is a snapshot of format {major}.x, newer than this build's {}: it is never overwritten",
-            path.display(),
-            psor_formats::CURRENT_VERSION
-        )));
-    }
-    if !overwrite {
-        return Err(Error::Refused(format!("{} exists: use --overwrite to replace it", path.display())));
-    }
-    Ok(())
-}
-
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+            Ok(())
         }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Refused(format!(
+            "{} appeared while the export ran: not replaced (use --overwrite to replace it)",
+            path.display()
+        ))),
+        // A file system without hard links: the check before the export is what protects.
+        Err(_) if !path.exists() => std::fs::rename(tmp, path).map_err(write),
+        Err(e) => Err(write(e)),
     }
-    Ok(n)
 }
 
 /// `FILE.tmp` beside `FILE`.

@@ -24,10 +24,13 @@ mod compare;
 mod export;
 mod import;
 mod inspect;
+mod output;
 
 pub use export::{export, ExportOptions, ExportOutcome, ExportSelection};
 pub use import::{import, ImportOptions, ImportOutcome, Rename};
 pub use inspect::{group_of, inspect, InspectOptions, Inspection, PrefixStats, SelectionInfo, MAX_GROUPS};
+pub(crate) use output::canonical as canonical_path;
+pub use output::{check_output_path, same_file};
 
 use std::path::PathBuf;
 use std::sync::Mutex;
