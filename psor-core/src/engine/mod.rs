@@ -117,6 +117,11 @@ impl Samples {
         }
     }
 
+    /// The failures kept (their count is in the run's `Progress`).
+    pub(crate) fn into_failures(self) -> Vec<KeyFailure> {
+        self.failures.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn into_outcome(self, progress: &Progress, started: Instant, dry_run: bool) -> Outcome {
         let s = progress.snapshot();
         Outcome {
