@@ -88,6 +88,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Show what a snapshot file holds (offline: no server needed)
     Inspect(InspectArgs),
+    /// Compare the keys under a prefix with their copy (another prefix, server or snapshot
+    /// file), or every store a PAC upgrade carries; reads only (exit 8 = differences)
+    Verify(VerifyArgs),
     /// Map the keyspace as a prefix tree: keys, bytes, types, TTLs and biggest keys per prefix
     Survey(SurveyArgs),
     /// The layout catalog in force: versions → layouts → epochs → stores
@@ -167,6 +170,42 @@ pub struct CopyArgs {
     /// How many keys a dry run shows
     #[arg(long, default_value_t = 10)]
     pub sample: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A PAC: verify every store the upgrade --from-version → --to-version carries (by the catalog)
+    #[arg(conflicts_with_all = ["prefix", "to_prefix", "target", "snapshot"], requires_all = ["from_version", "to_version"])]
+    pub pac: Option<String>,
+    /// Side A: the keys under this prefix on --psor
+    #[arg(long, short, required_unless_present = "pac")]
+    pub prefix: Option<String>,
+    /// Side B: the same names under this prefix (default: the same prefix)
+    #[arg(long)]
+    pub to_prefix: Option<String>,
+    /// Side B is on this server (same spec forms as --psor); default: the same server
+    #[arg(long, value_name = "SPEC", conflicts_with = "snapshot")]
+    pub target: Option<String>,
+    /// Side B is this .psnap snapshot file (read only)
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// With a PAC: the version carried from
+    #[arg(long, value_name = "V", requires = "pac")]
+    pub from_version: Option<String>,
+    /// With a PAC: the version carried to
+    #[arg(long, value_name = "V", requires = "pac")]
+    pub to_version: Option<String>,
+    /// Type, expiry and size only (STRLEN/HLEN/SCARD/ZCARD/LLEN/XLEN): a first look at many keys
+    #[arg(long)]
+    pub quick: bool,
+    /// Expiry instants this many milliseconds apart still count as the same (for data copied by other tools)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub ttl_tolerance: u64,
+    /// How many differing keys of each kind the report names
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub show: usize,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,8 @@ pub const IN_USE: i32 = 6;
 /// status: done, and the report has warnings or orphans (the procedure is at risk, or
 /// keys follow the PAC naming but belong to nothing the catalog knows).
 pub const FINDINGS: i32 = 7;
+/// verify: done, and the two sides differ (the report names the keys).
+pub const DIFFERENCES: i32 = 8;
 /// Stopped by the user (declined the prompt, Ctrl-C): nothing more was written.
 pub const INTERRUPTED: i32 = 130;
 
@@ -89,6 +91,17 @@ pub fn code_for_outcome(failed: u64, conflicts: u64) -> i32 {
         FAILED
     } else if conflicts > 0 {
         CONFLICTS
+    } else {
+        OK
+    }
+}
+
+/// The exit code for a finished verify: 1 if keys could not be read, 8 if anything differs.
+pub fn code_for_verify(o: &psor_core::verify::VerifyCounts) -> i32 {
+    if o.failed > 0 {
+        FAILED
+    } else if o.differences() > 0 {
+        DIFFERENCES
     } else {
         OK
     }

@@ -25,7 +25,7 @@ mod status;
 
 pub use backup::{backup, Backup};
 pub use ops::{
-    check_compat, create, init_pac, rem_old_pac, set_mode, Blocker, CarriedStore, CompatReport, CreateOptions,
+    carried_stores, check_compat, create, init_pac, rem_old_pac, set_mode, Blocker, CarriedStore, CarryPair, CompatReport, CreateOptions,
     CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions,
     SetModeOutcome, VersionSide,
 };

@@ -202,11 +202,14 @@ fn judge(
         return Ok(Some((Kind::Extra, format!("{} in the snapshot only", file.content.kind()))));
     }
     let kind = file.content.kind();
-    if !opts.quick && matches!(file.content, Content::Opaque(_)) && live.content.kind() == kind {
-        // A stream or a module type: the embedded store does not decode it; compare bytes.
-        if side.dump(live_name)?.as_deref() != Some(&r.payload[..]) {
+    if matches!(file.content, Content::Opaque(_)) && live.content.kind() == kind {
+        // A stream or a module type: the embedded store does not decode it; compare bytes
+        // (not with --quick: type and expiry only).
+        if !opts.quick && side.dump(live_name)?.as_deref() != Some(&r.payload[..]) {
             return Ok(Some((Kind::Content, format!("{kind}: other DUMP bytes"))));
         }
+        let live = KeyState { content: file.content.clone(), expire_at: live.expire_at };
+        return Ok(classify(&live, file, opts.ttl_tolerance_ms));
     }
     Ok(classify(live, file, opts.ttl_tolerance_ms))
 }
