@@ -164,6 +164,9 @@ pub struct CopyArgs {
     /// Delete each source key once its copy is confirmed
     #[arg(long = "move")]
     pub move_keys: bool,
+    /// Then compare every key with its copy, both directions (as `psor verify`; exit 8 if they differ)
+    #[arg(long, conflicts_with_all = ["move_keys", "dry_run"])]
+    pub verify: bool,
     /// Count what would be copied and what would conflict; write nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
@@ -239,6 +242,10 @@ pub struct ImportArgs {
     /// How many keys a dry run shows
     #[arg(long, default_value_t = 10)]
     pub sample: usize,
+    /// Then compare the restored keys with the file, both directions (as `psor verify
+    /// --snapshot`; exit 8 if they differ)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +368,10 @@ pub struct CreateArgs {
     /// Count what would be copied; write nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Then compare every carried store with its source, both directions (as `psor verify
+    /// PAC --from-version --to-version`; exit 8 if they differ)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -63,6 +63,16 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
         t.flush()?;
     }
     source.flush()?;
-    output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
-    Ok(code_for_outcome(outcome.counts.failed, outcome.counts.conflicts))
+    let code = code_for_outcome(outcome.counts.failed, outcome.counts.conflicts);
+    if !a.verify {
+        output::print_outcome(&mut std::io::stdout().lock(), g.json, &info, &outcome)?;
+        return Ok(code);
+    }
+    let checked = super::verify::after_write(g, &source, target.as_ref(), None, &[(from, to)])?;
+    let extra = g.json.then(|| serde_json::to_value(&checked)).transpose()?.map(|v| ("verify", v));
+    output::print_outcome_with(&mut std::io::stdout().lock(), g.json, &info, &outcome, extra)?;
+    if !g.json {
+        super::verify::print_after(&checked)?;
+    }
+    Ok(super::verify::combined_code(code, &checked))
 }

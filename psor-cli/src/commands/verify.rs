@@ -136,6 +136,46 @@ fn run_pac(g: &Global, a: &VerifyArgs, live: &Psor, pac: &str) -> Result<i32> {
     Ok(code_for_verify(&total.counts))
 }
 
+/// `--verify` of `copy`, `import` and `create`: compares each pair (prefix on `live`, prefix on
+/// side B: `target`, or `live` itself, or the snapshot `file`) and adds up the outcomes.
+pub fn after_write(
+    g: &Global,
+    live: &Psor,
+    target: Option<&Psor>,
+    file: Option<&std::path::Path>,
+    pairs: &[(KeyPrefix, KeyPrefix)],
+) -> Result<VerifyOutcome> {
+    let mut total = VerifyOutcome::default();
+    for (from, to) in pairs {
+        let opts = VerifyOptions::new(from.clone(), to.clone());
+        let o = verify_one(g, live, target, file, &opts)?;
+        total.counts.add(&o.counts);
+        total.differences.extend(o.differences);
+        total.failures.extend(o.failures);
+        total.seconds += o.seconds;
+        total.paused_seconds += o.paused_seconds;
+    }
+    Ok(total)
+}
+
+/// Prints a `--verify` result after the command's own table (people only; `--json` puts it in
+/// the command's object as `"verify"`).
+pub fn print_after(o: &VerifyOutcome) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "verify (what was written, both directions):")?;
+    print_outcome(&mut out, o)?;
+    Ok(())
+}
+
+/// The exit code of a command that wrote (`written`) and then verified.
+pub fn combined_code(written: i32, o: &VerifyOutcome) -> i32 {
+    if written != crate::exit::OK {
+        written
+    } else {
+        code_for_verify(&o.counts)
+    }
+}
+
 /// The counts table and the first differing keys of each kind.
 pub fn print_outcome(out: &mut impl Write, o: &VerifyOutcome) -> std::io::Result<()> {
     let c = &o.counts;

@@ -23,7 +23,7 @@
 mod compare;
 mod snapshot;
 
-pub use snapshot::verify_snapshot;
+pub use snapshot::{common_prefix, verify_snapshot};
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};

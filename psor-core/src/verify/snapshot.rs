@@ -34,6 +34,31 @@ use crate::snapshot::{Error, Result};
 const BATCH_RECORDS: usize = 256;
 const BATCH_BYTES: usize = 16 << 20;
 
+/// The longest prefix every key in the snapshot at `path` shares (streamed: bounded memory),
+/// for verifying a whole file. Refused when it is empty (a file of unrelated keys).
+pub fn common_prefix(path: &Path) -> Result<crate::keys::KeyPrefix> {
+    let file_err = |source| Error::File { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    let mut reader = SnapshotReader::open(BufReader::with_capacity(1 << 20, file)).map_err(file_err)?;
+    let mut common: Option<Vec<u8>> = None;
+    reader
+        .for_each_record(|r| match &mut common {
+            None => common = Some(r.key.to_vec()),
+            Some(c) => {
+                let n = c.iter().zip(r.key).take_while(|(a, b)| a == b).count();
+                c.truncate(n);
+            }
+        })
+        .map_err(file_err)?;
+    let common = common.unwrap_or_default();
+    crate::keys::KeyPrefix::new(common).map_err(|_| {
+        Error::Refused(format!(
+            "{}: its keys share no prefix; verify it with `psor verify --prefix P --snapshot FILE` per prefix",
+            path.display()
+        ))
+    })
+}
+
 fn name_hash(key: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
     h.write(key);
