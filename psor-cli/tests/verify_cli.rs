@@ -31,7 +31,10 @@ fn verify_exit_codes_json_and_copy_import_verify() {
     // copy --verify: the copy, then the verify in the same JSON object.
     let out = ok(&u1, &["--json", "copy", "--prefix", &a, "--to-prefix", &b, "--target", &u2, "--verify"], 0);
     let v = json(&out);
-    assert_eq!((v["done"].as_u64(), v["verify"]["same"].as_u64(), v["verify"]["missing"].as_u64()), (Some(30), Some(30), Some(0)));
+    assert_eq!(
+        (v["done"].as_u64(), v["verify"]["same"].as_u64(), v["verify"]["missing"].as_u64()),
+        (Some(30), Some(30), Some(0))
+    );
 
     let out = ok(&u1, &["--json", "verify", "--prefix", &a, "--to-prefix", &b, "--target", &u2], 0);
     let v = json(&out);

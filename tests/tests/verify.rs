@@ -30,11 +30,16 @@ fn prefix(s: &str) -> KeyPrefix {
 }
 
 fn opts(from: &str, to: &str) -> VerifyOptions {
-    VerifyOptions { show: 100, recheck_delay: Duration::from_millis(20), ..VerifyOptions::new(prefix(from), prefix(to)) }
+    VerifyOptions {
+        show: 100,
+        recheck_delay: Duration::from_millis(20),
+        ..VerifyOptions::new(prefix(from), prefix(to))
+    }
 }
 
 fn copy(source: &Psor, target: Option<&Psor>, from: &str, to: &str) {
-    let o = CopyOptions { from: prefix(from), to: prefix(to), replace: false, move_keys: false, dry_run: false, sample: 0 };
+    let o =
+        CopyOptions { from: prefix(from), to: prefix(to), replace: false, move_keys: false, dry_run: false, sample: 0 };
     let out = engine::copy(source, target, &o, &small(), Arc::new(Progress::new())).unwrap();
     assert_eq!((out.counts.failed, out.counts.conflicts), (0, 0));
 }
@@ -163,7 +168,8 @@ fn two_servers_and_a_hashtable_set_restored_elsewhere() {
     let (p1, p2) = (connect(&s1.url()), connect(&s2.url()));
     copy(&p1, Some(&p2), &a, &b);
     let dump = |c: &mut redis::Connection, k: &str| -> Vec<u8> { redis::cmd("DUMP").arg(k).query(c).unwrap() };
-    let moved = dump(&mut s2.admin_conn(), &renamed(big_set.as_bytes(), &a, &b).iter().map(|&c| c as char).collect::<String>());
+    let moved =
+        dump(&mut s2.admin_conn(), &renamed(big_set.as_bytes(), &a, &b).iter().map(|&c| c as char).collect::<String>());
     assert_ne!(dump(&mut c1, &big_set), moved, "the test needs other DUMP bytes for the same set");
     let o = run(&p1, Some(&p2), &opts(&a, &b));
     assert_eq!(o.counts, counts(50, 0, 0, 0, 0, 0), "{:#?}", o.differences);

@@ -65,7 +65,10 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
             let template = cat.key_template();
             let pairs = versions
                 .iter()
-                .map(|v| psor_core::keys::KeyPrefix::new(template.prefix(&pac, v).as_bytes().to_vec()).map(|p| (p.clone(), p)))
+                .map(|v| {
+                    psor_core::keys::KeyPrefix::new(template.prefix(&pac, v).as_bytes().to_vec())
+                        .map(|p| (p.clone(), p))
+                })
                 .collect::<psor_core::Result<Vec<_>>>()?;
             let checked = super::verify::after_write(g, &psor, None, Some(path), &pairs)?;
             if !checked.is_same() {

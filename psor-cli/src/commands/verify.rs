@@ -126,7 +126,13 @@ fn run_pac(g: &Global, a: &VerifyArgs, live: &Psor, pac: &str) -> Result<i32> {
         obj.insert("stores".into(), stores.into());
         writeln!(out, "{v}")?;
     } else {
-        writeln!(out, "verify {pac} {from_v} → {to_v} on {}{}: {} carried stores", live.spec().redacted(), quick(a), stores.len())?;
+        writeln!(
+            out,
+            "verify {pac} {from_v} → {to_v} on {}{}: {} carried stores",
+            live.spec().redacted(),
+            quick(a),
+            stores.len()
+        )?;
         for (s, o) in &per_store {
             let state = if o.is_same() { "same".to_string() } else { format!("{} differ", o.counts.differences()) };
             writeln!(out, "  {:<24} {} → {}: {} keys, {state}", s.store, s.from, s.to, HumanCount(o.counts.same))?;

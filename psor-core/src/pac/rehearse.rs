@@ -368,7 +368,10 @@ pub fn rehearse(
             if !checked.is_same() {
                 return Err(Error::State {
                     pac: pac.clone(),
-                    reason: format!("the backup differs from the live keys ({:?}); nothing was removed", checked.counts),
+                    reason: format!(
+                        "the backup differs from the live keys ({:?}); nothing was removed",
+                        checked.counts
+                    ),
                 });
             }
             Ok((

@@ -126,14 +126,19 @@ pub(crate) fn read_states(
             }
             let cmds: Vec<Routed> = group
                 .iter()
-                .map(|(i, r)| Routed { slot: keys[*i].1, cmd: r.next_command().expect("active readers have a command") })
+                .map(|(i, r)| Routed {
+                    slot: keys[*i].1,
+                    cmd: r.next_command().expect("active readers have a command"),
+                })
                 .collect();
             let replies = router.run("read", &cmds)?;
             for ((i, mut r), reply) in group.into_iter().zip(replies) {
                 if let Value::ServerError(e) = &reply {
                     // WRONGTYPE: the key changed type since TYPE; an error from the store.
                     out[i] = match e.code() {
-                        "WRONGTYPE" => Ok(KeyState { content: Content::Unsteady(r.finish().kind().into(), 0), expire_at: None }),
+                        "WRONGTYPE" => {
+                            Ok(KeyState { content: Content::Unsteady(r.finish().kind().into(), 0), expire_at: None })
+                        }
                         _ => Err(e.to_string()),
                     };
                     continue;
@@ -188,7 +193,9 @@ pub(crate) fn classify(a: &KeyState, b: &KeyState, tolerance_ms: u64) -> Option<
     match (a.expire_at, b.expire_at) {
         (None, None) => None,
         (Some(x), Some(y)) if x.abs_diff(y) <= tolerance_ms => None,
-        (Some(x), Some(y)) => Some((Kind::Expiry, format!("expires {} vs {} ({} ms apart)", utc(x), utc(y), x.abs_diff(y)))),
+        (Some(x), Some(y)) => {
+            Some((Kind::Expiry, format!("expires {} vs {} ({} ms apart)", utc(x), utc(y), x.abs_diff(y))))
+        }
         (Some(x), None) => Some((Kind::Expiry, format!("expires {} vs persistent", utc(x)))),
         (None, Some(y)) => Some((Kind::Expiry, format!("persistent vs expires {}", utc(y)))),
     }

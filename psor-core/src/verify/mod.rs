@@ -59,7 +59,14 @@ pub struct VerifyOptions {
 impl VerifyOptions {
     /// Options comparing `from` on one side with `to` on the other, full content, no tolerance.
     pub fn new(from: KeyPrefix, to: KeyPrefix) -> Self {
-        VerifyOptions { from, to, quick: false, ttl_tolerance_ms: 0, show: 10, recheck_delay: Duration::from_millis(50) }
+        VerifyOptions {
+            from,
+            to,
+            quick: false,
+            ttl_tolerance_ms: 0,
+            show: 10,
+            recheck_delay: Duration::from_millis(50),
+        }
     }
 }
 
@@ -210,7 +217,13 @@ impl Tally {
         }
     }
 
-    pub(crate) fn outcome(&self, quick: bool, failed: u64, failures: Vec<KeyFailure>, started: Instant) -> VerifyOutcome {
+    pub(crate) fn outcome(
+        &self,
+        quick: bool,
+        failed: u64,
+        failures: Vec<KeyFailure>,
+        started: Instant,
+    ) -> VerifyOutcome {
         let k = |kind: Kind| self.kinds[kind.index()].load(Relaxed);
         let mut differences = self.diffs.lock().unwrap_or_else(|p| p.into_inner()).clone();
         differences.sort_by(|x, y| (x.kind as usize, &x.key).cmp(&(y.kind as usize, &y.key)));
@@ -254,22 +267,10 @@ pub fn verify(
     let started = Instant::now();
     let tally = Arc::new(Tally::new(opts.show));
     let pass1 = run(a, &opts.from, engine, &progress, || {
-        Ok(Verifier {
-            a: Side::new(a)?,
-            b: Side::new(b)?,
-            opts: opts.clone(),
-            tally: tally.clone(),
-            extra_pass: false,
-        })
+        Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: false })
     })?;
     let pass2 = run(b, &opts.to, engine, &progress, || {
-        Ok(Verifier {
-            a: Side::new(a)?,
-            b: Side::new(b)?,
-            opts: opts.clone(),
-            tally: tally.clone(),
-            extra_pass: true,
-        })
+        Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: true })
     })?;
     let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
     // One `Progress` for both passes: its counts are cumulative.

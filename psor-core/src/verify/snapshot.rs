@@ -112,7 +112,8 @@ pub fn verify_snapshot(
     // Pass 2: live keys the file does not have.
     for keys in scan(live, &opts.from, engine, progress.clone())? {
         let keys = keys?;
-        let suspects: Vec<&[u8]> = keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
+        let suspects: Vec<&[u8]> =
+            keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
         if suspects.is_empty() {
             continue;
         }
