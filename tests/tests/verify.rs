@@ -313,3 +313,28 @@ fn a_key_fixed_during_the_run_counts_as_changed() {
     assert_eq!(o.counts, counts(19, 0, 0, 0, 1, 0));
     assert_eq!(named(&o, Kind::Content), vec![display_key(&keys[6])]);
 }
+
+#[test]
+fn rerunning_a_copy_of_a_big_hashtable_set_to_another_server_is_unchanged() {
+    // More than 10,000 members: the old comparer did not read such a set and called the
+    // rerun a conflict; the chunked one reads it with SSCAN.
+    let (s1, s2) = (RedisServer::start(), RedisServer::start());
+    let ns = unique_prefix("verify-rerun");
+    let key = format!("{ns}A:big-set");
+    let mut con = s1.admin_conn();
+    for chunk in 0..12 {
+        let mut c = redis::cmd("SADD");
+        c.arg(&key);
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            c.arg(format!("member-{i}"));
+        }
+        q(&mut con, &mut c);
+    }
+    let (p1, p2) = (connect(&s1.url()), connect(&s2.url()));
+    let (a, b) = (format!("{ns}A:"), format!("{ns}B:"));
+    copy(&p1, Some(&p2), &a, &b);
+    let o = CopyOptions { from: prefix(&a), to: prefix(&b), replace: false, move_keys: false, dry_run: false, sample: 0 };
+    let again = engine::copy(&p1, Some(&p2), &o, &small(), Arc::new(Progress::new())).unwrap();
+    assert_eq!((again.counts.unchanged, again.counts.conflicts), (1, 0));
+    assert_eq!(run(&p1, Some(&p2), &opts(&a, &b)).counts, counts(1, 0, 0, 0, 0, 0));
+}
