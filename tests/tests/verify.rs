@@ -333,7 +333,8 @@ fn rerunning_a_copy_of_a_big_hashtable_set_to_another_server_is_unchanged() {
     let (p1, p2) = (connect(&s1.url()), connect(&s2.url()));
     let (a, b) = (format!("{ns}A:"), format!("{ns}B:"));
     copy(&p1, Some(&p2), &a, &b);
-    let o = CopyOptions { from: prefix(&a), to: prefix(&b), replace: false, move_keys: false, dry_run: false, sample: 0 };
+    let o =
+        CopyOptions { from: prefix(&a), to: prefix(&b), replace: false, move_keys: false, dry_run: false, sample: 0 };
     let again = engine::copy(&p1, Some(&p2), &o, &small(), Arc::new(Progress::new())).unwrap();
     assert_eq!((again.counts.unchanged, again.counts.conflicts), (1, 0));
     assert_eq!(run(&p1, Some(&p2), &opts(&a, &b)).counts, counts(1, 0, 0, 0, 0, 0));
