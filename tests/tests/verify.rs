@@ -339,3 +339,35 @@ fn rerunning_a_copy_of_a_big_hashtable_set_to_another_server_is_unchanged() {
     assert_eq!((again.counts.unchanged, again.counts.conflicts), (1, 0));
     assert_eq!(run(&p1, Some(&p2), &opts(&a, &b)).counts, counts(1, 0, 0, 0, 0, 0));
 }
+
+/// Valkey 9 (hash field expirations): `PSOR_VALKEY9_SERVER`, or the version matrix's copy.
+fn valkey9() -> std::path::PathBuf {
+    std::env::var_os("PSOR_VALKEY9_SERVER").map(Into::into).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/psor-servers/valkey-9.1/valkey-server")
+    })
+}
+
+#[test]
+#[ignore = "needs Valkey 9: PSOR_VALKEY9_SERVER or ~/.cache/psor-servers/valkey-9.1/valkey-server; run with --ignored"]
+fn hash_field_expirations_are_compared_on_valkey_9() {
+    let server = RedisServer::builder().binary(valkey9()).start();
+    let ns = unique_prefix("verify-hfe");
+    let (a, b) = (format!("{ns}A:"), format!("{ns}B:"));
+    let mut con = server.admin_conn();
+    let h = format!("{a}hash");
+    q(&mut con, redis::cmd("HSET").arg(&h).arg("f1").arg("v1").arg("f2").arg("v2").arg("f3").arg("v3"));
+    q(&mut con, redis::cmd("HPEXPIREAT").arg(&h).arg(4_102_444_800_000i64).arg("FIELDS").arg(1).arg("f1"));
+    let psor = connect(&server.url());
+    copy(&psor, None, &a, &b);
+    assert_eq!(run(&psor, None, &opts(&a, &b)).counts, counts(1, 0, 0, 0, 0, 0));
+    // The field's instant moved by 1 ms, then the expiry moved to another field.
+    let hb = format!("{b}hash");
+    q(&mut con, redis::cmd("HPEXPIREAT").arg(&hb).arg(4_102_444_800_001i64).arg("FIELDS").arg(1).arg("f1"));
+    let o = run(&psor, None, &opts(&a, &b));
+    assert_eq!(o.counts, counts(0, 0, 0, 0, 0, 1), "{:#?}", o.differences);
+    assert!(o.differences[0].detail.contains("field expirations"), "{:?}", o.differences);
+    q(&mut con, redis::cmd("HPERSIST").arg(&hb).arg("FIELDS").arg(1).arg("f1"));
+    q(&mut con, redis::cmd("HPEXPIREAT").arg(&hb).arg(4_102_444_800_000i64).arg("FIELDS").arg(1).arg("f2"));
+    assert_eq!(run(&psor, None, &opts(&a, &b)).counts, counts(0, 0, 0, 0, 0, 1));
+}

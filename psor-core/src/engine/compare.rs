@@ -52,6 +52,9 @@ pub(crate) enum Content {
         len: u64,
         /// Digest of the elements.
         digest: u128,
+        /// Hash field expirations (Redis 7.4+, Valkey 9), when read: how many fields have
+        /// one, and an order-free digest of (field, instant).
+        field_expiry: (u64, u128),
     },
 }
 
@@ -118,6 +121,11 @@ pub(crate) struct Reader {
     sum: u128,
     unsteady: bool,
     quick: bool,
+    /// Read hash field expirations (`HPEXPIRETIME`) after each chunk of fields.
+    field_expiry: bool,
+    /// Fields of the last chunk whose expirations are still to be read.
+    pending_fields: Vec<Vec<u8>>,
+    expiring: (u64, u128),
 }
 
 impl Reader {
@@ -145,11 +153,23 @@ impl Reader {
             sum: 0,
             unsteady: false,
             quick,
+            field_expiry: false,
+            pending_fields: Vec::new(),
+            expiring: (0, 0),
         }
+    }
+
+    /// Also reads each hash field's expiry (the server knows `HPEXPIRETIME`).
+    pub(crate) fn with_field_expiry(mut self, on: bool) -> Reader {
+        self.field_expiry = on && self.kind == "hash";
+        self
     }
 
     /// How much the next reply may weigh (elements, or bytes / 64), to bound a pipeline.
     pub(crate) fn weight(&self) -> u64 {
+        if !self.pending_fields.is_empty() {
+            return self.pending_fields.len() as u64;
+        }
         match (&self.cursor, self.kind.as_str()) {
             (Cursor::Done, _) => 0,
             (Cursor::Offset(o), "string") => self.len.saturating_sub(*o).min(CHUNK_BYTES) / 64 + 1,
@@ -162,6 +182,14 @@ impl Reader {
     pub(crate) fn next_command(&self) -> Option<redis::Cmd> {
         let key = &self.key[..];
         let mut cmd;
+        if !self.pending_fields.is_empty() {
+            cmd = redis::cmd("HPEXPIRETIME");
+            cmd.arg(key).arg("FIELDS").arg(self.pending_fields.len());
+            for f in &self.pending_fields {
+                cmd.arg(&f[..]);
+            }
+            return Some(cmd);
+        }
         match (&self.cursor, self.kind.as_str()) {
             (Cursor::Done, _) => return None,
             (Cursor::Offset(0), "string") if self.len <= CHUNK_BYTES => {
@@ -213,6 +241,30 @@ impl Reader {
                 key: Some(self.key.clone()),
                 source: e.into(),
             });
+        }
+        if !self.pending_fields.is_empty() {
+            let fields = std::mem::take(&mut self.pending_fields);
+            let instants = items_of(reply);
+            if instants.len() != fields.len() {
+                self.unsteady = true;
+            }
+            for (f, t) in fields.iter().zip(instants) {
+                if let Value::Int(t) = t {
+                    if t >= 0 {
+                        let (mut a, mut b) = (DefaultHasher::new(), DefaultHasher::new());
+                        b.write_u64(0x9e37_79b9_7f4a_7c15);
+                        for h in [&mut a, &mut b] {
+                            h.write_u64(f.len() as u64);
+                            h.write(f);
+                            h.write_i64(t);
+                        }
+                        self.expiring.0 += 1;
+                        self.expiring.1 =
+                            self.expiring.1.wrapping_add(u128::from(a.finish()) << 64 | u128::from(b.finish()));
+                    }
+                }
+            }
+            return Ok(());
         }
         match std::mem::replace(&mut self.cursor, Cursor::Done) {
             Cursor::Done => {}
@@ -299,6 +351,9 @@ impl Reader {
     /// Hash pairs or set members, in any order.
     fn unordered(&mut self, items: Vec<Value>) {
         let step = if self.kind == "hash" { 2 } else { 1 };
+        if self.field_expiry {
+            self.pending_fields = items.chunks(2).map(|p| flat_bytes(&p[0])).collect();
+        }
         for el in items.chunks(step) {
             let (mut a, mut b) = (DefaultHasher::new(), DefaultHasher::new());
             b.write_u64(0x9e37_79b9_7f4a_7c15);
@@ -319,7 +374,7 @@ impl Reader {
         if len_command(&self.kind).is_none() {
             return Content::Opaque(self.kind);
         }
-        let read_all = matches!(self.cursor, Cursor::Done);
+        let read_all = matches!(self.cursor, Cursor::Done) && self.pending_fields.is_empty();
         if self.unsteady || !read_all || (!self.quick && self.seen != self.len) {
             return Content::Unsteady(self.kind, self.len);
         }
@@ -328,7 +383,7 @@ impl Reader {
         } else {
             (u128::from(self.ordered.0.finish()) << 64 | u128::from(self.ordered.1.finish())).wrapping_add(self.sum)
         };
-        Content::Value { kind: self.kind, len: self.len, digest }
+        Content::Value { kind: self.kind, len: self.len, digest, field_expiry: self.expiring }
     }
 }
 

@@ -33,6 +33,7 @@ pub(crate) fn read_states(
     keys: &[(&[u8], u16)],
     quick: bool,
     abs_ttl: bool,
+    field_expiry: bool,
 ) -> Result<Vec<std::result::Result<KeyState, String>>> {
     let ttl_cmd = if abs_ttl { "PEXPIRETIME" } else { "PTTL" };
     let mut cmds = Vec::with_capacity(keys.len() * 2);
@@ -95,7 +96,7 @@ pub(crate) fn read_states(
         match r {
             Value::Int(n) => {
                 let kind = kinds[i].as_deref().unwrap_or_default();
-                readers.push((i, Reader::new(keys[i].0, kind, n.max(0) as u64, quick)));
+                readers.push((i, Reader::new(keys[i].0, kind, n.max(0) as u64, quick).with_field_expiry(field_expiry)));
             }
             Value::ServerError(e) => out[i] = Err(e.to_string()),
             other => out[i] = Err(format!("unexpected reply {other:?}")),
@@ -176,6 +177,15 @@ pub(crate) fn classify(a: &KeyState, b: &KeyState, tolerance_ms: u64) -> Option<
     }
     match (&a.content, &b.content) {
         (Content::Opaque(_), Content::Opaque(_)) => {}
+        (
+            Content::Value { len: m, digest: d, field_expiry: (fm, sm), .. },
+            Content::Value { len: n, digest: e, field_expiry: (fn_, sn), .. },
+        ) if m == n && d == e && (fm, sm) != (fn_, sn) => {
+            return Some((
+                Kind::Expiry,
+                format!("hash field expirations differ ({fm} vs {fn_} fields with an expiry)"),
+            ));
+        }
         (x, y) if !x.same_as(y) => {
             let unit = if ka == "string" { "bytes" } else { "elements" };
             let detail = match (x.len(), y.len()) {

@@ -285,11 +285,25 @@ pub(crate) struct Side {
     router: Router,
     cluster: bool,
     abs_ttl: bool,
+    /// The server knows hash field expirations (`HPEXPIRETIME`: Redis 7.4+, Valkey 9).
+    field_expiry: bool,
 }
 
 impl Side {
     pub(crate) fn new(psor: &Psor) -> Result<Side> {
-        Ok(Side { router: Router::new(psor)?, cluster: psor.is_cluster(), abs_ttl: psor.version().has_pexpiretime() })
+        // Valkey reports redis_version 7.2.4 whatever it knows: ask for the command itself.
+        let field_expiry = psor.masters()[0]
+            .connect()?
+            .retry("COMMAND INFO", None, |c| {
+                redis::cmd("COMMAND").arg("INFO").arg("HPEXPIRETIME").query::<Vec<Value>>(c)
+            })
+            .is_ok_and(|v| matches!(v.first(), Some(Value::Array(_))));
+        Ok(Side {
+            router: Router::new(psor)?,
+            cluster: psor.is_cluster(),
+            abs_ttl: psor.version().has_pexpiretime(),
+            field_expiry,
+        })
     }
 
     fn slot(&self, key: &[u8]) -> u16 {
@@ -303,7 +317,7 @@ impl Side {
     /// Reads the keys' states.
     pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool) -> Result<Vec<std::result::Result<KeyState, String>>> {
         let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
-        read_states(&mut self.router, &routed, quick, self.abs_ttl)
+        read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry)
     }
 
     /// Which of the keys exist.

@@ -206,7 +206,7 @@ fn file_state(con: &mut NodeConn, r: &Record, quick: bool) -> Result<KeyState> {
             let len_cmd = crate::engine::compare::len_command(kind).expect("a readable kind");
             let len: u64 = con.retry(len_cmd, Some(&r.key), |c| redis::cmd(len_cmd).arg(&r.key).query(c))?;
             if quick {
-                Content::Value { kind: kind.to_string(), len, digest: 0 }
+                Content::Value { kind: kind.to_string(), len, digest: 0, field_expiry: (0, 0) }
             } else {
                 read_with(con, &r.key, kind, len)?
             }
