@@ -134,13 +134,18 @@ fn run_pac(g: &Global, a: &VerifyArgs, live: &Psor, pac: &str) -> Result<i32> {
             stores.len()
         )?;
         for (s, o) in &per_store {
-            let state = if o.is_same() { "same".to_string() } else { format!("{} differ", o.counts.differences()) };
-            writeln!(out, "  {:<24} {} → {}: {} keys, {state}", s.store, s.from, s.to, HumanCount(o.counts.same))?;
+            let differ = o.counts.differences();
+            let (same, store) = (HumanCount(o.counts.same), &s.store);
+            writeln!(out, "  {store:<12} {} → {}   {same} the same, {differ} differ", s.from, s.to)?;
         }
+        keep_first(&mut total, a.show);
         print_outcome(&mut out, &total)?;
     }
     Ok(code_for_verify(&total.counts))
 }
+
+/// Differing keys of each kind a `--verify` report names (`psor verify --show`'s default).
+const AFTER_WRITE_SHOW: usize = 10;
 
 /// `--verify` of `copy`, `import` and `create`: compares each pair (prefix on `live`, prefix on
 /// side B: `target`, or `live` itself, or the snapshot `file`) and adds up the outcomes.
@@ -161,7 +166,18 @@ pub fn after_write(
         total.seconds += o.seconds;
         total.paused_seconds += o.paused_seconds;
     }
+    keep_first(&mut total, AFTER_WRITE_SHOW);
     Ok(total)
+}
+
+/// Keeps the first `show` differing keys of each kind (an outcome added up over stores).
+fn keep_first(o: &mut VerifyOutcome, show: usize) {
+    let mut seen = [0usize; 5];
+    o.differences.retain(|d| {
+        let i = Kind::ALL.iter().position(|k| *k == d.kind).unwrap_or(0);
+        seen[i] += 1;
+        seen[i] <= show
+    });
 }
 
 /// Prints a `--verify` result after the command's own table (people only; `--json` puts it in
