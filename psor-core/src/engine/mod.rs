@@ -9,7 +9,7 @@
 pub(crate) mod compare;
 mod copy;
 mod delete;
-mod pacing;
+pub(crate) mod pacing;
 pub(crate) mod router;
 mod scan;
 

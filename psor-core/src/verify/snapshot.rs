@@ -83,58 +83,72 @@ pub fn verify_snapshot(
     let tally = Tally::new(opts.show);
     let samples = Samples::new(engine.keep_samples);
     let mut side = Side::new(live)?;
-    let mut index: Vec<u64> = Vec::new();
+    // Sized once from the footer: 8 bytes per record, no doubling on the way.
+    let mut index: Vec<u64> = Vec::with_capacity(usize::try_from(reader.footer().totals.keys).unwrap_or(0));
     let (mut batch, mut bytes) = (Vec::new(), 0usize);
     let now = now_ms();
-    for r in reader.records() {
-        if progress.is_cancelled() {
-            return Err(crate::Error::Interrupted.into());
+    // Paced as every bulk command (`--rate`, `--max-latency`): one admission per batch.
+    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, live)?;
+    // The pacer's watcher threads are stopped whatever happens.
+    let result = (|| -> Result<()> {
+        for r in reader.records() {
+            if progress.is_cancelled() {
+                return Err(crate::Error::Interrupted.into());
+            }
+            let r = r.map_err(file_err)?;
+            Progress::add(&progress.examined, 1);
+            if !opts.to.matches(&r.key) || r.expire_at_ms.is_some_and(|t| t <= now) {
+                continue;
+            }
+            Progress::add(&progress.matched, 1);
+            index.push(name_hash(&opts.to.rewrite(&r.key, &opts.from)));
+            bytes += r.payload.len();
+            batch.push(r);
+            if batch.len() >= BATCH_RECORDS || bytes >= BATCH_BYTES {
+                pacer.admit(batch.len());
+                compare_batch(&mut side, &std::mem::take(&mut batch), opts, &tally, &samples, &progress)?;
+                bytes = 0;
+            }
         }
-        let r = r.map_err(file_err)?;
-        Progress::add(&progress.examined, 1);
-        if !opts.to.matches(&r.key) || r.expire_at_ms.is_some_and(|t| t <= now) {
-            continue;
+        if !batch.is_empty() {
+            pacer.admit(batch.len());
+            compare_batch(&mut side, &batch, opts, &tally, &samples, &progress)?;
         }
-        Progress::add(&progress.matched, 1);
-        index.push(name_hash(&opts.to.rewrite(&r.key, &opts.from)));
-        bytes += r.payload.len();
-        batch.push(r);
-        if batch.len() >= BATCH_RECORDS || bytes >= BATCH_BYTES {
-            compare_batch(&mut side, &std::mem::take(&mut batch), opts, &tally, &samples, &progress)?;
-            bytes = 0;
-        }
-    }
-    if !batch.is_empty() {
-        compare_batch(&mut side, &batch, opts, &tally, &samples, &progress)?;
-    }
-    index.sort_unstable();
-    index.dedup();
+        index.sort_unstable();
+        index.dedup();
 
-    // Pass 2: live keys the file does not have.
-    for keys in scan(live, &opts.from, engine, progress.clone())? {
-        let keys = keys?;
-        let suspects: Vec<&[u8]> =
-            keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
-        if suspects.is_empty() {
-            continue;
-        }
-        std::thread::sleep(opts.recheck_delay);
-        for (k, e) in suspects.iter().zip(side.exists(&suspects)?) {
-            match e {
-                Ok(true) => {
-                    let file_name = opts.from.rewrite(k, &opts.to);
-                    tally.differs(Kind::Missing, k, &file_name, "not in the snapshot".into())
-                }
-                Ok(false) => tally.changed(1),
-                Err(e) => {
-                    let label = side.label(k);
-                    samples.failure(&progress, &label, k, e)
+        // Pass 2: live keys the file does not have.
+        for keys in scan(live, &opts.from, engine, progress.clone())? {
+            let keys = keys?;
+            pacer.admit(keys.len());
+            let suspects: Vec<&[u8]> =
+                keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
+            if suspects.is_empty() {
+                continue;
+            }
+            std::thread::sleep(opts.recheck_delay);
+            for (k, e) in suspects.iter().zip(side.exists(&suspects)?) {
+                match e {
+                    Ok(true) => {
+                        let file_name = opts.from.rewrite(k, &opts.to);
+                        tally.differs(Kind::Missing, k, &file_name, "not in the snapshot".into())
+                    }
+                    Ok(false) => tally.changed(1),
+                    Err(e) => {
+                        let label = side.label(k);
+                        samples.failure(&progress, &label, k, e)
+                    }
                 }
             }
         }
-    }
+        Ok(())
+    })();
+    let paused = pacer.stop();
+    result?;
     let failures = samples.into_failures();
-    Ok(tally.outcome(opts.quick, progress.snapshot().counts.failed, failures, started))
+    let mut out = tally.outcome(opts.quick, progress.snapshot().counts.failed, failures, started);
+    out.paused_seconds = paused;
+    Ok(out)
 }
 
 /// Pass 1 for one batch of records: read them from a private in-memory store and the live
