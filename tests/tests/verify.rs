@@ -371,3 +371,27 @@ fn hash_field_expirations_are_compared_on_valkey_9() {
     q(&mut con, redis::cmd("HPEXPIREAT").arg(&hb).arg(4_102_444_800_000i64).arg("FIELDS").arg(1).arg("f2"));
     assert_eq!(run(&psor, None, &opts(&a, &b)).counts, counts(0, 0, 0, 0, 0, 1));
 }
+
+#[test]
+fn sentinel_and_a_file_store_as_sides() {
+    let master = RedisServer::start();
+    let sentinel = psor_tests::RedisSentinel::start(&master, "vmaster");
+    let ns = unique_prefix("verify-mix");
+    let (a, b) = (format!("{ns}A:"), format!("{ns}B:"));
+    let keys = populate_all_types(&mut master.admin_conn(), a.as_bytes(), 30);
+    let via_sentinel = connect(&sentinel.url("vmaster"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = connect(&format!("file:{}", dir.path().join("store.psnap").display()));
+    // Sentinel → a file: store, verified both ways.
+    copy(&via_sentinel, Some(&file), &a, &b);
+    assert_eq!(run(&via_sentinel, Some(&file), &opts(&a, &b)).counts, counts(30, 0, 0, 0, 0, 0));
+    assert_eq!(run(&file, Some(&via_sentinel), &opts(&b, &a)).counts, counts(30, 0, 0, 0, 0, 0));
+    // A key removed from the file store: missing one way, extra the other.
+    let mut con = file.masters()[0].connect().unwrap();
+    let gone = renamed(&keys[4], &a, &b);
+    con.retry("DEL", None, |c| redis::cmd("DEL").arg(&gone).query::<u64>(c)).unwrap();
+    let o = run(&via_sentinel, Some(&file), &opts(&a, &b));
+    assert_eq!(o.counts, counts(29, 1, 0, 0, 0, 0));
+    assert_eq!(named(&o, Kind::Missing), vec![display_key(&keys[4])]);
+    assert_eq!(run(&file, Some(&via_sentinel), &opts(&b, &a)).counts, counts(29, 0, 1, 0, 0, 0));
+}

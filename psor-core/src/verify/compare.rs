@@ -98,6 +98,9 @@ pub(crate) fn read_states(
                 let kind = kinds[i].as_deref().unwrap_or_default();
                 readers.push((i, Reader::new(keys[i].0, kind, n.max(0) as u64, quick).with_field_expiry(field_expiry)));
             }
+            // The size cannot be read here (a stream in the embedded store): compared by
+            // `DUMP` bytes instead; the content stays `Opaque`.
+            Value::ServerError(e) if e.code() != "WRONGTYPE" && e.code() != "NOPERM" => {}
             Value::ServerError(e) => out[i] = Err(e.to_string()),
             other => out[i] = Err(format!("unexpected reply {other:?}")),
         }
@@ -135,13 +138,16 @@ pub(crate) fn read_states(
             let replies = router.run("read", &cmds)?;
             for ((i, mut r), reply) in group.into_iter().zip(replies) {
                 if let Value::ServerError(e) = &reply {
-                    // WRONGTYPE: the key changed type since TYPE; an error from the store.
-                    out[i] = match e.code() {
-                        "WRONGTYPE" => {
-                            Ok(KeyState { content: Content::Unsteady(r.finish().kind().into(), 0), expire_at: None })
-                        }
-                        _ => Err(e.to_string()),
-                    };
+                    // WRONGTYPE: the key changed type since TYPE. Any other refusal (a stream in
+                    // the embedded store): the content cannot be read by type here, and is
+                    // compared by `DUMP` bytes instead (`Content::Opaque`).
+                    let kind = r.finish().kind().to_string();
+                    if let Ok(state) = &mut out[i] {
+                        state.content = match e.code() {
+                            "WRONGTYPE" => Content::Unsteady(kind, 0),
+                            _ => Content::Opaque(kind),
+                        };
+                    }
                     continue;
                 }
                 r.feed(reply)?;

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use crate::connect::{key_slot, Psor};
+use crate::engine::compare::Content;
 use crate::engine::router::{Routed, Router};
 use crate::engine::{run, EngineOptions, KeyFailure, Samples, Writer};
 use crate::error::{Error, Result};
@@ -434,8 +435,16 @@ impl Verifier {
                 (Ok(x), Ok(y)) => (x, y),
             };
             // Gone from side A since the scan: it changed under the run.
-            let gone = matches!(x.content, crate::engine::compare::Content::Missing);
-            match (classify(&x, &y, self.opts.ttl_tolerance_ms), last) {
+            let gone = matches!(x.content, Content::Missing);
+            let verdict = match self.settle_opaque(&x, &y, &a_keys[i], &b_keys[i]) {
+                Ok(v) => v,
+                Err(e) => {
+                    let label = self.a.label(&a_keys[i]);
+                    samples.failure(progress, &label, &a_keys[i], e);
+                    continue;
+                }
+            };
+            match (verdict, last) {
                 (None, false) if !gone => same += 1,
                 (None, true) if !gone => self.tally.changed(1),
                 (_, false) => suspects.push(i),
@@ -445,6 +454,29 @@ impl Verifier {
             }
         }
         Ok((suspects, same))
+    }
+
+    /// How the two differ, comparing by `DUMP` bytes where either side's content could not
+    /// be read by type (a module type; a stream in the embedded store). With `--quick`,
+    /// such content counts as the same (type, expiry and size only).
+    fn settle_opaque(
+        &mut self,
+        x: &KeyState,
+        y: &KeyState,
+        a_key: &[u8],
+        b_key: &[u8],
+    ) -> std::result::Result<Option<(Kind, String)>, String> {
+        let tol = self.opts.ttl_tolerance_ms;
+        let opaque = |s: &KeyState| matches!(s.content, Content::Opaque(_));
+        let kind = x.content.kind().to_string();
+        if !(opaque(x) || opaque(y)) || kind != y.content.kind() {
+            return Ok(classify(x, y, tol));
+        }
+        if !self.opts.quick && self.a.dump(a_key)? != self.b.dump(b_key)? {
+            return Ok(Some((Kind::Content, format!("{kind}: other DUMP bytes (its elements are not read here)"))));
+        }
+        let as_opaque = |s: &KeyState| KeyState { content: Content::Opaque(kind.clone()), expire_at: s.expire_at };
+        Ok(classify(&as_opaque(x), &as_opaque(y), tol))
     }
 
     fn extra(&mut self, b_keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
