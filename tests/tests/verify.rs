@@ -204,6 +204,16 @@ fn cluster_and_standalone_both_ways() {
     let o = run(&cl, Some(&single), &opts(&b, &a));
     assert_eq!((o.counts.missing, o.counts.extra, o.counts.type_, o.counts.content), (1, 1, 1, 2));
     assert_eq!(named(&o, Kind::Extra), vec![display_key(&renamed(&keys[0], &a, &b))]);
+
+    // The cluster's keys exported to a file: the file against the cluster (the same), and
+    // against the standalone source (the planted differences, seen from the source).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cluster.psnap");
+    let eo = ExportOptions { selection: ExportSelection::prefix(prefix(&b)), path: path.clone(), overwrite: false };
+    snapshot::export(&cl, &eo, &small(), Arc::new(Progress::new())).unwrap();
+    let o = run_file(&cl, &path, &opts(&b, &b));
+    assert_eq!(o.counts, counts(60, 0, 0, 0, 0, 0), "{:#?}", o.differences);
+    check_planted(&run_file(&single, &path, &opts(&a, &b)), &want, 60);
 }
 
 #[test]
