@@ -447,3 +447,81 @@ pub(crate) fn read_with(con: &mut NodeConn, key: &[u8], kind: &str, len: u64) ->
     }
     Ok(reader.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &[u8]) -> Value {
+        Value::BulkString(s.to_vec())
+    }
+
+    fn array(items: Vec<Value>) -> Value {
+        Value::Array(items)
+    }
+
+    /// Feeds replies until the reader asks for nothing more.
+    fn drive(mut r: Reader, mut replies: Vec<Value>) -> Content {
+        replies.reverse();
+        while r.next_command().is_some() {
+            r.feed(replies.pop().expect("a reply for every command")).unwrap();
+        }
+        assert!(replies.is_empty(), "replies left over");
+        r.finish()
+    }
+
+    #[test]
+    fn hash_order_does_not_matter_but_pairing_does() {
+        let whole = |pairs: &[(&[u8], &[u8])]| {
+            let items = pairs.iter().flat_map(|(f, v)| [bulk(f), bulk(v)]).collect();
+            drive(Reader::new(b"k", "hash", pairs.len() as u64, false), vec![array(items)])
+        };
+        let a = whole(&[(b"f1", b"v1"), (b"f2", b"v2")]);
+        assert!(a.same_as(&whole(&[(b"f2", b"v2"), (b"f1", b"v1")])));
+        assert!(!a.same_as(&whole(&[(b"f1", b"v2"), (b"f2", b"v1")])));
+        assert!(!a.same_as(&whole(&[(b"f1v", b"1"), (b"f2", b"v2")])), "framing keeps (f1v,1) apart from (f1,v1)");
+    }
+
+    #[test]
+    fn a_string_read_in_chunks_equals_one_read_whole() {
+        let n = CHUNK_BYTES as usize * 2 + 5;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<Value> = data.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+        let chunked = drive(Reader::new(b"k", "string", n as u64, false), chunks);
+        let mut small = Reader::new(b"k", "string", 3, false);
+        assert!(small.next_command().is_some());
+        small.feed(bulk(b"abc")).unwrap();
+        assert!(matches!(small.finish(), Content::Value { len: 3, .. }));
+        assert!(matches!(chunked, Content::Value { len, .. } if len == n as u64));
+        // Read again: the same digest; one byte changed in the last chunk: another.
+        let again: Vec<Value> = data.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+        assert!(chunked.same_as(&drive(Reader::new(b"k", "string", n as u64, false), again)));
+        let mut changed = data.clone();
+        changed[n - 1] ^= 1;
+        let changed: Vec<Value> = changed.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+        assert!(!chunked.same_as(&drive(Reader::new(b"k", "string", n as u64, false), changed)));
+    }
+
+    #[test]
+    fn a_scan_that_returns_a_member_twice_is_unsteady() {
+        let len = WHOLE_LIMIT + 2;
+        let members: Vec<Value> = (0..len).map(|i| bulk(format!("m{i}").as_bytes())).collect();
+        let page = |cursor: &[u8], items: Vec<Value>| array(vec![bulk(cursor), array(items)]);
+        let (first, rest) = members.split_at(5);
+        let ok =
+            drive(Reader::new(b"k", "set", len, false), vec![page(b"17", first.to_vec()), page(b"0", rest.to_vec())]);
+        assert!(matches!(ok, Content::Value { .. }), "{ok:?}");
+        let mut twice = rest.to_vec();
+        twice.push(first[0].clone());
+        let dup = drive(Reader::new(b"k", "set", len, false), vec![page(b"17", first.to_vec()), page(b"0", twice)]);
+        assert!(matches!(dup, Content::Unsteady(..)), "{dup:?}");
+        assert!(!dup.same_as(&dup.clone()));
+    }
+
+    #[test]
+    fn sorted_set_scores_compare_as_numbers() {
+        let z = |score: &[u8]| drive(Reader::new(b"k", "zset", 1, false), vec![array(vec![bulk(b"m"), bulk(score)])]);
+        assert!(z(b"1.5").same_as(&z(b"1.50")));
+        assert!(!z(b"1.5").same_as(&z(b"2")));
+    }
+}
