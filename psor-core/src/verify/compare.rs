@@ -173,8 +173,8 @@ fn finish(slot: &mut std::result::Result<KeyState, String>, r: Reader) {
 pub(crate) fn classify(a: &KeyState, b: &KeyState, tolerance_ms: u64) -> Option<(Kind, String)> {
     match (&a.content, &b.content) {
         (Content::Missing, Content::Missing) => return None,
-        (_, Content::Missing) => return Some((Kind::Missing, format!("{} on this side only", a.content.kind()))),
-        (Content::Missing, _) => return Some((Kind::Extra, format!("{} on the other side only", b.content.kind()))),
+        (_, Content::Missing) => return Some((Kind::Missing, format!("{}, absent from side B", a.content.kind()))),
+        (Content::Missing, _) => return Some((Kind::Extra, format!("{} on side B only", b.content.kind()))),
         _ => {}
     }
     let (ka, kb) = (a.content.kind(), b.content.kind());

@@ -503,7 +503,7 @@ impl Verifier {
         for ((&i, x), y) in suspects.iter().zip(ea).zip(eb) {
             match (x, y) {
                 (Ok(false), Ok(true)) => {
-                    let detail = "on the other side only".to_string();
+                    let detail = "on side B only".to_string();
                     self.tally.differs(Kind::Extra, &a_keys[i], &b_keys[i], detail)
                 }
                 (Ok(_), Ok(_)) => self.tally.changed(1),
