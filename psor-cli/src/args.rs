@@ -106,6 +106,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Show what a snapshot file holds (offline: no server needed)
     Inspect(InspectArgs),
+    /// Compare the keys under a prefix with their copy (another prefix, server or snapshot
+    /// file), or every store a PAC upgrade carries; reads only (exit 8 = differences)
+    Verify(VerifyArgs),
     /// Map the keyspace as a prefix tree: keys, bytes, types, TTLs and biggest keys per prefix
     Survey(SurveyArgs),
     /// The layout catalog in force: versions → layouts → epochs → stores
@@ -179,12 +182,51 @@ pub struct CopyArgs {
     /// Delete each source key once its copy is confirmed
     #[arg(long = "move")]
     pub move_keys: bool,
+    /// Then compare every key with its copy, both directions (as `psor verify`; exit 8 if they differ)
+    #[arg(long, conflicts_with_all = ["move_keys", "dry_run"])]
+    pub verify: bool,
     /// Count what would be copied and what would conflict; write nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
     /// How many keys a dry run shows
     #[arg(long, default_value_t = 10)]
     pub sample: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A PAC: verify every store the upgrade --from-version → --to-version carries (by the catalog)
+    #[arg(conflicts_with_all = ["prefix", "to_prefix", "target", "snapshot"], requires_all = ["from_version", "to_version"])]
+    pub pac: Option<String>,
+    /// Side A: the keys under this prefix on --psor
+    #[arg(long, short, required_unless_present = "pac")]
+    pub prefix: Option<String>,
+    /// Side B: the same names under this prefix (default: the same prefix)
+    #[arg(long)]
+    pub to_prefix: Option<String>,
+    /// Side B is on this server (same spec forms as --psor); default: the same server
+    #[arg(long, value_name = "SPEC", conflicts_with = "snapshot")]
+    pub target: Option<String>,
+    /// Side B is this .psnap snapshot file (read only)
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// With a PAC: the version carried from
+    #[arg(long, value_name = "V", requires = "pac")]
+    pub from_version: Option<String>,
+    /// With a PAC: the version carried to
+    #[arg(long, value_name = "V", requires = "pac")]
+    pub to_version: Option<String>,
+    /// Type, expiry and size only (STRLEN/HLEN/SCARD/ZCARD/LLEN/XLEN): a first look at many keys
+    #[arg(long)]
+    pub quick: bool,
+    /// Expiry instants this many milliseconds apart still count as the same (for data copied by other tools)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub ttl_tolerance: u64,
+    /// How many differing keys of each kind the report names
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub show: usize,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +260,10 @@ pub struct ImportArgs {
     /// How many keys a dry run shows
     #[arg(long, default_value_t = 10)]
     pub sample: usize,
+    /// Then compare the restored keys with the file, both directions (as `psor verify
+    /// --snapshot`; exit 8 if they differ)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +391,10 @@ pub struct CreateArgs {
     /// Create a version older than the Running one (a downgrade; refused otherwise)
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Then compare every carried store with its source, both directions (as `psor verify
+    /// PAC --from-version --to-version`; exit 8 if they differ)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Args)]

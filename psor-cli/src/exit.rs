@@ -23,6 +23,8 @@ pub const IN_USE: i32 = 6;
 /// status: done, and the report has warnings or orphans (the procedure is at risk, or
 /// keys follow the PAC naming but belong to nothing the catalog knows).
 pub const FINDINGS: i32 = 7;
+/// verify: done, and the two sides differ (the report names the keys).
+pub const DIFFERENCES: i32 = 8;
 /// Stopped by the user: the prompt was declined (nothing written), or Ctrl-C / SIGTERM (the
 /// report says exactly what was done; rerunning the same command finishes the job).
 pub const INTERRUPTED: i32 = 130;
@@ -140,6 +142,17 @@ pub fn code_for_outcome(failed: u64, conflicts: u64) -> i32 {
     }
 }
 
+/// The exit code for a finished verify: 1 if keys could not be read, 8 if anything differs.
+pub fn code_for_verify(o: &psor_core::verify::VerifyCounts) -> i32 {
+    if o.failed > 0 {
+        FAILED
+    } else if o.differences() > 0 {
+        DIFFERENCES
+    } else {
+        OK
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Every error variant psor has, walked through [`code_for`]. `CliError` is matched
@@ -174,6 +187,15 @@ mod tests {
             (Error::Command { addr: "a:1".into(), op: "UNLINK", key: None, source: redis_err() }, FAILED),
             (Error::Protocol { addr: "a:1".into(), op: "SCAN", detail: "odd".into() }, FAILED),
             (Error::ServerTooOld { addr: "a:1".into(), version: "5.0".into(), what: "x", needed: "6.0" }, FAILED),
+            (
+                Error::NoAnswer {
+                    addr: "a:1".into(),
+                    what: "the TLS handshake",
+                    waited: std::time::Duration::from_secs(5),
+                    hint: "",
+                },
+                FAILED,
+            ),
             (Error::Interrupted, INTERRUPTED),
         ]
     }

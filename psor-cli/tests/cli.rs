@@ -218,7 +218,7 @@ fn rehearse_needs_no_server() {
     let v = json(&out);
     let steps: Vec<&str> =
         v["steps"].as_array().unwrap().iter().map(|s| s["procedure_step"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["setup", "5", "6", "10", "12", "13", "14", "14"]);
+    assert_eq!(steps, ["setup", "5", "6", "6", "10", "12", "13", "14", "14"]);
     assert_eq!(v["final_status"]["pacs"][0]["versions"][0]["version"].as_str(), Some("9.0"));
     // Human output names the procedure's steps and leaves no temporary files behind.
     let (code, out, _) = run(&mut psor(&["rehearse", "--keys", "500", "--pac", "Demo"]));

@@ -9,6 +9,7 @@
 //! - [`progress`]: counters a caller polls to show progress.
 //! - [`embedded`]: a snapshot file used as an in-process Redis (`--psor file:PATH`).
 //! - [`snapshot`]: export a prefix to a `.psnap` file, import it back, inspect it offline.
+//! - [`verify`]: compare a prefix with its copy (another prefix, server or snapshot file).
 //!
 //! The library never prints and never exits; it reports through return values and
 //! [`progress::Progress`].
@@ -36,5 +37,6 @@ pub mod pac;
 pub mod progress;
 pub mod snapshot;
 pub mod survey;
+pub mod verify;
 
 pub use error::{classify, classify_server, is_retryable, Error, ErrorClass, Result};

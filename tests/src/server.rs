@@ -105,6 +105,8 @@ pub struct RedisServerBuilder {
     extra: Vec<(String, String)>,
     cluster_bus: bool,
     kind: Kind,
+    /// Another server binary than `redis-server` on `PATH` (a Valkey, another Redis).
+    binary: Option<PathBuf>,
 }
 
 impl RedisServerBuilder {
@@ -117,7 +119,15 @@ impl RedisServerBuilder {
             extra: Vec::new(),
             cluster_bus: false,
             kind: Kind::Server,
+            binary: None,
         }
+    }
+
+    /// Runs this server binary instead of `redis-server` from `PATH` (e.g. a `valkey-server`
+    /// of the version matrix).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
     }
 
     /// Requires `password` for the default user (`requirepass`). With ACL users it is the
@@ -314,7 +324,7 @@ impl RedisServerBuilder {
 
     /// The server handle with its temp dir (and certificates), not yet running.
     fn prepare(&self) -> RedisServer {
-        let bin = redis_server_bin();
+        let bin = self.binary.clone().unwrap_or_else(redis_server_bin);
         let dir = tempfile::Builder::new().prefix("psor-redis-").tempdir().expect("create temp dir for redis-server");
         let tls = match &self.shared_tls {
             Some(files) => Some(files.clone()),

@@ -62,6 +62,16 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
         t.flush()?;
     }
     source.flush()?;
-    output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &outcome)?;
-    Ok(code_for_run(outcome.interrupted, outcome.counts.failed, outcome.counts.conflicts))
+    let code = code_for_run(outcome.interrupted, outcome.counts.failed, outcome.counts.conflicts);
+    if !a.verify || outcome.interrupted {
+        output::print_outcome(&mut crate::ui::stdout::out(), g.json, &info, &outcome)?;
+        return Ok(code);
+    }
+    let checked = super::verify::after_write(g, &source, target.as_ref(), None, &[(from, to)])?;
+    let extra = g.json.then(|| serde_json::to_value(&checked)).transpose()?.map(|v| ("verify", v));
+    output::print_outcome_with(&mut crate::ui::stdout::out(), g.json, &info, &outcome, extra)?;
+    if !g.json {
+        super::verify::print_after(&checked)?;
+    }
+    Ok(super::verify::combined_code(code, &checked))
 }

@@ -30,8 +30,20 @@ pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
     // A file store saves here, so a failed save fails the command (servers: nothing to do).
     psor.flush()?;
     drop(bar);
+    // --verify: every carried store against its source (only once the copy is complete).
+    let checked = if a.verify && o.complete {
+        let stores = pac::carried_stores(&cat, &pac, &o.from.version, &o.to.version)?;
+        let pairs: Vec<_> = stores.into_iter().map(|s| (s.from, s.to)).collect();
+        Some(super::verify::after_write(g, &psor, None, None, &pairs)?)
+    } else {
+        None
+    };
     if g.json {
-        print_json("create", &o)?;
+        let mut v = serde_json::to_value(&o)?;
+        if let (Some(obj), Some(c)) = (v.as_object_mut(), &checked) {
+            obj.insert("verify".into(), serde_json::to_value(c)?);
+        }
+        print_json("create", &v)?;
     } else if o.already_complete {
         outln!(
             "create PAC {} version {}: the version already exists (mode {}) and its create is complete; nothing to do, \
@@ -97,5 +109,14 @@ pub fn run(g: &Global, a: &CreateArgs) -> Result<i32> {
             outln!("{}", crate::interrupt::RERUN);
         }
     }
-    Ok(code_for_run(o.interrupted, o.counts.failed, o.counts.conflicts))
+    let code = code_for_run(o.interrupted, o.counts.failed, o.counts.conflicts);
+    match &checked {
+        Some(c) => {
+            if !g.json {
+                super::verify::print_after(c)?;
+            }
+            Ok(super::verify::combined_code(code, c))
+        }
+        None => Ok(code),
+    }
 }

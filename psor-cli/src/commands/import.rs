@@ -35,7 +35,7 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
         let counted = snapshot::import(&psor, &opts, &engine, progress).map_err(snapshot_error)?;
         drop(bar);
         if a.dry_run || counted.counts.done == 0 || counted.interrupted {
-            report(g.json, &target, &counted)?;
+            report(g.json, &target, &counted, None)?;
             return Ok(code_for_run(counted.interrupted, 0, 0));
         }
         let what = format!(
@@ -52,17 +52,37 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
     // A `file:` PSOR is saved here (atomically); a save failure fails the command.
     psor.flush()?;
     drop(bar);
-    report(g.json, &target, &outcome)?;
-    Ok(code_for_run(outcome.interrupted, outcome.counts.failed, outcome.counts.conflicts))
+    let code = code_for_run(outcome.interrupted, outcome.counts.failed, outcome.counts.conflicts);
+    if !a.verify || outcome.interrupted {
+        report(g.json, &target, &outcome, None)?;
+        return Ok(code);
+    }
+    // The live prefix and the file's: the rename, or the file's keys' common prefix.
+    let pair = match &opts.rename {
+        Some(r) => (r.to.clone(), r.from.clone()),
+        None => {
+            let p = psor_core::verify::common_prefix(&a.file).map_err(snapshot_error)?;
+            (p.clone(), p)
+        }
+    };
+    let checked = super::verify::after_write(g, &psor, None, Some(&a.file), &[pair])?;
+    report(g.json, &target, &outcome, Some(serde_json::to_value(&checked)?))?;
+    if !g.json {
+        super::verify::print_after(&checked)?;
+    }
+    Ok(super::verify::combined_code(code, &checked))
 }
 
-fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
+fn report(json: bool, target: &str, o: &ImportOutcome, verify: Option<serde_json::Value>) -> Result<()> {
     let mut out = crate::ui::stdout::out();
     if json {
         let mut v = serde_json::to_value(o)?;
         let obj = v.as_object_mut().expect("an ImportOutcome serializes to an object");
         obj.insert("operation".into(), "import".into());
         obj.insert("psor".into(), target.into());
+        if let Some(verify) = verify {
+            obj.insert("verify".into(), verify);
+        }
         super::region::add_source(&mut v);
         serde_json::to_writer(&mut out, &v)?;
         writeln!(out)?;

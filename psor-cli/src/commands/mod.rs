@@ -8,6 +8,7 @@ mod import;
 mod inspect;
 mod scan;
 mod survey;
+mod verify;
 
 // The PAC lifecycle (issue 4).
 mod caspac;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Import(a) => import::run(g, a),
         Command::Inspect(a) => inspect::run(g, a),
         Command::Survey(a) => survey::run(g, a),
+        Command::Verify(a) => verify::run(g, a),
         Command::Layouts(a) => layouts::run(g, a),
         Command::Status(a) => status::run(g, a),
         Command::Rehearse(a) => rehearse::run(g, a),

@@ -67,6 +67,29 @@ pub fn run(g: &Global, a: &RemOldPacArgs) -> Result<i32> {
                     b.path.display()
                 );
             }
+            // The backup against the live keys, content and all: nothing goes if they differ.
+            let template = cat.key_template();
+            let pairs = versions
+                .iter()
+                .map(|v| {
+                    psor_core::keys::KeyPrefix::new(template.prefix(&pac, v).as_bytes().to_vec())
+                        .map(|p| (p.clone(), p))
+                })
+                .collect::<psor_core::Result<Vec<_>>>()?;
+            let checked = super::verify::after_write(g, &psor, None, Some(path), &pairs)?;
+            if !checked.is_same() {
+                if g.json {
+                    let v = serde_json::json!({ "removed": false, "backup": b, "verify": checked });
+                    print_json("rem-old-pac", &v)?;
+                } else {
+                    super::verify::print_after(&checked)?;
+                    eprintln!("psor: the backup {} differs from the live keys; nothing was removed", path.display());
+                }
+                return Ok(super::verify::combined_code(crate::exit::OK, &checked));
+            }
+            if !g.json {
+                outln!("backup: verified against the live keys: {} the same", checked.counts.same);
+            }
             Some(b)
         }
         None => None,

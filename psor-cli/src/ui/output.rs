@@ -21,6 +21,17 @@ pub struct RunInfo {
 
 /// Prints an outcome as a table or as one JSON object.
 pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outcome) -> io::Result<()> {
+    print_outcome_with(out, json, info, o, None)
+}
+
+/// [`print_outcome`], with one more field in the JSON object (`--verify`'s result).
+pub fn print_outcome_with(
+    out: &mut impl Write,
+    json: bool,
+    info: &RunInfo,
+    o: &Outcome,
+    extra: Option<(&str, serde_json::Value)>,
+) -> io::Result<()> {
     if json {
         let mut v = serde_json::to_value(o).map_err(io::Error::other)?;
         let obj = v.as_object_mut().expect("an Outcome serializes to an object");
@@ -32,6 +43,9 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
         }
         if let Some(t) = &info.target {
             obj.insert("target".into(), t.clone().into());
+        }
+        if let Some((k, extra)) = extra {
+            obj.insert(k.into(), extra);
         }
         crate::commands::add_source(&mut v);
         serde_json::to_writer(&mut *out, &v).map_err(io::Error::other)?;

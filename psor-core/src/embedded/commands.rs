@@ -203,7 +203,7 @@ fn min_args(name: &str) -> Option<usize> {
         "MEMORY" | "PEXPIRE" | "PEXPIREAT" | "EXPIRE" | "EXPIREAT" | "COPY" | "RENAME" | "RENAMENX" | "SET"
         | "HGET" | "HSCAN" | "SADD" | "RPUSH" | "LPUSH" | "HDEL" | "SREM" | "SISMEMBER" | "ZSCORE" | "ZREM"
         | "HEXISTS" | "SSCAN" => 3,
-        "RESTORE" | "HSET" | "HMSET" | "HSETNX" | "LRANGE" | "ZADD" | "ZRANGE" | "XRANGE" | "HINCRBY" => 4,
+        "RESTORE" | "HSET" | "HMSET" | "HSETNX" | "LRANGE" | "ZADD" | "ZRANGE" | "XRANGE" | "HINCRBY" | "GETRANGE" => 4,
         "CLUSTER" => 2,
         _ => return None,
     })
@@ -347,6 +347,16 @@ fn run(con: &mut EmbeddedConnection, store: &mut Store, name: &str, args: &[Vec<
             None => Value::Nil,
             Some(t) => match t.as_ref() {
                 Typed::Str(s) => bulk(s.clone()),
+                _ => return Err(wrongtype()),
+            },
+        },
+        "GETRANGE" => match read(store, &a[0], KeyKind::String)? {
+            None => bulk(Vec::new()),
+            Some(t) => match t.as_ref() {
+                Typed::Str(s) => {
+                    let (from, to) = range(int_arg(&a[1])?, int_arg(&a[2])?, s.len());
+                    bulk(s.get(from..to.max(from)).unwrap_or_default().to_vec())
+                }
                 _ => return Err(wrongtype()),
             },
         },

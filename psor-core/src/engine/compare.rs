@@ -1,108 +1,527 @@
-//! Is the key already at the target the same as the source? Decides between "a rerun, leave
-//! it" (`unchanged`) and "someone else's data, report it" (`conflict`).
+//! Is a key on one side the same as a key on the other? Used by copy's and import's
+//! "unchanged" check (a rerun, leave it, or someone else's data, a conflict) and by `verify`.
 //!
-//! `DUMP` bytes are compared first (cheap, pipelined by the caller). When they differ the
-//! content is compared by type, because a hashtable-encoded set or hash may serialize its
-//! members in another order after a `COPY` or `RESTORE`. Collections larger than
-//! [`CONTENT_LIMIT`] are not read: they stay conflicts, which is the safe answer.
+//! `DUMP` bytes are not a fair test: a hashtable-encoded set or hash serializes its members in
+//! table order, which a `COPY` or `RESTORE` reshuffles. So content is read by type and reduced
+//! to a [`Content`]: the type, the size (`STRLEN`/`HLEN`/`SCARD`/`ZCARD`/`LLEN`/`XLEN`) and a
+//! 128-bit digest of the elements — in order for strings, lists, sorted sets (by score, then
+//! member) and streams, order-free (a sum of per-element hashes) for hashes and sets.
+//!
+//! Reading is done in bounded chunks, so a value of any size is compared with bounded memory:
+//! `GETRANGE` (256 KiB), `LRANGE`/`ZRANGE` by index and `XRANGE` from the last id (1,000
+//! elements); hashes and sets up to [`WHOLE_LIMIT`] elements in one `HGETALL`/`SMEMBERS`, larger
+//! ones with `HSCAN`/`SSCAN`. A `SCAN` may return an element twice (a table being rehashed):
+//! when the elements seen do not add up to the size, the content is [`Content::Unsteady`] and
+//! never counts as equal. [`Reader`] is the state machine; [`read`] drives it on one connection,
+//! and `verify` drives many of them in pipelines.
+//!
+//! The digest is SipHash (std's `DefaultHasher`, fixed keys) over length-framed elements; it is
+//! computed within one process run and never stored, so its stability across Rust releases does
+//! not matter.
+
+use std::hash::{DefaultHasher, Hasher};
 
 use redis::Value;
 
 use crate::connect::NodeConn;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// Elements above which a collection is not read for comparison.
-pub const CONTENT_LIMIT: u64 = 10_000;
+/// Hash and set sizes up to which the whole value is read with one `HGETALL` / `SMEMBERS`.
+pub const WHOLE_LIMIT: u64 = 10_000;
+/// Elements per `LRANGE` / `ZRANGE` / `XRANGE` / `HSCAN` / `SSCAN` chunk.
+pub const CHUNK_ELEMENTS: u64 = 1_000;
+/// Bytes per `GETRANGE` chunk; strings up to this size are read with one `GET`.
+pub const CHUNK_BYTES: u64 = 256 * 1024;
 
 /// A key's content in a form where equal content compares equal.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Content {
+    /// No such key.
     Missing,
-    TooLarge,
-    Value(String, Vec<Vec<u8>>),
-}
-
-/// Reads a key's content (type and elements, unordered collections sorted).
-pub(crate) fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
-    let kind: String = con.retry("TYPE", Some(key), |c| redis::cmd("TYPE").arg(key).query(c))?;
-    let (len_cmd, read_cmd): (&str, &[&str]) = match kind.as_str() {
-        "none" => return Ok(Content::Missing),
-        "string" => ("STRLEN", &["GET"]),
-        "hash" => ("HLEN", &["HGETALL"]),
-        "set" => ("SCARD", &["SMEMBERS"]),
-        "zset" => ("ZCARD", &["ZRANGE", "0", "-1", "WITHSCORES"]),
-        "list" => ("LLEN", &["LRANGE", "0", "-1"]),
-        "stream" => ("XLEN", &["XRANGE", "-", "+"]),
-        _ => return Ok(Content::TooLarge),
-    };
-    let len: u64 = con.retry(len_cmd, Some(key), |c| redis::cmd(len_cmd).arg(key).query(c))?;
-    if kind != "string" && len > CONTENT_LIMIT {
-        return Ok(Content::TooLarge);
-    }
-    let value: Value = con.retry(read_cmd[0], Some(key), |c| {
-        let mut cmd = redis::cmd(read_cmd[0]);
-        cmd.arg(key);
-        for a in &read_cmd[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query(c)
-    })?;
-    let mut items = flatten(value);
-    match kind.as_str() {
-        // Unordered: compare as sorted pairs / members.
-        "hash" | "zset" => {
-            let mut pairs: Vec<Vec<u8>> = items.chunks(2).map(|p| p.concat_with_sep()).collect();
-            pairs.sort();
-            items = pairs;
-        }
-        "set" => items.sort(),
-        _ => {}
-    }
-    Ok(Content::Value(kind, items))
-}
-
-trait ConcatWithSep {
-    fn concat_with_sep(&self) -> Vec<u8>;
-}
-
-impl ConcatWithSep for [Vec<u8>] {
-    /// Length-prefixed concatenation, so ("ab","c") and ("a","bc") differ.
-    fn concat_with_sep(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for part in self {
-            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            out.extend_from_slice(part);
-        }
-        out
-    }
-}
-
-fn flatten(v: Value) -> Vec<Vec<u8>> {
-    match v {
-        Value::BulkString(b) => vec![b],
-        Value::SimpleString(s) => vec![s.into_bytes()],
-        Value::Int(i) => vec![i.to_string().into_bytes()],
-        Value::Array(items) | Value::Set(items) => {
-            // Nested arrays (stream entries) are framed so structure is part of the content.
-            items
-                .into_iter()
-                .flat_map(|i| {
-                    let inner = flatten(i);
-                    let mut framed = vec![format!("[{}", inner.len()).into_bytes()];
-                    framed.extend(inner);
-                    framed
-                })
-                .collect()
-        }
-        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [flatten(k), flatten(v)].concat()).collect(),
-        Value::Nil => vec![],
-        other => vec![format!("{other:?}").into_bytes()],
-    }
+    /// A type psor does not read (a module type), or one the store cannot read.
+    Opaque(String),
+    /// Read, but the elements seen did not add up to the size (a rehashing table, or a key
+    /// that changed while it was read): never equal to anything.
+    Unsteady(String, u64),
+    /// Type, size (bytes for a string, elements otherwise) and digest (0 when only the size
+    /// was read).
+    Value {
+        /// `TYPE`'s name.
+        kind: String,
+        /// `STRLEN`, `HLEN`, ….
+        len: u64,
+        /// Digest of the elements.
+        digest: u128,
+        /// Hash field expirations (Redis 7.4+, Valkey 9), when read: how many fields have
+        /// one, and an order-free digest of (field, instant).
+        field_expiry: (u64, u128),
+    },
 }
 
 impl Content {
-    /// True when both are real values (not missing, not too large) and equal.
+    /// True when both are readable values and equal.
     pub(crate) fn same_as(&self, other: &Content) -> bool {
-        matches!(self, Content::Value(..)) && self == other
+        matches!(self, Content::Value { .. }) && self == other
+    }
+
+    /// `TYPE`'s name, `none` when missing.
+    pub(crate) fn kind(&self) -> &str {
+        match self {
+            Content::Missing => "none",
+            Content::Opaque(k) | Content::Unsteady(k, _) | Content::Value { kind: k, .. } => k,
+        }
+    }
+
+    /// The size, when known.
+    pub(crate) fn len(&self) -> Option<u64> {
+        match self {
+            Content::Unsteady(_, n) | Content::Value { len: n, .. } => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// The size command for a type, `None` for a type psor does not read.
+pub(crate) fn len_command(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "string" => "STRLEN",
+        "hash" => "HLEN",
+        "set" => "SCARD",
+        "zset" => "ZCARD",
+        "list" => "LLEN",
+        "stream" => "XLEN",
+        _ => return None,
+    })
+}
+
+/// Where a [`Reader`] is in the value.
+#[derive(Debug)]
+enum Cursor {
+    /// Next byte offset (strings) or index (lists, sorted sets).
+    Offset(u64),
+    /// `HSCAN` / `SSCAN` cursor; `None` before the first page.
+    Scan(Option<Vec<u8>>),
+    /// `XRANGE` start: after this id (`None`: from the start).
+    After(Option<Vec<u8>>),
+    /// Whole read (`HGETALL` / `SMEMBERS`) not sent yet.
+    Whole,
+    Done,
+}
+
+/// Reads one key's content chunk by chunk: [`Reader::next_command`] gives the next command to
+/// send, [`Reader::feed`] takes its reply, [`Reader::finish`] gives the [`Content`].
+#[derive(Debug)]
+pub(crate) struct Reader {
+    key: Vec<u8>,
+    kind: String,
+    len: u64,
+    cursor: Cursor,
+    seen: u64,
+    ordered: (DefaultHasher, DefaultHasher),
+    sum: u128,
+    unsteady: bool,
+    quick: bool,
+    /// Read hash field expirations (`HPEXPIRETIME`) after each chunk of fields.
+    field_expiry: bool,
+    /// Fields of the last chunk whose expirations are still to be read.
+    pending_fields: Vec<Vec<u8>>,
+    expiring: (u64, u128),
+}
+
+impl Reader {
+    /// A reader for `key` of type `kind` and size `len` (from `TYPE` and [`len_command`]).
+    /// With `quick`, nothing is read: the content is the type and size only.
+    pub(crate) fn new(key: &[u8], kind: &str, len: u64, quick: bool) -> Reader {
+        let cursor = match kind {
+            _ if quick || len == 0 => Cursor::Done,
+            "string" => Cursor::Offset(0),
+            "list" | "zset" => Cursor::Offset(0),
+            "hash" | "set" if len <= WHOLE_LIMIT => Cursor::Whole,
+            "hash" | "set" => Cursor::Scan(None),
+            "stream" => Cursor::After(None),
+            _ => Cursor::Done,
+        };
+        let mut second = DefaultHasher::new();
+        second.write_u64(0x9e37_79b9_7f4a_7c15);
+        Reader {
+            key: key.to_vec(),
+            kind: kind.to_string(),
+            len,
+            cursor,
+            seen: 0,
+            ordered: (DefaultHasher::new(), second),
+            sum: 0,
+            unsteady: false,
+            quick,
+            field_expiry: false,
+            pending_fields: Vec::new(),
+            expiring: (0, 0),
+        }
+    }
+
+    /// Also reads each hash field's expiry (the server knows `HPEXPIRETIME`).
+    pub(crate) fn with_field_expiry(mut self, on: bool) -> Reader {
+        self.field_expiry = on && self.kind == "hash";
+        self
+    }
+
+    /// How much the next reply may weigh (elements, or bytes / 64), to bound a pipeline.
+    pub(crate) fn weight(&self) -> u64 {
+        if !self.pending_fields.is_empty() {
+            return self.pending_fields.len() as u64;
+        }
+        match (&self.cursor, self.kind.as_str()) {
+            (Cursor::Done, _) => 0,
+            (Cursor::Offset(o), "string") => self.len.saturating_sub(*o).min(CHUNK_BYTES) / 64 + 1,
+            (Cursor::Whole, _) => self.len,
+            _ => CHUNK_ELEMENTS,
+        }
+    }
+
+    /// The next command to send, or `None` when the value has been read.
+    pub(crate) fn next_command(&self) -> Option<redis::Cmd> {
+        let key = &self.key[..];
+        let mut cmd;
+        if !self.pending_fields.is_empty() {
+            cmd = redis::cmd("HPEXPIRETIME");
+            cmd.arg(key).arg("FIELDS").arg(self.pending_fields.len());
+            for f in &self.pending_fields {
+                cmd.arg(&f[..]);
+            }
+            return Some(cmd);
+        }
+        match (&self.cursor, self.kind.as_str()) {
+            (Cursor::Done, _) => return None,
+            (Cursor::Offset(0), "string") if self.len <= CHUNK_BYTES => {
+                cmd = redis::cmd("GET");
+                cmd.arg(key);
+            }
+            (Cursor::Offset(o), "string") => {
+                cmd = redis::cmd("GETRANGE");
+                cmd.arg(key).arg(*o).arg(o + CHUNK_BYTES - 1);
+            }
+            (Cursor::Offset(o), "list") => {
+                cmd = redis::cmd("LRANGE");
+                cmd.arg(key).arg(*o).arg(o + CHUNK_ELEMENTS - 1);
+            }
+            (Cursor::Offset(o), _) => {
+                cmd = redis::cmd("ZRANGE");
+                cmd.arg(key).arg(*o).arg(o + CHUNK_ELEMENTS - 1).arg("WITHSCORES");
+            }
+            (Cursor::Whole, "hash") => {
+                cmd = redis::cmd("HGETALL");
+                cmd.arg(key);
+            }
+            (Cursor::Whole, _) => {
+                cmd = redis::cmd("SMEMBERS");
+                cmd.arg(key);
+            }
+            (Cursor::Scan(c), kind) => {
+                cmd = redis::cmd(if kind == "hash" { "HSCAN" } else { "SSCAN" });
+                cmd.arg(key).arg(c.as_deref().unwrap_or(b"0")).arg("COUNT").arg(CHUNK_ELEMENTS);
+            }
+            (Cursor::After(after), _) => {
+                cmd = redis::cmd("XRANGE");
+                match after {
+                    Some(id) => cmd.arg(key).arg([&b"("[..], id].concat()),
+                    None => cmd.arg(key).arg("-"),
+                };
+                cmd.arg("+").arg("COUNT").arg(CHUNK_ELEMENTS);
+            }
+        }
+        Some(cmd)
+    }
+
+    /// Takes the reply to [`Reader::next_command`].
+    pub(crate) fn feed(&mut self, reply: Value) -> Result<()> {
+        if let Value::ServerError(e) = reply {
+            return Err(Error::Command {
+                addr: String::new(),
+                op: "read",
+                key: Some(self.key.clone()),
+                source: e.into(),
+            });
+        }
+        if !self.pending_fields.is_empty() {
+            let fields = std::mem::take(&mut self.pending_fields);
+            let instants = items_of(reply);
+            if instants.len() != fields.len() {
+                self.unsteady = true;
+            }
+            for (f, t) in fields.iter().zip(instants) {
+                if let Value::Int(t) = t {
+                    if t >= 0 {
+                        let (mut a, mut b) = (DefaultHasher::new(), DefaultHasher::new());
+                        b.write_u64(0x9e37_79b9_7f4a_7c15);
+                        for h in [&mut a, &mut b] {
+                            h.write_u64(f.len() as u64);
+                            h.write(f);
+                            h.write_i64(t);
+                        }
+                        self.expiring.0 += 1;
+                        self.expiring.1 =
+                            self.expiring.1.wrapping_add(u128::from(a.finish()) << 64 | u128::from(b.finish()));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        match std::mem::replace(&mut self.cursor, Cursor::Done) {
+            Cursor::Done => {}
+            Cursor::Offset(o) if self.kind == "string" => {
+                let bytes = bytes_of(reply);
+                let n = bytes.len() as u64;
+                self.ordered.0.write(&bytes);
+                self.ordered.1.write(&bytes);
+                self.seen += n;
+                if n > 0 && o + n < self.len {
+                    self.cursor = Cursor::Offset(o + n);
+                }
+            }
+            Cursor::Offset(o) => {
+                let items = items_of(reply);
+                let step = if self.kind == "zset" { 2 } else { 1 };
+                let n = (items.len() / step) as u64;
+                for el in items.chunks(step) {
+                    match el {
+                        [m, score] => {
+                            // Scores are compared as numbers: servers may spell them differently.
+                            let s = flat_bytes(score);
+                            let f = std::str::from_utf8(&s).ok().and_then(|s| s.parse::<f64>().ok());
+                            let bits = f.map(f64::to_bits).unwrap_or(u64::MAX).to_le_bytes();
+                            self.ordered_element(&[&flat_bytes(m), &bits]);
+                        }
+                        [v] => self.ordered_element(&[&flat_bytes(v)]),
+                        _ => self.unsteady = true,
+                    }
+                }
+                self.seen += n;
+                if n == CHUNK_ELEMENTS && o + n < self.len {
+                    self.cursor = Cursor::Offset(o + n);
+                }
+            }
+            Cursor::Whole => {
+                let items = items_of(reply);
+                self.unordered(items);
+            }
+            Cursor::Scan(_) => {
+                let mut page = items_of(reply).into_iter();
+                let (Some(next), Some(elements)) = (page.next(), page.next()) else {
+                    self.unsteady = true;
+                    return Ok(());
+                };
+                self.unordered(items_of(elements));
+                let next = flat_bytes(&next);
+                if next != b"0" {
+                    self.cursor = Cursor::Scan(Some(next));
+                }
+            }
+            Cursor::After(_) => {
+                let entries = items_of(reply);
+                let n = entries.len() as u64;
+                let mut last = None;
+                for entry in entries {
+                    let mut parts = items_of(entry).into_iter();
+                    let id = parts.next().map(|v| flat_bytes(&v)).unwrap_or_default();
+                    let fields: Vec<Vec<u8>> = parts.flat_map(items_of).map(|v| flat_bytes(&v)).collect();
+                    let mut el: Vec<&[u8]> = vec![&id];
+                    el.extend(fields.iter().map(Vec::as_slice));
+                    self.ordered_element(&el);
+                    last = Some(id);
+                }
+                self.seen += n;
+                if n == CHUNK_ELEMENTS {
+                    self.cursor = Cursor::After(last);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ordered_element(&mut self, parts: &[&[u8]]) {
+        for h in [&mut self.ordered.0, &mut self.ordered.1] {
+            h.write_u64(parts.len() as u64);
+            for p in parts {
+                h.write_u64(p.len() as u64);
+                h.write(p);
+            }
+        }
+    }
+
+    /// Hash pairs or set members, in any order.
+    fn unordered(&mut self, items: Vec<Value>) {
+        let step = if self.kind == "hash" { 2 } else { 1 };
+        if self.field_expiry {
+            self.pending_fields = items.chunks(2).map(|p| flat_bytes(&p[0])).collect();
+        }
+        for el in items.chunks(step) {
+            let (mut a, mut b) = (DefaultHasher::new(), DefaultHasher::new());
+            b.write_u64(0x9e37_79b9_7f4a_7c15);
+            for h in [&mut a, &mut b] {
+                for p in el {
+                    let p = flat_bytes(p);
+                    h.write_u64(p.len() as u64);
+                    h.write(&p);
+                }
+            }
+            self.sum = self.sum.wrapping_add(u128::from(a.finish()) << 64 | u128::from(b.finish()));
+            self.seen += 1;
+        }
+    }
+
+    /// The content read.
+    pub(crate) fn finish(self) -> Content {
+        if len_command(&self.kind).is_none() {
+            return Content::Opaque(self.kind);
+        }
+        let read_all = matches!(self.cursor, Cursor::Done) && self.pending_fields.is_empty();
+        if self.unsteady || !read_all || (!self.quick && self.seen != self.len) {
+            return Content::Unsteady(self.kind, self.len);
+        }
+        let digest = if self.quick {
+            0
+        } else {
+            (u128::from(self.ordered.0.finish()) << 64 | u128::from(self.ordered.1.finish())).wrapping_add(self.sum)
+        };
+        Content::Value { kind: self.kind, len: self.len, digest, field_expiry: self.expiring }
+    }
+}
+
+fn bytes_of(v: Value) -> Vec<u8> {
+    match v {
+        Value::BulkString(b) => b,
+        Value::SimpleString(s) => s.into_bytes(),
+        Value::Nil => Vec::new(),
+        other => flat_bytes(&other),
+    }
+}
+
+fn flat_bytes(v: &Value) -> Vec<u8> {
+    match v {
+        Value::BulkString(b) => b.clone(),
+        Value::SimpleString(s) => s.clone().into_bytes(),
+        Value::Int(i) => i.to_string().into_bytes(),
+        Value::Double(d) => crate::embedded::rdb::format_score(*d).into_bytes(),
+        other => format!("{other:?}").into_bytes(),
+    }
+}
+
+/// The elements of an array reply; a RESP3 map or array of pairs is flattened one level.
+fn items_of(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) | Value::Set(items) => {
+            if items.iter().all(|i| matches!(i, Value::Array(p) if p.len() == 2 && !matches!(p[1], Value::Array(_)))) {
+                items.into_iter().flat_map(items_of).collect()
+            } else {
+                items
+            }
+        }
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Nil => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// Reads a key's content on one connection, chunk by chunk.
+pub(crate) fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
+    let kind: String = con.retry("TYPE", Some(key), |c| redis::cmd("TYPE").arg(key).query(c))?;
+    if kind == "none" {
+        return Ok(Content::Missing);
+    }
+    let Some(len_cmd) = len_command(&kind) else {
+        return Ok(Content::Opaque(kind));
+    };
+    let len: u64 = con.retry(len_cmd, Some(key), |c| redis::cmd(len_cmd).arg(key).query(c))?;
+    read_with(con, key, &kind, len)
+}
+
+/// Reads a key whose type and size are known.
+pub(crate) fn read_with(con: &mut NodeConn, key: &[u8], kind: &str, len: u64) -> Result<Content> {
+    let mut reader = Reader::new(key, kind, len, false);
+    while let Some(cmd) = reader.next_command() {
+        let reply: Value = con.retry("read", Some(key), |c| cmd.query(c))?;
+        if matches!(reply, Value::ServerError(_)) {
+            return Ok(Content::Opaque(kind.to_string()));
+        }
+        reader.feed(reply)?;
+    }
+    Ok(reader.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &[u8]) -> Value {
+        Value::BulkString(s.to_vec())
+    }
+
+    fn array(items: Vec<Value>) -> Value {
+        Value::Array(items)
+    }
+
+    /// Feeds replies until the reader asks for nothing more.
+    fn drive(mut r: Reader, mut replies: Vec<Value>) -> Content {
+        replies.reverse();
+        while r.next_command().is_some() {
+            r.feed(replies.pop().expect("a reply for every command")).unwrap();
+        }
+        assert!(replies.is_empty(), "replies left over");
+        r.finish()
+    }
+
+    #[test]
+    fn hash_order_does_not_matter_but_pairing_does() {
+        let whole = |pairs: &[(&[u8], &[u8])]| {
+            let items = pairs.iter().flat_map(|(f, v)| [bulk(f), bulk(v)]).collect();
+            drive(Reader::new(b"k", "hash", pairs.len() as u64, false), vec![array(items)])
+        };
+        let a = whole(&[(b"f1", b"v1"), (b"f2", b"v2")]);
+        assert!(a.same_as(&whole(&[(b"f2", b"v2"), (b"f1", b"v1")])));
+        assert!(!a.same_as(&whole(&[(b"f1", b"v2"), (b"f2", b"v1")])));
+        assert!(!a.same_as(&whole(&[(b"f1v", b"1"), (b"f2", b"v2")])), "framing keeps (f1v,1) apart from (f1,v1)");
+    }
+
+    #[test]
+    fn a_string_read_in_chunks_equals_one_read_whole() {
+        let n = CHUNK_BYTES as usize * 2 + 5;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<Value> = data.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+        let chunked = drive(Reader::new(b"k", "string", n as u64, false), chunks);
+        let mut small = Reader::new(b"k", "string", 3, false);
+        assert!(small.next_command().is_some());
+        small.feed(bulk(b"abc")).unwrap();
+        assert!(matches!(small.finish(), Content::Value { len: 3, .. }));
+        assert!(matches!(chunked, Content::Value { len, .. } if len == n as u64));
+        // Read again: the same digest; one byte changed in the last chunk: another.
+        let again: Vec<Value> = data.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+        assert!(chunked.same_as(&drive(Reader::new(b"k", "string", n as u64, false), again)));
+        let mut changed = data.clone();
+        changed[n - 1] ^= 1;
+        let changed: Vec<Value> = changed.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+        assert!(!chunked.same_as(&drive(Reader::new(b"k", "string", n as u64, false), changed)));
+    }
+
+    #[test]
+    fn a_scan_that_returns_a_member_twice_is_unsteady() {
+        let len = WHOLE_LIMIT + 2;
+        let members: Vec<Value> = (0..len).map(|i| bulk(format!("m{i}").as_bytes())).collect();
+        let page = |cursor: &[u8], items: Vec<Value>| array(vec![bulk(cursor), array(items)]);
+        let (first, rest) = members.split_at(5);
+        let ok =
+            drive(Reader::new(b"k", "set", len, false), vec![page(b"17", first.to_vec()), page(b"0", rest.to_vec())]);
+        assert!(matches!(ok, Content::Value { .. }), "{ok:?}");
+        let mut twice = rest.to_vec();
+        twice.push(first[0].clone());
+        let dup = drive(Reader::new(b"k", "set", len, false), vec![page(b"17", first.to_vec()), page(b"0", twice)]);
+        assert!(matches!(dup, Content::Unsteady(..)), "{dup:?}");
+        assert!(!dup.same_as(&dup.clone()));
+    }
+
+    #[test]
+    fn sorted_set_scores_compare_as_numbers() {
+        let z = |score: &[u8]| drive(Reader::new(b"k", "zset", 1, false), vec![array(vec![bulk(b"m"), bulk(score)])]);
+        assert!(z(b"1.5").same_as(&z(b"1.50")));
+        assert!(!z(b"1.5").same_as(&z(b"2")));
     }
 }

@@ -121,6 +121,11 @@ impl Samples {
         }
     }
 
+    /// The failures kept (their count is in the run's `Progress`).
+    pub(crate) fn into_failures(self) -> Vec<KeyFailure> {
+        self.failures.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The outcome of a run whose counters stood at `base` when it started: its counts are
     /// its own, whatever earlier runs added to a shared `progress`.
     pub(crate) fn into_outcome(self, progress: &Progress, base: Counts, started: Instant, dry_run: bool) -> Outcome {

@@ -26,9 +26,9 @@ mod status;
 
 pub use backup::{backup, Backup};
 pub use ops::{
-    check_compat, create, init_pac, rem_old_pac, set_mode, Blocker, CarriedStore, CompatReport, CreateOptions,
-    CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions, RemOldPacOutcome, SetModeOptions,
-    SetModeOutcome, VersionSide,
+    carried_stores, check_compat, create, init_pac, rem_old_pac, set_mode, Blocker, CarriedStore, CarryPair,
+    CompatReport, CreateOptions, CreateOutcome, DeleteReport, InitPacOptions, InitPacOutcome, RemOldPacOptions,
+    RemOldPacOutcome, SetModeOptions, SetModeOutcome, VersionSide,
 };
 pub use placement::{placement_check, placement_server_ids, PlacementKind, PlacementWarning};
 pub use rehearse::{rehearse, Observer, Rehearsal, RehearsalSource, RehearseOptions, Step};

@@ -234,6 +234,39 @@ fn carry_plan(
     Ok((carry, fresh))
 }
 
+/// One store an upgrade from one version to another carries: what `create` copies and
+/// `verify` compares.
+#[derive(Clone, Debug)]
+pub struct CarryPair {
+    /// The store's name at the new version.
+    pub store: String,
+    /// The store it comes from at the old version (another name for `rename-store`).
+    pub from_store: String,
+    /// Where its keys are at the old version.
+    pub from: KeyPrefix,
+    /// Where they are at the new version.
+    pub to: KeyPrefix,
+}
+
+/// The stores the catalog carries from `from` to `to` for `pac` (stores new at `to`, with
+/// nothing to carry from, are left out).
+pub fn carried_stores(
+    catalog: &Catalog,
+    pac: &PacName,
+    from: &ProductVersion,
+    to: &ProductVersion,
+) -> Result<Vec<CarryPair>> {
+    let (old, new) = (catalog.layout_for(from)?, catalog.layout_for(to)?);
+    let (plan, _) = carry_plan(pac, (old, from), (new, to))?;
+    let mut out = Vec::new();
+    for (store, from_store, src, dst) in plan {
+        if let Some(src) = src {
+            out.push(CarryPair { store, from_store, from: KeyPrefix::new(src)?, to: KeyPrefix::new(dst)? });
+        }
+    }
+    Ok(out)
+}
+
 /// What `casstart /s:u` does to the PSOR: creates `product`'s stores next to the running
 /// version's, with a PAC record in mode `Upgrade`; `carry` stores are copied with the engine
 /// (existing identical keys count as unchanged, so a rerun after an interruption finishes

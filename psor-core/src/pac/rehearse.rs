@@ -283,6 +283,34 @@ pub fn rehearse(
         },
     )?;
 
+    // Still step 6: prove the carried stores hold what the old ones hold, before anything
+    // relies on them.
+    run.step(
+        "6",
+        "Verify the new PAC's carried stores against the old PAC's",
+        format!("psor verify {pac} --from-version {from} --to-version {to}"),
+        false,
+        |p| {
+            let mut total = crate::verify::VerifyCounts::default();
+            let stores = super::carried_stores(catalog, pac, &from, to)?;
+            for s in &stores {
+                let opts = crate::verify::VerifyOptions::new(s.from.clone(), s.to.clone());
+                total.add(&crate::verify::verify(store, None, &opts, engine, p.clone())?.counts);
+            }
+            if total.differences() + total.failed > 0 {
+                return Err(Error::State {
+                    pac: pac.clone(),
+                    reason: format!(
+                        "verify after create: {} keys differ and {} could not be read ({total:?})",
+                        total.differences(),
+                        total.failed
+                    ),
+                });
+            }
+            Ok((format!("{} keys the same in {} carried stores, no difference", total.same, stores.len()), 0))
+        },
+    )?;
+
     // Step 10: the new PAC takes batch work.
     run.step(
         "10",
@@ -353,13 +381,27 @@ pub fn rehearse(
                 &opts.backup,
                 opts.overwrite_backup,
                 engine,
-                p,
+                p.clone(),
             )?;
+            // The backup against the live keys, content and all (what rem-old-pac --backup does).
+            let prefix = KeyPrefix::new(catalog.key_template().prefix(pac, &from).as_bytes().to_vec())?;
+            let vo = crate::verify::VerifyOptions::new(prefix.clone(), prefix);
+            let checked = crate::verify::verify_snapshot(store, &opts.backup, &vo, engine, p)?;
+            if !checked.is_same() {
+                return Err(Error::State {
+                    pac: pac.clone(),
+                    reason: format!(
+                        "the backup differs from the live keys ({:?}); nothing was removed",
+                        checked.counts
+                    ),
+                });
+            }
             Ok((
                 format!(
-                    "{} keys, {} bytes on disk, every frame's checksum verified: {}",
+                    "{} keys, {} bytes on disk, every frame's checksum verified, {} keys the same as the live ones: {}",
                     b.keys,
                     b.file_bytes,
+                    checked.counts.same,
                     b.path.display()
                 ),
                 b.keys,

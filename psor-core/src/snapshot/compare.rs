@@ -5,8 +5,7 @@
 //! be the same: a hashtable-encoded set or hash serializes its members in table order, which a
 //! `RESTORE` reshuffles. Then the file's payload is restored into a scratch key beside the
 //! target (with a one-minute expiry, in case psor dies before removing it) and both keys are
-//! read by type and compared canonically. Collections above `engine::compare::CONTENT_LIMIT` elements are not
-//! read: they stay conflicts, the safe answer.
+//! read by type (in bounded chunks, whatever their size) and compared canonically.
 //!
 //! Reading and comparing content is the engine's (`engine::compare`); this module only adds
 //! the scratch key that turns a file's payload into something readable.

@@ -1,0 +1,525 @@
+//! `verify`: proof that what a copy, an import or an upgrade carried over is really there,
+//! and that a backup really holds what is about to be deleted. It only reads.
+//!
+//! Two sides: keys under prefix A on one PSOR, and the same keys renamed to prefix B on
+//! another (or the same) PSOR, or in a `.psnap` file. Every key is one of: the same,
+//! **missing** on side B, **extra** on side B (no counterpart on side A), another **type**,
+//! other **content** (compared by type, in bounded chunks: `engine::compare`), or another
+//! **expiry** (beyond a tolerance). Each key is counted under the first kind that applies.
+//!
+//! Live against live, both directions stream with bounded memory and nothing collected:
+//! pass 1 runs the engine over A (scanner per master → bounded channel → workers with their
+//! own connections) and reads each key on both sides; pass 2 runs it over B and only checks
+//! that each key's A name exists. Against a snapshot, pass 1 streams the file's records (each
+//! restored into a private in-memory store to be read by type) against the live keys, and
+//! pass 2 scans the live keys and looks each one up in an index of the file's key names — a
+//! sorted `Vec<u64>` of 64-bit name hashes, **8 bytes per key in the file** (80 MB at 10M
+//! keys); two names whose hashes collide (odds about n²/2⁶⁵) would hide one missing key.
+//!
+//! A live PSOR keeps changing: a key that differs is read again on both sides after a short
+//! pause ([`VerifyOptions::recheck_delay`]) before it is reported; one that matches then, or
+//! that has gone from side A, is counted `changed`, not as a difference.
+
+mod compare;
+mod snapshot;
+
+pub use snapshot::{common_prefix, verify_snapshot};
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::connect::{key_slot, Psor};
+use crate::engine::compare::Content;
+use crate::engine::router::{Routed, Router};
+use crate::engine::{run, EngineOptions, KeyFailure, Samples, Writer};
+use crate::error::{Error, Result};
+use crate::keys::{display_key, KeyPrefix};
+use crate::progress::Progress;
+use compare::{classify, read_states, KeyState};
+
+/// What to compare, and how.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Side A: every key starting with these bytes…
+    pub from: KeyPrefix,
+    /// …against the same key with this prefix instead on side B.
+    pub to: KeyPrefix,
+    /// Type, expiry and size only (`STRLEN`/`HLEN`/…), no content.
+    pub quick: bool,
+    /// Expiry instants this far apart (ms) still count as the same.
+    pub ttl_tolerance_ms: u64,
+    /// How many differing keys of each kind the outcome names.
+    pub show: usize,
+    /// How long to wait before a differing key is read again.
+    pub recheck_delay: Duration,
+}
+
+impl VerifyOptions {
+    /// Options comparing `from` on one side with `to` on the other, full content, no tolerance.
+    pub fn new(from: KeyPrefix, to: KeyPrefix) -> Self {
+        VerifyOptions {
+            from,
+            to,
+            quick: false,
+            ttl_tolerance_ms: 0,
+            show: 10,
+            recheck_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+/// The kind of a difference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// On side A, not on side B.
+    Missing,
+    /// On side B, not on side A.
+    Extra,
+    /// Another type.
+    Type,
+    /// Same type, other content (or size).
+    Content,
+    /// Same content, expiry further apart than the tolerance (or one side persistent).
+    Expiry,
+}
+
+impl Kind {
+    /// Every kind, in report order.
+    pub const ALL: [Kind; 5] = [Kind::Missing, Kind::Extra, Kind::Type, Kind::Content, Kind::Expiry];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name used in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Missing => "missing",
+            Kind::Extra => "extra",
+            Kind::Type => "type",
+            Kind::Content => "content",
+            Kind::Expiry => "expiry",
+        }
+    }
+}
+
+/// One differing key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KeyDiff {
+    /// What differs.
+    pub kind: Kind,
+    /// The key's name on side A, escaped for display.
+    pub key: String,
+    /// Its name on side B, escaped for display.
+    pub other: String,
+    /// What differs, for people ("hash: 12 vs 13 elements").
+    pub detail: String,
+}
+
+/// How many keys fell into each kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyCounts {
+    /// Keys the same on both sides.
+    pub same: u64,
+    /// On side A only.
+    pub missing: u64,
+    /// On side B only.
+    pub extra: u64,
+    /// Another type.
+    #[serde(rename = "type")]
+    pub type_: u64,
+    /// Other content.
+    pub content: u64,
+    /// Other expiry.
+    pub expiry: u64,
+    /// Keys that differed at first and matched when read again (or went away): changed under
+    /// the run, not reported as differences.
+    pub changed: u64,
+    /// Keys that could not be read (the outcome lists the first ones).
+    pub failed: u64,
+}
+
+impl VerifyCounts {
+    /// Keys that differ, all kinds together.
+    pub fn differences(&self) -> u64 {
+        self.missing + self.extra + self.type_ + self.content + self.expiry
+    }
+
+    /// Adds another run's counts (one store of a PAC, say).
+    pub fn add(&mut self, o: &VerifyCounts) {
+        self.same += o.same;
+        self.missing += o.missing;
+        self.extra += o.extra;
+        self.type_ += o.type_;
+        self.content += o.content;
+        self.expiry += o.expiry;
+        self.changed += o.changed;
+        self.failed += o.failed;
+    }
+}
+
+/// What a verify found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VerifyOutcome {
+    /// The counts per kind.
+    #[serde(flatten)]
+    pub counts: VerifyCounts,
+    /// Only type, expiry and size were compared.
+    pub quick: bool,
+    /// The first differing keys of each kind (up to `show` per kind).
+    pub differences: Vec<KeyDiff>,
+    /// The first keys that could not be read.
+    pub failures: Vec<KeyFailure>,
+    /// Wall time.
+    pub seconds: f64,
+    /// Time spent paused for `--rate` / `--max-latency`.
+    pub paused_seconds: f64,
+}
+
+impl VerifyOutcome {
+    /// True when nothing differs and nothing failed.
+    pub fn is_same(&self) -> bool {
+        self.counts.differences() == 0 && self.counts.failed == 0
+    }
+}
+
+/// Counters and samples shared by every worker of one verify.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    same: AtomicU64,
+    kinds: [AtomicU64; 5],
+    changed: AtomicU64,
+    show: usize,
+    diffs: Mutex<Vec<KeyDiff>>,
+}
+
+impl Tally {
+    pub(crate) fn new(show: usize) -> Self {
+        Tally { show, ..Tally::default() }
+    }
+
+    pub(crate) fn same(&self, n: u64) {
+        self.same.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn changed(&self, n: u64) {
+        self.changed.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn differs(&self, kind: Kind, a: &[u8], b: &[u8], detail: String) {
+        let before = self.kinds[kind.index()].fetch_add(1, Relaxed);
+        if (before as usize) < self.show {
+            let mut d = self.diffs.lock().unwrap_or_else(|p| p.into_inner());
+            d.push(KeyDiff { kind, key: display_key(a), other: display_key(b), detail });
+        }
+    }
+
+    pub(crate) fn outcome(
+        &self,
+        quick: bool,
+        failed: u64,
+        failures: Vec<KeyFailure>,
+        started: Instant,
+    ) -> VerifyOutcome {
+        let k = |kind: Kind| self.kinds[kind.index()].load(Relaxed);
+        let mut differences = self.diffs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        differences.sort_by(|x, y| (x.kind as usize, &x.key).cmp(&(y.kind as usize, &y.key)));
+        VerifyOutcome {
+            counts: VerifyCounts {
+                same: self.same.load(Relaxed),
+                missing: k(Kind::Missing),
+                extra: k(Kind::Extra),
+                type_: k(Kind::Type),
+                content: k(Kind::Content),
+                expiry: k(Kind::Expiry),
+                changed: self.changed.load(Relaxed),
+                failed,
+            },
+            quick,
+            differences,
+            failures,
+            seconds: started.elapsed().as_secs_f64(),
+            paused_seconds: 0.0,
+        }
+    }
+}
+
+/// Compares every key under `opts.from` on `a` with the key renamed to `opts.to` on `b`
+/// (`None`: on `a` itself), both directions. Reads only.
+pub fn verify(
+    a: &Psor,
+    b: Option<&Psor>,
+    opts: &VerifyOptions,
+    engine: &EngineOptions,
+    progress: Arc<Progress>,
+) -> Result<VerifyOutcome> {
+    let b = b.unwrap_or(a);
+    if a.same_keyspace(b) && (opts.from.overlaps(&opts.to) || opts.from.as_bytes() == opts.to.as_bytes()) {
+        return Err(Error::Refused(format!(
+            "prefixes {} and {} overlap on the same server: a key would be compared with itself or counted on both \
+             sides; choose prefixes where neither starts with the other, or give --target",
+            opts.from, opts.to
+        )));
+    }
+    let started = Instant::now();
+    let tally = Arc::new(Tally::new(opts.show));
+    let pass1 = run(a, &opts.from, engine, &progress, || {
+        Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: false })
+    })?;
+    // An interrupted pass proves nothing: never a report that could read as "the same".
+    if pass1.interrupted {
+        return Err(Error::Interrupted);
+    }
+    let pass2 = run(b, &opts.to, engine, &progress, || {
+        Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: true })
+    })?;
+    if pass2.interrupted {
+        return Err(Error::Interrupted);
+    }
+    let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
+    // One `Progress` for both passes: its counts are cumulative.
+    let failed = pass2.counts.failed;
+    let mut out = tally.outcome(opts.quick, failed, failures, started);
+    out.paused_seconds = pass1.paused_seconds + pass2.paused_seconds;
+    Ok(out)
+}
+
+/// One side's router and what it needs to know about its server.
+pub(crate) struct Side {
+    router: Router,
+    cluster: bool,
+    abs_ttl: bool,
+    /// The server knows hash field expirations (`HPEXPIRETIME`: Redis 7.4+, Valkey 9).
+    field_expiry: bool,
+}
+
+impl Side {
+    pub(crate) fn new(psor: &Psor) -> Result<Side> {
+        // Valkey reports redis_version 7.2.4 whatever it knows: ask for the command itself.
+        let field_expiry = psor.masters()[0]
+            .connect()?
+            .retry("COMMAND INFO", None, |c| {
+                redis::cmd("COMMAND").arg("INFO").arg("HPEXPIRETIME").query::<Vec<Value>>(c)
+            })
+            .is_ok_and(|v| matches!(v.first(), Some(Value::Array(_))));
+        Ok(Side {
+            router: Router::new(psor)?,
+            cluster: psor.is_cluster(),
+            abs_ttl: psor.version().has_pexpiretime(),
+            field_expiry,
+        })
+    }
+
+    fn slot(&self, key: &[u8]) -> u16 {
+        if self.cluster {
+            key_slot(key)
+        } else {
+            0
+        }
+    }
+
+    /// Reads the keys' states.
+    pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool) -> Result<Vec<std::result::Result<KeyState, String>>> {
+        let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
+        read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry)
+    }
+
+    /// Which of the keys exist.
+    pub(crate) fn exists(&mut self, keys: &[&[u8]]) -> Result<Vec<std::result::Result<bool, String>>> {
+        let cmds: Vec<Routed> = keys
+            .iter()
+            .map(|k| {
+                let mut cmd = redis::cmd("EXISTS");
+                cmd.arg(*k);
+                Routed { slot: self.slot(k), cmd }
+            })
+            .collect();
+        Ok(self
+            .router
+            .run("EXISTS", &cmds)?
+            .into_iter()
+            .map(|v| match v {
+                Value::Int(n) => Ok(n > 0),
+                Value::ServerError(e) => Err(e.to_string()),
+                other => Err(format!("unexpected reply {other:?}")),
+            })
+            .collect())
+    }
+
+    /// The key's `DUMP` payload (`None`: no such key).
+    pub(crate) fn dump(&mut self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
+        let mut cmd = redis::cmd("DUMP");
+        cmd.arg(key);
+        let slot = self.slot(key);
+        match self.router.run("DUMP", &[Routed { slot, cmd }]).map_err(|e| e.to_string())?.pop() {
+            Some(Value::BulkString(b)) => Ok(Some(b)),
+            Some(Value::Nil) => Ok(None),
+            other => Err(format!("unexpected DUMP reply {other:?}")),
+        }
+    }
+
+    pub(crate) fn label(&mut self, key: &[u8]) -> String {
+        let slot = self.slot(key);
+        self.router.label(slot)
+    }
+}
+
+/// A worker of either pass: for pass 1 it compares each A key with its B key; for pass 2
+/// (`extra_pass`) it only checks that each B key's A name exists.
+struct Verifier {
+    a: Side,
+    b: Side,
+    opts: VerifyOptions,
+    tally: Arc<Tally>,
+    extra_pass: bool,
+}
+
+impl Writer for Verifier {
+    fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
+        let n = keys.len() as u64;
+        if self.extra_pass {
+            self.extra(keys, progress, samples)?;
+        } else {
+            self.compare(keys, progress, samples)?;
+        }
+        Progress::add(&progress.done, n);
+        Ok(())
+    }
+
+    fn unstable(&self) -> std::collections::BTreeSet<u16> {
+        let mut all = self.a.router.unstable.clone();
+        all.extend(self.b.router.unstable.iter().copied());
+        all
+    }
+}
+
+impl Verifier {
+    fn compare(&mut self, a_keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
+        let b_keys: Vec<Vec<u8>> = a_keys.iter().map(|k| self.opts.from.rewrite(k, &self.opts.to)).collect();
+        let (suspects, same) = self.round(&a_keys, &b_keys, progress, samples, false)?;
+        self.tally.same(same);
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(self.opts.recheck_delay);
+        let a2: Vec<Vec<u8>> = suspects.iter().map(|&i| a_keys[i].clone()).collect();
+        let b2: Vec<Vec<u8>> = suspects.iter().map(|&i| b_keys[i].clone()).collect();
+        self.round(&a2, &b2, progress, samples, true)?;
+        Ok(())
+    }
+
+    /// Reads both sides and classifies. First round: returns the indexes that differ (to be
+    /// read again) and the number that are the same. Second round (`last`): reports.
+    fn round(
+        &mut self,
+        a_keys: &[Vec<u8>],
+        b_keys: &[Vec<u8>],
+        progress: &Progress,
+        samples: &Samples,
+        last: bool,
+    ) -> Result<(Vec<usize>, u64)> {
+        let quick = self.opts.quick;
+        let sa = self.a.read(&a_keys.iter().map(Vec::as_slice).collect::<Vec<_>>(), quick)?;
+        let sb = self.b.read(&b_keys.iter().map(Vec::as_slice).collect::<Vec<_>>(), quick)?;
+        let mut suspects = Vec::new();
+        let mut same = 0;
+        for (i, (x, y)) in sa.into_iter().zip(sb).enumerate() {
+            let (x, y) = match (x, y) {
+                (Err(e), _) => {
+                    let label = self.a.label(&a_keys[i]);
+                    samples.failure(progress, &label, &a_keys[i], e);
+                    continue;
+                }
+                (_, Err(e)) => {
+                    let label = self.b.label(&b_keys[i]);
+                    samples.failure(progress, &label, &b_keys[i], e);
+                    continue;
+                }
+                (Ok(x), Ok(y)) => (x, y),
+            };
+            // Gone from side A since the scan: it changed under the run.
+            let gone = matches!(x.content, Content::Missing);
+            let verdict = match self.settle_opaque(&x, &y, &a_keys[i], &b_keys[i]) {
+                Ok(v) => v,
+                Err(e) => {
+                    let label = self.a.label(&a_keys[i]);
+                    samples.failure(progress, &label, &a_keys[i], e);
+                    continue;
+                }
+            };
+            match (verdict, last) {
+                (None, false) if !gone => same += 1,
+                (None, true) if !gone => self.tally.changed(1),
+                (_, false) => suspects.push(i),
+                (_, true) if gone => self.tally.changed(1),
+                (Some((kind, detail)), true) => self.tally.differs(kind, &a_keys[i], &b_keys[i], detail),
+                (None, _) => self.tally.changed(1),
+            }
+        }
+        Ok((suspects, same))
+    }
+
+    /// How the two differ, comparing by `DUMP` bytes where either side's content could not
+    /// be read by type (a module type; a stream in the embedded store). With `--quick`,
+    /// such content counts as the same (type, expiry and size only).
+    fn settle_opaque(
+        &mut self,
+        x: &KeyState,
+        y: &KeyState,
+        a_key: &[u8],
+        b_key: &[u8],
+    ) -> std::result::Result<Option<(Kind, String)>, String> {
+        let tol = self.opts.ttl_tolerance_ms;
+        let opaque = |s: &KeyState| matches!(s.content, Content::Opaque(_));
+        let kind = x.content.kind().to_string();
+        if !(opaque(x) || opaque(y)) || kind != y.content.kind() {
+            return Ok(classify(x, y, tol));
+        }
+        if !self.opts.quick && self.a.dump(a_key)? != self.b.dump(b_key)? {
+            return Ok(Some((Kind::Content, format!("{kind}: other DUMP bytes (its elements are not read here)"))));
+        }
+        let as_opaque = |s: &KeyState| KeyState { content: Content::Opaque(kind.clone()), expire_at: s.expire_at };
+        Ok(classify(&as_opaque(x), &as_opaque(y), tol))
+    }
+
+    fn extra(&mut self, b_keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
+        let a_keys: Vec<Vec<u8>> = b_keys.iter().map(|k| self.opts.to.rewrite(k, &self.opts.from)).collect();
+        let mut suspects = Vec::new();
+        for (i, e) in self.a.exists(&a_keys.iter().map(Vec::as_slice).collect::<Vec<_>>())?.into_iter().enumerate() {
+            match e {
+                Ok(true) => {}
+                Ok(false) => suspects.push(i),
+                Err(e) => {
+                    let label = self.a.label(&a_keys[i]);
+                    samples.failure(progress, &label, &a_keys[i], e)
+                }
+            }
+        }
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(self.opts.recheck_delay);
+        let a2: Vec<&[u8]> = suspects.iter().map(|&i| a_keys[i].as_slice()).collect();
+        let b2: Vec<&[u8]> = suspects.iter().map(|&i| b_keys[i].as_slice()).collect();
+        let ea = self.a.exists(&a2)?;
+        let eb = self.b.exists(&b2)?;
+        for ((&i, x), y) in suspects.iter().zip(ea).zip(eb) {
+            match (x, y) {
+                (Ok(false), Ok(true)) => {
+                    let detail = "on side B only".to_string();
+                    self.tally.differs(Kind::Extra, &a_keys[i], &b_keys[i], detail)
+                }
+                (Ok(_), Ok(_)) => self.tally.changed(1),
+                (Err(e), _) | (_, Err(e)) => {
+                    let label = self.b.label(&b_keys[i]);
+                    samples.failure(progress, &label, &b_keys[i], e)
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! Verifying live keys against a `.psnap` file (a backup before `rem-old-pac`, an export
+//! before an import elsewhere), with bounded memory.
+//!
+//! Pass 1 streams the file's records in batches. Each batch is restored into a private
+//! in-memory embedded store (never saved), where it is read by type exactly as a server is
+//! read (`engine::compare`), and compared with the live keys, read in pipelines. Streams,
+//! module types and encodings the embedded store does not decode (hashes with field
+//! expirations) are compared by their `DUMP` bytes.
+//! Pass 2 scans the live keys and looks each up in the index of the file's key names built in
+//! pass 1: a sorted `Vec<u64>` of 64-bit hashes of the names, 8 bytes per record.
+//!
+//! Naming: side A is the live PSOR (prefix `from`), side B the file (prefix `to`): a live key
+//! not in the file is `missing`, a record with no live key is `extra`. Records outside `to`
+//! are not compared; a record whose expiry has already passed is skipped, as `import` skips it.
+
+use std::fs::File;
+use std::hash::{DefaultHasher, Hasher};
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use psor_formats::{KeyKind, Record, SnapshotReader};
+use redis::Value;
+
+use super::compare::{classify, now_ms, KeyState};
+use super::{Kind, Side, Tally, VerifyOptions, VerifyOutcome};
+use crate::connect::{Node, NodeConn, Psor};
+use crate::engine::compare::{read_with, Content};
+use crate::engine::{scan, EngineOptions, Samples};
+use crate::progress::Progress;
+use crate::snapshot::{Error, Result};
+
+/// Records per batch (and bytes of payload, whichever comes first).
+const BATCH_RECORDS: usize = 256;
+const BATCH_BYTES: usize = 16 << 20;
+
+/// The longest prefix every key in the snapshot at `path` shares (streamed: bounded memory),
+/// for verifying a whole file. Refused when it is empty (a file of unrelated keys).
+pub fn common_prefix(path: &Path) -> Result<crate::keys::KeyPrefix> {
+    let file_err = |source| Error::File { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    let mut reader = SnapshotReader::open(BufReader::with_capacity(1 << 20, file)).map_err(file_err)?;
+    let mut common: Option<Vec<u8>> = None;
+    reader
+        .for_each_record(|r| match &mut common {
+            None => common = Some(r.key.to_vec()),
+            Some(c) => {
+                let n = c.iter().zip(r.key).take_while(|(a, b)| a == b).count();
+                c.truncate(n);
+            }
+        })
+        .map_err(file_err)?;
+    let common = common.unwrap_or_default();
+    crate::keys::KeyPrefix::new(common).map_err(|_| {
+        Error::Refused(format!(
+            "{}: its keys share no prefix; verify it with `psor verify --prefix P --snapshot FILE` per prefix",
+            path.display()
+        ))
+    })
+}
+
+fn name_hash(key: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write(key);
+    h.finish()
+}
+
+/// Compares the live keys under `opts.from` on `live` with the records under `opts.to` in the
+/// snapshot at `path`, both directions. Reads only; the file is not modified.
+pub fn verify_snapshot(
+    live: &Psor,
+    path: &Path,
+    opts: &VerifyOptions,
+    engine: &EngineOptions,
+    progress: Arc<Progress>,
+) -> Result<VerifyOutcome> {
+    let started = Instant::now();
+    let file_err = |source| Error::File { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    let mut reader = SnapshotReader::open(BufReader::with_capacity(1 << 20, file)).map_err(file_err)?;
+    progress.total_keys.store(reader.footer().totals.keys, std::sync::atomic::Ordering::Relaxed);
+    let tally = Tally::new(opts.show);
+    let samples = Samples::new(engine.keep_samples);
+    let mut side = Side::new(live)?;
+    // Sized once from the footer: 8 bytes per record, no doubling on the way.
+    let mut index: Vec<u64> = Vec::with_capacity(usize::try_from(reader.footer().totals.keys).unwrap_or(0));
+    let (mut batch, mut bytes) = (Vec::new(), 0usize);
+    let now = now_ms();
+    // Paced as every bulk command (`--rate`, `--max-latency`): one admission per batch.
+    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, live)?;
+    // The pacer's watcher threads are stopped whatever happens.
+    let result = (|| -> Result<()> {
+        for r in reader.records() {
+            if progress.is_cancelled() {
+                return Err(crate::Error::Interrupted.into());
+            }
+            let r = r.map_err(file_err)?;
+            Progress::add(&progress.examined, 1);
+            if !opts.to.matches(&r.key) || r.expire_at_ms.is_some_and(|t| t <= now) {
+                continue;
+            }
+            Progress::add(&progress.matched, 1);
+            index.push(name_hash(&opts.to.rewrite(&r.key, &opts.from)));
+            bytes += r.payload.len();
+            batch.push(r);
+            if batch.len() >= BATCH_RECORDS || bytes >= BATCH_BYTES {
+                pacer.admit(batch.len(), &progress);
+                compare_batch(&mut side, &std::mem::take(&mut batch), opts, &tally, &samples, &progress)?;
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            pacer.admit(batch.len(), &progress);
+            compare_batch(&mut side, &batch, opts, &tally, &samples, &progress)?;
+        }
+        index.sort_unstable();
+        index.dedup();
+
+        // Pass 2: live keys the file does not have.
+        for keys in scan(live, &opts.from, engine, progress.clone())? {
+            let keys = keys?;
+            pacer.admit(keys.len(), &progress);
+            let suspects: Vec<&[u8]> =
+                keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
+            if suspects.is_empty() {
+                continue;
+            }
+            std::thread::sleep(opts.recheck_delay);
+            for (k, e) in suspects.iter().zip(side.exists(&suspects)?) {
+                match e {
+                    Ok(true) => {
+                        let file_name = opts.from.rewrite(k, &opts.to);
+                        tally.differs(Kind::Missing, k, &file_name, "not in the snapshot".into())
+                    }
+                    Ok(false) => tally.changed(1),
+                    Err(e) => {
+                        let label = side.label(k);
+                        samples.failure(&progress, &label, k, e)
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    let paused = pacer.stop();
+    result?;
+    let failures = samples.into_failures();
+    let mut out = tally.outcome(opts.quick, progress.snapshot().counts.failed, failures, started);
+    out.paused_seconds = paused;
+    Ok(out)
+}
+
+/// Pass 1 for one batch of records: read them from a private in-memory store and the live
+/// keys from `side`; differing keys are read again live after the pause.
+fn compare_batch(
+    side: &mut Side,
+    records: &[Record],
+    opts: &VerifyOptions,
+    tally: &Tally,
+    samples: &Samples,
+    progress: &Progress,
+) -> Result<()> {
+    let store = crate::embedded::in_memory();
+    let s2 = store.clone();
+    let node = Node::in_process("snapshot", Arc::new(move || Box::new(s2.connect())));
+    let mut con = node.connect()?;
+    let mut file_states = Vec::with_capacity(records.len());
+    for r in records {
+        file_states.push(file_state(&mut con, r, opts.quick)?);
+    }
+    drop(store);
+    let live_names: Vec<Vec<u8>> = records.iter().map(|r| opts.to.rewrite(&r.key, &opts.from)).collect();
+    let mut suspects = Vec::new();
+    let live = side.read(&live_names.iter().map(Vec::as_slice).collect::<Vec<_>>(), opts.quick)?;
+    for (i, l) in live.into_iter().enumerate() {
+        match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
+            Ok(Ok(None)) => tally.same(1),
+            Ok(Ok(Some(_))) => suspects.push(i),
+            Ok(Err(e)) | Err(e) => {
+                let label = side.label(&live_names[i]);
+                samples.failure(progress, &label, &live_names[i], e)
+            }
+        }
+        Progress::add(&progress.done, 1);
+    }
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    std::thread::sleep(opts.recheck_delay);
+    let again: Vec<&[u8]> = suspects.iter().map(|&i| live_names[i].as_slice()).collect();
+    for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick)?) {
+        match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
+            Ok(Ok(None)) => tally.changed(1),
+            Ok(Ok(Some((kind, detail)))) => tally.differs(kind, &live_names[i], &records[i].key, detail),
+            Ok(Err(e)) | Err(e) => {
+                let label = side.label(&live_names[i]);
+                samples.failure(progress, &label, &live_names[i], e)
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The record as a [`KeyState`]: restored into the private store and read by type; streams
+/// and module types stay [`Content::Opaque`] (compared by `DUMP` bytes in [`judge`]).
+fn file_state(con: &mut NodeConn, r: &Record, quick: bool) -> Result<KeyState> {
+    let kind = r.kind.as_str();
+    let content = match r.kind {
+        KeyKind::Stream | KeyKind::Other => Content::Opaque(kind.to_string()),
+        _ => {
+            let ok: Value = con.retry("RESTORE", Some(&r.key), |c| {
+                redis::cmd("RESTORE").arg(&r.key).arg(0).arg(&r.payload).arg("REPLACE").query(c)
+            })?;
+            if !matches!(ok, Value::Okay) {
+                // An encoding the embedded store does not decode (a hash with field
+                // expirations, say): compared by DUMP bytes instead.
+                return Ok(KeyState { content: Content::Opaque(kind.to_string()), expire_at: r.expire_at_ms });
+            }
+            let len_cmd = crate::engine::compare::len_command(kind).expect("a readable kind");
+            let len: u64 = con.retry(len_cmd, Some(&r.key), |c| redis::cmd(len_cmd).arg(&r.key).query(c))?;
+            if quick {
+                Content::Value { kind: kind.to_string(), len, digest: 0, field_expiry: (0, 0) }
+            } else {
+                read_with(con, &r.key, kind, len)?
+            }
+        }
+    };
+    Ok(KeyState { content, expire_at: r.expire_at_ms })
+}
+
+/// How the live key differs from the record (`None`: the same).
+fn judge(
+    side: &mut Side,
+    live: &KeyState,
+    file: &KeyState,
+    r: &Record,
+    live_name: &[u8],
+    opts: &VerifyOptions,
+) -> std::result::Result<Option<(Kind, String)>, String> {
+    if matches!(live.content, Content::Missing) {
+        return Ok(Some((Kind::Extra, format!("{} in the snapshot only", file.content.kind()))));
+    }
+    let kind = file.content.kind();
+    if matches!(file.content, Content::Opaque(_)) && live.content.kind() == kind {
+        // A stream or a module type: the embedded store does not decode it; compare bytes
+        // (not with --quick: type and expiry only).
+        if !opts.quick && side.dump(live_name)?.as_deref() != Some(&r.payload[..]) {
+            return Ok(Some((Kind::Content, format!("{kind}: other DUMP bytes"))));
+        }
+        let live = KeyState { content: file.content.clone(), expire_at: live.expire_at };
+        return Ok(classify(&live, file, opts.ttl_tolerance_ms));
+    }
+    Ok(classify(live, file, opts.ttl_tolerance_ms))
+}
