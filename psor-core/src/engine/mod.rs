@@ -16,6 +16,7 @@ mod scan;
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
 pub use pacing::Pacing;
+pub(crate) use scan::scan_node;
 pub use scan::{scan, KeyStream};
 
 use std::collections::BTreeSet;
@@ -273,8 +274,9 @@ fn run_pass<W: Writer>(
             }
             drop(rx);
             s.spawn(move || {
-                let result =
-                    scan::scan_node(&mut scanner, prefix, opts, progress, &master, |batch| tx.send(batch).is_ok());
+                let result = scan::scan_node(&mut scanner, Some(prefix), opts, progress, &master, |batch| {
+                    tx.send(batch).is_ok()
+                });
                 match result {
                     Ok(()) => {}
                     // A cluster master that died mid-scan: whoever serves its slots now is
