@@ -16,6 +16,7 @@ mod scan;
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
 pub use pacing::Pacing;
+pub(crate) use scan::scan_node;
 pub use scan::{scan, KeyStream};
 
 use std::collections::BTreeSet;
@@ -93,7 +94,9 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-/// Collects samples of failures and conflicts from several threads, up to a limit.
+/// Collects samples of failures and of keys (conflicts, expired, would-be-restored…) from
+/// several threads, up to a limit. The one such collector: the engine's runs and the
+/// snapshots' use it alike.
 pub(crate) struct Samples {
     limit: usize,
     failures: Mutex<Vec<KeyFailure>>,
@@ -105,16 +108,28 @@ impl Samples {
         Samples { limit, failures: Mutex::new(Vec::new()), conflicts: Mutex::new(Vec::new()) }
     }
 
+    /// Counts a failed key and keeps it as a sample.
     pub(crate) fn failure(&self, progress: &Progress, node: &str, key: &[u8], error: impl ToString) {
         Progress::add(&progress.failed, 1);
+        self.sample_failure(node, key, error);
+    }
+
+    /// Keeps a failed key as a sample (the caller counts it).
+    pub(crate) fn sample_failure(&self, node: &str, key: &[u8], error: impl ToString) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if f.len() < self.limit {
             f.push(KeyFailure { key: display_key(key), node: node.to_string(), error: error.to_string() });
         }
     }
 
+    /// Counts a conflicting key and keeps it as a sample.
     pub(crate) fn conflict(&self, progress: &Progress, key: &[u8]) {
         Progress::add(&progress.conflicts, 1);
+        self.key(key);
+    }
+
+    /// Keeps a key as a sample (the caller counts it).
+    pub(crate) fn key(&self, key: &[u8]) {
         let mut c = self.conflicts.lock().unwrap_or_else(|p| p.into_inner());
         if c.len() < self.limit {
             c.push(display_key(key));
@@ -124,6 +139,14 @@ impl Samples {
     /// The failures kept (their count is in the run's `Progress`).
     pub(crate) fn into_failures(self) -> Vec<KeyFailure> {
         self.failures.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The failures and the keys kept.
+    pub(crate) fn into_parts(self) -> (Vec<KeyFailure>, Vec<String>) {
+        (
+            self.failures.into_inner().unwrap_or_else(|p| p.into_inner()),
+            self.conflicts.into_inner().unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// The outcome of a run whose counters stood at `base` when it started: its counts are
@@ -256,8 +279,9 @@ fn run_pass<W: Writer>(
             }
             drop(rx);
             s.spawn(move || {
-                let result =
-                    scan::scan_node(&mut scanner, prefix, opts, progress, &master, |batch| tx.send(batch).is_ok());
+                let result = scan::scan_node(&mut scanner, Some(prefix), opts, progress, &master, |batch| {
+                    tx.send(batch).is_ok()
+                });
                 match result {
                     Ok(()) => {}
                     // A cluster master that died mid-scan: whoever serves its slots now is

@@ -16,16 +16,18 @@ use crate::keys::KeyPrefix;
 use crate::progress::{MasterCounters, Progress};
 
 /// Scans one node, calling `emit` with batches of at most `opts.batch_size` keys that really
-/// start with `prefix`. Stops early (with `Ok`) when `emit` returns false.
+/// start with `prefix` (every key when `None`: a survey of the whole keyspace). Stops early
+/// (with `Ok`) when `emit` returns false, with [`Error::Interrupted`] once `progress` is
+/// cancelled. The one SCAN loop the engine, its key streams and the survey share.
 pub(crate) fn scan_node(
     con: &mut NodeConn,
-    prefix: &KeyPrefix,
+    prefix: Option<&KeyPrefix>,
     opts: &EngineOptions,
     progress: &Progress,
     master: &MasterCounters,
     mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
 ) -> Result<()> {
-    let pattern = prefix.match_pattern();
+    let pattern = prefix.map(KeyPrefix::match_pattern);
     let batch_size = opts.batch_size.max(1);
     let mut cursor: u64 = 0;
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(batch_size);
@@ -42,12 +44,17 @@ pub(crate) fn scan_node(
         }
         // Re-sending the same cursor after a dropped connection is safe: SCAN is stateless.
         let (next, keys): (u64, Vec<Vec<u8>>) = con.retry("SCAN", None, |c| {
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(opts.scan_count).query(c)
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor);
+            if let Some(p) = &pattern {
+                cmd.arg("MATCH").arg(p);
+            }
+            cmd.arg("COUNT").arg(opts.scan_count).query(c)
         })?;
         Progress::add(&progress.examined, opts.scan_count as u64);
         Progress::add(&master.examined, opts.scan_count as u64);
         for key in keys {
-            if prefix.matches(&key) {
+            if prefix.is_none_or(|p| p.matches(&key)) {
                 Progress::add(&progress.matched, 1);
                 Progress::add(&master.matched, 1);
                 batch.push(key);
@@ -120,7 +127,8 @@ pub fn scan(
         let (tx, prefix, opts, progress, live) =
             (tx.clone(), prefix.clone(), opts.clone(), progress.clone(), live.clone());
         threads.push(std::thread::spawn(move || {
-            let result = scan_node(&mut con, &prefix, &opts, &progress, &master, |batch| tx.send(Ok(batch)).is_ok());
+            let result =
+                scan_node(&mut con, Some(&prefix), &opts, &progress, &master, |batch| tx.send(Ok(batch)).is_ok());
             if let Err(e) = result {
                 let _ = tx.send(Err(e));
             }

@@ -447,7 +447,7 @@ impl Reader {
                         .into());
                     }
                     Progress::add(&progress.failed, 1);
-                    samples.failure(&self.router.label(slots[i]), key, e);
+                    samples.sample_failure(&self.router.label(slots[i]), key, e);
                     continue;
                 }
                 let exec = match &r[per_key - 1] {
@@ -468,7 +468,7 @@ impl Reader {
             Progress::add(&progress.failed, 1);
             let label = self.router.label(slots[i]);
             let why = format!("slot {} kept moving while the key was read ({READ_ATTEMPTS} attempts)", slots[i]);
-            samples.failure(&label, &keys[i], why);
+            samples.sample_failure(&label, &keys[i], why);
         }
         Ok(out.into_iter().flatten().collect())
     }

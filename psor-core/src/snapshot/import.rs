@@ -317,7 +317,7 @@ impl Restorer {
             .into());
         }
         Progress::add(&ctx.progress.failed, 1);
-        ctx.samples.failure(&self.router.label(slot), key, e);
+        ctx.samples.sample_failure(&self.router.label(slot), key, e);
         Ok(())
     }
 

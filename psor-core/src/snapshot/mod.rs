@@ -38,7 +38,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use psor_formats::KeyKind;
 
-use crate::engine::KeyFailure;
 use crate::keys::display_key;
 
 /// What can go wrong exporting, importing or inspecting a snapshot.
@@ -130,39 +129,7 @@ pub fn describe_selection(s: &psor_formats::Selection) -> String {
     }
 }
 
-/// Collects the first failures and keys of a kind, from several threads, up to a limit.
-pub(crate) struct Samples {
-    limit: usize,
-    failures: Mutex<Vec<KeyFailure>>,
-    keys: Mutex<Vec<String>>,
-}
-
-impl Samples {
-    pub(crate) fn new(limit: usize) -> Self {
-        Samples { limit, failures: Mutex::new(Vec::new()), keys: Mutex::new(Vec::new()) }
-    }
-
-    pub(crate) fn failure(&self, node: &str, key: &[u8], error: impl ToString) {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if f.len() < self.limit {
-            f.push(KeyFailure { key: display_key(key), node: node.to_string(), error: error.to_string() });
-        }
-    }
-
-    pub(crate) fn key(&self, key: &[u8]) {
-        let mut k = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if k.len() < self.limit {
-            k.push(display_key(key));
-        }
-    }
-
-    pub(crate) fn into_parts(self) -> (Vec<KeyFailure>, Vec<String>) {
-        (
-            self.failures.into_inner().unwrap_or_else(|p| p.into_inner()),
-            self.keys.into_inner().unwrap_or_else(|p| p.into_inner()),
-        )
-    }
-}
+pub(crate) use crate::engine::Samples;
 
 /// Keeps the first error of a multi-threaded run (a real error wins over `Interrupted`).
 pub(crate) struct FirstError(Mutex<Option<Error>>);

@@ -28,9 +28,10 @@ pub use suggest::{suggest_layout, SuggestedCatalog};
 pub use tree::{BigKey, KeyFacts, KeyType, SurveyNode, Tree, TreeOptions, TreeSummary, TtlSpread, TYPE_NAMES};
 
 use crate::connect::{NodeConn, Psor};
+use crate::engine::EngineOptions;
 use crate::error::{Error, Result};
-use crate::keys::{display_key, glob_escape};
-use crate::progress::Progress;
+use crate::keys::{display_key, KeyPrefix};
+use crate::progress::{MasterCounters, Progress};
 
 /// What to survey and how.
 #[derive(Clone, Debug)]
@@ -279,46 +280,20 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
     })
 }
 
-/// Pages through one master with `SCAN`, handing on the keys that really start with the
-/// prefix. Stops early (with `Ok`) when `emit` returns false.
+/// Pages through one master with the engine's SCAN loop (`engine::scan::scan_node`: a
+/// server that restarts mid-scan is scanned again from the start), handing on pages of the
+/// keys that really start with the prefix. Stops early (with `Ok`) when `emit` returns false.
 fn scan_master(
     con: &mut NodeConn,
     opts: &SurveyOptions,
     progress: &Progress,
-    mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
+    emit: impl FnMut(Vec<Vec<u8>>) -> bool,
 ) -> Result<()> {
-    let pattern = (!opts.prefix.is_empty()).then(|| {
-        let mut p = glob_escape(&opts.prefix);
-        p.push(b'*');
-        p
-    });
-    let mut cursor: u64 = 0;
-    loop {
-        if progress.is_cancelled() {
-            return Err(Error::Interrupted);
-        }
-        // Re-sending the same cursor after a dropped connection is safe: SCAN is stateless.
-        let (next, mut keys): (u64, Vec<Vec<u8>>) = con.retry("SCAN", None, |c| {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor);
-            if let Some(p) = &pattern {
-                cmd.arg("MATCH").arg(p);
-            }
-            cmd.arg("COUNT").arg(opts.scan_count).query(c)
-        })?;
-        Progress::add(&progress.examined, opts.scan_count as u64);
-        keys.retain(|k| k.starts_with(&opts.prefix));
-        if !keys.is_empty() {
-            Progress::add(&progress.matched, keys.len() as u64);
-            if !emit(keys) {
-                return Ok(());
-            }
-        }
-        cursor = next;
-        if cursor == 0 {
-            return Ok(());
-        }
-    }
+    let prefix = (!opts.prefix.is_empty()).then(|| KeyPrefix::new(opts.prefix.clone())).transpose()?;
+    // Pages of about one SCAN reply, as before: the workers type and count a page at a time.
+    let engine =
+        EngineOptions { scan_count: opts.scan_count, batch_size: opts.scan_count.max(1), ..EngineOptions::default() };
+    crate::engine::scan_node(con, prefix.as_ref(), &engine, progress, &MasterCounters::default(), emit)
 }
 
 /// One pipeline per page: `TYPE` + `PTTL` per key (if asked) and `MEMORY USAGE` per sampled
