@@ -103,7 +103,8 @@ pub struct Source {
 /// The in-memory header.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
-    /// Format version of the file (the writer always writes [`CURRENT_VERSION`]).
+    /// Format version of the file (the writer writes the oldest version with every flag set:
+    /// [`V1_0`] when none, [`CURRENT_VERSION`] otherwise).
     pub version: Version,
     /// Flag bits ([`FLAG_SORTED`]; none in v1.0).
     pub flags: u32,
@@ -114,14 +115,15 @@ pub struct Header {
 }
 
 impl Header {
-    /// A header for a new file of [`CURRENT_VERSION`].
+    /// A header for a new file without flags (written as [`V1_0`]).
     pub fn new(created_at_ms: i64, source: Source) -> Self {
-        Header { version: CURRENT_VERSION, flags: 0, created_at_ms, source }
+        Header { version: V1_0, flags: 0, created_at_ms, source }
     }
 
     /// The same header, for a file whose records are sorted by key ([`FLAG_SORTED`]).
     pub fn sorted(mut self) -> Self {
         self.flags |= FLAG_SORTED;
+        self.version = CURRENT_VERSION;
         self
     }
 

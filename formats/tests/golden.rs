@@ -118,8 +118,7 @@ fn golden_v1_1_sorted_decodes_and_finds_every_key() {
     assert!(matches!(r.find(b"absent").unwrap(), (None, Lookup::Indexed { .. })));
     assert!(matches!(r.find(b"").unwrap(), (Some(_), _)));
     // Today's writer reproduces its header.
-    let (fresh, _) =
-        common::write_sorted(&records, common::GOLDEN_CREATED_AT_MS, common::tiny_frames());
+    let (fresh, _) = common::write_sorted(&records, common::GOLDEN_CREATED_AT_MS, common::tiny_frames());
     let n = psor_formats::header::SOURCE_OFFSET;
     assert_eq!(&fresh[..n], &bytes[..n]);
 }

@@ -24,10 +24,13 @@ mod compare;
 mod export;
 mod import;
 mod inspect;
+mod spill;
 
 pub use export::{export, ExportOptions, ExportOutcome, ExportSelection};
 pub use import::{import, ImportOptions, ImportOutcome, Rename};
-pub use inspect::{group_of, inspect, InspectOptions, Inspection, PrefixStats, SelectionInfo, MAX_GROUPS};
+pub use inspect::{
+    group_of, inspect, lookup, InspectOptions, Inspection, KeyLookup, KeyRecord, PrefixStats, SelectionInfo, MAX_GROUPS,
+};
 
 use std::path::PathBuf;
 use std::sync::Mutex;
