@@ -369,7 +369,7 @@ fn write_snapshot(
         |source| Error::Write { path: spill_dir.clone(), source },
         |r| {
             merged += 1;
-            if merged % 4096 == 0 && progress.is_cancelled() {
+            if merged.is_multiple_of(4096) && progress.is_cancelled() {
                 return Err(Error::Core(crate::Error::Interrupted));
             }
             with_ttl += u64::from(r.expire_at_ms.is_some());
