@@ -9,7 +9,8 @@
 //! and the last in-memory run are merged k-way (a binary heap holding one record per run),
 //! dropping repeated keys and keeping the latest read, so the snapshot comes out sorted and
 //! can be searched by key. Peak memory: one run plus, while merging, one record and a
-//! [`READ_BUF`] buffer per run (at 10M keys of ~100 bytes: ~30 runs, < 2 MiB).
+//! [`READ_BUF`] buffer per run; at most [`MAX_RUNS`] runs are kept (more are merged into one
+//! on the way), so at most 32 MiB + 8 MiB plus the records in flight, at any keyspace size.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -24,6 +25,11 @@ use psor_formats::{decode_record, encode_record, Record};
 pub(crate) const RUN_BYTES: usize = 32 << 20;
 /// Read buffer per run while merging.
 const READ_BUF: usize = 32 << 10;
+/// Runs merged at once. When this many are on disk they are merged into one (oldest first, so
+/// a repeated key still keeps its latest read), which bounds open files and merge buffers
+/// (`MAX_RUNS × READ_BUF` = 8 MiB) at any keyspace size, for one more pass over the data
+/// every `MAX_RUNS × RUN_BYTES` (8 GiB) of records.
+const MAX_RUNS: usize = 256;
 /// What one record costs in memory beyond its key and payload bytes (two `Vec`s, the rest of
 /// the struct, allocator slack), for the run budget.
 const RECORD_OVERHEAD: usize = 96;
@@ -94,12 +100,23 @@ impl Spill {
         let mut w = BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(&self.dir)?);
         let mut buf = Vec::new();
         for r in &run {
-            buf.clear();
-            encode_record(r.as_ref(), &mut buf).map_err(std::io::Error::other)?;
-            let len = u32::try_from(buf.len()).map_err(std::io::Error::other)?;
-            w.write_all(&len.to_le_bytes())?;
-            w.write_all(&buf)?;
+            write_record(&mut w, &mut buf, r)?;
         }
+        let mut f = w.into_inner().map_err(|e| e.into_error())?;
+        f.seek(SeekFrom::Start(0))?;
+        self.runs.push(f);
+        if self.runs.len() >= MAX_RUNS {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Merges every run on disk into one.
+    fn compact(&mut self) -> std::io::Result<()> {
+        let sources = self.runs.drain(..).map(|f| Source::File(BufReader::with_capacity(READ_BUF, f))).collect();
+        let mut w = BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(&self.dir)?);
+        let mut buf = Vec::new();
+        self.duplicates += merge_sources(sources, |e| e, |r| write_record(&mut w, &mut buf, &r))?;
         let mut f = w.into_inner().map_err(|e| e.into_error())?;
         f.seek(SeekFrom::Start(0))?;
         self.runs.push(f);
@@ -113,40 +130,60 @@ impl Spill {
     pub(crate) fn merge<E>(
         mut self,
         io_err: impl Fn(std::io::Error) -> E,
-        mut emit: impl FnMut(Record) -> Result<(), E>,
+        emit: impl FnMut(Record) -> Result<(), E>,
     ) -> Result<u64, E> {
         let last = self.sorted_run();
         let mut sources: Vec<Source> =
             self.runs.drain(..).map(|f| Source::File(BufReader::with_capacity(READ_BUF, f))).collect();
         sources.push(Source::Memory(last.into_iter()));
-        // Min-heap on (key, newest run first): among equal keys the newest comes out first
-        // and the older ones are dropped.
-        let mut heap: BinaryHeap<Reverse<(Vec<u8>, Reverse<usize>)>> = BinaryHeap::new();
-        let mut heads: Vec<Option<Record>> = Vec::with_capacity(sources.len());
-        for (i, s) in sources.iter_mut().enumerate() {
-            let head = s.next().map_err(&io_err)?;
-            if let Some(r) = &head {
-                heap.push(Reverse((r.key.clone(), Reverse(i))));
-            }
-            heads.push(head);
-        }
-        let mut previous: Option<Vec<u8>> = None;
-        while let Some(Reverse((key, Reverse(i)))) = heap.pop() {
-            let rec = heads[i].take().expect("a run in the heap has its head");
-            let next = sources[i].next().map_err(&io_err)?;
-            if let Some(r) = &next {
-                heap.push(Reverse((r.key.clone(), Reverse(i))));
-            }
-            heads[i] = next;
-            if previous.as_deref() == Some(&key[..]) {
-                self.duplicates += 1;
-                continue;
-            }
-            previous = Some(key);
-            emit(rec)?;
-        }
-        Ok(self.duplicates)
+        Ok(self.duplicates + merge_sources(sources, io_err, emit)?)
     }
+}
+
+/// One record of a run file: `u32` length, then the record in the snapshot's encoding.
+fn write_record(w: &mut impl Write, buf: &mut Vec<u8>, r: &Record) -> std::io::Result<()> {
+    buf.clear();
+    encode_record(r.as_ref(), buf).map_err(std::io::Error::other)?;
+    let len = u32::try_from(buf.len()).map_err(std::io::Error::other)?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(buf)
+}
+
+/// K-way merge of sorted sources, oldest first; of equal keys the newest source's record is
+/// emitted and the others dropped. Returns how many were dropped.
+fn merge_sources<E>(
+    mut sources: Vec<Source>,
+    io_err: impl Fn(std::io::Error) -> E,
+    mut emit: impl FnMut(Record) -> Result<(), E>,
+) -> Result<u64, E> {
+    // Min-heap on (key, newest source first): among equal keys the newest comes out first
+    // and the older ones are dropped.
+    let mut heap: BinaryHeap<Reverse<(Vec<u8>, Reverse<usize>)>> = BinaryHeap::new();
+    let mut heads: Vec<Option<Record>> = Vec::with_capacity(sources.len());
+    for (i, s) in sources.iter_mut().enumerate() {
+        let head = s.next().map_err(&io_err)?;
+        if let Some(r) = &head {
+            heap.push(Reverse((r.key.clone(), Reverse(i))));
+        }
+        heads.push(head);
+    }
+    let mut duplicates = 0u64;
+    let mut previous: Option<Vec<u8>> = None;
+    while let Some(Reverse((key, Reverse(i)))) = heap.pop() {
+        let rec = heads[i].take().expect("a source in the heap has its head");
+        let next = sources[i].next().map_err(&io_err)?;
+        if let Some(r) = &next {
+            heap.push(Reverse((r.key.clone(), Reverse(i))));
+        }
+        heads[i] = next;
+        if previous.as_deref() == Some(&key[..]) {
+            duplicates += 1;
+            continue;
+        }
+        previous = Some(key);
+        emit(rec)?;
+    }
+    Ok(duplicates)
 }
 
 enum Source {
@@ -200,14 +237,15 @@ mod tests {
         let mut s = Spill::new(dir.path(), 3 * (RECORD_OVERHEAD + 4));
         let mut expected = std::collections::BTreeMap::new();
         let mut state = 7u64;
-        for i in 0..2000u64 {
+        for i in 0..(2000u64 + 3 * MAX_RUNS as u64) {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let key = format!("k{}", (state >> 33) % 700);
             let payload = format!("v{i}");
             expected.insert(key.clone(), payload.clone());
             s.push(rec(&key, &payload)).unwrap();
         }
-        assert!(s.runs() > 100, "{} runs", s.runs());
+        // More runs than MAX_RUNS were written: they were compacted on the way.
+        assert!(s.runs() >= 1 && s.runs() < MAX_RUNS, "{} runs", s.runs());
         let mut out = Vec::new();
         let dups = s
             .merge(
@@ -219,7 +257,7 @@ mod tests {
             )
             .unwrap();
         let want: Vec<(String, String)> = expected.into_iter().collect();
-        assert_eq!(dups, 2000 - want.len() as u64);
+        assert_eq!(dups, 2000 + 3 * MAX_RUNS as u64 - want.len() as u64);
         assert_eq!(out, want);
         // The runs were anonymous files: nothing is left in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
