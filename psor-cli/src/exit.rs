@@ -149,8 +149,8 @@ mod tests {
     //! when you add it there.
     use std::path::PathBuf;
 
-    use psor_core::layout::TransitionError;
     use psor_core::layout::{CatalogErrorKind, KeyError, PacMode, PacName, PacRecordError, ProductVersion};
+    use psor_core::layout::TransitionError;
 
     use super::*;
 

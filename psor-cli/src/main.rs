@@ -36,10 +36,10 @@ fn main() {
                 interrupt::install();
             }
             match commands::run(cli) {
-                Ok(code) => (code, false),
-                // The error came from writing to stdout: decided below from what the write said.
-                Err(_) if stdout::failure().is_some() => (exit::FAILED, false),
-                Err(err) => (failed(json, exit::code_for(&err), &one_line(&err)), true),
+            Ok(code) => (code, false),
+            // The error came from writing to stdout: decided below from what the write said.
+            Err(_) if stdout::failure().is_some() => (exit::FAILED, false),
+            Err(err) => (failed(json, exit::code_for(&err), &one_line(&err)), true),
             }
         }
         Err(e) if matches!(e.kind(), ClapKind::DisplayHelp | ClapKind::DisplayVersion) => e.exit(),

@@ -91,9 +91,7 @@ pub enum Error {
         needed: &'static str,
     },
     /// The work was stopped by the caller (Ctrl-C, a closed output).
-    #[error(
-        "interrupted before the end (nothing half-done is kept as complete); rerun the same command to finish the job"
-    )]
+    #[error("interrupted before the end (nothing half-done is kept as complete); rerun the same command to finish the job")]
     Interrupted,
 }
 

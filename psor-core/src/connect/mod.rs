@@ -21,7 +21,7 @@ use std::time::Duration;
 use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::embedded::EmbeddedStore;
-use crate::error::{classify, Error, ErrorClass, Result};
+use crate::error::{classify, ErrorClass, Error, Result};
 
 /// How to connect, beyond what the spec says.
 #[derive(Clone, Debug)]

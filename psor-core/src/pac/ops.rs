@@ -464,6 +464,7 @@ fn txn_failure(con: &mut NodeConn, key: &[u8], op: &'static str, e: redis::Redis
     Err(cmd_err(con.addr(), key, op, e))
 }
 
+
 // ---- set-mode --------------------------------------------------------------------------
 
 /// What `set-mode` did.
