@@ -81,15 +81,17 @@ impl Spill {
         // Stable: of equal keys, the one pushed last stays last.
         run.sort_by(|a, b| a.key.cmp(&b.key));
         let before = run.len();
-        let mut out: Vec<Record> = Vec::with_capacity(run.len());
-        for r in run {
-            match out.last_mut() {
-                Some(last) if last.key == r.key => *last = r,
-                _ => out.push(r),
+        // In place (no second array of records): of equal neighbours the later one is kept.
+        run.dedup_by(|later, kept| {
+            if later.key == kept.key {
+                std::mem::swap(later, kept);
+                true
+            } else {
+                false
             }
-        }
-        self.duplicates += u64::try_from(before - out.len()).unwrap_or(u64::MAX);
-        out
+        });
+        self.duplicates += u64::try_from(before - run.len()).unwrap_or(u64::MAX);
+        run
     }
 
     fn spill(&mut self) -> std::io::Result<()> {
