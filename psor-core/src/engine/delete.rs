@@ -5,7 +5,8 @@
 //! command may not span two slots, and a master's batch of 1000 keys is spread over its
 //! ~5461 slots, so each writer keeps a buffer per slot across batches and sends a slot's keys
 //! as one `UNLINK` when it holds [`SLOT_FLUSH`] of them; when all its buffers together reach
-//! [`BUFFER_CAP`] keys it sends the fullest slots, a slot's keys wait at most [`MAX_AGE`],
+//! [`BUFFER_CAP`] keys it sends the fullest slots, keys that waited [`MAX_AGE`] go with the
+//! next batch,
 //! and what is left is sent when the writer's queue closes or the run is interrupted. A
 //! writer's memory is thus bounded by the cap, not the keyspace, and only what a server
 //! confirmed is counted as deleted. A dry run scans and counts, keeps a sample, and writes
@@ -41,8 +42,8 @@ const SLOT_FLUSH: usize = 100;
 /// until half of it is left. With one key at most ~1 KiB (a PSOR key is far shorter), this
 /// bounds a writer's buffers to a few MiB whatever the keyspace.
 const BUFFER_CAP: usize = 20_000;
-/// A slot's keys are never held back longer than this, so a slow run still makes progress
-/// a user can see.
+/// A slot's keys held back this long are sent with the next batch the writer gets, so a
+/// slow run still makes progress a user can see (what is left goes out at the end anyway).
 const MAX_AGE: Duration = Duration::from_secs(5);
 
 /// Keys of one slot held back until the slot has enough of them for one `UNLINK`.
