@@ -6,11 +6,10 @@
 //! ~5461 slots, so each writer keeps a buffer per slot across batches and sends a slot's keys
 //! as one `UNLINK` when it holds [`SLOT_FLUSH`] of them; when all its buffers together reach
 //! [`BUFFER_CAP`] keys it sends the fullest slots, keys that waited [`MAX_AGE`] go with the
-//! next batch,
-//! and what is left is sent when the writer's queue closes or the run is interrupted. A
-//! writer's memory is thus bounded by the cap, not the keyspace, and only what a server
-//! confirmed is counted as deleted. A dry run scans and counts, keeps a sample, and writes
-//! nothing.
+//! next batch, and what is left is sent when the writer's queue closes or the run is
+//! interrupted. A writer's memory is thus bounded by the cap, not the keyspace, and only what
+//! a server confirmed is counted as deleted. A dry run scans and counts, keeps a sample, and
+//! writes nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
