@@ -294,3 +294,44 @@ fn interrupted_cluster_delete_flushes_its_slot_buffers() {
     assert_eq!(again.counts.done, left);
     assert!(keyspace_digest_cluster(&cluster, p.as_bytes()).is_empty());
 }
+
+/// Keys spread over every slot (no hash tags): the delete is exact, and each writer sends at
+/// most one `UNLINK` per slot it saw (a slot under 100 keys cannot do better, since a command
+/// may not span two slots); grouping only within a batch sent about one per key.
+#[test]
+fn cluster_delete_over_every_slot_sends_at_most_one_unlink_per_slot_and_writer() {
+    let cluster = RedisCluster::start(3, 0);
+    let ns = unique_prefix("allslots");
+    let p = format!("{ns}a:");
+    let keys = 50_000u64;
+    let psor = connect(&cluster.url());
+    let Topology::Cluster(map) = psor.topology() else { panic!("not a cluster") };
+    let masters = cluster.masters();
+    let mut pipes: BTreeMap<String, redis::Pipeline> = BTreeMap::new();
+    let mut slots = BTreeSet::new();
+    for i in 0..keys + 2_000 {
+        let key = if i < keys { format!("{p}{i}") } else { format!("{ns}b:{i}") };
+        let slot = psor_core::connect::key_slot(key.as_bytes());
+        if i < keys {
+            slots.insert(slot);
+        }
+        let owner = map.master_of(slot).unwrap().to_string();
+        pipes.entry(owner).or_insert_with(redis::pipe).cmd("SET").arg(key).arg(i).ignore();
+    }
+    for m in &masters {
+        let pipe = pipes.get(&m.addr()).expect("every master owns slots");
+        let () = pipe.query(&mut m.admin_conn()).unwrap();
+        let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut m.admin_conn()).unwrap();
+    }
+    let before = outside(&cluster, &ns, &[&p]);
+    assert_eq!(before.len(), 2_000);
+    let opts = DeleteOptions { prefix: prefix(&p), dry_run: false, sample: 5 };
+    let engine = EngineOptions::default();
+    let outcome = engine::delete(&psor, &opts, &engine, Arc::new(Progress::new())).unwrap();
+    assert_eq!((outcome.counts.done, outcome.counts.vanished), (keys, 0));
+    assert!(keyspace_digest_cluster(&cluster, p.as_bytes()).is_empty());
+    assert_eq!(outside(&cluster, &ns, &[&p]), before, "a key outside the prefix changed");
+    let calls = unlink_calls(&cluster);
+    let bound = slots.len() as u64 * engine.writers as u64;
+    assert!(calls <= bound, "{calls} UNLINK calls, more than {bound} (slots × writers) for {keys} keys");
+}
