@@ -181,10 +181,17 @@ pub fn run(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
         2.0 * n as f64 / t
     ));
     {
+        let before = unlink_calls(&shards.masters)?;
         let m = measure(&shards.masters, tools.psor_url(&url, &["delete", "--prefix", PREFIX, "--yes"]))?;
         check_psor(&m, n, "psor delete (cluster)")?;
         check_eq("keys under the prefix after psor delete (cluster)", shards.count_prefix(PREFIX)?, 0)?;
         check_eq("dbsize over masters after psor delete (cluster)", shards.dbsize()?, n)?;
+        let calls = unlink_calls(&shards.masters)? - before;
+        report.note(format!(
+            "cluster psor delete: {calls} UNLINK calls over the masters for {n} keys ({:.1} keys per call; \
+             per-slot buffers flush at 100 keys, so the floor is one call per slot touched per writer)",
+            n as f64 / calls.max(1) as f64
+        ));
         report.cluster_row("delete", "psor", n, m);
     }
     shards.repopulate(n, n)?;
@@ -272,6 +279,22 @@ pub fn run(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `cmdstat_unlink:calls` summed over `masters`.
+fn unlink_calls(masters: &[&RedisServer]) -> Result<u64> {
+    let mut total = 0;
+    for m in masters {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn(m)?)?;
+        total += info
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_unlink:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map(str::parse::<u64>)
+            .transpose()?
+            .unwrap_or(0);
+    }
+    Ok(total)
 }
 
 fn check_psor(m: &Measured, n: u64, what: &str) -> Result<()> {

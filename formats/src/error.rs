@@ -98,6 +98,13 @@ pub enum Error {
         detail: String,
     },
 
+    /// A record pushed into a sorted file whose key is not greater than the previous key.
+    #[error("a sorted snapshot's record {records} has a key not greater than the previous one")]
+    Unsorted {
+        /// Records written before it.
+        records: u64,
+    },
+
     /// A tag byte has a value this version does not define.
     #[error("unknown {what} tag {tag} at offset {offset}{}", frame.map(|n| format!(" (frame {n})")).unwrap_or_default())]
     UnknownTag {

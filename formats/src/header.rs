@@ -11,7 +11,7 @@
 //! | [`MAGIC_OFFSET`]  | 8    | [`MAGIC`] `89 50 53 4E 0D 0A 1A 0A` (`\x89PSN\r\n\x1a\n`) |
 //! | [`MAJOR_OFFSET`]  | 2    | format major version (u16)                        |
 //! | [`MINOR_OFFSET`]  | 2    | format minor version (u16)                        |
-//! | [`FLAGS_OFFSET`]  | 4    | flags (u32), none defined in v1.0: must be 0      |
+//! | [`FLAGS_OFFSET`]  | 4    | flags (u32): v1.1 defines [`FLAG_SORTED`]; 0 in v1.0 |
 //! | [`CREATED_OFFSET`]| 8    | creation time, Unix ms (i64)                      |
 //! | [`SOURCE_LEN_OFFSET`] | 4 | length `N` of the source block (u32, ≤ [`MAX_SOURCE_LEN`]) |
 //! | [`SOURCE_OFFSET`] | N    | source block (below)                              |
@@ -52,9 +52,24 @@ pub const MIN_HEADER_LEN: usize = SOURCE_OFFSET + CRC_LEN;
 pub const MAX_SOURCE_LEN: u32 = 1 << 20;
 
 /// The version this crate writes, and the newest it reads.
-pub const CURRENT_VERSION: Version = Version { major: 1, minor: 0 };
-/// Flag bits defined by [`CURRENT_VERSION`] (none).
-pub const KNOWN_FLAGS: u32 = 0;
+pub const CURRENT_VERSION: Version = Version { major: 1, minor: 1 };
+/// The version a file without any v1.1 feature is written as, so that psor builds that read
+/// only 1.0 still read it.
+pub const V1_0: Version = Version { major: 1, minor: 0 };
+/// Flag bit (v1.1): the records are in strictly increasing byte order of their key (so each
+/// key is there once), which lets a reader find one key by a binary search over the frames.
+pub const FLAG_SORTED: u32 = 1;
+/// Flag bits defined by [`CURRENT_VERSION`].
+pub const KNOWN_FLAGS: u32 = FLAG_SORTED;
+
+/// The flag bits a file of version `v` may carry.
+fn flags_of(v: Version) -> u32 {
+    if v.major == 1 && v.minor == 0 {
+        0
+    } else {
+        KNOWN_FLAGS
+    }
+}
 
 const SELECTION_PREFIX: u8 = 0;
 const SELECTION_PAC_VERSION: u8 = 1;
@@ -88,9 +103,10 @@ pub struct Source {
 /// The in-memory header.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
-    /// Format version of the file (the writer always writes [`CURRENT_VERSION`]).
+    /// Format version of the file (the writer writes the oldest version with every flag set:
+    /// [`V1_0`] when none, [`CURRENT_VERSION`] otherwise).
     pub version: Version,
-    /// Flag bits (none defined in v1.0; the writer writes 0).
+    /// Flag bits ([`FLAG_SORTED`]; none in v1.0).
     pub flags: u32,
     /// When the snapshot was started, Unix milliseconds.
     pub created_at_ms: i64,
@@ -99,13 +115,36 @@ pub struct Header {
 }
 
 impl Header {
-    /// A header for a new file of [`CURRENT_VERSION`].
+    /// A header for a new file without flags (written as [`V1_0`]).
     pub fn new(created_at_ms: i64, source: Source) -> Self {
-        Header { version: CURRENT_VERSION, flags: 0, created_at_ms, source }
+        Header { version: V1_0, flags: 0, created_at_ms, source }
+    }
+
+    /// The same header, for a file whose records are sorted by key ([`FLAG_SORTED`]).
+    pub fn sorted(mut self) -> Self {
+        self.flags |= FLAG_SORTED;
+        self.version = CURRENT_VERSION;
+        self
+    }
+
+    /// True when the file's records are in strictly increasing key order.
+    pub fn is_sorted(&self) -> bool {
+        self.flags & FLAG_SORTED != 0
     }
 }
 
-/// Encode the header as [`CURRENT_VERSION`] (whatever `h.version` says), CRC included.
+/// The version a header is written as: the oldest one that has every flag it sets (1.0 when it
+/// sets none, so older readers keep reading such files; 1.1 otherwise).
+pub(crate) fn written_version(h: &Header) -> Version {
+    if h.flags & KNOWN_FLAGS == 0 {
+        V1_0
+    } else {
+        CURRENT_VERSION
+    }
+}
+
+/// Encode the header as [`written_version`] (whatever `h.version` says), with the known flags
+/// of `h.flags`, CRC included.
 pub(crate) fn encode(h: &Header) -> Result<Vec<u8>> {
     let mut src = Vec::new();
     put_len_prefixed(&mut src, h.source.server_version.as_bytes(), "server version")?;
@@ -129,9 +168,10 @@ pub(crate) fn encode(h: &Header) -> Result<Vec<u8>> {
 
     let mut out = Vec::with_capacity(SOURCE_OFFSET + src.len() + CRC_LEN);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&CURRENT_VERSION.major.to_le_bytes());
-    out.extend_from_slice(&CURRENT_VERSION.minor.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    let version = written_version(h);
+    out.extend_from_slice(&version.major.to_le_bytes());
+    out.extend_from_slice(&version.minor.to_le_bytes());
+    out.extend_from_slice(&(h.flags & KNOWN_FLAGS).to_le_bytes());
     out.extend_from_slice(&h.created_at_ms.to_le_bytes());
     out.extend_from_slice(&src_len.to_le_bytes());
     debug_assert_eq!(out.len(), SOURCE_OFFSET);
@@ -199,7 +239,7 @@ pub(crate) fn read<R: Read>(r: &mut R, file_len: u64) -> Result<(Header, u64)> {
     crc.copy_from_slice(&all[crc_at..]);
     Checksum::of(&all[..crc_at]).check(Checksum(u32::from_le_bytes(crc)), "header", 0)?;
 
-    if flags & !KNOWN_FLAGS != 0 && !newer_minor(version) {
+    if flags & !flags_of(version) != 0 && !newer_minor(version) {
         return Err(Error::Corrupt {
             offset: u64_of(FLAGS_OFFSET),
             frame: None,

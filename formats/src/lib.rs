@@ -43,7 +43,7 @@ pub use error::{Checksum, Error, Result, Version};
 pub use footer::{Footer, KindTotals, Totals};
 pub use frame::FrameInfo;
 pub use header::{Header, Selection, Source, CURRENT_VERSION};
-pub use reader::{Records, SnapshotReader, READ_AHEAD_BYTES, READ_AHEAD_FRAMES};
+pub use reader::{Lookup, Records, SnapshotReader, READ_AHEAD_BYTES, READ_AHEAD_FRAMES};
 pub use record::{decode_record, dump_rdb_version, encode_record, encoded_len, KeyKind, Record, RecordRef};
 pub use writer::{SnapshotWriter, WriterOptions, MAX_RECORD_LEN};
 

@@ -175,12 +175,90 @@ impl<R: Read + Seek> SnapshotReader<R> {
         Ok(seen)
     }
 
+    /// Decompress frame `n` and give its records to `f` until it returns `false`.
+    fn scan_frame(&mut self, n: usize, mut f: impl FnMut(RecordRef<'_>) -> bool) -> Result<()> {
+        let (n, info, comp) = self.read_frame(n)?;
+        let data = frame::decompress(&comp, &info, n)?;
+        let mut go = true;
+        frame::for_each_record(&data, &info, n, |r| {
+            if go {
+                go = f(r);
+            }
+            Ok(())
+        })
+    }
+
+    /// The record of `key`, if the file holds one. In a sorted file ([`Header::is_sorted`]) this
+    /// is a binary search over the frame index that decodes about log2(frames) + 1 frames
+    /// ([`Lookup::Indexed`]); otherwise every frame is decoded in order until the key shows
+    /// ([`Lookup::Scanned`]). Only the frames decoded are checked.
+    pub fn find(&mut self, key: &[u8]) -> Result<(Option<Record>, Lookup)> {
+        let frames = self.footer.frames.len();
+        if !self.header.is_sorted() {
+            for n in 0..frames {
+                let mut found = None;
+                self.scan_frame(n, |r| {
+                    if r.key == key {
+                        found = Some(r.to_owned());
+                    }
+                    found.is_none()
+                })?;
+                if found.is_some() {
+                    return Ok((found, Lookup::Scanned { frames: n + 1 }));
+                }
+            }
+            return Ok((None, Lookup::Scanned { frames }));
+        }
+        if frames == 0 {
+            return Ok((None, Lookup::Indexed { frames: 0 }));
+        }
+        // The last frame whose first key is <= `key` is the only one that can hold it.
+        let (mut lo, mut hi, mut decoded) = (0usize, frames, 0usize);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let mut first_le = false;
+            self.scan_frame(mid, |r| {
+                first_le = r.key <= key;
+                false
+            })?;
+            decoded += 1;
+            if first_le {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut found = None;
+        self.scan_frame(lo, |r| {
+            if r.key == key {
+                found = Some(r.to_owned());
+            }
+            found.is_none() && r.key < key
+        })?;
+        Ok((found, Lookup::Indexed { frames: decoded + 1 }))
+    }
+
     /// Stream every record in file order. The iterator yields at most one `Err` and then ends;
     /// records yielded before an error came from frames that checked out, but the file as a whole
     /// is damaged, so callers importing data should run [`verify_all`](Self::verify_all) first.
     pub fn records(&mut self) -> Records<'_, R> {
         Records { reader: self, next_frame: 0, ready: VecDeque::new(), seen: Totals::default(), done: false }
     }
+}
+
+/// How [`SnapshotReader::find`] looked a key up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A binary search over the frames of a sorted file.
+    Indexed {
+        /// Frames decoded.
+        frames: usize,
+    },
+    /// A linear scan of a file that is not sorted (written before format 1.1).
+    Scanned {
+        /// Frames decoded.
+        frames: usize,
+    },
 }
 
 /// Iterator over the records of a snapshot; see [`SnapshotReader::records`].

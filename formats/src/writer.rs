@@ -55,6 +55,9 @@ pub struct SnapshotWriter<W: Write> {
     frames: Vec<FrameInfo>,
     totals: Totals,
     poisoned: bool,
+    /// A sorted file ([`Header::sorted`]): the last key pushed, which the next must exceed.
+    last_key: Option<Vec<u8>>,
+    sorted: bool,
 }
 
 impl<W: Write> SnapshotWriter<W> {
@@ -80,6 +83,8 @@ impl<W: Write> SnapshotWriter<W> {
             frames: Vec::new(),
             totals: Totals::default(),
             poisoned: false,
+            last_key: None,
+            sorted: header.is_sorted(),
         })
     }
 
@@ -91,10 +96,19 @@ impl<W: Write> SnapshotWriter<W> {
     /// Add one borrowed record.
     ///
     /// A record whose encoding exceeds [`MAX_RECORD_LEN`] is refused with [`Error::TooLarge`]
-    /// and the writer stays usable; any other error poisons the writer.
+    /// and the writer stays usable; so is, in a sorted file, a key that is not greater than
+    /// the previous one ([`Error::Unsorted`]). Any other error poisons the writer.
     pub fn push_ref(&mut self, record: RecordRef<'_>) -> Result<()> {
         if self.poisoned {
             return Err(Error::Poisoned);
+        }
+        if self.sorted {
+            if self.last_key.as_deref().is_some_and(|last| record.key <= last) {
+                return Err(Error::Unsorted { records: self.totals.keys });
+            }
+            let last = self.last_key.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(record.key);
         }
         let len = encoded_len(record);
         if len > usize::try_from(MAX_RECORD_LEN).unwrap_or(usize::MAX) {

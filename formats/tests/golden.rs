@@ -90,3 +90,61 @@ fn mutated_golden_never_panics() {
         }
     }
 }
+
+#[test]
+#[ignore = "writes tests/golden/v1.1-sorted.psnap; run by hand only"]
+fn regenerate_golden_v1_1() {
+    let records = common::golden_records_sorted();
+    let (bytes, _) = common::write_sorted(&records, common::GOLDEN_CREATED_AT_MS, common::tiny_frames());
+    std::fs::write(common::GOLDEN_V1_1_PATH, bytes).unwrap();
+}
+
+#[test]
+fn golden_v1_1_sorted_decodes_and_finds_every_key() {
+    let bytes = std::fs::read(common::GOLDEN_V1_1_PATH).expect("golden file is checked in");
+    let (header, records) = common::read_all(&bytes).unwrap();
+    assert_eq!(header.version, Version { major: 1, minor: 1 });
+    assert!(header.is_sorted());
+    assert_eq!(header, common::header(common::GOLDEN_CREATED_AT_MS).sorted());
+    assert_eq!(records, common::golden_records_sorted());
+    let mut r = SnapshotReader::open(std::io::Cursor::new(&bytes)).unwrap();
+    let frames = r.footer().frames.len();
+    assert!(frames > 2, "golden file should exercise several frames");
+    for rec in &records {
+        let (found, how) = r.find(&rec.key).unwrap();
+        assert_eq!(found.as_ref(), Some(rec));
+        assert!(matches!(how, Lookup::Indexed { frames: n } if n < frames));
+    }
+    assert!(matches!(r.find(b"absent").unwrap(), (None, Lookup::Indexed { .. })));
+    assert!(matches!(r.find(b"").unwrap(), (Some(_), _)));
+    // Today's writer reproduces its header.
+    let (fresh, _) = common::write_sorted(&records, common::GOLDEN_CREATED_AT_MS, common::tiny_frames());
+    let n = psor_formats::header::SOURCE_OFFSET;
+    assert_eq!(&fresh[..n], &bytes[..n]);
+}
+
+#[test]
+fn a_v1_0_file_is_found_by_scanning_and_a_sorted_flag_in_it_is_corruption() {
+    let bytes = golden();
+    let mut r = SnapshotReader::open(std::io::Cursor::new(&bytes)).unwrap();
+    assert!(!r.header().is_sorted());
+    let (found, how) = r.find(b"billing:2.3.1:invoice:42").unwrap();
+    assert!(found.is_some());
+    assert!(matches!(how, Lookup::Scanned { .. }));
+    // v1.0 defines no flags: a 1.0 file claiming to be sorted is refused.
+    let mut flagged = bytes.clone();
+    flagged[psor_formats::header::FLAGS_OFFSET] = 1;
+    assert!(common::read_all(&flagged).is_err());
+}
+
+#[test]
+fn a_sorted_writer_refuses_keys_out_of_order() {
+    let mut out = Vec::new();
+    let mut w = SnapshotWriter::new(&mut out, &common::header(0).sorted()).unwrap();
+    let recs = common::golden_records_sorted();
+    w.push(&recs[1]).unwrap();
+    assert!(matches!(w.push(&recs[0]), Err(Error::Unsorted { records: 1 })));
+    assert!(matches!(w.push(&recs[1]), Err(Error::Unsorted { records: 1 })));
+    w.push(&recs[2]).unwrap();
+    assert_eq!(w.finish().unwrap().totals.keys, 2);
+}

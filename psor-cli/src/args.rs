@@ -277,6 +277,10 @@ pub struct InspectArgs {
     /// Show the K groups with the most bytes
     #[arg(long, default_value_t = 20, value_name = "K")]
     pub top: usize,
+    /// Show only this key (same escapes as --prefix): a binary search in a sorted file
+    /// (format 1.1), a scan of older files; exit 5 when the file does not hold it
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -66,7 +66,7 @@ fn export_inspect_import_with_json_and_exit_codes() {
     }
     assert_eq!(
         (v["keys"].as_u64(), v["with_ttl"].as_u64(), v["format_version"].as_str()),
-        (Some(60), Some(20), Some("1.0"))
+        (Some(60), Some(20), Some("1.1"))
     );
     assert_eq!(v["selection"]["kind"].as_str(), Some("prefix"));
     assert_eq!(v["per_type"]["stream"]["keys"].as_u64(), Some(10));
@@ -75,7 +75,7 @@ fn export_inspect_import_with_json_and_exit_codes() {
     assert_eq!(v["prefixes"][0]["keys"].as_u64(), Some(60));
     let (code, out, _) = run(&mut psor(&["inspect", file_s]));
     assert_eq!(code, 0);
-    assert!(out.contains("format 1.0") && out.contains("stream") && out.contains("prefixes (depth 2)"), "{out}");
+    assert!(out.contains("format 1.1") && out.contains("stream") && out.contains("prefixes (depth 2)"), "{out}");
 
     // Import into another server; a rerun is all unchanged, exit 0.
     let target = RedisServer::start();
@@ -159,4 +159,37 @@ fn damaged_truncated_and_newer_files_are_exit_2_with_file_and_offset() {
     assert_eq!(code, 2, "{err}");
     let n: u64 = redis::cmd("DBSIZE").query(&mut target.admin_conn()).unwrap();
     assert_eq!(n, 0, "a refused file wrote something");
+}
+
+#[test]
+fn inspect_key_finds_one_key_and_exits_5_without_it() {
+    let source = RedisServer::start();
+    let ns = unique_prefix("cli-key");
+    let p = format!("{ns}a:");
+    populate_all_types(&mut source.admin_conn(), p.as_bytes(), 30);
+    let () = redis::cmd("SET").arg(format!("{p}bin\x01key")).arg("v").query(&mut source.admin_conn()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.psnap");
+    let file_s = file.to_str().unwrap();
+    let (code, _, err) = run(&mut psor(&["--psor", &source.url(), "export", "--prefix", &p, "-o", file_s]));
+    assert_eq!(code, 0, "{err}");
+
+    let key = format!("{p}bin\\x01key");
+    let (code, out, err) = run(&mut psor(&["--json", "inspect", file_s, "--key", &key]));
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!((v["sorted"].as_bool(), v["record"]["kind"].as_str()), (Some(true), Some("string")));
+    let (code, out, _) = run(&mut psor(&["inspect", file_s, "--key", &key]));
+    assert_eq!(code, 0);
+    assert!(out.contains("type          string") && !out.contains("not sorted"), "{out}");
+
+    let (code, out, _) = run(&mut psor(&["inspect", file_s, "--key", &format!("{p}nope")]));
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("no key"), "{out}");
+
+    // A file written before format 1.1 is searched by reading it, and says so.
+    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/../formats/tests/golden/v1.0.psnap");
+    let (code, out, _) = run(&mut psor(&["inspect", golden, "--key", "plain"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not sorted by key"), "{out}");
 }

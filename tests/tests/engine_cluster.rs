@@ -2,10 +2,10 @@
 //! prefix, every type, exact expiry, conflicts left alone), across slots and across
 //! topologies (cluster → standalone → cluster), and the vendor's node list finds the cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use psor_core::connect::{ConnectOptions, Psor, PsorSpec};
+use psor_core::connect::{ConnectOptions, Psor, PsorSpec, Topology};
 use psor_core::engine::{self, CopyOptions, DeleteOptions, EngineOptions, Outcome};
 use psor_core::keys::KeyPrefix;
 use psor_core::progress::Progress;
@@ -195,4 +195,143 @@ fn progress_shows_each_masters_share() {
     assert_eq!(masters.iter().map(|m| m.matched).sum::<u64>(), out.counts.matched);
     assert_eq!(masters.iter().map(|m| m.total_keys).sum::<u64>(), progress.snapshot().total_keys);
     assert_eq!(progress.snapshot().total_keys, 300);
+}
+
+/// `cmdstat_unlink:calls` summed over every master.
+fn unlink_calls(cluster: &RedisCluster) -> u64 {
+    cluster
+        .masters()
+        .iter()
+        .map(|m| {
+            let info: String = redis::cmd("INFO").arg("commandstats").query(&mut m.admin_conn()).unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix("cmdstat_unlink:calls="))
+                .map(|rest| rest.split(',').next().unwrap().parse::<u64>().unwrap())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// `n` keys under `p`, spread over `tags` hash tags (so slots hold many keys each, as in a
+/// large PSOR), written one `MSET` per tag.
+fn populate_tagged(cluster: &RedisCluster, p: &str, n: usize, tags: usize) -> Vec<u16> {
+    let mut conn = cluster.cluster_conn();
+    let mut slots = Vec::new();
+    for t in 0..tags {
+        let mut cmd = redis::cmd("MSET");
+        for i in (t..n).step_by(tags) {
+            cmd.arg(format!("{p}{{t{t}}}:{i}")).arg(i);
+        }
+        let () = cmd.query(&mut conn).unwrap();
+        slots.push(psor_core::connect::key_slot(format!("t{t}").as_bytes()));
+    }
+    slots
+}
+
+/// A big delete on a cluster sends one `UNLINK` per slot's worth of keys, not one per key
+/// per batch: buffers per slot survive across batches and are flushed at the end.
+#[test]
+fn cluster_delete_groups_keys_per_slot_across_batches() {
+    let cluster = RedisCluster::start(3, 0);
+    let ns = unique_prefix("perslot");
+    let (p, sibling) = (format!("{ns}a:"), format!("{ns}a"));
+    let keys = 50_000;
+    let slots = populate_tagged(&cluster, &p, keys, 128);
+    populate_tagged(&cluster, &sibling, 1_000, 64);
+    populate_tagged(&cluster, &format!("{ns}b:"), 1_000, 64);
+    let psor = connect(&cluster.url());
+    let Topology::Cluster(map) = psor.topology() else { panic!("not a cluster") };
+    let masters: BTreeSet<String> = slots.iter().filter_map(|&s| map.master_of(s)).map(ToString::to_string).collect();
+    assert_eq!(masters.len(), 3, "the keys must live on every master");
+    let before = outside(&cluster, &ns, &[&p]);
+    assert_eq!(before.len(), 2_000);
+    for m in cluster.masters() {
+        let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut m.admin_conn()).unwrap();
+    }
+    let opts = DeleteOptions { prefix: prefix(&p), dry_run: false, sample: 5 };
+    let outcome = engine::delete(&psor, &opts, &EngineOptions::default(), Arc::new(Progress::new())).unwrap();
+    assert_eq!((outcome.counts.matched, outcome.counts.done, outcome.counts.vanished), (keys as u64, keys as u64, 0));
+    assert!(keyspace_digest_cluster(&cluster, p.as_bytes()).is_empty());
+    assert_eq!(outside(&cluster, &ns, &[&p]), before, "a key outside the prefix changed");
+    let calls = unlink_calls(&cluster);
+    assert!(calls <= keys as u64 / 50, "{calls} UNLINK calls for {keys} keys");
+}
+
+/// An interrupted cluster delete sends what its slot buffers hold before it stops: the count
+/// is exactly what is gone, nothing outside the prefix is touched, and a second run finishes.
+#[test]
+fn interrupted_cluster_delete_flushes_its_slot_buffers() {
+    let cluster = RedisCluster::start(3, 0);
+    let ns = unique_prefix("perslot_int");
+    let p = format!("{ns}a:");
+    let keys = 50_000;
+    populate_tagged(&cluster, &p, keys, 128);
+    populate_tagged(&cluster, &format!("{ns}a"), 1_000, 64);
+    let before = outside(&cluster, &ns, &[&p]);
+    let psor = connect(&cluster.url());
+    let opts = DeleteOptions { prefix: prefix(&p), dry_run: false, sample: 5 };
+    let paced = EngineOptions {
+        pacing: engine::Pacing { rate: Some(10_000), ..engine::Pacing::default() },
+        ..EngineOptions::default()
+    };
+    let progress = Arc::new(Progress::new());
+    let canceller = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            progress.cancel();
+        })
+    };
+    let outcome = engine::delete(&psor, &opts, &paced, progress).unwrap();
+    canceller.join().unwrap();
+    assert!(outcome.interrupted);
+    let left = keyspace_digest_cluster(&cluster, p.as_bytes()).len() as u64;
+    assert!(left > 0 && left < keys as u64, "{left} keys left");
+    assert_eq!(outcome.counts.done, keys as u64 - left, "the count is what the servers confirmed");
+    assert_eq!(outcome.counts.vanished, 0);
+    assert_eq!(outside(&cluster, &ns, &[&p]), before, "a key outside the prefix changed");
+    let again = engine::delete(&psor, &opts, &EngineOptions::default(), Arc::new(Progress::new())).unwrap();
+    assert_eq!(again.counts.done, left);
+    assert!(keyspace_digest_cluster(&cluster, p.as_bytes()).is_empty());
+}
+
+/// Keys spread over every slot (no hash tags): the delete is exact, and each writer sends at
+/// most one `UNLINK` per slot it saw (a slot under 100 keys cannot do better, since a command
+/// may not span two slots); grouping only within a batch sent about one per key.
+#[test]
+fn cluster_delete_over_every_slot_sends_at_most_one_unlink_per_slot_and_writer() {
+    let cluster = RedisCluster::start(3, 0);
+    let ns = unique_prefix("allslots");
+    let p = format!("{ns}a:");
+    let keys = 50_000u64;
+    let psor = connect(&cluster.url());
+    let Topology::Cluster(map) = psor.topology() else { panic!("not a cluster") };
+    let masters = cluster.masters();
+    let mut pipes: BTreeMap<String, redis::Pipeline> = BTreeMap::new();
+    let mut slots = BTreeSet::new();
+    for i in 0..keys + 2_000 {
+        let key = if i < keys { format!("{p}{i}") } else { format!("{ns}b:{i}") };
+        let slot = psor_core::connect::key_slot(key.as_bytes());
+        if i < keys {
+            slots.insert(slot);
+        }
+        let owner = map.master_of(slot).unwrap().to_string();
+        pipes.entry(owner).or_insert_with(redis::pipe).cmd("SET").arg(key).arg(i).ignore();
+    }
+    for m in &masters {
+        let pipe = pipes.get(&m.addr()).expect("every master owns slots");
+        let () = pipe.query(&mut m.admin_conn()).unwrap();
+        let () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut m.admin_conn()).unwrap();
+    }
+    let before = outside(&cluster, &ns, &[&p]);
+    assert_eq!(before.len(), 2_000);
+    let opts = DeleteOptions { prefix: prefix(&p), dry_run: false, sample: 5 };
+    let engine = EngineOptions::default();
+    let outcome = engine::delete(&psor, &opts, &engine, Arc::new(Progress::new())).unwrap();
+    assert_eq!((outcome.counts.done, outcome.counts.vanished), (keys, 0));
+    assert!(keyspace_digest_cluster(&cluster, p.as_bytes()).is_empty());
+    assert_eq!(outside(&cluster, &ns, &[&p]), before, "a key outside the prefix changed");
+    let calls = unlink_calls(&cluster);
+    let bound = slots.len() as u64 * engine.writers as u64;
+    assert!(calls <= bound, "{calls} UNLINK calls, more than {bound} (slots × writers) for {keys} keys");
 }

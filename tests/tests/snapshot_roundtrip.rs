@@ -394,3 +394,51 @@ fn export_and_import_as_an_acl_user_with_only_the_listed_commands() {
     assert_eq!((again.counts.unchanged, again.counts.conflicts, again.counts.failed), (60, 0, 0));
     assert_eq!(keyspace_digest(&mut server.admin_conn(), to.as_bytes()), renamed(&want, &p, &to));
 }
+
+/// An export comes out sorted by key (format 1.1, flagged), one record per key, over several
+/// frames, and one key is found by a binary search that reads a few frames, not the file.
+#[test]
+fn export_is_sorted_and_one_key_is_found_without_reading_the_file() {
+    let ns = unique_prefix("snap-sorted");
+    let (source, p) = source_with_keys(&ns);
+    let mut conn = source.admin_conn();
+    let mut pipe = redis::pipe();
+    // Values that do not compress (DUMP compresses strings), so the file has several frames.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in 0..3000 {
+        let value: Vec<u8> = (0..1500)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        pipe.cmd("SET").arg(format!("{p}big:{}", (i * 7919) % 3000)).arg(value).ignore();
+    }
+    let () = pipe.query(&mut conn).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.psnap");
+    let out = export(&connect(&source), &p, &path);
+    assert_eq!((out.keys, out.duplicates, out.failed), (3120, 0, 0));
+    // Only the snapshot is left in the directory: the spilled runs were anonymous files.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let mut reader = psor_formats::SnapshotReader::open(std::fs::File::open(&path).unwrap()).unwrap();
+    assert!(reader.header().is_sorted());
+    assert_eq!(reader.header().version, psor_formats::Version { major: 1, minor: 1 });
+    let frames = reader.footer().frames.len();
+    assert!(frames >= 4, "{frames} frames");
+    let keys: Vec<Vec<u8>> = reader.records().map(|r| r.unwrap().key).collect();
+    let want: Vec<Vec<u8>> = keyspace_digest(&mut conn, p.as_bytes()).into_keys().collect();
+    assert_eq!(keys, want, "the file holds every key once, in byte order");
+
+    for key in [&want[0], &want[want.len() / 2], &want[want.len() - 1]] {
+        let l = snapshot::lookup(&path, key).unwrap();
+        assert!(l.sorted);
+        assert!(l.record.is_some(), "{}", l.key);
+        assert!(l.frames_read <= 1 + frames.ilog2() as usize + 1, "{} of {frames} frames read", l.frames_read);
+    }
+    let missing = snapshot::lookup(&path, format!("{p}big:zzz").as_bytes()).unwrap();
+    assert!(missing.record.is_none());
+}

@@ -102,3 +102,24 @@ pub fn with_version(bytes: &[u8], major: u16, minor: u16) -> Vec<u8> {
     b[crc_at..crc_at + 4].copy_from_slice(&crc.0.to_le_bytes());
     b
 }
+
+/// The v1.1 golden file: the golden records sorted by key, flagged sorted.
+pub const GOLDEN_V1_1_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v1.1-sorted.psnap");
+
+/// The golden records in key order.
+pub fn golden_records_sorted() -> Vec<Record> {
+    let mut v = golden_records();
+    v.sort_by(|a, b| a.key.cmp(&b.key));
+    v
+}
+
+/// Like [`write`], with a sorted header ([`Header::sorted`]).
+pub fn write_sorted(records: &[Record], created_at_ms: i64, opts: WriterOptions) -> (Vec<u8>, Footer) {
+    let mut out = Vec::new();
+    let mut w = SnapshotWriter::with_options(&mut out, &header(created_at_ms).sorted(), opts).unwrap();
+    for r in records {
+        w.push(r).unwrap();
+    }
+    let footer = w.finish().unwrap();
+    (out, footer)
+}

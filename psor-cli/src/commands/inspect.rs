@@ -10,6 +10,9 @@ use super::snapshot_error;
 use crate::args::{Global, InspectArgs};
 
 pub fn run(g: &Global, a: &InspectArgs) -> Result<i32> {
+    if let Some(key) = &a.key {
+        return run_key(g, a, &psor_core::keys::unescape(key)?);
+    }
     let opts = InspectOptions { path: a.file.clone(), depth: a.depth, top: a.top };
     let i = snapshot::inspect(&opts).map_err(snapshot_error)?;
     let mut out = crate::ui::stdout::out();
@@ -20,6 +23,35 @@ pub fn run(g: &Global, a: &InspectArgs) -> Result<i32> {
         print_table(&mut out, &i)?;
     }
     Ok(crate::exit::OK)
+}
+
+/// `inspect FILE --key K`: one key, found without reading the whole file when it is sorted.
+fn run_key(g: &Global, a: &InspectArgs, key: &[u8]) -> Result<i32> {
+    let l = snapshot::lookup(&a.file, key).map_err(snapshot_error)?;
+    let mut out = crate::ui::stdout::out();
+    if g.json {
+        serde_json::to_writer(&mut out, &l)?;
+        writeln!(out)?;
+    } else {
+        match &l.record {
+            Some(r) => {
+                writeln!(out, "{}: {}", l.path.display(), l.key)?;
+                writeln!(out, "  type          {}", r.kind)?;
+                writeln!(out, "  expires       {}", r.expires.as_deref().unwrap_or("never"))?;
+                writeln!(out, "  RDB version   {}", r.rdb_version)?;
+                writeln!(out, "  payload       {}", HumanBytes(r.payload_bytes))?;
+            }
+            None => writeln!(out, "{}: no key {}", l.path.display(), l.key)?,
+        }
+        if !l.sorted {
+            writeln!(
+                out,
+                "  note: the file is not sorted by key (written before format 1.1): {} of {} frames were read to look",
+                l.frames_read, l.frames
+            )?;
+        }
+    }
+    Ok(if l.record.is_some() { crate::exit::OK } else { crate::exit::UNKNOWN })
 }
 
 fn print_table(out: &mut impl Write, i: &Inspection) -> std::io::Result<()> {

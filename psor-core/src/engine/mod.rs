@@ -169,6 +169,13 @@ impl Samples {
 /// A writer: owns its connections and handles one batch of source keys at a time.
 pub(crate) trait Writer: Send {
     fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()>;
+    /// Writes whatever the writer still holds back (a cluster delete buffers keys per slot
+    /// across batches). Called when the writer's queue closes, when the run is interrupted
+    /// (what it holds was handed to it, so it is finished like the batch in hand), and after
+    /// the sweep.
+    fn finish(&mut self, _progress: &Progress, _samples: &Samples) -> Result<()> {
+        Ok(())
+    }
     /// Cluster slots that redirected or changed master while this writer worked.
     fn unstable(&self) -> BTreeSet<u16> {
         BTreeSet::new()
@@ -260,15 +267,21 @@ fn run_pass<W: Writer>(
                         // Checked again after pacing, which may have waited: a batch taken
                         // off the queue but not written is simply not counted as done.
                         if progress.is_cancelled() {
-                            return;
+                            break;
                         }
                         pacer_ref.admit(batch.len(), progress);
                         if progress.is_cancelled() {
-                            return;
+                            break;
                         }
                         if let Err(e) = writer.write(batch, progress, samples_ref) {
                             return fail(e);
                         }
+                    }
+                    if let Err(e) = writer.finish(progress, samples_ref) {
+                        return fail(e);
+                    }
+                    if progress.is_cancelled() {
+                        return;
                     }
                     unstable_ref.lock().unwrap_or_else(|p| p.into_inner()).extend(writer.unstable());
                     let mut spare = spare_slot.lock().unwrap_or_else(|p| p.into_inner());
@@ -311,6 +324,9 @@ fn run_pass<W: Writer>(
                 writer.write(keys, progress, samples)?;
                 Ok(true)
             });
+            // What the sweep handed the writer is written (and counted) before the run ends,
+            // interrupted or not.
+            writer.finish(progress, samples)?;
             match swept {
                 // Interrupted during the sweep: the outcome says so.
                 Err(Error::Interrupted) => {}

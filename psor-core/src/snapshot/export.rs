@@ -12,10 +12,7 @@
 //! to `FILE.tmp` beside the target, fsyncs it, renames it over the target and fsyncs the
 //! directory: a crash leaves either the old file or the new one, never a torn one.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::hash::BuildHasher;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +22,7 @@ use std::time::Instant;
 use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, SnapshotWriter, Source};
 use redis::Value;
 
+use super::spill::{Spill, RUN_BYTES};
 use super::{
     check_output_path, is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples,
 };
@@ -144,7 +142,8 @@ pub fn export(
             spec: psor.spec().redacted(),
             selection: opts.selection.recorded.clone(),
         },
-    );
+    )
+    .sorted();
     // Open every connection before creating the file: a bad password leaves nothing behind.
     let readers = (0..engine.writers.max(1))
         .map(|_| open_router(psor).map(|router| Reader { router, abs_ttl: psor.version().has_pexpiretime() }))
@@ -265,12 +264,17 @@ fn write_snapshot(
     let depth = engine.queue_depth.max(1);
     let (key_tx, key_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(depth);
     let (rec_tx, rec_rx) = crossbeam_channel::bounded::<Vec<Record>>(depth * readers.len().max(1));
-    let (samples_ref, first_ref, dup_ref) = (&samples, &first_error, &duplicates);
+    let (samples_ref, first_ref) = (&samples, &first_error);
+    let spill_dir = match tmp.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut spill = Spill::new(&spill_dir, RUN_BYTES);
     std::thread::scope(|s| {
-        // Feeder: scans each prefix, drops keys SCAN already returned, hands batches on.
+        // Feeder: scans each prefix and hands batches on. A key SCAN returns twice is read
+        // twice and written once: the merge below drops repeats.
         let progress_f = progress.clone();
         s.spawn(move || {
-            let mut seen = Seen::new();
             for prefix in &opts.selection.prefixes {
                 let stream = match engine::scan(psor, prefix, engine, progress_f.clone()) {
                     Ok(stream) => stream,
@@ -281,23 +285,16 @@ fn write_snapshot(
                         Ok(b) => b,
                         Err(e) => return fail(first_ref, &progress_f, e.into()),
                     };
-                    let fresh: Vec<Vec<u8>> = batch.into_iter().filter(|k| seen.insert(k)).collect();
-                    if fresh.is_empty() {
-                        continue;
-                    }
-                    if key_tx.send(fresh).is_err() {
+                    if !batch.is_empty() && key_tx.send(batch).is_err() {
                         return; // the readers stopped: an error was recorded
                     }
                 }
             }
-            let sent = sweep_moved_slots(psor, &opts.selection.prefixes, &progress_f, |batch| {
-                let fresh: Vec<Vec<u8>> = batch.into_iter().filter(|k| seen.insert(k)).collect();
-                fresh.is_empty() || key_tx.send(fresh).is_ok()
-            });
+            let sent =
+                sweep_moved_slots(psor, &opts.selection.prefixes, &progress_f, |batch| key_tx.send(batch).is_ok());
             if let Err(e) = sent {
-                return fail(first_ref, &progress_f, e.into());
+                fail(first_ref, &progress_f, e.into());
             }
-            dup_ref.store(seen.duplicates, Relaxed);
         });
         for mut reader in readers {
             let (key_rx, rec_tx, progress) = (key_rx.clone(), rec_tx.clone(), progress.clone());
@@ -328,13 +325,12 @@ fn write_snapshot(
         drop((key_rx, rec_tx));
         // This thread writes; it stops consuming on a write error, which makes the readers'
         // sends fail and the feeder's after them, so nothing waits forever.
-        while let Ok(records) = rec_rx.recv() {
-            for r in &records {
-                if let Err(e) = writer.push(r) {
-                    fail(first_ref, progress, werr(e));
-                    break;
+        'records: while let Ok(records) = rec_rx.recv() {
+            for r in records {
+                if let Err(source) = spill.push(r) {
+                    fail(first_ref, progress, Error::Write { path: spill_dir.clone(), source });
+                    break 'records;
                 }
-                with_ttl += u64::from(r.expire_at_ms.is_some());
                 Progress::add(&progress.done, 1);
             }
             if progress.is_cancelled() {
@@ -347,6 +343,22 @@ fn write_snapshot(
     if let Some(e) = first_error.take() {
         return Err(e);
     }
+    // The merge writes the file in key order; `done` counted every record read, so the
+    // repeats it drops are taken back off.
+    let mut merged = 0u64;
+    let dups = spill.merge(
+        |source| Error::Write { path: spill_dir.clone(), source },
+        |r| {
+            merged += 1;
+            if merged.is_multiple_of(4096) && progress.is_cancelled() {
+                return Err(Error::Core(crate::Error::Interrupted));
+            }
+            with_ttl += u64::from(r.expire_at_ms.is_some());
+            writer.push(&r).map_err(werr)
+        },
+    )?;
+    progress.done.fetch_sub(dups.min(progress.done.load(Relaxed)), Relaxed);
+    duplicates.store(dups, Relaxed);
     let (footer, buf) = writer.finish_into_inner().map_err(werr)?;
     let file = buf.into_inner().map_err(|e| Error::Write { path: tmp.to_path_buf(), source: e.into_error() })?;
     file.sync_all().map_err(|source| Error::Write { path: tmp.to_path_buf(), source })?;
@@ -359,35 +371,10 @@ fn fail(first: &FirstError, progress: &Progress, e: Error) {
     first.set(e);
 }
 
-/// Keys already handed on, as two independent 64-bit hashes (16 bytes a key, whatever the
-/// key's length). Two different keys agreeing on both 64-bit SipHashes with independent random
-/// keys is, for a billion keys, about 10⁻²¹ likely; such a key would be dropped as a duplicate.
-struct Seen {
-    a: RandomState,
-    b: RandomState,
-    set: HashSet<(u64, u64)>,
-    duplicates: u64,
-}
-
-impl Seen {
-    fn new() -> Self {
-        Seen { a: RandomState::new(), b: RandomState::new(), set: HashSet::new(), duplicates: 0 }
-    }
-
-    /// True the first time a key is seen.
-    fn insert(&mut self, key: &[u8]) -> bool {
-        let fresh = self.set.insert((self.a.hash_one(key), self.b.hash_one(key)));
-        if !fresh {
-            self.duplicates += 1;
-        }
-        fresh
-    }
-}
-
 /// On a cluster: feeds `emit` the keys under `prefixes` in every slot whose master changed
 /// since `psor` connected (a failover, a finished migration) or that is being migrated, read
 /// with `CLUSTER GETKEYSINSLOT` from every master now. The SCAN of a slot's old master may
-/// have missed them; keys already handed on are dropped by the caller. Stops (with `Ok`)
+/// have missed them; keys read twice are dropped by the merge. Stops (with `Ok`)
 /// when `emit` returns false. Nothing to do on a single server or an unchanged cluster.
 fn sweep_moved_slots(
     psor: &Psor,
@@ -559,15 +546,6 @@ mod tests {
     fn tmp_is_beside_the_target() {
         assert_eq!(tmp_path(Path::new("/a/b/x.psnap")), PathBuf::from("/a/b/x.psnap.tmp"));
         assert_eq!(tmp_path(Path::new("x.psnap")), PathBuf::from("x.psnap.tmp"));
-    }
-
-    #[test]
-    fn seen_counts_duplicates() {
-        let mut s = Seen::new();
-        assert!(s.insert(b"a"));
-        assert!(s.insert(b"b"));
-        assert!(!s.insert(b"a"));
-        assert_eq!(s.duplicates, 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::BufReader;
 use std::path::PathBuf;
 
-use psor_formats::{Selection, SnapshotReader};
+use psor_formats::{Lookup, Selection, SnapshotReader};
 
 use super::{format_utc_ms, now_ms, per_kind, Error, PerKind, Result};
 use crate::keys::display_key;
@@ -185,6 +185,67 @@ pub fn inspect(opts: &InspectOptions) -> Result<Inspection> {
             })
             .collect(),
         other_groups: other,
+    })
+}
+
+/// One key looked up in a snapshot ([`lookup`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyLookup {
+    /// The file.
+    pub path: PathBuf,
+    /// The key, escaped for display.
+    pub key: String,
+    /// The file is sorted by key (format 1.1 and later): found by a binary search over its
+    /// frames. Otherwise every frame up to the key (all of them, for a key it lacks) was read.
+    pub sorted: bool,
+    /// Frames in the file.
+    pub frames: usize,
+    /// Frames decoded to find the key.
+    pub frames_read: usize,
+    /// The key's record, when the file holds it.
+    pub record: Option<KeyRecord>,
+}
+
+/// What a snapshot holds for one key.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyRecord {
+    /// Redis type.
+    pub kind: &'static str,
+    /// Absolute expiry, Unix ms.
+    pub expire_at_ms: Option<i64>,
+    /// The expiry as UTC text.
+    pub expires: Option<String>,
+    /// RDB version of the `DUMP` payload.
+    pub rdb_version: u16,
+    /// `DUMP` payload bytes.
+    pub payload_bytes: u64,
+}
+
+/// Finds one key in the snapshot at `path` without decoding the whole file when it is sorted;
+/// no server involved. Only the frames read are checked.
+pub fn lookup(path: &std::path::Path, key: &[u8]) -> Result<KeyLookup> {
+    let file_err = |source| Error::File { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    let mut reader = SnapshotReader::open(BufReader::with_capacity(1 << 16, file)).map_err(file_err)?;
+    let sorted = reader.header().is_sorted();
+    let frames = reader.footer().frames.len();
+    let (found, how) = reader.find(key).map_err(file_err)?;
+    let frames_read = match how {
+        Lookup::Indexed { frames } | Lookup::Scanned { frames } => frames,
+    };
+    Ok(KeyLookup {
+        path: path.to_path_buf(),
+        key: display_key(key),
+        sorted,
+        frames,
+        frames_read,
+        record: found.map(|r| KeyRecord {
+            kind: r.kind.as_str(),
+            expire_at_ms: r.expire_at_ms,
+            expires: r.expire_at_ms.map(format_utc_ms),
+            rdb_version: r.rdb_version,
+            payload_bytes: r.payload.len() as u64,
+        }),
     })
 }
 

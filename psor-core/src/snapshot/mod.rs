@@ -25,10 +25,13 @@ mod export;
 mod import;
 mod inspect;
 mod output;
+mod spill;
 
 pub use export::{export, ExportOptions, ExportOutcome, ExportSelection};
 pub use import::{import, ImportOptions, ImportOutcome, Rename};
-pub use inspect::{group_of, inspect, InspectOptions, Inspection, PrefixStats, SelectionInfo, MAX_GROUPS};
+pub use inspect::{
+    group_of, inspect, lookup, InspectOptions, Inspection, KeyLookup, KeyRecord, PrefixStats, SelectionInfo, MAX_GROUPS,
+};
 pub(crate) use output::canonical as canonical_path;
 pub use output::{check_output_path, same_file};
 
