@@ -68,7 +68,8 @@ pub struct ServerVersion {
 }
 
 impl ServerVersion {
-    fn parse(text: &str) -> Option<Self> {
+    /// Parses `7.0.15` (a missing patch is 0).
+    pub fn parse(text: &str) -> Option<Self> {
         let mut it = text.trim().split('.').map(|p| p.parse::<u32>().ok());
         Some(ServerVersion { major: it.next()??, minor: it.next()??, patch: it.next().flatten().unwrap_or(0) })
     }

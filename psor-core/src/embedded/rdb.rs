@@ -26,8 +26,17 @@ use psor_formats::KeyKind;
 /// The RDB version written into payloads the store encodes: Redis 7.0's, so Redis 7.0 and
 /// every newer server accepts them.
 pub const RDB_VERSION: u16 = 10;
-/// The newest RDB version whose payloads the store accepts in `RESTORE` (Redis 7.4).
+/// The newest Redis RDB version whose payloads the store accepts in `RESTORE` (Redis 7.4).
 pub const MAX_RDB_VERSION: u16 = 12;
+/// The RDB version Valkey 9 writes into every payload. Valkey left a gap after Redis's
+/// numbers (12–79 are "foreign": Redis 7.4 and later, which Valkey refuses) and continues at 80.
+pub const VALKEY_9_RDB_VERSION: u16 = 80;
+
+/// True for the RDB versions whose payloads this codec reads: every Redis one up to
+/// [`MAX_RDB_VERSION`], and Valkey 9's [`VALKEY_9_RDB_VERSION`].
+pub fn known_version(version: u16) -> bool {
+    version <= MAX_RDB_VERSION || version == VALKEY_9_RDB_VERSION
+}
 
 const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
 
@@ -54,6 +63,49 @@ mod ty {
     pub const STREAM_LISTPACKS_2: u8 = 19;
     pub const SET_LISTPACK: u8 = 20;
     pub const STREAM_LISTPACKS_3: u8 = 21;
+    /// Valkey 9: a hash whose fields may carry their own expiry (`HSETEX`, `HEXPIRE`).
+    pub const HASH_2: u8 = 22;
+    /// Redis 7.4+: a hash with field expirations (hashtable / listpack). Recognised, not decoded.
+    pub const HASH_METADATA: u8 = 24;
+    pub const HASH_LISTPACK_EX: u8 = 25;
+}
+
+/// The oldest RDB version that knows the object type `t` (what a target must read before it
+/// can load a payload of this type), or `None` for a type this codec does not know.
+pub fn type_since(t: u8) -> Option<u16> {
+    Some(match t {
+        ty::STRING | ty::LIST | ty::SET | ty::ZSET | ty::HASH => 1,
+        ty::ZSET_2 => 8,
+        ty::MODULE | ty::MODULE_2 => 8,
+        ty::HASH_ZIPMAP..=ty::HASH_ZIPLIST => 2,
+        ty::LIST_QUICKLIST => 7,
+        ty::STREAM_LISTPACKS => 9,
+        ty::HASH_LISTPACK | ty::ZSET_LISTPACK | ty::LIST_QUICKLIST_2 | ty::STREAM_LISTPACKS_2 => 10,
+        ty::SET_LISTPACK | ty::STREAM_LISTPACKS_3 => 11,
+        ty::HASH_METADATA | ty::HASH_LISTPACK_EX => 12,
+        ty::HASH_2 => VALKEY_9_RDB_VERSION,
+        _ => return None,
+    })
+}
+
+/// True when a server writing (and reading up to) RDB `version` loads objects of type `t`.
+/// Valkey 9 (80) reads every Redis type up to RDB 11 plus its own, not Redis 7.4's (12).
+pub fn version_reads_type(version: u16, t: u8) -> bool {
+    match type_since(t) {
+        None => false,
+        Some(since) if version == VALKEY_9_RDB_VERSION => since <= 11 || since == VALKEY_9_RDB_VERSION,
+        Some(since) => since <= version && since != VALKEY_9_RDB_VERSION,
+    }
+}
+
+/// True when a server of RDB `version` accepts a payload whose footer says `payload_version`
+/// (`RESTORE` checks only that number; the type is checked when loading).
+pub fn version_reads_footer(version: u16, payload_version: u16) -> bool {
+    if version == VALKEY_9_RDB_VERSION {
+        payload_version <= 11 || payload_version == VALKEY_9_RDB_VERSION
+    } else {
+        payload_version <= version
+    }
 }
 
 /// A decoded value.
@@ -116,7 +168,7 @@ type R<T> = std::result::Result<T, RdbError>;
 pub fn check_footer(payload: &[u8]) -> R<&[u8]> {
     let body_len = payload.len().checked_sub(10).filter(|&n| n >= 1).ok_or(RdbError::BadFooter)?;
     let version = u16::from_le_bytes([payload[body_len], payload[body_len + 1]]);
-    if version > MAX_RDB_VERSION {
+    if !known_version(version) {
         return Err(RdbError::BadFooter);
     }
     let crc = u64::from_le_bytes(payload[body_len + 2..].try_into().map_err(|_| RdbError::BadFooter)?);
@@ -134,7 +186,13 @@ pub fn payload_kind(payload: &[u8]) -> R<KeyKind> {
         ty::LIST | ty::LIST_ZIPLIST | ty::LIST_QUICKLIST | ty::LIST_QUICKLIST_2 => KeyKind::List,
         ty::SET | ty::SET_INTSET | ty::SET_LISTPACK => KeyKind::Set,
         ty::ZSET | ty::ZSET_2 | ty::ZSET_ZIPLIST | ty::ZSET_LISTPACK => KeyKind::ZSet,
-        ty::HASH | ty::HASH_ZIPMAP | ty::HASH_ZIPLIST | ty::HASH_LISTPACK => KeyKind::Hash,
+        ty::HASH
+        | ty::HASH_ZIPMAP
+        | ty::HASH_ZIPLIST
+        | ty::HASH_LISTPACK
+        | ty::HASH_2
+        | ty::HASH_METADATA
+        | ty::HASH_LISTPACK_EX => KeyKind::Hash,
         ty::STREAM_LISTPACKS | ty::STREAM_LISTPACKS_2 | ty::STREAM_LISTPACKS_3 => KeyKind::Stream,
         ty::MODULE | ty::MODULE_2 => KeyKind::Other,
         t => return Err(RdbError::UnknownType(t)),
@@ -152,8 +210,67 @@ pub fn decode(payload: &[u8]) -> R<Typed> {
     Ok(v)
 }
 
+/// A decoded value with what [`Typed`] does not hold: each hash field's own absolute expiry
+/// (Unix ms), for the hashes with field expirations of Valkey 9 (type 22).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    /// The value.
+    pub value: Typed,
+    /// Hash fields that have an expiry: field → absolute expiry (Unix ms). Empty for other types.
+    pub field_expiry: BTreeMap<Vec<u8>, i64>,
+}
+
+/// Decodes a whole payload (footer checked), keeping the fields' expiries of a hash with
+/// field expirations.
+pub fn decode_full(payload: &[u8]) -> R<Decoded> {
+    let body = check_footer(payload)?;
+    let mut r = Reader { b: body, pos: 1 };
+    let d = if body[0] == ty::HASH_2 {
+        let (value, field_expiry) = r.hash_2()?;
+        Decoded { value: Typed::Hash(value), field_expiry }
+    } else {
+        Decoded { value: r.object(body[0])?, field_expiry: BTreeMap::new() }
+    };
+    if r.pos != body.len() {
+        return Err(RdbError::Corrupt("bytes left after the value"));
+    }
+    Ok(d)
+}
+
+/// The RDB version in a payload's footer (not checked), or `None` when it is too short.
+pub fn footer_version(payload: &[u8]) -> Option<u16> {
+    let n = payload.len().checked_sub(10).filter(|&n| n >= 1)?;
+    Some(u16::from_le_bytes([payload[n], payload[n + 1]]))
+}
+
+/// The object type byte of a payload.
+pub fn payload_type(payload: &[u8]) -> Option<u8> {
+    payload.first().copied()
+}
+
+/// The same object with another RDB version in its footer (and the CRC recomputed): for a
+/// target that knows the object's type but refuses the source's newer version number.
+pub fn refooter(payload: &[u8], version: u16) -> R<Vec<u8>> {
+    let body = check_footer(payload)?;
+    Ok(with_version(body.to_vec(), version))
+}
+
+fn with_version(mut out: Vec<u8>, version: u16) -> Vec<u8> {
+    out.extend_from_slice(&version.to_le_bytes());
+    let crc = CRC.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// Encodes a value as a payload (plain RDB types, RDB version [`RDB_VERSION`]).
 pub fn encode(v: &Typed) -> Vec<u8> {
+    encode_for(v, RDB_VERSION)
+}
+
+/// Encodes a value in the plain RDB types (0–4, and the binary-score zset 5 from RDB 8 on),
+/// which every server loads, with `version` in the footer: what a target of that RDB version
+/// reads whatever encoding the source used.
+pub fn encode_for(v: &Typed, version: u16) -> Vec<u8> {
     let mut out = Vec::new();
     match v {
         Typed::Str(s) => {
@@ -173,11 +290,20 @@ pub fn encode(v: &Typed) -> Vec<u8> {
             items.iter().for_each(|i| put_string(&mut out, i));
         }
         Typed::ZSet(items) => {
-            out.push(ty::ZSET_2);
-            put_len(&mut out, items.len() as u64);
-            for (m, s) in items {
-                put_string(&mut out, m);
-                out.extend_from_slice(&s.to_le_bytes());
+            if version >= 8 {
+                out.push(ty::ZSET_2);
+                put_len(&mut out, items.len() as u64);
+                for (m, s) in items {
+                    put_string(&mut out, m);
+                    out.extend_from_slice(&s.to_le_bytes());
+                }
+            } else {
+                out.push(ty::ZSET);
+                put_len(&mut out, items.len() as u64);
+                for (m, s) in items {
+                    put_string(&mut out, m);
+                    put_text_double(&mut out, *s);
+                }
             }
         }
         Typed::Hash(items) => {
@@ -189,10 +315,113 @@ pub fn encode(v: &Typed) -> Vec<u8> {
             }
         }
     }
-    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = CRC.checksum(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    with_version(out, version)
+}
+
+fn put_text_double(out: &mut Vec<u8>, d: f64) {
+    if d.is_nan() {
+        out.push(253);
+    } else if d == f64::INFINITY {
+        out.push(254);
+    } else if d == f64::NEG_INFINITY {
+        out.push(255);
+    } else {
+        let s = format_score(d);
+        out.push(s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Rewrites a stream payload (types 15, 19, 21) as the stream type `to` (15, 19 or 21 — never
+/// newer than the source), with `version` in the footer. The entries (listpacks), the length,
+/// the last id, every consumer group with its last-delivered id, pending entries and consumers
+/// travel unchanged; dropped are only what the older type has no place for: 21 → 19 drops each
+/// consumer's active time; 19 → 15 drops the first id, the max deleted id, the entries-added
+/// counter and each group's entries-read counter (Redis 6.2 has none of them).
+pub fn downgrade_stream(payload: &[u8], to: u8, version: u16) -> R<Vec<u8>> {
+    let body = check_footer(payload)?;
+    let from = body[0];
+    let rank = |t: u8| match t {
+        ty::STREAM_LISTPACKS => Some(0),
+        ty::STREAM_LISTPACKS_2 => Some(1),
+        ty::STREAM_LISTPACKS_3 => Some(2),
+        _ => None,
+    };
+    let (Some(rf), Some(rt)) = (rank(from), rank(to)) else {
+        return Err(RdbError::Opaque(from));
+    };
+    if rt > rf {
+        return Err(RdbError::Corrupt("stream type newer than the source's"));
+    }
+    let mut r = Reader { b: body, pos: 1 };
+    let mut out = vec![to];
+    let copy_len = |r: &mut Reader<'_>, out: &mut Vec<u8>| -> R<u64> {
+        let n = r.raw_len()?;
+        put_len(out, n);
+        Ok(n)
+    };
+    let copy_str = |r: &mut Reader<'_>, out: &mut Vec<u8>| -> R<()> {
+        let s = r.string()?;
+        put_string(out, &s);
+        Ok(())
+    };
+    let nodes = r.len()?;
+    put_len(&mut out, nodes as u64);
+    for _ in 0..nodes {
+        copy_str(&mut r, &mut out)?; // master entry id (16 bytes)
+        copy_str(&mut r, &mut out)?; // the entries' listpack
+    }
+    copy_len(&mut r, &mut out)?; // length
+    copy_len(&mut r, &mut out)?; // last id ms
+    copy_len(&mut r, &mut out)?; // last id seq
+    if rf >= 1 {
+        // first id (2), max deleted id (2), entries added (1)
+        for _ in 0..5 {
+            let n = r.raw_len()?;
+            if rt >= 1 {
+                put_len(&mut out, n);
+            }
+        }
+    }
+    let groups = r.len()?;
+    put_len(&mut out, groups as u64);
+    for _ in 0..groups {
+        copy_str(&mut r, &mut out)?; // name
+        copy_len(&mut r, &mut out)?; // last delivered id ms
+        copy_len(&mut r, &mut out)?; // last delivered id seq
+        if rf >= 1 {
+            let entries_read = r.raw_len()?;
+            if rt >= 1 {
+                put_len(&mut out, entries_read);
+            }
+        }
+        // The group's pending entries: raw 16-byte id, delivery time (8 bytes), delivery count.
+        let pel = r.len()?;
+        put_len(&mut out, pel as u64);
+        for _ in 0..pel {
+            out.extend_from_slice(r.take(16 + 8)?);
+            copy_len(&mut r, &mut out)?;
+        }
+        let consumers = r.len()?;
+        put_len(&mut out, consumers as u64);
+        for _ in 0..consumers {
+            copy_str(&mut r, &mut out)?; // name
+            out.extend_from_slice(r.take(8)?); // seen time
+            if rf >= 2 {
+                let active = r.take(8)?;
+                if rt >= 2 {
+                    out.extend_from_slice(active);
+                }
+            }
+            let owned = r.len()?;
+            put_len(&mut out, owned as u64);
+            out.extend_from_slice(r.take(owned.checked_mul(16).ok_or(RdbError::Corrupt("consumer PEL"))?)?);
+        }
+    }
+    if r.pos != body.len() {
+        return Err(RdbError::Corrupt("bytes left after the stream"));
+    }
+    Ok(with_version(out, version))
 }
 
 fn put_len(out: &mut Vec<u8>, n: u64) {
@@ -258,6 +487,34 @@ impl<'a> Reader<'a> {
                 _ => return Err(RdbError::Corrupt("bad string encoding")),
             },
         })
+    }
+
+    /// A length-encoded number that is not a count (an id, a counter): any 64-bit value.
+    fn raw_len(&mut self) -> R<u64> {
+        match self.len_or_enc()? {
+            Len::Plain(n) => Ok(n),
+            _ => Err(RdbError::Corrupt("string encoding where a number belongs")),
+        }
+    }
+
+    /// Valkey 9's hash with field expirations (type 22): a count, then per field its name,
+    /// its value and its absolute expiry in Unix ms (8 bytes LE, -1 for none).
+    fn hash_2(&mut self) -> R<(BTreeMap<Vec<u8>, Vec<u8>>, BTreeMap<Vec<u8>, i64>)> {
+        let n = self.len()?;
+        let (mut values, mut expiry) = (BTreeMap::new(), BTreeMap::new());
+        for _ in 0..n {
+            let f = self.string()?;
+            let v = self.string()?;
+            let at = i64::from_le_bytes(self.take(8)?.try_into().expect("8"));
+            if at != -1 {
+                if at < 0 {
+                    return Err(RdbError::Corrupt("field expiry"));
+                }
+                expiry.insert(f.clone(), at);
+            }
+            values.insert(f, v);
+        }
+        Ok((values, expiry))
     }
 
     fn len(&mut self) -> R<usize> {
@@ -358,8 +615,11 @@ impl<'a> Reader<'a> {
                 }
                 Typed::List(items)
             }
+            ty::HASH_2 => Typed::Hash(self.hash_2()?.0),
             ty::MODULE
             | ty::MODULE_2
+            | ty::HASH_METADATA
+            | ty::HASH_LISTPACK_EX
             | ty::STREAM_LISTPACKS
             | ty::STREAM_LISTPACKS_2
             | ty::STREAM_LISTPACKS_3

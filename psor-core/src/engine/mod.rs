@@ -12,6 +12,7 @@ mod delete;
 mod pacing;
 pub(crate) mod router;
 mod scan;
+pub mod transcode;
 
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};

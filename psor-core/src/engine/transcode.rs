@@ -1,0 +1,361 @@
+//! Moving a `DUMP` payload to a server of another product or version.
+//!
+//! `RESTORE` accepts a payload only when its footer's RDB version is one the target knows
+//! (Redis: up to its own; Valkey 9: up to 11, and its own 80), and loads it only when the
+//! target knows the object type. psor decides, per key and before writing, from the two
+//! servers' versions and the payload's type byte — never by trying a production key:
+//!
+//! | path | when | what is sent |
+//! |---|---|---|
+//! | `restore` | the target reads the payload as it is | the payload |
+//! | `transcoded` | it does not | the same object with the target's RDB version (when the target knows the type), else the value re-encoded in the plain RDB types every server loads; a stream rewritten as the older stream type |
+//! | `rebuilt` | reserved for keys rebuilt with typed commands (none yet) | — |
+//!
+//! What a transcoded stream does not carry is only what the older type has no place for (see
+//! [`rdb::downgrade_stream`]); entries, last id, consumer groups with their last-delivered ids,
+//! pending entries and consumers all arrive. A hash with field expirations (Valkey 9, type 22)
+//! goes as it is to a target that reads it; to any other it is refused unless the caller
+//! allows dropping the fields' expiries (`--drop-field-ttls`). A payload psor cannot decode (a
+//! module value, an unknown type or encoding) is refused with the key and what it is.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::connect::{info_field, Endpoint, Psor, ServerVersion};
+use crate::embedded::rdb::{self, RdbError};
+use crate::error::{Error, Result};
+
+/// What `--max-payload` defaults to when the target's `proto-max-bulk-len` cannot be read.
+pub const DEFAULT_MAX_PAYLOAD: u64 = 256 << 20;
+
+/// The server product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    /// Redis.
+    Redis,
+    /// Valkey (reports `redis_version:7.2.4` for compatibility; its own is `valkey_version`).
+    Valkey,
+    /// psor's embedded store (`file:`).
+    Embedded,
+}
+
+impl std::fmt::Display for Product {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Product::Redis => "Redis",
+            Product::Valkey => "Valkey",
+            Product::Embedded => "psor embedded store",
+        })
+    }
+}
+
+/// What a target server reads, from its product and version.
+#[derive(Clone, Debug)]
+pub struct TargetProfile {
+    /// The product.
+    pub product: Product,
+    /// The product's own version (`valkey_version` on Valkey).
+    pub version: ServerVersion,
+    /// The RDB version the server writes in its own payloads (and the newest it reads).
+    pub rdb_version: u16,
+    /// The biggest payload one `RESTORE` may carry (`proto-max-bulk-len`, or `--max-payload`).
+    pub max_payload: u64,
+}
+
+/// The RDB version a server writes, from its product and version; `None` for versions
+/// newer than this table (then the newest this codec knows is assumed).
+pub fn rdb_version_of(product: Product, v: ServerVersion) -> Option<u16> {
+    Some(match product {
+        Product::Embedded => rdb::MAX_RDB_VERSION,
+        Product::Valkey => match v.major {
+            7 | 8 => 11,
+            9 => rdb::VALKEY_9_RDB_VERSION,
+            _ => return None,
+        },
+        Product::Redis => match (v.major, v.minor) {
+            (0..=3, _) => return None,
+            (4, _) => 8,
+            (5 | 6, _) => 9,
+            (7, 0) => 10,
+            (7, 2) => 11,
+            (7, 4) => 12,
+            _ => return None,
+        },
+    })
+}
+
+/// Reads the product and version of `psor` (`INFO server` on its first master; the masters
+/// of one cluster run one build) and its `proto-max-bulk-len` where `CONFIG GET` is allowed.
+pub fn profile(psor: &Psor, max_payload: Option<u64>) -> Result<TargetProfile> {
+    if matches!(psor.spec().endpoint, Endpoint::File(_)) {
+        return Ok(TargetProfile {
+            product: Product::Embedded,
+            version: psor.version(),
+            rdb_version: rdb::MAX_RDB_VERSION,
+            max_payload: max_payload.unwrap_or(u64::MAX),
+        });
+    }
+    let node = psor.masters().first().ok_or_else(|| Error::Refused("no master".into()))?;
+    let mut con = node.connect()?;
+    let info: String = con.retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c))?;
+    let (product, version) = product_of(&info).unwrap_or((Product::Redis, psor.version()));
+    let rdb_version = rdb_version_of(product, version).unwrap_or(match product {
+        Product::Valkey => rdb::VALKEY_9_RDB_VERSION,
+        _ => rdb::MAX_RDB_VERSION,
+    });
+    // CONFIG may be renamed or denied by an ACL: then the documented default.
+    let bulk: Option<u64> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("proto-max-bulk-len")
+        .query::<Vec<String>>(con.raw())
+        .ok()
+        .and_then(|v| v.get(1).and_then(|s| s.parse().ok()));
+    let max_payload = match (max_payload, bulk) {
+        (Some(m), Some(b)) => m.min(b),
+        (Some(m), None) => m,
+        (None, Some(b)) => b,
+        (None, None) => DEFAULT_MAX_PAYLOAD,
+    };
+    Ok(TargetProfile { product, version, rdb_version, max_payload })
+}
+
+/// The product and its own version from an `INFO server` text.
+pub fn product_of(info: &str) -> Option<(Product, ServerVersion)> {
+    if info_field(info, "server_name") == Some("valkey") || info_field(info, "valkey_version").is_some() {
+        let v = info_field(info, "valkey_version").and_then(ServerVersion::parse)?;
+        return Some((Product::Valkey, v));
+    }
+    Some((Product::Redis, info_field(info, "redis_version").and_then(ServerVersion::parse)?))
+}
+
+/// How one key travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// `RESTORE` of the payload as it is.
+    Restore,
+    /// `RESTORE` of a payload rewritten for the target.
+    Transcoded,
+    /// Rebuilt on the target with typed commands.
+    Rebuilt,
+}
+
+/// How many keys took each path, and how many hashes lost their fields' expiries.
+#[derive(Debug, Default)]
+pub struct PathCounters {
+    restore: AtomicU64,
+    transcoded: AtomicU64,
+    rebuilt: AtomicU64,
+    field_ttls_dropped: AtomicU64,
+}
+
+impl PathCounters {
+    /// Counts one key written through `path`.
+    pub fn add(&self, path: Path) {
+        match path {
+            Path::Restore => &self.restore,
+            Path::Transcoded => &self.transcoded,
+            Path::Rebuilt => &self.rebuilt,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    /// Counts one hash copied without its fields' expiries.
+    pub fn dropped_field_ttls(&self) {
+        self.field_ttls_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> Paths {
+        Paths {
+            restore: self.restore.load(Relaxed),
+            transcoded: self.transcoded.load(Relaxed),
+            rebuilt: self.rebuilt.load(Relaxed),
+            field_ttls_dropped: self.field_ttls_dropped.load(Relaxed),
+        }
+    }
+}
+
+/// How many keys took each path (`--json`: `"paths"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Paths {
+    /// Restored from the source's payload as it is.
+    pub restore: u64,
+    /// Restored from a payload rewritten for the target.
+    pub transcoded: u64,
+    /// Rebuilt with typed commands.
+    pub rebuilt: u64,
+    /// Hashes copied without their fields' expiries (`--drop-field-ttls`).
+    pub field_ttls_dropped: u64,
+}
+
+/// Why a payload cannot go to the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unfit {
+    /// A hash with field expirations, to a target without them.
+    FieldTtls,
+    /// psor cannot decode it (module value, unknown type or encoding, damage).
+    Undecodable(String),
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::FieldTtls => f.write_str("a hash with field expirations, which the target cannot hold"),
+            Unfit::Undecodable(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What to send for one payload.
+pub enum Prepared<'a> {
+    /// The payload as it is.
+    AsIs(&'a [u8]),
+    /// A rewritten payload.
+    New(Vec<u8>, bool),
+}
+
+impl Prepared<'_> {
+    /// The bytes to `RESTORE`.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Prepared::AsIs(b) => b,
+            Prepared::New(b, _) => b,
+        }
+    }
+    /// The path this payload takes.
+    pub fn path(&self) -> Path {
+        match self {
+            Prepared::AsIs(_) => Path::Restore,
+            Prepared::New(..) => Path::Transcoded,
+        }
+    }
+    /// True when a hash lost its fields' expiries on the way.
+    pub fn dropped_field_ttls(&self) -> bool {
+        matches!(self, Prepared::New(_, true))
+    }
+}
+
+fn describe(t: u8, e: &RdbError) -> String {
+    match t {
+        6 | 7 => "a module value (RDB type 6/7), which psor cannot decode".into(),
+        _ => format!("a payload psor cannot decode: {e}"),
+    }
+}
+
+impl TargetProfile {
+    /// True when the target reads `payload` as it is.
+    pub fn reads(&self, payload: &[u8]) -> bool {
+        if self.product == Product::Embedded {
+            return rdb::check_footer(payload).is_ok() && rdb::payload_kind(payload).is_ok();
+        }
+        match (rdb::footer_version(payload), rdb::payload_type(payload)) {
+            (Some(v), Some(t)) => {
+                rdb::version_reads_footer(self.rdb_version, v) && rdb::version_reads_type(self.rdb_version, t)
+            }
+            _ => false,
+        }
+    }
+
+    /// The payload to send for `payload`, chosen from its type and RDB version and the target's.
+    pub fn prepare<'a>(&self, payload: &'a [u8], drop_field_ttls: bool) -> std::result::Result<Prepared<'a>, Unfit> {
+        if self.reads(payload) {
+            return Ok(Prepared::AsIs(payload));
+        }
+        let t = rdb::payload_type(payload).ok_or_else(|| Unfit::Undecodable("an empty payload".into()))?;
+        let undecodable = |e: RdbError| Unfit::Undecodable(describe(t, &e));
+        // The RDB version to write: the target's own.
+        let out_version = self.rdb_version;
+        if matches!(t, 6 | 7) {
+            // A module's value is the module's own format: psor cannot vouch for it elsewhere.
+            return Err(undecodable(RdbError::Opaque(t)));
+        }
+        if rdb::version_reads_type(self.rdb_version, t) {
+            // Same object, a footer the target accepts.
+            return rdb::refooter(payload, out_version).map(|p| Prepared::New(p, false)).map_err(undecodable);
+        }
+        if matches!(t, 15 | 19 | 21) {
+            let to = [21u8, 19, 15]
+                .into_iter()
+                .find(|&s| s <= t && rdb::version_reads_type(self.rdb_version, s))
+                .ok_or_else(|| Unfit::Undecodable("a stream, which the target does not know".into()))?;
+            return rdb::downgrade_stream(payload, to, out_version).map(|p| Prepared::New(p, false)).map_err(undecodable);
+        }
+        let decoded = rdb::decode_full(payload).map_err(undecodable)?;
+        let dropped = !decoded.field_expiry.is_empty();
+        if dropped && !drop_field_ttls {
+            return Err(Unfit::FieldTtls);
+        }
+        Ok(Prepared::New(rdb::encode_for(&decoded.value, out_version), dropped))
+    }
+
+    /// "Valkey 9.1.2" / "Redis 7.0.15".
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.product, self.version)
+    }
+}
+
+/// True when `payload` is a hash with field expirations that has at least one such field.
+pub fn has_field_ttls(payload: &[u8]) -> bool {
+    rdb::payload_type(payload) == Some(22)
+        && rdb::decode_full(payload).map(|d| !d.field_expiry.is_empty()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prof(product: Product, major: u32, minor: u32) -> TargetProfile {
+        let version = ServerVersion { major, minor, patch: 0 };
+        TargetProfile { product, version, rdb_version: rdb_version_of(product, version).unwrap(), max_payload: 1 << 29 }
+    }
+
+    #[test]
+    fn products_from_info() {
+        let valkey = "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:9.1.2\r\n";
+        assert_eq!(product_of(valkey), Some((Product::Valkey, ServerVersion { major: 9, minor: 1, patch: 2 })));
+        let redis = "# Server\r\nredis_version:7.0.15\r\n";
+        assert_eq!(product_of(redis), Some((Product::Redis, ServerVersion { major: 7, minor: 0, patch: 15 })));
+    }
+
+    #[test]
+    fn paths_by_versions() {
+        // `SET s hello` then `DUMP s` on Valkey 9.1.2 (RDB 80).
+        let v91 = b"\x00\x05helloP\x00\xacX\x16\xe7\xfbfG\xfe";
+        let r70 = prof(Product::Redis, 7, 0);
+        let p = r70.prepare(v91, false).unwrap();
+        assert_eq!(p.path(), Path::Transcoded);
+        assert_eq!(rdb::footer_version(p.bytes()), Some(10));
+        assert_eq!(rdb::decode(p.bytes()).unwrap(), rdb::Typed::Str(b"hello".to_vec()));
+        let v9 = prof(Product::Valkey, 9, 1);
+        assert_eq!(v9.prepare(v91, false).unwrap().path(), Path::Restore);
+        // A Redis 7.0 payload goes as it is to Valkey 9, not to Redis 6.2.
+        let r70_payload = b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a";
+        assert_eq!(v9.prepare(r70_payload, false).unwrap().path(), Path::Restore);
+        let r62 = prof(Product::Redis, 6, 2);
+        assert_eq!(r62.prepare(r70_payload, false).unwrap().path(), Path::Transcoded);
+    }
+
+    #[test]
+    fn field_ttls_refused_unless_dropped() {
+        // `HSET hx a 1 b 2 c 3`, field expiries on a and b, `DUMP hx` on Valkey 9.1.2.
+        let p = b"\x16\x03\x01a\xc0\x01\x00\xd8\xc3,\xbb\x03\x00\x00\x01b\xc0\x02\xc1\x97\xc13\xa2\x01\x00\x00\x01c\xc0\x03\xff\xff\xff\xff\xff\xff\xff\xffP\x00\xa3\xc18\x12\xec\xe9p9";
+        assert!(has_field_ttls(p));
+        let v81 = prof(Product::Valkey, 8, 1);
+        assert!(matches!(v81.prepare(p, false), Err(Unfit::FieldTtls)));
+        let ok = v81.prepare(p, true).unwrap();
+        assert!(ok.dropped_field_ttls());
+        let rdb::Typed::Hash(h) = rdb::decode(ok.bytes()).unwrap() else { panic!("not a hash") };
+        assert_eq!(h.len(), 3);
+        assert_eq!(prof(Product::Valkey, 9, 1).prepare(p, false).unwrap().path(), Path::Restore);
+    }
+
+    #[test]
+    fn module_values_are_refused_by_name() {
+        let mut body = vec![7u8, 0x01, 0x02];
+        body.extend_from_slice(&rdb::VALKEY_9_RDB_VERSION.to_le_bytes());
+        let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let r = prof(Product::Redis, 7, 0).prepare(&body, false);
+        assert!(matches!(&r, Err(Unfit::Undecodable(w)) if w.contains("module")), "{:?}", r.err());
+    }
+}
