@@ -21,6 +21,7 @@ pub struct Progress {
     pub(crate) failed: AtomicU64,
     pub(crate) scan_finished: AtomicBool,
     cancelled: AtomicBool,
+    pub(crate) paths: crate::engine::transcode::PathCounters,
     masters: Mutex<Vec<Arc<MasterCounters>>>,
 }
 

@@ -15,7 +15,9 @@ use crate::ui::{confirm::confirm, progress::Bar};
 pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
     let rename = a.rename.as_deref().map(Rename::parse).transpose()?;
     let psor = connect(g)?;
-    let engine = engine_options(g);
+    let mut engine = engine_options(g);
+    engine.drop_field_ttls = a.drop_field_ttls;
+    engine.max_payload = a.max_payload;
     let target = psor.spec().redacted();
     let mut opts = ImportOptions { path: a.file.clone(), rename, replace: a.replace, dry_run: true, sample: a.sample };
     if a.dry_run || (a.replace && !g.yes) {
@@ -80,6 +82,16 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
     }
     let rate = if o.seconds > 0.0 { c.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<14}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
+    if o.paths.transcoded + o.paths.rebuilt + o.paths.field_ttls_dropped > 0 {
+        writeln!(
+            out,
+            "  paths: {} as they were, {} transcoded for the target, {} rebuilt",
+            o.paths.restore, o.paths.transcoded, o.paths.rebuilt
+        )?;
+    }
+    if o.paths.field_ttls_dropped > 0 {
+        writeln!(out, "  {} hashes restored without their fields' expiries (--drop-field-ttls)", o.paths.field_ttls_dropped)?;
+    }
     list(&mut out, "would be restored, first", &o.sample, c.done)?;
     list(&mut out, "conflicts (key exists with other content, left alone), first", &o.conflict_keys, c.conflicts)?;
     list(&mut out, "expired (expiry already past, not restored), first", &o.expired_keys, c.expired)?;

@@ -19,6 +19,8 @@ use redis::Value;
 
 use super::compare;
 use super::router::{Routed, Router};
+use super::transcode::{self, Path, Prepared, TargetProfile};
+use crate::embedded::rdb;
 use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
 use crate::connect::{key_slot, Psor};
 use crate::error::{Error, Result};
@@ -63,6 +65,12 @@ pub fn copy(
         return dry_run(source, target.unwrap_or(source), opts, engine, progress);
     }
     let dst = target.unwrap_or(source);
+    // What the target reads, once, from its product and version: each key's path is chosen
+    // from it and the payload's own type and version, never by trying.
+    let profile = target.map(|t| transcode::profile(t, engine.max_payload)).transpose()?;
+    if let Some(p) = &profile {
+        refuse_field_ttls(source, p, &opts.from, engine)?;
+    }
     run(source, &opts.from, engine, &progress, || {
         Ok(Copier {
             src: Router::new(source)?,
@@ -71,9 +79,77 @@ pub fn copy(
             src_cluster: source.is_cluster(),
             src_abs_ttl: source.version().has_pexpiretime(),
             same_keyspace_copy: target.is_none() && source.version().has_copy(),
-            dst_version: dst.version().to_string(),
+            dst_version: profile.as_ref().map_or_else(|| dst.version().to_string(), |p| p.describe()),
+            profile: profile.clone(),
+            drop_field_ttls: engine.drop_field_ttls,
         })
     })
+}
+
+/// A copy to a target without hash field expirations, of a source that has hashes with them
+/// (Valkey 9 counts them in `INFO keyspace` as `keys_with_volatile_items`), is refused before
+/// anything is written — unless `--drop-field-ttls` — naming how many and the first.
+fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, engine: &EngineOptions) -> Result<()> {
+    if engine.drop_field_ttls || rdb::version_reads_type(target.rdb_version, 22) {
+        return Ok(());
+    }
+    let mut any = false;
+    for node in source.masters() {
+        let mut con = node.connect()?;
+        let info: String = con.retry("INFO keyspace", None, |c| redis::cmd("INFO").arg("keyspace").query(c))?;
+        any |= info.lines().filter_map(|l| l.split_once("keys_with_volatile_items=")).any(|(_, n)| {
+            n.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
+        });
+    }
+    if !any {
+        return Ok(());
+    }
+    let (mut count, mut first) = (0u64, None::<Vec<u8>>);
+    let mut router = Router::new(source)?;
+    let cluster = source.is_cluster();
+    for batch in scan(source, from, engine, Arc::new(Progress::new()))? {
+        let keys = batch?;
+        let cmds: Vec<Routed> = keys
+            .iter()
+            .map(|k| {
+                let mut cmd = redis::cmd("TYPE");
+                cmd.arg(k);
+                Routed { slot: if cluster { key_slot(k) } else { 0 }, cmd }
+            })
+            .collect();
+        let types = router.run("TYPE", &cmds)?;
+        let hashes: Vec<&Vec<u8>> = keys
+            .iter()
+            .zip(types)
+            .filter(|(_, t)| matches!(t, Value::SimpleString(s) if s == "hash") || *t == Value::Okay)
+            .map(|(k, _)| k)
+            .collect();
+        let cmds: Vec<Routed> = hashes
+            .iter()
+            .map(|k| {
+                let mut cmd = redis::cmd("DUMP");
+                cmd.arg(k.as_slice());
+                Routed { slot: if cluster { key_slot(k) } else { 0 }, cmd }
+            })
+            .collect();
+        for (k, dump) in hashes.iter().zip(router.run("DUMP", &cmds)?) {
+            if let Value::BulkString(p) = dump {
+                if transcode::has_field_ttls(&p) {
+                    count += 1;
+                    first.get_or_insert_with(|| k.to_vec());
+                }
+            }
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(first) => Err(Error::Refused(format!(
+            "{count} keys are hashes with field expirations (first: {}), which the target ({}) cannot hold; \
+             nothing written: copy with --drop-field-ttls to copy their fields without the fields' expiries",
+            display_key(&first),
+            target.describe()
+        ))),
+    }
 }
 
 /// One writer: routers to the source and (when it is another keyspace) the target.
@@ -86,6 +162,9 @@ struct Copier {
     /// Source and target are one keyspace that knows `COPY`.
     same_keyspace_copy: bool,
     dst_version: String,
+    /// What the target reads; `None` for a copy inside one keyspace (payloads go as they are).
+    profile: Option<TargetProfile>,
+    drop_field_ttls: bool,
 }
 
 /// Keys read per DUMP pipeline: bounds the payload bytes held at once per writer.
@@ -253,6 +332,30 @@ impl Copier {
             };
             items.push((p, payload, ttl));
         }
+        // The payload each target key gets: as it is, or rewritten for the target.
+        if let Some(profile) = &self.profile {
+            let mut fit = Vec::with_capacity(items.len());
+            for (p, payload, ttl) in items {
+                match profile.prepare(&payload, self.drop_field_ttls) {
+                    Ok(Prepared::AsIs(_)) => {
+                        progress.paths.add(Path::Restore);
+                        fit.push((p, payload, ttl));
+                    }
+                    Ok(prepared) => {
+                        progress.paths.add(prepared.path());
+                        if prepared.dropped_field_ttls() {
+                            progress.paths.dropped_field_ttls();
+                        }
+                        fit.push((p, prepared.bytes().to_vec(), ttl));
+                    }
+                    Err(why) => {
+                        let label = self.src.label(p.src_slot);
+                        samples.failure(progress, &label, &p.src, format!("not copied: {why}"));
+                    }
+                }
+            }
+            items = fit;
+        }
         if items.is_empty() {
             return Ok(());
         }
@@ -284,8 +387,8 @@ impl Copier {
                 Value::ServerError(e) if is_fatal_for_run(&e) => {
                     if e.details().is_some_and(|d| d.contains("DUMP payload version")) {
                         return Err(Error::Refused(format!(
-                            "the target (Redis {}) refuses the source's DUMP payloads: they come from a newer Redis; \
-                             copy to a server of the same or a newer version",
+                            "the target ({}) refuses the source's DUMP payloads (damaged, or of a server psor \
+                             does not know); nothing more written",
                             self.dst_version
                         )));
                     }

@@ -44,6 +44,12 @@ pub struct EngineOptions {
     pub keep_samples: usize,
     /// Staying gentle on a live server: a keys/s cap and a latency bound.
     pub pacing: Pacing,
+    /// Copy hashes with field expirations to a target without them, dropping the fields'
+    /// expiries (counted in [`Outcome::paths`]); otherwise such a copy is refused.
+    pub drop_field_ttls: bool,
+    /// The biggest payload one `RESTORE` may carry when the target's `proto-max-bulk-len`
+    /// cannot be read (`None`: [`transcode::DEFAULT_MAX_PAYLOAD`]).
+    pub max_payload: Option<u64>,
 }
 
 impl Default for EngineOptions {
@@ -55,6 +61,8 @@ impl Default for EngineOptions {
             queue_depth: 4,
             keep_samples: 100,
             pacing: Pacing::default(),
+            drop_field_ttls: false,
+            max_payload: None,
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct Outcome {
     pub seconds: f64,
     /// Time writers waited because of pacing (`rate`, `max_latency`).
     pub paused_seconds: f64,
+    /// How many keys reached another server as they were, transcoded, or rebuilt.
+    pub paths: transcode::Paths,
 }
 
 /// Collects samples of failures and conflicts from several threads, up to a limit.
@@ -128,6 +138,7 @@ impl Samples {
             sample: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
             paused_seconds: 0.0,
+            paths: progress.paths.snapshot(),
         }
     }
 }

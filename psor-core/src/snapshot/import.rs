@@ -20,10 +20,12 @@ use psor_formats::{Record, SnapshotReader};
 use redis::Value;
 
 use super::{
-    compare, describe_selection, is_fatal_for_run, max_rdb_version, now_ms, open_router, where_is, Error, FirstError,
+    compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, FirstError,
     Result, Samples,
 };
 use crate::connect::{key_slot, Psor};
+use crate::embedded::rdb;
+use crate::engine::transcode::{self, Path, Prepared, TargetProfile};
 use crate::engine::router::{Routed, Router};
 use crate::engine::{EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
@@ -96,6 +98,8 @@ pub struct ImportOutcome {
     pub sample: Vec<String>,
     /// Wall time, including the verification pass.
     pub seconds: f64,
+    /// How many keys were restored as they were in the file, transcoded for the target, rebuilt.
+    pub paths: transcode::Paths,
 }
 
 /// Records per batch are bounded by count (`EngineOptions::batch_size`) and by payload bytes.
@@ -115,11 +119,28 @@ pub fn import(
     let header = reader.header().clone();
     let keys_in_file = reader.footer().totals.keys;
 
+    // What the target reads: each record's path (as it is, or transcoded) is decided from it.
+    let profile = transcode::profile(target, engine.max_payload)?;
     // Pass 1: everything the format checks, and what would make this import refuse.
     let (mut max_rdb, mut outside, mut first_outside) = (0u16, 0u64, None::<Vec<u8>>);
+    let (mut field_ttls, mut first_field_ttls) = (0u64, None::<Vec<u8>>);
+    let mut first_bad: Option<(Vec<u8>, String)> = None;
     reader
         .for_each_record(|r| {
-            max_rdb = max_rdb.max(r.rdb_version);
+            if !rdb::known_version(r.rdb_version) {
+                max_rdb = max_rdb.max(r.rdb_version);
+            } else if !profile.reads(r.payload) {
+                match profile.prepare(r.payload, engine.drop_field_ttls) {
+                    Ok(_) => {}
+                    Err(transcode::Unfit::FieldTtls) => {
+                        field_ttls += 1;
+                        first_field_ttls.get_or_insert_with(|| r.key.to_vec());
+                    }
+                    Err(transcode::Unfit::Undecodable(why)) => {
+                        first_bad.get_or_insert_with(|| (r.key.to_vec(), why));
+                    }
+                }
+            }
             if let Some(rename) = &opts.rename {
                 if !rename.from.matches(r.key) {
                     outside += 1;
@@ -147,14 +168,33 @@ pub fn import(
         }
         .into());
     }
-    if let Some(max) = max_rdb_version(version).filter(|&m| max_rdb > m) {
+    if max_rdb > 0 {
         return Err(Error::Refused(format!(
-            "{}: the snapshot holds DUMP payloads of RDB version {max_rdb} (taken from Redis {}); {} runs Redis \
-             {version}, which reads RDB versions up to {max}: import into a server of the same or a newer version; \
-             nothing written",
+            "{}: the snapshot holds DUMP payloads of RDB version {max_rdb} (taken from {}), which psor does not \
+             know and {} ({}, redis_version {version}) cannot be sure to read; nothing written",
             opts.path.display(),
             header.source.server_version,
-            where_is(target)
+            where_is(target),
+            profile.describe(),
+        )));
+    }
+    if let Some((key, why)) = first_bad {
+        return Err(Error::Refused(format!(
+            "{}: {} is {why}; {} ({}) does not read it as it is; nothing written",
+            opts.path.display(),
+            display_key(&key),
+            where_is(target),
+            profile.describe(),
+        )));
+    }
+    if let Some(first) = first_field_ttls {
+        return Err(Error::Refused(format!(
+            "{}: {field_ttls} keys are hashes with field expirations (first: {}), which {} ({}) cannot hold; \
+             nothing written: import with --drop-field-ttls to restore their fields without the fields' expiries",
+            opts.path.display(),
+            display_key(&first),
+            where_is(target),
+            profile.describe(),
         )));
     }
 
@@ -167,7 +207,9 @@ pub fn import(
                 replace: opts.replace,
                 dry_run: opts.dry_run,
                 abs_expiry: version.has_pexpiretime(),
-                version: version.to_string(),
+                version: profile.describe(),
+                profile: profile.clone(),
+                drop_field_ttls: engine.drop_field_ttls,
                 source_version: header.source.server_version.clone(),
             })
         })
@@ -240,6 +282,7 @@ pub fn import(
         failures,
         sample,
         seconds: started.elapsed().as_secs_f64(),
+        paths: progress.paths.snapshot(),
     })
 }
 
@@ -266,6 +309,8 @@ struct Restorer {
     abs_expiry: bool,
     version: String,
     source_version: String,
+    profile: TargetProfile,
+    drop_field_ttls: bool,
 }
 
 /// A record on its way to the target: target key name and its slot, payload, absolute expiry.
@@ -273,6 +318,14 @@ struct Item {
     key: Vec<u8>,
     slot: u16,
     record: Record,
+    /// The payload rewritten for the target, when it does not read the record's as it is.
+    send: Option<Vec<u8>>,
+}
+
+impl Item {
+    fn payload(&self) -> &[u8] {
+        self.send.as_deref().unwrap_or(&self.record.payload)
+    }
 }
 
 impl Restorer {
@@ -318,7 +371,32 @@ impl Restorer {
                 ctx.expired.key(&key);
                 continue;
             }
-            items.push(Item { slot: key_slot(&key), key, record });
+            // Checked in pass 1; a payload that changed since (or whose record lied about its
+            // version) is the target refusing it.
+            let send = match self.profile.prepare(&record.payload, self.drop_field_ttls) {
+                Ok(Prepared::AsIs(_)) => {
+                    ctx.progress.paths.add(Path::Restore);
+                    None
+                }
+                Ok(p) => {
+                    ctx.progress.paths.add(p.path());
+                    if p.dropped_field_ttls() {
+                        ctx.progress.paths.dropped_field_ttls();
+                    }
+                    Some(p.bytes().to_vec())
+                }
+                Err(why) => {
+                    return Err(Error::TargetRefused(format!(
+                        "{} ({}) cannot take the DUMP payload of {} (RDB version {}, taken from {}): {why}",
+                        self.router.label(key_slot(&key)),
+                        self.version,
+                        display_key(&key),
+                        record.rdb_version,
+                        self.source_version
+                    )))
+                }
+            };
+            items.push(Item { slot: key_slot(&key), key, record, send });
         }
         if items.is_empty() {
             return Ok(());
@@ -330,7 +408,7 @@ impl Restorer {
             .iter()
             .map(|it| {
                 let mut cmd = redis::cmd("RESTORE");
-                cmd.arg(&it.key).arg(it.record.expire_at_ms.unwrap_or(0)).arg(&it.record.payload);
+                cmd.arg(&it.key).arg(it.record.expire_at_ms.unwrap_or(0)).arg(it.payload());
                 if it.record.expire_at_ms.is_some() {
                     cmd.arg("ABSTTL");
                 }
@@ -444,7 +522,7 @@ impl Restorer {
                 && (same_body
                     || (exists
                         && !self.dry_run
-                        && compare::same_as_payload(self.router.conn_for(it.slot)?, &it.key, &it.record.payload)?));
+                        && compare::same_as_payload(self.router.conn_for(it.slot)?, &it.key, it.payload())?));
             if same {
                 Progress::add(&ctx.progress.unchanged, 1);
             } else {
