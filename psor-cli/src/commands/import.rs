@@ -90,7 +90,11 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
         )?;
     }
     if o.paths.field_ttls_dropped > 0 {
-        writeln!(out, "  {} hashes restored without their fields' expiries (--drop-field-ttls)", o.paths.field_ttls_dropped)?;
+        writeln!(
+            out,
+            "  {} hashes restored without their fields' expiries (--drop-field-ttls)",
+            o.paths.field_ttls_dropped
+        )?;
     }
     list(&mut out, "would be restored, first", &o.sample, c.done)?;
     list(&mut out, "conflicts (key exists with other content, left alone), first", &o.conflict_keys, c.conflicts)?;

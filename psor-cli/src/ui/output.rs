@@ -80,7 +80,11 @@ pub fn print_outcome(out: &mut impl Write, json: bool, info: &RunInfo, o: &Outco
         )?;
     }
     if o.paths.field_ttls_dropped > 0 {
-        writeln!(out, "  {} hashes copied without their fields' expiries (--drop-field-ttls)", o.paths.field_ttls_dropped)?;
+        writeln!(
+            out,
+            "  {} hashes copied without their fields' expiries (--drop-field-ttls)",
+            o.paths.field_ttls_dropped
+        )?;
     }
     list(out, "would be affected, first", &o.sample, o.counts.done)?;
     list(out, "conflicts (target exists with other content), first", &o.conflict_keys, o.counts.conflicts)?;

@@ -278,7 +278,9 @@ impl TargetProfile {
                 .into_iter()
                 .find(|&s| s <= t && rdb::version_reads_type(self.rdb_version, s))
                 .ok_or_else(|| Unfit::Undecodable("a stream, which the target does not know".into()))?;
-            return rdb::downgrade_stream(payload, to, out_version).map(|p| Prepared::New(p, false)).map_err(undecodable);
+            return rdb::downgrade_stream(payload, to, out_version)
+                .map(|p| Prepared::New(p, false))
+                .map_err(undecodable);
         }
         let decoded = rdb::decode_full(payload).map_err(undecodable)?;
         let dropped = !decoded.field_expiry.is_empty();

@@ -20,13 +20,12 @@ use psor_formats::{Record, SnapshotReader};
 use redis::Value;
 
 use super::{
-    compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, FirstError,
-    Result, Samples,
+    compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, FirstError, Result, Samples,
 };
 use crate::connect::{key_slot, Psor};
 use crate::embedded::rdb;
-use crate::engine::transcode::{self, Path, Prepared, TargetProfile};
 use crate::engine::router::{Routed, Router};
+use crate::engine::transcode::{self, Path, Prepared, TargetProfile};
 use crate::engine::{EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};

@@ -1,0 +1,462 @@
+//! Keys moving between the four server builds psor meets — Redis 6.2, Redis 7.0, Valkey 8.1,
+//! Valkey 9.1 — in every direction, newer to older included: `copy --target` and export →
+//! import for every ordered pair, and the embedded store (`file:`) reading every server's
+//! payloads. Content is compared, not DUMP bytes: every type, stream last ids, consumer groups
+//! with their last-delivered ids and pending entries, and the absolute expiry.
+//!
+//! The servers are the real binaries `scripts/` fetches (Debian's `redis-server` for 7.0; the
+//! others under `~/.cache/psor-servers/`). A server that is not installed skips the test with a
+//! note, so the suite still runs where only 7.0 is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use psor_core::connect::{ConnectOptions, Psor, PsorSpec};
+use psor_core::engine::{self, CopyOptions, EngineOptions};
+use psor_core::keys::KeyPrefix;
+use psor_core::progress::Progress;
+use psor_core::snapshot::{self, ExportOptions, ExportSelection, ImportOptions, Rename};
+use psor_tests::populate_all_types;
+use psor_tests::ports::free_port;
+use redis::Value;
+
+/// One of the four builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Build {
+    Redis62,
+    Redis70,
+    Valkey81,
+    Valkey91,
+}
+
+const ALL: [Build; 4] = [Build::Redis62, Build::Redis70, Build::Valkey81, Build::Valkey91];
+
+impl Build {
+    fn name(self) -> &'static str {
+        match self {
+            Build::Redis62 => "redis-6.2",
+            Build::Redis70 => "redis-7.0",
+            Build::Valkey81 => "valkey-8.1",
+            Build::Valkey91 => "valkey-9.1",
+        }
+    }
+
+    fn binary(self) -> PathBuf {
+        let cache = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/psor-servers");
+        match self {
+            Build::Redis70 => PathBuf::from("/usr/bin/redis-server"),
+            Build::Redis62 => cache.join("redis-6.2/redis-server"),
+            Build::Valkey81 => cache.join("valkey-8.1/valkey-server"),
+            Build::Valkey91 => cache.join("valkey-9.1/valkey-server"),
+        }
+    }
+
+    /// `PEXPIRETIME` exists (7.0+): expiries compare exactly.
+    fn abs_ttl(self) -> bool {
+        self != Build::Redis62
+    }
+}
+
+/// A running server of one build on 127.0.0.1, killed on drop.
+struct Server {
+    build: Build,
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(build: Build, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..20 {
+            let port = free_port(false);
+            let mut cmd = Command::new(build.binary());
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--dir", &dir.path().display().to_string(), "--protected-mode", "no"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", build.name()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken: try another
+                }
+                let up = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+                if up.is_ok() {
+                    return Server { build, port, child, _dir: dir };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("{} did not start", build.name());
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn conn(&self) -> redis::Connection {
+        let c = redis::Client::open(self.url()).unwrap();
+        let con = c.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
+        con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        con
+    }
+
+    fn psor(&self) -> Psor {
+        Psor::connect(&PsorSpec::parse(&self.url()).unwrap(), &ConnectOptions::default()).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True when every build's binary is installed; otherwise says which is missing.
+fn all_installed() -> bool {
+    let missing: Vec<_> = ALL.iter().filter(|b| !b.binary().exists()).map(|b| b.name()).collect();
+    if !missing.is_empty() {
+        eprintln!("skipped: {missing:?} not installed (scripts/fetch-servers.sh fetches them)");
+    }
+    missing.is_empty()
+}
+
+fn prefix(s: &str) -> KeyPrefix {
+    KeyPrefix::new(s.as_bytes()).unwrap()
+}
+
+fn engine() -> EngineOptions {
+    EngineOptions { scan_count: 100, batch_size: 64, writers: 2, ..EngineOptions::default() }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// The keys every source holds under `src:`: every type (populate_all_types), values big
+/// enough for each server's non-compact encodings, and streams with consumer groups, a
+/// group's last-delivered id and pending entries.
+fn populate(con: &mut redis::Connection) {
+    populate_all_types(con, b"src:", 120);
+    let mut p = redis::pipe();
+    p.cmd("RPUSH").arg("src:big:list").arg((0..300).map(|i| format!("item {i}")).collect::<Vec<_>>()).ignore();
+    p.cmd("SADD").arg("src:big:intset").arg((0..100).collect::<Vec<i64>>()).ignore();
+    p.cmd("SADD").arg("src:big:set").arg((0..700).map(|i| format!("m{i}")).collect::<Vec<_>>()).ignore();
+    p.cmd("SADD").arg("src:small:set").arg(&["a", "b", "c"]).ignore();
+    let h: Vec<(String, String)> = (0..700).map(|i| (format!("f{i}"), format!("v{i}"))).collect();
+    p.cmd("HSET").arg("src:big:hash").arg(h).ignore();
+    let z: Vec<(f64, String)> = (0..300).map(|i| (i as f64 / 7.0, format!("z{i}"))).collect();
+    p.cmd("ZADD").arg("src:big:zset").arg(z).ignore();
+    p.cmd("SET").arg("src:big:string").arg("abc".repeat(40_000)).ignore();
+    p.cmd("SET").arg("src:int").arg(-1234567).ignore();
+    p.cmd("PEXPIREAT").arg("src:big:hash").arg(4_102_444_800_123i64).ignore();
+    for s in 0..3 {
+        let key = format!("src:stream:groups:{s}");
+        for j in 1..=5 {
+            p.cmd("XADD").arg(&key).arg(format!("{}-{j}", 100 + s)).arg("n").arg(j).ignore();
+        }
+        p.cmd("XDEL").arg(&key).arg(format!("{}-5", 100 + s)).ignore();
+        p.cmd("XGROUP").arg("CREATE").arg(&key).arg("g-at-2").arg(format!("{}-2", 100 + s)).ignore();
+        p.cmd("XGROUP").arg("CREATE").arg(&key).arg("g-new").arg("0").ignore();
+        p.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g-new")
+            .arg("alice")
+            .arg("COUNT")
+            .arg(2)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">");
+        p.ignore();
+    }
+    p.query::<()>(con).unwrap();
+}
+
+/// A key's content, read with typed commands, as comparable text; and its absolute expiry.
+#[derive(Debug, Clone, PartialEq)]
+struct State {
+    content: String,
+    expire_at_ms: Option<i64>,
+}
+
+fn flat(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => format!("{:?}", String::from_utf8_lossy(b)),
+        Value::SimpleString(s) => format!("{s:?}"),
+        Value::Int(i) => i.to_string(),
+        Value::Nil => "nil".into(),
+        Value::Array(a) => format!("[{}]", a.iter().map(flat).collect::<Vec<_>>().join(",")),
+        Value::Map(m) => {
+            format!("{{{}}}", m.iter().map(|(k, v)| format!("{}={}", flat(k), flat(v))).collect::<Vec<_>>().join(","))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// The fields of a flat `XINFO` reply (name, value, name, value…) kept by name.
+fn fields(v: &Value, keep: &[&str]) -> String {
+    let Value::Array(a) = v else { return flat(v) };
+    let mut out = Vec::new();
+    for pair in a.chunks(2) {
+        let name = flat(&pair[0]);
+        if keep.iter().any(|k| name == format!("{k:?}")) {
+            out.push(format!("{name}={}", flat(&pair[1])));
+        }
+    }
+    out.join(",")
+}
+
+fn state(con: &mut redis::Connection, build: Build, key: &[u8]) -> State {
+    let kind: String = redis::cmd("TYPE").arg(key).query(con).unwrap();
+    let q = |con: &mut redis::Connection, c: &str, args: &[&[u8]]| -> Value {
+        let mut cmd = redis::cmd(c);
+        for a in args {
+            cmd.arg(*a);
+        }
+        cmd.query(con).unwrap()
+    };
+    let sorted = |v: Value, pairs: bool| -> String {
+        let Value::Array(a) = v else { return flat(&v) };
+        let mut items: Vec<String> = if pairs {
+            a.chunks(2).map(|c| format!("{}={}", flat(&c[0]), flat(&c[1]))).collect()
+        } else {
+            a.iter().map(flat).collect()
+        };
+        items.sort();
+        items.join(",")
+    };
+    let content = match kind.as_str() {
+        "string" => flat(&q(con, "GET", &[key])),
+        "list" => flat(&q(con, "LRANGE", &[key, b"0", b"-1"])),
+        "set" => sorted(q(con, "SMEMBERS", &[key]), false),
+        "hash" => sorted(q(con, "HGETALL", &[key]), true),
+        // Scores as numbers: Redis 6.2 prints them with %.17g, 7.0+ in the shortest form.
+        "zset" => match q(con, "ZRANGE", &[key, b"0", b"-1", b"WITHSCORES"]) {
+            Value::Array(a) => a
+                .chunks(2)
+                .map(|c| {
+                    let score = match &c[1] {
+                        Value::BulkString(b) => String::from_utf8_lossy(b).parse::<f64>().unwrap(),
+                        Value::Double(d) => *d,
+                        other => panic!("score {other:?}"),
+                    };
+                    format!("{}={score:?}", flat(&c[0]))
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => flat(&other),
+        },
+        "stream" => {
+            let entries = flat(&q(con, "XRANGE", &[key, b"-", b"+"]));
+            let info = fields(&q(con, "XINFO", &[b"STREAM", key]), &["length", "last-generated-id", "groups"]);
+            let groups = match q(con, "XINFO", &[b"GROUPS", key]) {
+                Value::Array(gs) => gs
+                    .iter()
+                    .map(|g| fields(g, &["name", "consumers", "pending", "last-delivered-id"]))
+                    .collect::<Vec<_>>(),
+                other => vec![flat(&other)],
+            };
+            let mut pending = Vec::new();
+            for g in &groups {
+                if let Some(name) = g.split(',').find_map(|f| f.strip_prefix("\"name\"=")) {
+                    let name = name.trim_matches('"');
+                    let p = q(con, "XPENDING", &[key, name.as_bytes(), b"-", b"+", b"100"]);
+                    // id and consumer of each pending entry (idle time and count drift).
+                    if let Value::Array(es) = p {
+                        for e in es {
+                            if let Value::Array(e) = e {
+                                pending.push(format!("{name}:{}:{}", flat(&e[0]), flat(&e[1])));
+                            }
+                        }
+                    }
+                }
+            }
+            format!("{entries} {info} {groups:?} {pending:?}")
+        }
+        other => panic!("type {other}"),
+    };
+    let expire_at_ms = if build.abs_ttl() {
+        let t: i64 = redis::cmd("PEXPIRETIME").arg(key).query(con).unwrap();
+        (t >= 0).then_some(t)
+    } else {
+        let t: i64 = redis::cmd("PTTL").arg(key).query(con).unwrap();
+        (t >= 0).then(|| now_ms() + t)
+    };
+    State { content, expire_at_ms }
+}
+
+/// Every key under `p` on `server`, renamed to the suffix after `p`.
+fn digest(server: &Server, p: &str) -> BTreeMap<Vec<u8>, State> {
+    let mut con = server.conn();
+    let mut out = BTreeMap::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(1000).query(&mut con).unwrap();
+        for k in keys.into_iter().filter(|k| k.starts_with(p.as_bytes())) {
+            let s = state(&mut con, server.build, &k);
+            out.insert(k[p.len()..].to_vec(), s);
+        }
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
+    }
+}
+
+/// Same keys, same content, same absolute expiry (within 2 s where Redis 6.2, which has no
+/// `PEXPIRETIME`, is on either side: its expiries are only readable as relative TTLs).
+fn assert_same(what: &str, a: &BTreeMap<Vec<u8>, State>, b: &BTreeMap<Vec<u8>, State>, exact_ttl: bool) {
+    assert_eq!(a.len(), b.len(), "{what}: key counts differ");
+    for (k, sa) in a {
+        let sb = b.get(k).unwrap_or_else(|| panic!("{what}: {} missing", String::from_utf8_lossy(k)));
+        if sa.content != sb.content {
+            let cut = |s: &str| s.chars().take(400).collect::<String>();
+            panic!("{what}: content of {}:\n{}\n{}", String::from_utf8_lossy(k), cut(&sa.content), cut(&sb.content));
+        }
+        let ttl_ok = match (sa.expire_at_ms, sb.expire_at_ms) {
+            (None, None) => true,
+            (Some(x), Some(y)) if exact_ttl => x == y,
+            (Some(x), Some(y)) => (x - y).abs() <= 2_000,
+            _ => false,
+        };
+        assert!(
+            ttl_ok,
+            "{what}: expiry of {}: {:?} vs {:?}",
+            String::from_utf8_lossy(k),
+            sa.expire_at_ms,
+            sb.expire_at_ms
+        );
+    }
+}
+
+fn copy_to(source: &Psor, target: &Psor, to: &str, opts: &EngineOptions) -> psor_core::engine::Outcome {
+    let co = CopyOptions {
+        from: prefix("src:"),
+        to: prefix(to),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    engine::copy(source, Some(target), &co, opts, Arc::new(Progress::new())).unwrap()
+}
+
+fn export(psor: &Psor, path: &Path) {
+    let opts = ExportOptions {
+        selection: ExportSelection::prefix(prefix("src:")),
+        path: path.to_path_buf(),
+        overwrite: false,
+    };
+    snapshot::export(psor, &opts, &engine(), Arc::new(Progress::new())).unwrap();
+}
+
+fn import(target: &Psor, path: &Path, to: &str) -> Result<snapshot::ImportOutcome, snapshot::Error> {
+    let opts = ImportOptions {
+        path: path.to_path_buf(),
+        rename: Some(Rename { from: prefix("src:"), to: prefix(to) }),
+        replace: false,
+        dry_run: false,
+        sample: 0,
+    };
+    snapshot::import(target, &opts, &engine(), Arc::new(Progress::new()))
+}
+
+/// The oldest RDB version of the two: whether a payload must change on the way.
+fn newer(a: Build, b: Build) -> bool {
+    ALL.iter().position(|x| *x == a) > ALL.iter().position(|x| *x == b)
+}
+
+#[test]
+fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
+    if !all_installed() {
+        return;
+    }
+    let started = Instant::now();
+    let servers: Vec<Server> = ALL.iter().map(|b| Server::start(*b, &[])).collect();
+    let psors: Vec<Psor> = servers.iter().map(Server::psor).collect();
+    for s in &servers {
+        populate(&mut s.conn());
+    }
+    let originals: Vec<_> = servers.iter().map(|s| digest(s, "src:")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = servers
+        .iter()
+        .zip(&psors)
+        .map(|(s, p)| {
+            let path = dir.path().join(format!("{}.psnap", s.build.name()));
+            export(p, &path);
+            path
+        })
+        .collect();
+    for (si, src) in servers.iter().enumerate() {
+        for (ti, dst) in servers.iter().enumerate() {
+            let exact = src.build.abs_ttl() && dst.build.abs_ttl();
+            let what = format!("{} → {}", src.build.name(), dst.build.name());
+            if si != ti {
+                let to = format!("c-{}:", src.build.name());
+                let out = copy_to(&psors[si], &psors[ti], &to, &engine());
+                assert_eq!(
+                    (out.counts.done, out.counts.failed),
+                    (originals[si].len() as u64, 0),
+                    "copy {what}: {out:?}"
+                );
+                // A newer source's payloads are transcoded, never tried as they are.
+                if newer(src.build, dst.build) {
+                    assert!(out.paths.transcoded > 0 && out.paths.restore == 0, "copy {what}: {:?}", out.paths);
+                } else {
+                    assert_eq!(out.paths.transcoded, 0, "copy {what}: {:?}", out.paths);
+                }
+                assert_same(&format!("copy {what}"), &originals[si], &digest(dst, &to), exact);
+            }
+            let to = format!("i-{}:", src.build.name());
+            let out = import(&psors[ti], &files[si], &to).unwrap_or_else(|e| panic!("import {what}: {e}"));
+            assert_eq!((out.counts.done, out.counts.failed), (originals[si].len() as u64, 0), "import {what}");
+            assert_same(&format!("import {what}"), &originals[si], &digest(dst, &to), exact);
+        }
+    }
+    // The embedded store reads every server's payloads: each snapshot into one `file:` store,
+    // then from there to the oldest and the newest server.
+    let store = dir.path().join("store.psnap");
+    let file =
+        Psor::connect(&PsorSpec::parse(&format!("file:{}", store.display())).unwrap(), &ConnectOptions::default())
+            .unwrap();
+    for (si, src) in servers.iter().enumerate() {
+        let to = format!("e-{}:", src.build.name());
+        let out = import(&file, &files[si], &to)
+            .unwrap_or_else(|e| panic!("import into file: from {}: {e}", src.build.name()));
+        assert_eq!(out.counts.done, originals[si].len() as u64);
+        for ti in [0, 3] {
+            let co = CopyOptions {
+                from: prefix(&to),
+                to: prefix(&format!("f-{}:", src.build.name())),
+                replace: false,
+                move_keys: false,
+                dry_run: false,
+                sample: 0,
+            };
+            let out = engine::copy(&file, Some(&psors[ti]), &co, &engine(), Arc::new(Progress::new())).unwrap();
+            assert_eq!(
+                (out.counts.done, out.counts.failed),
+                (originals[si].len() as u64, 0),
+                "file: → {}",
+                servers[ti].build.name()
+            );
+            let what = format!("{} → file: → {}", src.build.name(), servers[ti].build.name());
+            let exact = src.build.abs_ttl() && servers[ti].build.abs_ttl();
+            assert_same(&what, &originals[si], &digest(&servers[ti], &format!("f-{}:", src.build.name())), exact);
+        }
+    }
+    file.flush().unwrap();
+    eprintln!("16 pairs by copy and snapshot, and file:, in {:.1}s", started.elapsed().as_secs_f64());
+}
