@@ -460,3 +460,172 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
     file.flush().unwrap();
     eprintln!("16 pairs by copy and snapshot, and file:, in {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// `HSET` + per-field `HPEXPIREAT` (Valkey 9): `n` hashes `src:hfe:<i>` whose field `a` expires
+/// at a fixed instant, `b` an hour later, `c` never.
+fn populate_field_ttls(con: &mut redis::Connection, n: usize) -> i64 {
+    let at = 4_102_444_800_000i64;
+    for i in 0..n {
+        let key = format!("src:hfe:{i}");
+        redis::cmd("HSET").arg(&key).arg(&["a", "1", "b", "2", "c", "3"]).query::<()>(con).unwrap();
+        redis::cmd("HPEXPIREAT").arg(&key).arg(at).arg("FIELDS").arg(1).arg("a").query::<()>(con).unwrap();
+        redis::cmd("HPEXPIREAT").arg(&key).arg(at + 3_600_000).arg("FIELDS").arg(1).arg("b").query::<()>(con).unwrap();
+    }
+    at
+}
+
+fn field_expiries(con: &mut redis::Connection, key: &str) -> Vec<i64> {
+    redis::cmd("HPEXPIRETIME").arg(key).arg("FIELDS").arg(3).arg(&["a", "b", "c"]).query(con).unwrap()
+}
+
+fn dbsize(s: &Server) -> u64 {
+    redis::cmd("DBSIZE").query(&mut s.conn()).unwrap()
+}
+
+#[test]
+fn hash_field_expirations_are_kept_where_the_target_has_them_and_refused_or_dropped_elsewhere() {
+    if !all_installed() {
+        return;
+    }
+    let v91 = Server::start(Build::Valkey91, &[]);
+    let other_v91 = Server::start(Build::Valkey91, &[]);
+    let r70 = Server::start(Build::Redis70, &[]);
+    let v81 = Server::start(Build::Valkey81, &[]);
+    let at = populate_field_ttls(&mut v91.conn(), 5);
+    redis::cmd("SET").arg("src:plain").arg("x").query::<()>(&mut v91.conn()).unwrap();
+    let src = v91.psor();
+
+    // Valkey 9 → Valkey 9: as it is, every field's absolute expiry exact.
+    let out = copy_to(&src, &other_v91.psor(), "c:", &engine());
+    assert_eq!((out.counts.done, out.paths.restore, out.paths.transcoded), (6, 6, 0));
+    assert_eq!(field_expiries(&mut other_v91.conn(), "c:hfe:3"), vec![at, at + 3_600_000, -1]);
+
+    // Valkey 9 → Redis 7.0: refused before anything is written, naming how many and the first.
+    let err = engine::copy(
+        &src,
+        Some(&r70.psor()),
+        &CopyOptions {
+            from: prefix("src:"),
+            to: prefix("c:"),
+            replace: false,
+            move_keys: false,
+            dry_run: false,
+            sample: 0,
+        },
+        &engine(),
+        Arc::new(Progress::new()),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, psor_core::Error::Refused(m) if m.contains("5 keys") && m.contains("src:hfe:") && m.contains("--drop-field-ttls")),
+        "{err}"
+    );
+    assert_eq!(dbsize(&r70), 0);
+    // …unless the fields' expiries may go: every field arrives, without expiry, and is counted.
+    let drop = EngineOptions { drop_field_ttls: true, ..engine() };
+    let out = copy_to(&src, &r70.psor(), "c:", &drop);
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.field_ttls_dropped), (6, 0, 5), "{out:?}");
+    let h: BTreeMap<String, String> = redis::cmd("HGETALL").arg("c:hfe:0").query(&mut r70.conn()).unwrap();
+    assert_eq!(h.len(), 3);
+
+    // A snapshot: into Valkey 8.1 refused the same way, then with the flag restored.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v91.psnap");
+    export(&src, &path);
+    let err = import(&v81.psor(), &path, "i:").unwrap_err();
+    assert!(
+        matches!(&err, snapshot::Error::Refused(m) if m.contains("5 keys") && m.contains("field expirations")),
+        "{err}"
+    );
+    assert_eq!(dbsize(&v81), 0);
+    let opts = ImportOptions {
+        path: path.clone(),
+        rename: Some(Rename { from: prefix("src:"), to: prefix("i:") }),
+        replace: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let out = snapshot::import(&v81.psor(), &opts, &drop, Arc::new(Progress::new())).unwrap();
+    assert_eq!((out.counts.done, out.paths.field_ttls_dropped, out.paths.transcoded), (6, 5, 6));
+
+    // The embedded store reads them and keeps them: file: → Valkey 9 has the same expiries.
+    let store = dir.path().join("store.psnap");
+    let file =
+        Psor::connect(&PsorSpec::parse(&format!("file:{}", store.display())).unwrap(), &ConnectOptions::default())
+            .unwrap();
+    import(&file, &path, "src:").unwrap();
+    let out = copy_to(&file, &other_v91.psor(), "f:", &engine());
+    assert_eq!(out.counts.done, 6);
+    assert_eq!(field_expiries(&mut other_v91.conn(), "f:hfe:4"), vec![at, at + 3_600_000, -1]);
+}
+
+/// A snapshot of one record per `(key, payload)`, as if exported from Valkey 9.1.
+fn handmade(path: &Path, records: &[(&str, Vec<u8>)]) {
+    use psor_formats::{Header, KeyKind, Record, Selection, SnapshotWriter, Source};
+    let header = Header::new(
+        0,
+        Source {
+            server_version: "7.2.4".into(),
+            spec: "redis://x:1".into(),
+            selection: Selection::Prefix(b"src:".to_vec()),
+        },
+    );
+    let mut w = SnapshotWriter::new(std::fs::File::create(path).unwrap(), &header).unwrap();
+    for (key, payload) in records {
+        let rdb_version = psor_formats::dump_rdb_version(payload).unwrap();
+        w.push(&Record {
+            key: key.as_bytes().to_vec(),
+            kind: KeyKind::Other,
+            expire_at_ms: None,
+            rdb_version,
+            payload: payload.clone(),
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// `body` with an RDB-version footer and a correct CRC-64/Redis.
+fn with_footer(body: &[u8], version: u16) -> Vec<u8> {
+    // The CRC is checked by every server; compute it as they do (crc64 Jones, reflected).
+    let mut out = body.to_vec();
+    out.extend_from_slice(&version.to_le_bytes());
+    let mut crc: u64 = 0;
+    for &b in &out {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5 } else { crc >> 1 };
+        }
+    }
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn payloads_psor_cannot_decode_are_refused_before_writing_naming_the_key_and_what_it_is() {
+    if !all_installed() {
+        return;
+    }
+    let v91 = Server::start(Build::Valkey91, &[]);
+    let r70 = Server::start(Build::Redis70, &[]);
+    let string: Vec<u8> = {
+        let mut c = v91.conn();
+        redis::cmd("SET").arg("probe").arg("hello").query::<()>(&mut c).unwrap();
+        redis::cmd("DUMP").arg("probe").query(&mut c).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (what, bad) in [
+        ("module", with_footer(b"\x07\x81\x00\x00\x00\x00\x00\x00\x00\x00\x00", 80)),
+        ("unknown RDB type 30", with_footer(b"\x1e\x01\x01x", 80)),
+        ("corrupt", with_footer(b"\x10\x05\xff\xff\xff\xff\xff", 80)),
+    ] {
+        let path = dir.path().join(format!("{}.psnap", what.len()));
+        handmade(&path, &[("src:good", string.clone()), ("src:bad", bad)]);
+        let err = import(&r70.psor(), &path, "i:").unwrap_err();
+        assert!(
+            matches!(&err, snapshot::Error::Refused(m) if m.contains("src:bad") && m.contains(what.split(' ').next().unwrap())),
+            "{what}: {err}"
+        );
+        assert_eq!(dbsize(&r70), 0, "{what}: nothing written");
+    }
+}

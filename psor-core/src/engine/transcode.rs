@@ -270,7 +270,11 @@ impl TargetProfile {
             return Err(undecodable(RdbError::Opaque(t)));
         }
         if rdb::version_reads_type(self.rdb_version, t) {
-            // Same object, a footer the target accepts.
+            // Same object, a footer the target accepts — once psor has checked it decodes (the
+            // target would refuse a damaged one only after the keys before it were written).
+            if !matches!(t, 15 | 19 | 21) {
+                rdb::decode_full(payload).map_err(undecodable)?;
+            }
             return rdb::refooter(payload, out_version).map(|p| Prepared::New(p, false)).map_err(undecodable);
         }
         if matches!(t, 15 | 19 | 21) {
