@@ -256,6 +256,15 @@ impl TargetProfile {
         }
     }
 
+    /// True when the target reads a payload of type `t` whose footer says RDB `version`
+    /// (a snapshot record states its payload's version; the payload is checked again when sent).
+    pub fn reads_version(&self, version: u16, t: u8) -> bool {
+        if self.product == Product::Embedded {
+            return rdb::known_version(version) && rdb::type_since(t).is_some();
+        }
+        rdb::version_reads_footer(self.rdb_version, version) && rdb::version_reads_type(self.rdb_version, t)
+    }
+
     /// The payload to send for `payload`, chosen from its type and RDB version and the target's.
     pub fn prepare<'a>(&self, payload: &'a [u8], drop_field_ttls: bool) -> std::result::Result<Prepared<'a>, Unfit> {
         if self.reads(payload) {

@@ -128,7 +128,7 @@ pub fn import(
         .for_each_record(|r| {
             if !rdb::known_version(r.rdb_version) {
                 max_rdb = max_rdb.max(r.rdb_version);
-            } else if !profile.reads(r.payload) {
+            } else if !profile.reads_version(r.rdb_version, r.payload.first().copied().unwrap_or(0xff)) {
                 match profile.prepare(r.payload, engine.drop_field_ttls) {
                     Ok(_) => {}
                     Err(transcode::Unfit::FieldTtls) => {
