@@ -191,6 +191,11 @@ struct State {
 
 fn flat(v: &Value) -> String {
     match v {
+        // Big values by length and a checksum (FNV-1a), or the digest would take longer than the copy.
+        Value::BulkString(b) if b.len() > 256 => {
+            let h = b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3));
+            format!("<{} bytes {h:x}>", b.len())
+        }
         Value::BulkString(b) => format!("{:?}", String::from_utf8_lossy(b)),
         Value::SimpleString(s) => format!("{s:?}"),
         Value::Int(i) => i.to_string(),
@@ -628,4 +633,64 @@ fn payloads_psor_cannot_decode_are_refused_before_writing_naming_the_key_and_wha
         );
         assert_eq!(dbsize(&r70), 0, "{what}: nothing written");
     }
+}
+
+#[test]
+fn values_bigger_than_the_targets_proto_max_bulk_len_are_rebuilt_in_chunks() {
+    if !all_installed() {
+        return;
+    }
+    let src = Server::start(Build::Redis70, &[]);
+    let dst = Server::start(Build::Valkey91, &["--proto-max-bulk-len", "1mb"]);
+    let mut con = src.conn();
+    // 20 MB per key: one string, and 200 elements of 100 KB in each collection type.
+    // Incompressible bytes (xorshift), or LZF would shrink the payloads below the limit.
+    let noise = |seed: u64, n: usize| -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let elem = |i: usize| noise(i as u64 + 1, 100_000);
+    redis::cmd("SET").arg("src:string").arg(noise(0, 20_000_000)).query::<()>(&mut con).unwrap();
+    for i in 0..200 {
+        let mut p = redis::pipe();
+        p.cmd("RPUSH").arg("src:list").arg(elem(i)).ignore();
+        p.cmd("SADD").arg("src:set").arg(elem(i)).ignore();
+        p.cmd("ZADD").arg("src:zset").arg(i as f64 / 3.0).arg(elem(i)).ignore();
+        p.cmd("HSET").arg("src:hash").arg(format!("f{i}")).arg(elem(i)).ignore();
+        p.query::<()>(&mut con).unwrap();
+    }
+    redis::cmd("PEXPIREAT").arg("src:zset").arg(4_102_444_800_777i64).query::<()>(&mut con).unwrap();
+    let out = copy_to(&src.psor(), &dst.psor(), "c:", &engine());
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.rebuilt), (4, 1, 4), "{out:?}");
+    // A string longer than proto-max-bulk-len cannot exist there (APPEND refuses to grow it):
+    // that key fails, named, with why; nothing of it is written.
+    assert!(
+        matches!(&out.failures[..], [f] if f.key == "src:string" && f.error.contains("proto-max-bulk-len")),
+        "{:?}",
+        out.failures
+    );
+    // Nothing but the four keys: no temporary key left behind.
+    assert_eq!(dbsize(&dst), 4);
+    let mut want = digest(&src, "src:");
+    want.remove(&b"string"[..]);
+    assert_same("rebuilt", &want, &digest(&dst, "c:"), true);
+    // A rerun finds it the same (content and expiry): unchanged, not a conflict. One key: the
+    // reads for the comparison cost as much as the copy.
+    let co = CopyOptions {
+        from: prefix("src:zset"),
+        to: prefix("c:zset"),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let again = engine::copy(&src.psor(), Some(&dst.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap();
+    assert_eq!((again.counts.unchanged, again.counts.conflicts), (1, 0), "{again:?}");
 }

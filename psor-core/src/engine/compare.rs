@@ -47,10 +47,23 @@ pub(crate) fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
         }
         cmd.query(c)
     })?;
-    let mut items = flatten(value);
+    let mut items = match value {
+        // A flat reply of strings: its elements as they are (framing is for nested streams).
+        Value::Array(a) if kind != "stream" => a.into_iter().flat_map(flatten).collect(),
+        v => flatten(v),
+    };
     match kind.as_str() {
         // Unordered: compare as sorted pairs / members.
         "hash" | "zset" => {
+            if kind == "zset" {
+                // Scores as numbers: Redis 6.2 prints them with %.17g, 7.0+ in the shortest form,
+                // so one score reads differently on two servers.
+                for score in items.iter_mut().skip(1).step_by(2) {
+                    if let Some(d) = std::str::from_utf8(score).ok().and_then(|t| t.parse::<f64>().ok()) {
+                        *score = format!("{d:?}").into_bytes();
+                    }
+                }
+            }
             let mut pairs: Vec<Vec<u8>> = items.chunks(2).map(|p| p.concat_with_sep()).collect();
             pairs.sort();
             items = pairs;

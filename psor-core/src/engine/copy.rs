@@ -19,7 +19,7 @@ use redis::Value;
 
 use super::compare;
 use super::router::{Routed, Router};
-use super::transcode::{self, Path, Prepared, TargetProfile};
+use super::transcode::{self, Expiry, Path, Prepared, Rebuilt, TargetProfile};
 use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
 use crate::connect::{key_slot, Psor};
 use crate::embedded::rdb;
@@ -82,6 +82,7 @@ pub fn copy(
             dst_version: profile.as_ref().map_or_else(|| dst.version().to_string(), |p| p.describe()),
             profile: profile.clone(),
             drop_field_ttls: engine.drop_field_ttls,
+            dst_is_cluster: dst.is_cluster(),
         })
     })
 }
@@ -165,6 +166,7 @@ struct Copier {
     /// What the target reads; `None` for a copy inside one keyspace (payloads go as they are).
     profile: Option<TargetProfile>,
     drop_field_ttls: bool,
+    dst_is_cluster: bool,
 }
 
 /// Keys read per DUMP pipeline: bounds the payload bytes held at once per writer.
@@ -332,31 +334,58 @@ impl Copier {
             };
             items.push((p, payload, ttl));
         }
-        // The payload each target key gets: as it is, or rewritten for the target.
-        if let Some(profile) = &self.profile {
+        // The payload each target key gets: as it is, rewritten for the target, or (too big for
+        // one RESTORE there) rebuilt in chunks, one key at a time.
+        let mut rebuilt_busy = Vec::new();
+        if let Some(profile) = self.profile.clone() {
             let mut fit = Vec::with_capacity(items.len());
             for (p, payload, ttl) in items {
-                match profile.prepare(&payload, self.drop_field_ttls) {
-                    Ok(Prepared::AsIs(_)) => {
-                        progress.paths.add(Path::Restore);
-                        fit.push((p, payload, ttl));
-                    }
+                let (payload, path) = match profile.prepare(&payload, self.drop_field_ttls) {
+                    Ok(Prepared::AsIs(_)) => (payload, Path::Restore),
                     Ok(prepared) => {
-                        progress.paths.add(prepared.path());
                         if prepared.dropped_field_ttls() {
                             progress.paths.dropped_field_ttls();
                         }
-                        fit.push((p, prepared.bytes().to_vec(), ttl));
+                        (prepared.bytes().to_vec(), prepared.path())
                     }
                     Err(why) => {
                         let label = self.src.label(p.src_slot);
                         samples.failure(progress, &label, &p.src, format!("not copied: {why}"));
+                        continue;
+                    }
+                };
+                if payload.len() as u64 <= profile.max_payload {
+                    progress.paths.add(path);
+                    fit.push((p, payload, ttl));
+                    continue;
+                }
+                let item = (p, payload, ttl);
+                match self.rebuild(&item, profile.max_payload)? {
+                    Rebuilt::Done => {
+                        progress.paths.add(Path::Rebuilt);
+                        Progress::add(&progress.done, 1);
+                        if self.opts.move_keys {
+                            self.unlink_sources(&[p])?;
+                        }
+                    }
+                    Rebuilt::Exists => rebuilt_busy.push(item),
+                    Rebuilt::Unfit(why) => {
+                        let label = self.src.label(p.src_slot);
+                        samples.failure(progress, &label, &p.src, format!("not copied: {why}"));
+                    }
+                    Rebuilt::Failed(e) if is_fatal_for_run(&e) => {
+                        let router = self.dst.as_mut().unwrap_or(&mut self.src);
+                        return Err(command_error(router, p.dst_slot, "RESTORE", &p.dst, e));
+                    }
+                    Rebuilt::Failed(e) => {
+                        let label = self.dst_router().label(p.dst_slot);
+                        samples.failure(progress, &label, &p.dst, e)
                     }
                 }
             }
             items = fit;
         }
-        if items.is_empty() {
+        if items.is_empty() && rebuilt_busy.is_empty() {
             return Ok(());
         }
         let (abs, replace) = (self.src_abs_ttl, self.opts.replace);
@@ -374,9 +403,10 @@ impl Copier {
                 Routed { slot: p.dst_slot, cmd }
             })
             .collect();
-        let replies = self.dst_router().run("RESTORE", &cmds)?;
+        let replies = if cmds.is_empty() { Vec::new() } else { self.dst_router().run("RESTORE", &cmds)? };
         let mut restored: Vec<&Pair> = Vec::new();
-        let mut busy = Vec::new();
+        // Existing targets: of a RESTORE (BUSYKEY), or of a rebuild (RENAMENX found one).
+        let mut busy: Vec<&(&Pair, Vec<u8>, i64)> = rebuilt_busy.iter().collect();
         for (item, reply) in items.iter().zip(replies) {
             match reply {
                 Value::Okay => {
@@ -445,6 +475,18 @@ impl Copier {
             self.unlink_sources(&restored)?;
         }
         Ok(())
+    }
+
+    /// A value too big for one `RESTORE`, rebuilt at its target key in chunks.
+    fn rebuild(&mut self, item: &(&Pair, Vec<u8>, i64), max: u64) -> Result<Rebuilt> {
+        let (p, payload, ttl) = item;
+        let expiry = match (*ttl, self.src_abs_ttl) {
+            (0, _) => Expiry::Never,
+            (t, true) => Expiry::At(t),
+            (t, false) => Expiry::In(t),
+        };
+        let (replace, drop, cluster) = (self.opts.replace, self.drop_field_ttls, self.dst_is_cluster);
+        transcode::rebuild(self.dst_router(), p.dst_slot, cluster, &p.dst, payload, expiry, replace, max, drop)
     }
 
     fn unlink_sources(&mut self, pairs: &[&Pair]) -> Result<()> {
