@@ -25,7 +25,8 @@ impl RedisSentinel {
     /// # Panics
     /// If the sentinel does not start, or does not report the master within 10 s.
     pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
-        let mut builder = RedisServer::builder().kind(Kind::Sentinel {
+        // The sentinel runs the master's build (`valkey-server --sentinel` for Valkey).
+        let mut builder = RedisServer::builder().server(master.kind()).kind(Kind::Sentinel {
             name: name.to_owned(),
             master_port: master.port(),
             master_password: master.admin_password().map(str::to_owned),
