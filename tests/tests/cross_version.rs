@@ -4,13 +4,12 @@
 //! payloads. Content is compared, not DUMP bytes: every type, stream last ids, consumer groups
 //! with their last-delivered ids and pending entries, and the absolute expiry.
 //!
-//! The servers are the real binaries `scripts/` fetches (Debian's `redis-server` for 7.0; the
-//! others under `~/.cache/psor-servers/`). A server that is not installed skips the test with a
-//! note, so the suite still runs where only 7.0 is.
+//! The servers are the real binaries `scripts/fetch-servers.sh` fetches, started by the harness
+//! by name. A build that is not installed skips the test with a note, so the suite still runs
+//! where only 7.0 is.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +18,7 @@ use psor_core::engine::{self, CopyOptions, EngineOptions};
 use psor_core::keys::KeyPrefix;
 use psor_core::progress::Progress;
 use psor_core::snapshot::{self, ExportOptions, ExportSelection, ImportOptions, Rename};
-use psor_tests::populate_all_types;
-use psor_tests::ports::free_port;
+use psor_tests::{populate_all_types, RedisServer, ServerKind};
 use redis::Value;
 
 /// One of the four builds.
@@ -36,95 +34,53 @@ const ALL: [Build; 4] = [Build::Redis62, Build::Redis70, Build::Valkey81, Build:
 
 impl Build {
     fn name(self) -> &'static str {
-        match self {
-            Build::Redis62 => "redis-6.2",
-            Build::Redis70 => "redis-7.0",
-            Build::Valkey81 => "valkey-8.1",
-            Build::Valkey91 => "valkey-9.1",
-        }
+        self.kind().name()
     }
 
-    fn binary(self) -> PathBuf {
-        let cache = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/psor-servers");
+    fn kind(self) -> ServerKind {
         match self {
-            Build::Redis70 => PathBuf::from("/usr/bin/redis-server"),
-            Build::Redis62 => cache.join("redis-6.2/redis-server"),
-            Build::Valkey81 => cache.join("valkey-8.1/valkey-server"),
-            Build::Valkey91 => cache.join("valkey-9.1/valkey-server"),
+            Build::Redis62 => ServerKind::Redis62,
+            Build::Redis70 => ServerKind::Redis70,
+            Build::Valkey81 => ServerKind::Valkey81,
+            Build::Valkey91 => ServerKind::Valkey91,
         }
     }
 
     /// `PEXPIRETIME` exists (7.0+): expiries compare exactly.
     fn abs_ttl(self) -> bool {
-        self != Build::Redis62
+        self.kind().has_pexpiretime()
     }
 }
 
-/// A running server of one build on 127.0.0.1, killed on drop.
+/// A running server of one build, through the harness (stopped on drop).
 struct Server {
     build: Build,
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
+    server: RedisServer,
 }
 
 impl Server {
-    fn start(build: Build, extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..20 {
-            let port = free_port(false);
-            let mut cmd = Command::new(build.binary());
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--dir", &dir.path().display().to_string(), "--protected-mode", "no"])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", build.name()));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken: try another
-                }
-                let up = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-                if up.is_ok() {
-                    return Server { build, port, child, _dir: dir };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+    fn start(build: Build, config: &[(&str, &str)]) -> Server {
+        let mut b = RedisServer::builder().server(build.kind());
+        for (k, v) in config {
+            b = b.config(k, v);
         }
-        panic!("{} did not start", build.name());
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        Server { build, server: b.start() }
     }
 
     fn conn(&self) -> redis::Connection {
-        let c = redis::Client::open(self.url()).unwrap();
-        let con = c.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
-        con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let con = self.server.admin_conn();
+        con.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         con
     }
 
     fn psor(&self) -> Psor {
-        Psor::connect(&PsorSpec::parse(&self.url()).unwrap(), &ConnectOptions::default()).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Psor::connect(&PsorSpec::parse(&self.server.url()).unwrap(), &ConnectOptions::default()).unwrap()
     }
 }
 
 /// True when every build's binary is installed; otherwise says which is missing.
 fn all_installed() -> bool {
-    let missing: Vec<_> = ALL.iter().filter(|b| !b.binary().exists()).map(|b| b.name()).collect();
+    let missing: Vec<_> = ALL.iter().filter(|b| !b.kind().is_installed()).map(|b| b.name()).collect();
     if !missing.is_empty() {
         eprintln!("skipped: {missing:?} not installed (scripts/fetch-servers.sh fetches them)");
     }
@@ -641,7 +597,7 @@ fn values_bigger_than_the_targets_proto_max_bulk_len_are_rebuilt_in_chunks() {
         return;
     }
     let src = Server::start(Build::Redis70, &[]);
-    let dst = Server::start(Build::Valkey91, &["--proto-max-bulk-len", "1mb"]);
+    let dst = Server::start(Build::Valkey91, &[("proto-max-bulk-len", "1mb")]);
     let mut con = src.conn();
     // 20 MB per key: one string, and 200 elements of 100 KB in each collection type.
     // Incompressible bytes (xorshift), or LZF would shrink the payloads below the limit.
