@@ -162,6 +162,8 @@ impl std::fmt::Display for RdbError {
 }
 
 type R<T> = std::result::Result<T, RdbError>;
+/// Hash fields → values.
+type FieldMap = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Checks a payload's footer (length, RDB version, CRC) and returns the object bytes
 /// (type byte first).
@@ -499,7 +501,7 @@ impl<'a> Reader<'a> {
 
     /// Valkey 9's hash with field expirations (type 22): a count, then per field its name,
     /// its value and its absolute expiry in Unix ms (8 bytes LE, -1 for none).
-    fn hash_2(&mut self) -> R<(BTreeMap<Vec<u8>, Vec<u8>>, BTreeMap<Vec<u8>, i64>)> {
+    fn hash_2(&mut self) -> R<(FieldMap, BTreeMap<Vec<u8>, i64>)> {
         let n = self.len()?;
         let (mut values, mut expiry) = (BTreeMap::new(), BTreeMap::new());
         for _ in 0..n {
