@@ -257,8 +257,9 @@ impl Copier {
         }
         // Target exists: identical content and expiry means a rerun, anything else a conflict.
         let mut cmds = Vec::new();
+        let ttl_cmd = if self.src_abs_ttl { "PEXPIRETIME" } else { "PTTL" };
         for p in &existing {
-            for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), ("PEXPIRETIME", &p.src), ("PEXPIRETIME", &p.dst)] {
+            for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), (ttl_cmd, &p.src), (ttl_cmd, &p.dst)] {
                 let mut cmd = redis::cmd(c);
                 cmd.arg(k);
                 cmds.push(Routed { slot: p.src_slot, cmd });
@@ -267,8 +268,13 @@ impl Copier {
         let replies = self.src.run("DUMP", &cmds)?;
         let mut identical = Vec::new();
         for (p, r) in existing.iter().zip(replies.chunks(4)) {
+            let same_ttl = match (&r[2], &r[3]) {
+                // Relative TTLs (before 7.0) were read a moment apart: a second's slack.
+                (Value::Int(a), Value::Int(b)) if !self.src_abs_ttl && *a >= 0 && *b >= 0 => (a - b).abs() <= 1000,
+                (a, b) => a == b,
+            };
             let same = matches!(&r[0], Value::BulkString(_))
-                && r[2] == r[3]
+                && same_ttl
                 && (r[0] == r[1] || {
                     let con = self.src.conn_for(p.src_slot)?;
                     compare::read(con, &p.src)?.same_as(&compare::read(con, &p.dst)?)
