@@ -74,6 +74,27 @@ pub(crate) fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
     Ok(Content::Value(kind, items))
 }
 
+/// The content a decoded value has, in the form [`read`] gives a key's: to compare a payload
+/// too big to restore into a scratch key with what a server holds.
+pub(crate) fn content_of(v: &crate::embedded::rdb::Typed) -> Content {
+    use crate::embedded::rdb::Typed;
+    let score = |d: f64| format!("{d:?}").into_bytes();
+    let (kind, mut items): (&str, Vec<Vec<u8>>) = match v {
+        Typed::Str(s) => ("string", vec![s.clone()]),
+        Typed::List(l) => ("list", l.iter().cloned().collect()),
+        Typed::Set(m) => ("set", m.iter().cloned().collect()),
+        Typed::Hash(m) => ("hash", m.iter().map(|(f, v)| [f.clone(), v.clone()].concat_with_sep()).collect()),
+        Typed::ZSet(m) => ("zset", m.iter().map(|(e, d)| [e.clone(), score(*d)].concat_with_sep()).collect()),
+    };
+    if kind != "string" && items.len() as u64 > CONTENT_LIMIT {
+        return Content::TooLarge;
+    }
+    if kind != "list" {
+        items.sort();
+    }
+    Content::Value(kind.to_string(), items)
+}
+
 trait ConcatWithSep {
     fn concat_with_sep(&self) -> Vec<u8>;
 }

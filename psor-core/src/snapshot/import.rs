@@ -209,6 +209,7 @@ pub fn import(
                 version: profile.describe(),
                 profile: profile.clone(),
                 drop_field_ttls: engine.drop_field_ttls,
+                cluster: target.is_cluster(),
                 source_version: header.source.server_version.clone(),
             })
         })
@@ -310,6 +311,7 @@ struct Restorer {
     source_version: String,
     profile: TargetProfile,
     drop_field_ttls: bool,
+    cluster: bool,
 }
 
 /// A record on its way to the target: target key name and its slot, payload, absolute expiry.
@@ -395,7 +397,14 @@ impl Restorer {
                     )))
                 }
             };
-            items.push(Item { slot: key_slot(&key), key, record, send });
+            let slot = key_slot(&key);
+            let size = send.as_ref().map_or(record.payload.len(), Vec::len) as u64;
+            if size > self.profile.max_payload && !self.dry_run {
+                // Too big for one RESTORE on this target: rebuilt in chunks, now.
+                self.rebuild(&key, slot, &record, send.as_deref(), ctx)?;
+                continue;
+            }
+            items.push(Item { slot, key, record, send });
         }
         if items.is_empty() {
             return Ok(());
@@ -442,6 +451,47 @@ impl Restorer {
             }
         }
         self.classify_existing(&busy, ctx)
+    }
+
+    /// A record whose payload exceeds the target's `proto-max-bulk-len`, rebuilt at `key` in
+    /// chunks (see [`transcode::rebuild`]). An existing key with the same content and expiry is
+    /// `unchanged`, any other a conflict.
+    fn rebuild(&mut self, key: &[u8], slot: u16, record: &Record, send: Option<&[u8]>, ctx: &Ctx<'_>) -> Result<()> {
+        let payload = send.unwrap_or(&record.payload);
+        let expiry = record.expire_at_ms.map_or(transcode::Expiry::Never, transcode::Expiry::At);
+        let (max, drop) = (self.profile.max_payload, self.drop_field_ttls);
+        let cluster = self.cluster;
+        match transcode::rebuild(&mut self.router, slot, cluster, key, payload, expiry, self.replace, max, drop)? {
+            transcode::Rebuilt::Done => {
+                ctx.progress.paths.add(Path::Rebuilt);
+                Progress::add(&ctx.progress.done, 1);
+            }
+            transcode::Rebuilt::Exists => {
+                let ttl_cmd = if self.abs_expiry { "PEXPIRETIME" } else { "PTTL" };
+                let con = self.router.conn_for(slot)?;
+                let ttl: i64 = con.retry(ttl_cmd, Some(key), |c| redis::cmd(ttl_cmd).arg(key).query(c))?;
+                let same_expiry = match (ttl, record.expire_at_ms) {
+                    (-1, None) => true,
+                    (t, Some(at)) if self.abs_expiry => t == at,
+                    (t, Some(at)) => t >= 0 && (now_ms() + t - at).abs() <= 1000,
+                    _ => false,
+                };
+                let theirs = crate::engine::compare::read(con, key)?;
+                let ours = rdb::decode(payload).map(|v| crate::engine::compare::content_of(&v));
+                if same_expiry && ours.is_ok_and(|o| o.same_as(&theirs)) {
+                    Progress::add(&ctx.progress.unchanged, 1);
+                } else {
+                    Progress::add(&ctx.progress.conflicts, 1);
+                    ctx.samples.key(key);
+                }
+            }
+            transcode::Rebuilt::Unfit(why) => {
+                Progress::add(&ctx.progress.failed, 1);
+                ctx.samples.failure(&self.router.label(slot), key, format!("not restored: {why}"));
+            }
+            transcode::Rebuilt::Failed(e) => self.key_error("RESTORE", slot, key, &e, ctx)?,
+        }
+        Ok(())
     }
 
     /// Dry run: existing keys are conflicts (or unchanged); the rest would be restored.
