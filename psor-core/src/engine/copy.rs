@@ -59,6 +59,9 @@ pub fn copy(
             opts.from, opts.to
         )));
     }
+    if let Some(t) = target {
+        refuse_unreadable_payloads(&source.server(), &t.server())?;
+    }
     if opts.dry_run {
         return dry_run(source, target.unwrap_or(source), opts, engine, progress);
     }
@@ -71,9 +74,24 @@ pub fn copy(
             src_cluster: source.is_cluster(),
             src_abs_ttl: source.version().has_pexpiretime(),
             same_keyspace_copy: target.is_none() && source.version().has_copy(),
-            dst_version: dst.version().to_string(),
+            dst_version: dst.server().to_string(),
         })
     })
+}
+
+/// Refuses, before anything is written, a copy whose target is known not to read the DUMP
+/// payloads the source writes (decided from both servers' products and versions, never by
+/// trying a key).
+fn refuse_unreadable_payloads(src: &crate::connect::ServerInfo, dst: &crate::connect::ServerInfo) -> Result<()> {
+    let Some(rdb) = src.rdb_version() else { return Ok(()) };
+    match (dst.reads_rdb(rdb), dst.max_rdb_version()) {
+        (Some(false), Some(max)) => Err(Error::Refused(format!(
+            "the target ({dst}) refuses the source's DUMP payloads: {src} writes RDB version {rdb}, the target reads \
+             RDB versions up to {max}{}; copy to a server of the same or a newer version; nothing written",
+            if rdb < max { " but not this one" } else { "" }
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// One writer: routers to the source and (when it is another keyspace) the target.
@@ -284,7 +302,7 @@ impl Copier {
                 Value::ServerError(e) if is_fatal_for_run(&e) => {
                     if e.details().is_some_and(|d| d.contains("DUMP payload version")) {
                         return Err(Error::Refused(format!(
-                            "the target (Redis {}) refuses the source's DUMP payloads: they come from a newer Redis; \
+                            "the target ({}) refuses the source's DUMP payloads: they come from a newer server; \
                              copy to a server of the same or a newer version",
                             self.dst_version
                         )));

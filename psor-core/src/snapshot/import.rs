@@ -23,7 +23,7 @@ use super::{
     compare, describe_selection, is_fatal_for_run, max_rdb_version, now_ms, open_router, where_is, Error, FirstError,
     Result, Samples,
 };
-use crate::connect::{key_slot, Psor};
+use crate::connect::{describe_version, key_slot, Psor};
 use crate::engine::router::{Routed, Router};
 use crate::engine::{EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
@@ -138,23 +138,25 @@ pub fn import(
         )));
     }
     let version = target.version();
+    let server = target.server();
     if version.major < 5 {
         return Err(crate::Error::ServerTooOld {
             addr: where_is(target),
-            version: version.to_string(),
+            version: server.to_string(),
             what: "RESTORE … ABSTTL",
             needed: "5.0",
         }
         .into());
     }
-    if let Some(max) = max_rdb_version(version).filter(|&m| max_rdb > m) {
+    if let (Some(false), Some(max)) = (server.reads_rdb(max_rdb), max_rdb_version(&server)) {
         return Err(Error::Refused(format!(
-            "{}: the snapshot holds DUMP payloads of RDB version {max_rdb} (taken from Redis {}); {} runs Redis \
-             {version}, which reads RDB versions up to {max}: import into a server of the same or a newer version; \
+            "{}: the snapshot holds DUMP payloads of RDB version {max_rdb} (taken from {}); {} runs {server}, \
+             which reads RDB versions up to {max}{}: import into a server of the same or a newer version; \
              nothing written",
             opts.path.display(),
-            header.source.server_version,
-            where_is(target)
+            describe_version(&header.source.server_version),
+            where_is(target),
+            if max_rdb < max { " (but not this one)" } else { "" }
         )));
     }
 
@@ -167,8 +169,8 @@ pub fn import(
                 replace: opts.replace,
                 dry_run: opts.dry_run,
                 abs_expiry: version.has_pexpiretime(),
-                version: version.to_string(),
-                source_version: header.source.server_version.clone(),
+                version: server.to_string(),
+                source_version: describe_version(&header.source.server_version),
             })
         })
         .collect::<crate::Result<Vec<_>>>()?;
@@ -350,7 +352,7 @@ impl Restorer {
                 Value::ServerError(e) if e.code() == "BUSYKEY" => busy.push(it),
                 Value::ServerError(e) if e.details().is_some_and(|d| d.contains("DUMP payload version")) => {
                     return Err(Error::TargetRefused(format!(
-                        "{} (Redis {}) refuses the DUMP payload of {} (RDB version {}, taken from Redis {}): \
+                        "{} ({}) refuses the DUMP payload of {} (RDB version {}, taken from {}): \
                          it comes from a newer Redis (or is damaged); import into a server of the same or a newer \
                          version",
                         self.router.label(it.slot),
