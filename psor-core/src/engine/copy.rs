@@ -193,9 +193,15 @@ impl Copier {
             return Ok(());
         }
         // Target exists: identical content and expiry means a rerun, anything else a conflict.
+        // Before Redis 7.0 (no PEXPIRETIME) the two PTTLs, read back to back, may be a tick apart.
+        let (ttl_cmd, tick) = if self.src_abs_ttl { ("PEXPIRETIME", 0) } else { ("PTTL", 2) };
+        let same_ttl = |a: &Value, b: &Value| match (a, b) {
+            (Value::Int(x), Value::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= tick,
+            _ => a == b,
+        };
         let mut cmds = Vec::new();
         for p in &existing {
-            for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), ("PEXPIRETIME", &p.src), ("PEXPIRETIME", &p.dst)] {
+            for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), (ttl_cmd, &p.src), (ttl_cmd, &p.dst)] {
                 let mut cmd = redis::cmd(c);
                 cmd.arg(k);
                 cmds.push(Routed { slot: p.src_slot, cmd });
@@ -205,7 +211,7 @@ impl Copier {
         let mut identical = Vec::new();
         for (p, r) in existing.iter().zip(replies.chunks(4)) {
             let same = matches!(&r[0], Value::BulkString(_))
-                && r[2] == r[3]
+                && same_ttl(&r[2], &r[3])
                 && (r[0] == r[1] || {
                     let con = self.src.conn_for(p.src_slot)?;
                     compare::read(con, &p.src)?.same_as(&compare::read(con, &p.dst)?)
