@@ -251,13 +251,44 @@ pub fn skip_without_pexpiretime(test: &str) -> bool {
     !kind.has_pexpiretime() && skip(test, &format!("{} has no PEXPIRETIME", kind.display_name()))
 }
 
-/// True (after printing why) when a test moves payloads of the default server kind through
-/// psor's embedded store (`file:`, which writes RDB 10 payloads as Redis 7.0 does) and so needs
-/// the payload transcoder: the store's payloads are not readable by an older server, and a
-/// store that does not read the server's RDB version refuses them. Marked, so the list of such
-/// tests is one grep (`needs_transcode`).
-pub fn needs_transcode(test: &str) -> bool {
+/// The newest RDB version psor's embedded store (`file:`) decodes today (`MAX_RDB_VERSION` in
+/// psor-core's `embedded/rdb.rs`); it writes RDB 10, as Redis 7.0 does.
+const EMBEDDED_MAX_RDB: u16 = 12;
+
+/// True (after printing why) when a test moves payloads of the default server kind into
+/// psor's embedded store (`file:`) and so needs the payload transcoder: the store refuses
+/// payloads newer than it decodes (Valkey 9.1's RDB 80). Marked, so the list of such tests is
+/// one grep (`needs_transcode`); once psor transcodes, this returns false and the marks can go.
+pub fn needs_transcode_into_store(test: &str) -> bool {
     let kind = ServerKind::from_env();
-    kind.rdb_version() != 10
-        && skip(test, &format!("needs payload transcoding between {} and RDB 10", kind.display_name()))
+    kind.rdb_version() > EMBEDDED_MAX_RDB
+        && skip(
+            test,
+            &format!(
+                "needs payload transcoding: {} writes RDB {}, the embedded store reads up to {EMBEDDED_MAX_RDB}",
+                kind.display_name(),
+                kind.rdb_version()
+            ),
+        )
+}
+
+/// True (after printing why) when a test moves payloads out of psor's embedded store (which
+/// writes RDB 10, as Redis 7.0 does) into a server of the default kind that reads only older
+/// ones (Redis 6.2: up to 9), and so needs the payload transcoder.
+pub fn needs_transcode_out_of_store(test: &str) -> bool {
+    let kind = ServerKind::from_env();
+    kind.rdb_version() < 10
+        && skip(
+            test,
+            &format!(
+                "needs payload transcoding: the embedded store writes RDB 10, {} reads up to {}",
+                kind.display_name(),
+                kind.rdb_version()
+            ),
+        )
+}
+
+/// Both ways: [`needs_transcode_into_store`] or [`needs_transcode_out_of_store`].
+pub fn needs_transcode(test: &str) -> bool {
+    needs_transcode_into_store(test) || needs_transcode_out_of_store(test)
 }

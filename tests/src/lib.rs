@@ -31,7 +31,10 @@ pub use keyspace::{
     expiry_matches, glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue,
     KeyState, StreamEntry, ALL_TYPES, POPULATE_EXPIRE_AT_MS,
 };
-pub use kind::{needs_transcode, skip, skip_without_pexpiretime, skip_without_tls, ServerKind};
+pub use kind::{
+    needs_transcode, needs_transcode_into_store, needs_transcode_out_of_store, skip, skip_without_pexpiretime,
+    skip_without_tls, ServerKind,
+};
 pub use sentinel::RedisSentinel;
 pub use server::{RedisServer, RedisServerBuilder};
 pub use tls::{install_crypto_provider, TlsFiles};

@@ -62,10 +62,10 @@ fn report(json: bool, target: &str, o: &ImportOutcome) -> Result<()> {
     let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
     writeln!(
         out,
-        "import {} ({}, Redis {}) into {target}{dry}",
+        "import {} ({}, {}) into {target}{dry}",
         o.path.display(),
         o.selection,
-        o.source_server_version
+        psor_core::connect::describe_version(&o.source_server_version)
     )?;
     let c = &o.counts;
     let done = if o.dry_run { "would restore" } else { "restored" };

@@ -106,6 +106,18 @@ fn read_password_file(path: &Path) -> Result<Secret> {
 }
 
 /// Connects to the PSOR named by the global flags.
+/// The server's product and versions for `--json` reports: `{"product": "valkey",
+/// "version": "9.1.2", "redis_version": "7.2.4", "rdb_version": 80, "name": "Valkey 9.1.2"}`.
+fn server_json(s: &psor_core::connect::ServerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "product": s.product,
+        "version": s.version.to_string(),
+        "redis_version": s.redis_version.to_string(),
+        "rdb_version": s.rdb_version(),
+        "name": s.to_string(),
+    })
+}
+
 fn connect(g: &Global) -> Result<Psor> {
     connect_to(g, g.psor.as_deref())
 }

@@ -40,10 +40,14 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
     }
     let code = if report.has_findings() { crate::exit::FINDINGS } else { crate::exit::OK };
     if g.json {
-        print_json("status", &report)?;
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("server".into(), super::server_json(&psor.server()));
+        }
+        print_json("status", &v)?;
         return Ok(code);
     }
-    print_table(&psor.spec().redacted(), &report)?;
+    print_table(&format!("{} ({})", psor.spec().redacted(), psor.server()), &report)?;
     Ok(code)
 }
 

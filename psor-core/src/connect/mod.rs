@@ -4,9 +4,11 @@
 //! The engine never holds a single shared connection: each thread (a scanner, a writer)
 //! opens its own [`NodeConn`], so round trips overlap and one slow reply blocks nobody else.
 
+mod server;
 mod spec;
 mod topology;
 
+pub use server::{describe_version, Product, ServerInfo};
 pub use spec::{Endpoint, HostPort, PsorSpec, Secret, ACCEPTED_FORMS};
 pub use topology::{key_slot, SlotMap, SLOTS};
 
@@ -56,7 +58,7 @@ impl Default for ConnectOptions {
     }
 }
 
-/// The version a server reports in `INFO server`.
+/// A version number as `INFO server` reports it (`redis_version`, `valkey_version`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct ServerVersion {
     /// Major.
@@ -318,11 +320,11 @@ pub enum Topology {
     Cluster(SlotMap),
 }
 
-/// A connected PSOR: the spec, the server's version, and the nodes to work on.
+/// A connected PSOR: the spec, the server's product and version, and the nodes to work on.
 #[derive(Clone, Debug)]
 pub struct Psor {
     spec: PsorSpec,
-    version: ServerVersion,
+    server: ServerInfo,
     masters: Vec<Node>,
     topology: Topology,
     seeds: Vec<HostPort>,
@@ -362,7 +364,7 @@ impl Psor {
                 }
             },
         };
-        let mut version: Option<ServerVersion> = None;
+        let mut server: Option<ServerInfo> = None;
         for node in &masters {
             let mut con = node.connect()?;
             // TLS handshakes complete on the first command, so its failure is a connect failure.
@@ -371,13 +373,24 @@ impl Psor {
                     Error::Command { addr, source, .. } => Error::Connect { addr, source },
                     other => other,
                 })?;
-            let v = info_field(&info, "redis_version").and_then(ServerVersion::parse).ok_or_else(|| {
-                Error::Protocol { addr: con.addr().to_string(), op: "INFO server", detail: "no redis_version".into() }
+            let mut s = ServerInfo::from_info(&info).ok_or_else(|| Error::Protocol {
+                addr: con.addr().to_string(),
+                op: "INFO server",
+                detail: "no redis_version".into(),
             })?;
-            version = Some(version.map_or(v, |old| old.min(v)));
+            if embedded.is_some() {
+                s = ServerInfo::embedded(s.redis_version, crate::embedded::rdb::MAX_RDB_VERSION);
+            }
+            // Nodes of one cluster mostly run one build; where they do not, the one that
+            // reads the least decides.
+            let weakest = |x: &ServerInfo| (x.max_rdb_version().unwrap_or(u16::MAX), x.redis_version, x.version);
+            server = Some(match server {
+                Some(old) if weakest(&old) <= weakest(&s) => old,
+                _ => s,
+            });
         }
-        let version = version.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
-        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded })
+        let server = server.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
+        Ok(Psor { spec: spec.clone(), server, masters, topology, seeds, template, embedded })
     }
 
     /// Makes the work done so far durable: for a `file:` PSOR, saves the embedded store if
@@ -395,9 +408,17 @@ impl Psor {
         &self.spec
     }
 
-    /// The server's version (the lowest over all masters).
+    /// The Redis version the server is compatible with (`redis_version`; the lowest over all
+    /// masters): what decides which commands exist. For reports and payload decisions use
+    /// [`Psor::server`], which tells Valkey 9.1.2 from Redis 7.2.4.
     pub fn version(&self) -> ServerVersion {
-        self.version
+        self.server.redis_version
+    }
+
+    /// The server's product, own version and the payload versions it reads (the weakest
+    /// master's, on a cluster).
+    pub fn server(&self) -> ServerInfo {
+        self.server
     }
 
     /// The masters: the one server of a standalone PSOR, every master of a cluster.

@@ -79,7 +79,7 @@ pub fn copy(
             src_cluster: source.is_cluster(),
             src_abs_ttl: source.version().has_pexpiretime(),
             same_keyspace_copy: target.is_none() && source.version().has_copy(),
-            dst_version: profile.as_ref().map_or_else(|| dst.version().to_string(), |p| p.describe()),
+            dst_version: profile.as_ref().map_or_else(|| dst.server().to_string(), |p| p.describe()),
             profile: profile.clone(),
             drop_field_ttls: engine.drop_field_ttls,
             dst_is_cluster: dst.is_cluster(),
@@ -256,8 +256,13 @@ impl Copier {
             return Ok(());
         }
         // Target exists: identical content and expiry means a rerun, anything else a conflict.
+        // Before Redis 7.0 (no PEXPIRETIME) the two PTTLs, read back to back, may be a tick apart.
+        let (ttl_cmd, tick) = if self.src_abs_ttl { ("PEXPIRETIME", 0) } else { ("PTTL", 2) };
+        let same_ttl = |a: &Value, b: &Value| match (a, b) {
+            (Value::Int(x), Value::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= tick,
+            _ => a == b,
+        };
         let mut cmds = Vec::new();
-        let ttl_cmd = if self.src_abs_ttl { "PEXPIRETIME" } else { "PTTL" };
         for p in &existing {
             for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), (ttl_cmd, &p.src), (ttl_cmd, &p.dst)] {
                 let mut cmd = redis::cmd(c);
@@ -268,13 +273,8 @@ impl Copier {
         let replies = self.src.run("DUMP", &cmds)?;
         let mut identical = Vec::new();
         for (p, r) in existing.iter().zip(replies.chunks(4)) {
-            let same_ttl = match (&r[2], &r[3]) {
-                // Relative TTLs (before 7.0) were read a moment apart: a second's slack.
-                (Value::Int(a), Value::Int(b)) if !self.src_abs_ttl && *a >= 0 && *b >= 0 => (a - b).abs() <= 1000,
-                (a, b) => a == b,
-            };
             let same = matches!(&r[0], Value::BulkString(_))
-                && same_ttl
+                && same_ttl(&r[2], &r[3])
                 && (r[0] == r[1] || {
                     let con = self.src.conn_for(p.src_slot)?;
                     compare::read(con, &p.src)?.same_as(&compare::read(con, &p.dst)?)

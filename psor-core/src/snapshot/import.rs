@@ -22,7 +22,7 @@ use redis::Value;
 use super::{
     compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, FirstError, Result, Samples,
 };
-use crate::connect::{key_slot, Psor};
+use crate::connect::{describe_version, key_slot, Psor};
 use crate::embedded::rdb;
 use crate::engine::router::{Routed, Router};
 use crate::engine::transcode::{self, Path, Prepared, TargetProfile};
@@ -158,10 +158,11 @@ pub fn import(
         )));
     }
     let version = target.version();
+    let server = target.server();
     if version.major < 5 {
         return Err(crate::Error::ServerTooOld {
             addr: where_is(target),
-            version: version.to_string(),
+            version: server.to_string(),
             what: "RESTORE … ABSTTL",
             needed: "5.0",
         }
@@ -210,7 +211,7 @@ pub fn import(
                 profile: profile.clone(),
                 drop_field_ttls: engine.drop_field_ttls,
                 cluster: target.is_cluster(),
-                source_version: header.source.server_version.clone(),
+                source_version: describe_version(&header.source.server_version),
             })
         })
         .collect::<crate::Result<Vec<_>>>()?;
@@ -436,7 +437,7 @@ impl Restorer {
                 Value::ServerError(e) if e.code() == "BUSYKEY" => busy.push(it),
                 Value::ServerError(e) if e.details().is_some_and(|d| d.contains("DUMP payload version")) => {
                     return Err(Error::TargetRefused(format!(
-                        "{} (Redis {}) refuses the DUMP payload of {} (RDB version {}, taken from Redis {}): \
+                        "{} ({}) refuses the DUMP payload of {} (RDB version {}, taken from {}): \
                          it comes from a newer Redis (or is damaged); import into a server of the same or a newer \
                          version",
                         self.router.label(it.slot),
