@@ -68,9 +68,6 @@ fn a_sample_pac_goes_through_every_step() {
 
 #[test]
 fn a_live_pac_is_copied_and_never_written() {
-    if psor_tests::needs_transcode_into_store("a_live_pac_is_copied_and_never_written") {
-        return;
-    }
     let server = RedisServer::start();
     let live = Psor::connect(&PsorSpec::parse(&server.url()).unwrap(), &ConnectOptions::default()).unwrap();
     let (cat, pac) = (Catalog::builtin(), PacName::new("MyPAC").unwrap());
