@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `restore` | the target reads the payload as it is | the payload |
 //! | `transcoded` | it does not | the same object with the target's RDB version (when the target knows the type), else the value re-encoded in the plain RDB types every server loads; a stream rewritten as the older stream type |
-//! | `rebuilt` | reserved for keys rebuilt with typed commands (none yet) | — |
+//! | `rebuilt` | the payload to send exceeds the target's `proto-max-bulk-len` | typed commands a few MiB each into a temporary key in the target key's slot, then `RENAME` into place (`rebuild`) |
 //!
 //! What a transcoded stream does not carry is only what the older type has no place for (see
 //! [`rdb::downgrade_stream`]); entries, last id, consumer groups with their last-delivered ids,
@@ -210,7 +210,7 @@ impl std::fmt::Display for Unfit {
 pub enum Prepared<'a> {
     /// The payload as it is.
     AsIs(&'a [u8]),
-    /// A rewritten payload.
+    /// A rewritten payload; `true` when a hash lost its fields' expiries on the way.
     New(Vec<u8>, bool),
 }
 
