@@ -515,6 +515,9 @@ fn hash_field_expirations_are_kept_where_the_target_has_them_and_refused_or_drop
         Psor::connect(&PsorSpec::parse(&format!("file:{}", store.display())).unwrap(), &ConnectOptions::default())
             .unwrap();
     import(&file, &path, "src:").unwrap();
+    // …and takes them by copy too.
+    let out = copy_to(&src, &file, "k:", &engine());
+    assert_eq!((out.counts.done, out.paths.restore), (6, 6), "{out:?}");
     let out = copy_to(&file, &other_v91.psor(), "f:", &engine());
     assert_eq!(out.counts.done, 6);
     assert_eq!(field_expiries(&mut other_v91.conn(), "f:hfe:4"), vec![at, at + 3_600_000, -1]);

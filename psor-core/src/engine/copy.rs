@@ -91,7 +91,8 @@ pub fn copy(
 /// (Valkey 9 counts them in `INFO keyspace` as `keys_with_volatile_items`), is refused before
 /// anything is written — unless `--drop-field-ttls` — naming how many and the first.
 fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, engine: &EngineOptions) -> Result<()> {
-    if engine.drop_field_ttls || rdb::version_reads_type(target.rdb_version, 22) {
+    let holds_them = target.product == transcode::Product::Embedded || rdb::version_reads_type(target.rdb_version, 22);
+    if engine.drop_field_ttls || holds_them {
         return Ok(());
     }
     let mut any = false;
