@@ -20,34 +20,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::connect::{info_field, Endpoint, Psor, ServerVersion};
+use crate::connect::{Endpoint, Psor, ServerVersion};
 use crate::embedded::rdb::{self, RdbError};
 use crate::error::{Error, Result};
 
 /// What `--max-payload` defaults to when the target's `proto-max-bulk-len` cannot be read.
 pub const DEFAULT_MAX_PAYLOAD: u64 = 256 << 20;
 
-/// The server product.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Product {
-    /// Redis.
-    Redis,
-    /// Valkey (reports `redis_version:7.2.4` for compatibility; its own is `valkey_version`).
-    Valkey,
-    /// psor's embedded store (`file:`).
-    Embedded,
-}
-
-impl std::fmt::Display for Product {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Product::Redis => "Redis",
-            Product::Valkey => "Valkey",
-            Product::Embedded => "psor embedded store",
-        })
-    }
-}
+pub use crate::connect::Product;
 
 /// What a target server reads, from its product and version.
 #[derive(Clone, Debug)]
@@ -62,47 +42,26 @@ pub struct TargetProfile {
     pub max_payload: u64,
 }
 
-/// The RDB version a server writes, from its product and version; `None` for versions
-/// newer than this table (then the newest this codec knows is assumed).
-pub fn rdb_version_of(product: Product, v: ServerVersion) -> Option<u16> {
-    Some(match product {
-        Product::Embedded => rdb::MAX_RDB_VERSION,
-        Product::Valkey => match v.major {
-            7 | 8 => 11,
-            9 => rdb::VALKEY_9_RDB_VERSION,
-            _ => return None,
-        },
-        Product::Redis => match (v.major, v.minor) {
-            (0..=3, _) => return None,
-            (4, _) => 8,
-            (5 | 6, _) => 9,
-            (7, 0) => 10,
-            (7, 2) => 11,
-            (7, 4) => 12,
-            _ => return None,
-        },
-    })
-}
-
-/// Reads the product and version of `psor` (`INFO server` on its first master; the masters
-/// of one cluster run one build) and its `proto-max-bulk-len` where `CONFIG GET` is allowed.
+/// Reads what `psor` reads, from the product and version it reported when psor connected
+/// ([`Psor::server`]; the masters of one cluster run one build), and its `proto-max-bulk-len`
+/// where `CONFIG GET` is allowed (else `max_payload`, else [`DEFAULT_MAX_PAYLOAD`]).
 pub fn profile(psor: &Psor, max_payload: Option<u64>) -> Result<TargetProfile> {
-    if matches!(psor.spec().endpoint, Endpoint::File(_)) {
+    let server = psor.server();
+    if server.product == Product::Embedded || matches!(psor.spec().endpoint, Endpoint::File(_)) {
         return Ok(TargetProfile {
             product: Product::Embedded,
-            version: psor.version(),
+            version: server.version,
             rdb_version: rdb::MAX_RDB_VERSION,
             max_payload: max_payload.unwrap_or(u64::MAX),
         });
     }
-    let node = psor.masters().first().ok_or_else(|| Error::Refused("no master".into()))?;
-    let mut con = node.connect()?;
-    let info: String = con.retry("INFO server", None, |c| redis::cmd("INFO").arg("server").query(c))?;
-    let (product, version) = product_of(&info).unwrap_or((Product::Redis, psor.version()));
-    let rdb_version = rdb_version_of(product, version).unwrap_or(match product {
+    // A version newer than the table: the newest this codec knows for the product.
+    let rdb_version = server.rdb_version().unwrap_or(match server.product {
         Product::Valkey => rdb::VALKEY_9_RDB_VERSION,
         _ => rdb::MAX_RDB_VERSION,
     });
+    let node = psor.masters().first().ok_or_else(|| Error::Refused("no master".into()))?;
+    let mut con = node.connect()?;
     // CONFIG may be renamed or denied by an ACL: then the documented default.
     let bulk: Option<u64> = redis::cmd("CONFIG")
         .arg("GET")
@@ -116,16 +75,7 @@ pub fn profile(psor: &Psor, max_payload: Option<u64>) -> Result<TargetProfile> {
         (None, Some(b)) => b,
         (None, None) => DEFAULT_MAX_PAYLOAD,
     };
-    Ok(TargetProfile { product, version, rdb_version, max_payload })
-}
-
-/// The product and its own version from an `INFO server` text.
-pub fn product_of(info: &str) -> Option<(Product, ServerVersion)> {
-    if info_field(info, "server_name") == Some("valkey") || info_field(info, "valkey_version").is_some() {
-        let v = info_field(info, "valkey_version").and_then(ServerVersion::parse)?;
-        return Some((Product::Valkey, v));
-    }
-    Some((Product::Redis, info_field(info, "redis_version").and_then(ServerVersion::parse)?))
+    Ok(TargetProfile { product: server.product, version: server.version, rdb_version, max_payload })
 }
 
 /// How one key travels.
@@ -305,7 +255,7 @@ impl TargetProfile {
 
     /// "Valkey 9.1.2" / "Redis 7.0.15".
     pub fn describe(&self) -> String {
-        format!("{} {}", self.product, self.version)
+        format!("{} {}", self.product.name(), self.version)
     }
 }
 
@@ -507,15 +457,14 @@ mod tests {
 
     fn prof(product: Product, major: u32, minor: u32) -> TargetProfile {
         let version = ServerVersion { major, minor, patch: 0 };
-        TargetProfile { product, version, rdb_version: rdb_version_of(product, version).unwrap(), max_payload: 1 << 29 }
-    }
-
-    #[test]
-    fn products_from_info() {
-        let valkey = "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:9.1.2\r\n";
-        assert_eq!(product_of(valkey), Some((Product::Valkey, ServerVersion { major: 9, minor: 1, patch: 2 })));
-        let redis = "# Server\r\nredis_version:7.0.15\r\n";
-        assert_eq!(product_of(redis), Some((Product::Redis, ServerVersion { major: 7, minor: 0, patch: 15 })));
+        let rdb_version = match (product, major, minor) {
+            (Product::Redis, 6, _) => 9,
+            (Product::Redis, 7, 0) => 10,
+            (Product::Valkey, 8, _) => 11,
+            (Product::Valkey, 9, _) => 80,
+            other => panic!("{other:?}"),
+        };
+        TargetProfile { product, version, rdb_version, max_payload: 1 << 29 }
     }
 
     #[test]
