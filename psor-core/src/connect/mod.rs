@@ -411,6 +411,9 @@ impl Psor {
     /// The Redis version the server is compatible with (`redis_version`; the lowest over all
     /// masters): what decides which commands exist. For reports and payload decisions use
     /// [`Psor::server`], which tells Valkey 9.1.2 from Redis 7.2.4.
+    // The compatibility version on purpose: `version()` decided command availability before
+    // psor knew Valkey, and still does; the product's own version is `server().version`.
+    #[allow(clippy::misnamed_getters)]
     pub fn version(&self) -> ServerVersion {
         self.server.redis_version
     }
