@@ -665,3 +665,41 @@ fn values_bigger_than_the_targets_proto_max_bulk_len_are_rebuilt_in_chunks() {
     assert_eq!((again.counts.unchanged, again.counts.conflicts, again.counts.failed), (4, 0, 1), "{again:?}");
     assert_eq!(dbsize(&dst), 8);
 }
+
+#[test]
+fn valkey_9_to_a_redis_7_0_cluster_with_a_small_proto_max_bulk_len() {
+    if !all_installed() {
+        return;
+    }
+    let src = Server::start(Build::Valkey91, &[]);
+    let cluster = psor_tests::RedisCluster::start_on(ServerKind::Redis70, 3, 0);
+    for m in cluster.masters() {
+        redis::cmd("CONFIG").arg("SET").arg("proto-max-bulk-len").arg("1mb").query::<()>(&mut m.admin_conn()).unwrap();
+    }
+    let mut con = src.conn();
+    populate_all_types(&mut con, b"src:", 90);
+    // A 12 MB list on each of a few slots (with and without a hash tag): rebuilt in chunks in a
+    // temporary key of the target key's slot, then renamed there (RENAME is single-slot).
+    for key in ["src:big:1", "src:{tag}:big", "src:big:zz"] {
+        for i in 0..120u32 {
+            let v: Vec<u8> =
+                (0..100_000u32).map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(i) >> 13) as u8).collect();
+            redis::cmd("RPUSH").arg(key).arg(v).query::<()>(&mut con).unwrap();
+        }
+    }
+    let target = Psor::connect(&PsorSpec::parse(&cluster.url()).unwrap(), &ConnectOptions::default()).unwrap();
+    let out = copy_to(&src.psor(), &target, "c:", &engine());
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.rebuilt), (93, 0, 3), "{out:?}");
+    assert_eq!(out.paths.transcoded, 90, "{out:?}");
+    let want: BTreeMap<Vec<u8>, psor_tests::KeyState> = psor_tests::keyspace_digest(&mut src.conn(), b"src:")
+        .into_iter()
+        .map(|(k, v)| ([b"c:".as_slice(), &k[4..]].concat(), v))
+        .collect();
+    let got = psor_tests::keyspace_digest_cluster(&cluster, b"c:");
+    assert_eq!(want.len(), got.len());
+    assert!(want == got, "the cluster holds other content than the source");
+    // No temporary key left on any master.
+    let total: u64 =
+        cluster.masters().iter().map(|m| redis::cmd("DBSIZE").query::<u64>(&mut m.admin_conn()).unwrap()).sum();
+    assert_eq!(total, 93);
+}
