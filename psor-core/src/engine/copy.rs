@@ -61,16 +61,17 @@ pub fn copy(
             opts.from, opts.to
         )));
     }
-    if opts.dry_run {
-        return dry_run(source, target.unwrap_or(source), opts, engine, progress);
-    }
-    let dst = target.unwrap_or(source);
     // What the target reads, once, from its product and version: each key's path is chosen
-    // from it and the payload's own type and version, never by trying.
+    // from it and the payload's own type and version, never by trying. (A dry run is refused
+    // as the copy would be.)
     let profile = target.map(|t| transcode::profile(t, engine.max_payload)).transpose()?;
     if let Some(p) = &profile {
         refuse_field_ttls(source, p, &opts.from, engine)?;
     }
+    if opts.dry_run {
+        return dry_run(source, target.unwrap_or(source), opts, engine, progress);
+    }
+    let dst = target.unwrap_or(source);
     run(source, &opts.from, engine, &progress, || {
         Ok(Copier {
             src: Router::new(source)?,
