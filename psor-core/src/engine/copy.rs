@@ -124,7 +124,7 @@ fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, en
         let hashes: Vec<&Vec<u8>> = keys
             .iter()
             .zip(types)
-            .filter(|(_, t)| matches!(t, Value::SimpleString(s) if s == "hash") || *t == Value::Okay)
+            .filter(|(_, t)| matches!(t, Value::SimpleString(s) if s == "hash"))
             .map(|(k, _)| k)
             .collect();
         let cmds: Vec<Routed> = hashes
