@@ -239,6 +239,16 @@ pub fn decode_full(payload: &[u8]) -> R<Decoded> {
     Ok(d)
 }
 
+/// Decodes a payload as a server would show it at `now_ms` (Unix ms): the fields of a hash
+/// with field expirations whose expiry has passed are gone.
+pub fn decode_at(payload: &[u8], now_ms: i64) -> R<Typed> {
+    let Decoded { mut value, field_expiry } = decode_full(payload)?;
+    if let Typed::Hash(h) = &mut value {
+        h.retain(|f, _| field_expiry.get(f).is_none_or(|&at| at > now_ms));
+    }
+    Ok(value)
+}
+
 /// The RDB version in a payload's footer (not checked), or `None` when it is too short.
 pub fn footer_version(payload: &[u8]) -> Option<u16> {
     let n = payload.len().checked_sub(10).filter(|&n| n >= 1)?;
@@ -1088,6 +1098,11 @@ mod tests {
         assert_eq!(d.field_expiry.get(&b"a"[..]), Some(&4_102_444_800_000));
         assert_eq!(d.field_expiry.len(), 2);
         assert!(version_reads_type(80, 22) && !version_reads_type(12, 22) && !version_reads_type(11, 22));
+        // Read once a's expiry (in 2100; b's is an hour after the capture) has passed: only c.
+        let Typed::Hash(later) = decode_at(p, 4_102_444_800_000).unwrap() else { panic!("not a hash") };
+        assert_eq!(later.keys().map(|k| k.as_slice()).collect::<Vec<_>>(), vec![&b"c"[..]]);
+        let Typed::Hash(before) = decode_at(p, 0).unwrap() else { panic!("not a hash") };
+        assert_eq!(before.len(), 3);
         assert!(version_reads_footer(80, 11) && !version_reads_footer(80, 12) && !version_reads_footer(11, 80));
     }
 }
