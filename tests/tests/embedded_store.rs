@@ -196,7 +196,13 @@ fn dump_payloads_cross_both_ways_for_every_encoding() {
     // A string Redis would encode the same way gets the very same bytes (CRC-64 included).
     redis::cmd("SET").arg("plain").arg("hello").query::<()>(&mut mine).unwrap();
     redis::cmd("SET").arg(format!("{ns}plain")).arg("hello").query::<()>(&mut real).unwrap();
-    assert_eq!(dump(&mut mine, "plain"), dump(&mut real, &format!("{ns}plain")));
+    let (ours, theirs) = (dump(&mut mine, "plain"), dump(&mut real, &format!("{ns}plain")));
+    if psor_tests::ServerKind::from_env().rdb_version() == 10 {
+        assert_eq!(ours, theirs);
+    } else {
+        // A server writing another RDB version differs only in the footer (version, CRC).
+        assert_eq!(ours[..ours.len() - 10], theirs[..theirs.len() - 10]);
+    }
     // Redis's own checks on RESTORE, with Redis's texts.
     let e = restore(&mut mine, "bad", b"\x00\x01x\x0a\x00garbage!").unwrap_err();
     assert!(e.to_string().contains("checksum"), "{e}");
