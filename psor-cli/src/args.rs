@@ -191,6 +191,14 @@ pub struct CopyArgs {
     /// How many keys a dry run shows
     #[arg(long, default_value_t = 10)]
     pub sample: usize,
+    /// Copy hashes with field expirations to a target that has none, without the fields'
+    /// expiries (otherwise refused before writing)
+    #[arg(long)]
+    pub drop_field_ttls: bool,
+    /// The biggest payload one RESTORE may carry when the target's proto-max-bulk-len cannot be
+    /// read (bytes; k/m/g suffixes)
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_payload: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +272,14 @@ pub struct ImportArgs {
     /// --snapshot`; exit 8 if they differ)
     #[arg(long, conflicts_with = "dry_run")]
     pub verify: bool,
+    /// Copy hashes with field expirations to a target that has none, without the fields'
+    /// expiries (otherwise refused before writing)
+    #[arg(long)]
+    pub drop_field_ttls: bool,
+    /// The biggest payload one RESTORE may carry when the target's proto-max-bulk-len cannot be
+    /// read (bytes; k/m/g suffixes)
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_payload: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -510,4 +526,20 @@ pub struct RehearseArgs {
     pub keep: bool,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+}
+
+/// `256m`, `1g`, `4096`: a byte count with an optional k/m/g (powers of 1024) suffix.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let (num, mult) = match t.as_bytes().last() {
+        Some(b'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some(b'm') => (&t[..t.len() - 1], 1 << 20),
+        Some(b'g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (&t[..], 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{text}`: expected a byte count such as 262144, 256m or 1g"))
 }

@@ -28,6 +28,8 @@ fn status_exit_codes_json_and_table() {
     // Clean: exit 0, the documented shape.
     let v = json(&ok(u, &["--json", "status"], 0));
     assert_eq!(v["operation"], "status");
+    assert_eq!(v["server"]["name"], server.kind().display_name());
+    assert_eq!(v["server"]["rdb_version"], server.kind().rdb_version());
     assert_eq!(v["warnings"].as_array().unwrap().len(), 0);
     assert_eq!(v["orphans"].as_array().unwrap().len(), 0);
     let ver = &v["pacs"][0]["versions"][0];
@@ -38,6 +40,7 @@ fn status_exit_codes_json_and_table() {
     assert_eq!(pct["types"]["hash"], pct["keys"]);
     assert!(pct["ttl"]["none"].is_u64());
     let out = ok(u, &["status", "MyPAC"], 0);
+    assert!(out.lines().next().unwrap().contains(&format!("({})", server.kind().display_name())), "{out}");
     assert!(out.contains("no orphans, no warnings") && out.contains("REGION1 8.0"), "{out}");
 
     // The upgrade in progress (8.0 Running, 9.0 Upgrade, just created): still 0.

@@ -25,6 +25,9 @@ fn json_follows_the_documented_schema_with_exact_counts() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["operation"], "survey");
+    // The server by its product and own version (Valkey 9.1.2, not its redis_version 7.2.4).
+    assert_eq!(v["server"]["name"], server.kind().display_name());
+    assert_eq!(v["server"]["product"], server.kind().product());
     assert_eq!((v["keys"].as_u64(), v["masters"].as_u64(), v["sample_every"].as_u64()), (Some(29), Some(1), Some(10)));
     assert_eq!(v["delimiter"], ":");
     let nodes = v["nodes"].as_array().unwrap();

@@ -27,6 +27,9 @@ fn json(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn a_tls_cluster_from_the_command_line() {
+    if psor_tests::skip_without_tls("a_tls_cluster_from_the_command_line") {
+        return;
+    }
     let cluster = RedisCluster::start_tls(3, 0);
     let (ca, cert, key) = cluster.tls_files();
     let (ca, cert, key) = (ca.to_str().unwrap(), cert.to_str().unwrap(), key.to_str().unwrap());

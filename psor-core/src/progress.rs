@@ -24,6 +24,7 @@ pub struct Progress {
     /// A flag shared with whoever may interrupt the run from outside (the CLI's SIGINT
     /// handler); the run stops as for [`Progress::cancel`] once it is set.
     interrupt: Option<Arc<AtomicBool>>,
+    pub(crate) paths: crate::engine::transcode::PathCounters,
     masters: Mutex<Vec<Arc<MasterCounters>>>,
 }
 

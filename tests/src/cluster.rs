@@ -3,7 +3,9 @@
 //! psor discovers masters, scans each one, follows MOVED/ASK and survives failovers; none
 //! of that can be believed without a real cluster. `RedisCluster` starts the nodes (each a
 //! [`RedisServer`] with its bus port reserved), joins them with `redis-cli --cluster
-//! create`, and waits until every node agrees that all slots are served.
+//! create`, and waits until every node agrees that all slots are served. Debian's `redis-cli`
+//! creates the cluster whatever the nodes' kind: the cluster protocol it speaks is the same
+//! from Redis 6.2 to Valkey 9.1, and not every fetched build ships a cli.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use tempfile::TempDir;
 
 use crate::keyspace::{keyspace_digest, KeyState};
-use crate::server::{info_field, quote, redis_cli_bin, RedisServer};
+use crate::server::{info_field, quote, redis_cli_bin, RedisServer, ServerKind};
 use crate::tls::{install_crypto_provider, TlsFiles};
 
 /// How long cluster creation, failover and similar waits may take.
@@ -42,7 +44,15 @@ impl RedisCluster {
     /// If `masters < 3` (redis-cli refuses smaller clusters), or the cluster does not form
     /// within [`CLUSTER_TIMEOUT`].
     pub fn start(masters: usize, replicas_per_master: usize) -> RedisCluster {
-        Self::start_with(masters, replicas_per_master, false)
+        Self::start_with(ServerKind::from_env(), masters, replicas_per_master, false)
+    }
+
+    /// Like [`start`](Self::start), with nodes of `kind` instead of the default kind.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_on(kind: ServerKind, masters: usize, replicas_per_master: usize) -> RedisCluster {
+        Self::start_with(kind, masters, replicas_per_master, false)
     }
 
     /// Like [`start`](Self::start), but every node serves TLS only (`port 0`, `tls-port`),
@@ -52,12 +62,13 @@ impl RedisCluster {
     /// certificate when they connect to each other.
     ///
     /// # Panics
-    /// As [`start`](Self::start).
+    /// As [`start`](Self::start), and when the default kind has no TLS
+    /// ([`ServerKind::has_tls`]).
     pub fn start_tls(masters: usize, replicas_per_master: usize) -> RedisCluster {
-        Self::start_with(masters, replicas_per_master, true)
+        Self::start_with(ServerKind::from_env(), masters, replicas_per_master, true)
     }
 
-    fn start_with(masters: usize, replicas_per_master: usize, tls: bool) -> RedisCluster {
+    fn start_with(kind: ServerKind, masters: usize, replicas_per_master: usize, tls: bool) -> RedisCluster {
         assert!(masters >= 3, "redis-cli --cluster create needs at least 3 masters");
         let tls_dir = tls.then(|| {
             tempfile::Builder::new()
@@ -70,6 +81,7 @@ impl RedisCluster {
         let nodes: Vec<RedisServer> = (0..total)
             .map(|_| {
                 let mut b = RedisServer::builder()
+                    .server(kind)
                     .cluster_bus()
                     .config("cluster-enabled", "yes")
                     .config("cluster-config-file", "nodes.conf")
@@ -165,6 +177,20 @@ impl RedisCluster {
             let replicas = self.replicas();
             if replicas.len() != masters * self.replicas_per_master {
                 return Err(format!("{} replicas attached", replicas.len()));
+            }
+            // Every node must also see every other in its role: a node still gossiped as a
+            // master elsewhere is refused votes in a failover (Redis 6.2 converges slower).
+            for node in &self.nodes {
+                let nodes: String = query(node, redis::cmd("CLUSTER").arg("NODES"))?;
+                let flags = |want: &str| {
+                    nodes
+                        .lines()
+                        .filter(|l| l.split(' ').nth(2).is_some_and(|f| f.split(',').any(|x| x == want)))
+                        .count()
+                };
+                if flags("master") != masters || flags("slave") != replicas.len() {
+                    return Err(format!("{} does not see every node's role yet", node.addr()));
+                }
             }
             for replica in replicas {
                 let info: String = query(replica, redis::cmd("INFO").arg("replication"))?;

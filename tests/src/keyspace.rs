@@ -8,7 +8,7 @@
 //! one cluster master, or (for writing) through a cluster connection.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::{ConnectionLike, Value};
@@ -37,14 +37,44 @@ pub enum CanonicalValue {
 }
 
 /// One key as seen by [`keyspace_digest`].
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Two states are equal when kind and content are, and the expiries are equal too, or, once
+/// this process has read an expiry from a server without `PEXPIRETIME` (Redis 6.2), within
+/// [`EXPIRY_TOLERANCE_MS`] of each other (see [`expiry_matches`]).
+#[derive(Debug, Clone)]
 pub struct KeyState {
     /// The `TYPE` reply: `string`, `hash`, `list`, `set`, `zset`, `stream`, ...
     pub kind: String,
-    /// `PEXPIRETIME` in Unix milliseconds, `None` without a TTL.
+    /// `PEXPIRETIME` in Unix milliseconds (before Redis 7.0: `TIME` + `PTTL`, read in one
+    /// transaction), `None` without a TTL.
     pub expire_at_ms: Option<i64>,
     /// The content.
     pub value: CanonicalValue,
+}
+
+impl PartialEq for KeyState {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.value == other.value && expiry_matches(self.expire_at_ms, other.expire_at_ms)
+    }
+}
+
+/// How far apart two absolute expiries may be and still count as the same, once an expiry
+/// was computed from `PTTL` (a server before 7.0 has no `PEXPIRETIME`, and psor itself moves
+/// TTLs to and from such a server as relative times, so a round trip's latency shows).
+pub const EXPIRY_TOLERANCE_MS: i64 = 1_000;
+
+static APPROXIMATE_EXPIRY: AtomicBool = AtomicBool::new(false);
+
+/// Whether two absolute expiries (Unix ms, `None` = no TTL) count as the same: equal, or
+/// within [`EXPIRY_TOLERANCE_MS`] once this process has read an expiry through `PTTL`. Exact
+/// on every server with `PEXPIRETIME`.
+pub fn expiry_matches(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) if x != y => {
+            APPROXIMATE_EXPIRY.load(Ordering::Relaxed) && (x - y).abs() <= EXPIRY_TOLERANCE_MS
+        }
+        _ => a == b,
+    }
 }
 
 /// A unique key prefix for one test: `psor-test:<test_name>:<pid>-<n>-<nanos>:`.
@@ -145,11 +175,35 @@ pub fn key_state(conn: &mut dyn ConnectionLike, key: &[u8]) -> Option<KeyState> 
         }
         _ => CanonicalValue::Other,
     };
-    let pexpiretime: i64 = redis::cmd("PEXPIRETIME").arg(key).query(conn).expect("PEXPIRETIME");
+    let pexpiretime = expire_time_ms(conn, key);
     if pexpiretime == -2 {
         return None; // gone (expired or deleted) while we read it
     }
     Some(KeyState { kind, expire_at_ms: (pexpiretime >= 0).then_some(pexpiretime), value })
+}
+
+/// `PEXPIRETIME key`, or where the server has none (before Redis 7.0) `TIME` + `PTTL` read
+/// in one `MULTI` (one after the other on a connection that cannot pipeline); -1 without a
+/// TTL, -2 for a missing key.
+fn expire_time_ms(conn: &mut dyn ConnectionLike, key: &[u8]) -> i64 {
+    // Asked with a fixed name first: the error for an unknown command quotes the arguments,
+    // and a key that is not UTF-8 would make the error itself unreadable.
+    match redis::cmd("PEXPIRETIME").arg("psor-harness:pexpiretime-probe").query::<i64>(conn) {
+        Err(e) if e.to_string().contains("unknown command") => {}
+        // Anything else (a cluster node's MOVED for the probe's slot too) says it knows it.
+        _ => return redis::cmd("PEXPIRETIME").arg(key).query(conn).expect("PEXPIRETIME"),
+    }
+    APPROXIMATE_EXPIRY.store(true, Ordering::Relaxed);
+    let (pttl, (secs, micros)): (i64, (i64, i64)) = if conn.supports_pipelining() {
+        redis::pipe().atomic().cmd("PTTL").arg(key).cmd("TIME").query(conn).expect("MULTI PTTL TIME EXEC")
+    } else {
+        let pttl = redis::cmd("PTTL").arg(key).query(conn).expect("PTTL");
+        (pttl, redis::cmd("TIME").query(conn).expect("TIME"))
+    };
+    if pttl < 0 {
+        return pttl;
+    }
+    secs * 1000 + micros / 1000 + pttl
 }
 
 fn pairs(flat: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -3,7 +3,8 @@
 //! psor's integration tests and benchmarks need real Redis servers (standalone, TLS, ACL,
 //! cluster, sentinel) that many tests can run at once without stepping on each other, and
 //! a way to say "these two keyspaces hold the same data". This crate provides both; it
-//! never mocks Redis. If `redis-server` is missing, starting a server panics with a hint
+//! never mocks Redis. It starts any of four builds ([`ServerKind`]: Redis 7.0, Redis 6.2,
+//! Valkey 8.1, Valkey 9.1), by default the one `PSOR_TEST_SERVER` names. If `redis-server` is missing, starting a server panics with a hint
 //! to run `scripts/ensure-redis.sh`.
 //!
 //! ```no_run
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod keyspace;
+pub mod kind;
 pub mod ports;
 pub mod sentinel;
 pub mod server;
@@ -26,8 +28,12 @@ pub mod tls;
 
 pub use cluster::{keyspace_digest_cluster, RedisCluster};
 pub use keyspace::{
-    glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, KeyState, StreamEntry,
-    ALL_TYPES, POPULATE_EXPIRE_AT_MS,
+    expiry_matches, glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue,
+    KeyState, StreamEntry, ALL_TYPES, POPULATE_EXPIRE_AT_MS,
+};
+pub use kind::{
+    needs_transcode, needs_transcode_into_store, needs_transcode_out_of_store, skip, skip_without_pexpiretime,
+    skip_without_tls, ServerKind,
 };
 pub use sentinel::RedisSentinel;
 pub use server::{RedisServer, RedisServerBuilder};

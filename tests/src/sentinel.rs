@@ -50,7 +50,8 @@ impl RedisSentinel {
     }
 
     fn start_with(master: &RedisServer, name: &str, builder: crate::server::RedisServerBuilder) -> RedisSentinel {
-        let mut builder = builder.kind(Kind::Sentinel {
+        // The sentinel runs the master's build (`valkey-server --sentinel` for Valkey).
+        let mut builder = builder.server(master.kind()).kind(Kind::Sentinel {
             name: name.to_owned(),
             master_port: master.port(),
             master_password: master.admin_password().map(str::to_owned),

@@ -1,20 +1,37 @@
-//! One real `redis-server` process per test.
+//! One real `redis-server` (or `valkey-server`) process per test.
 //!
 //! psor is tested against real servers, never mocks, because what matters is how Redis
 //! itself answers: ACL refusals, TLS handshakes, cluster redirections, DUMP payloads. Each
 //! server gets a free loopback port and its own temp dir, and is killed, reaped and its dir
 //! removed when the handle drops, so tests run in parallel without sharing state.
+//!
+//! The API:
+//! - `RedisServer::start()`: a plain server of the default kind;
+//!   `RedisServer::builder().password(..).acl_user(..).tls().config(k, v).server(kind).start()`
+//!   for more. The kind ([`ServerKind`]: `redis-7.0`, `redis-6.2`, `valkey-8.1`,
+//!   `valkey-9.1`) defaults to `PSOR_TEST_SERVER` ([`ServerKind::from_env`], `redis-7.0` when
+//!   unset), for every server, cluster ([`crate::RedisCluster::start`], or
+//!   [`crate::RedisCluster::start_on`] for another kind) and sentinel (the master's kind).
+//! - What a kind can do: [`ServerKind::has_tls`] (asked of the binary),
+//!   [`ServerKind::has_pexpiretime`], [`ServerKind::has_field_ttls`],
+//!   [`ServerKind::rdb_version`]; `enable-debug-command yes` is written only where the config
+//!   knows it (7.0+).
+//! - Tests about a feature the default kind lacks return early with a printed reason:
+//!   [`crate::skip_without_tls`], [`crate::skip_without_pexpiretime`], [`crate::skip`]; tests
+//!   that need psor's payload transcoder say so with [`crate::needs_transcode`].
+//! - [`RedisServer::kind`] and [`RedisServer::redis_version`] (the product's own version:
+//!   `valkey_version` on Valkey) say what a running server is.
 
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub use crate::kind::ServerKind;
 use crate::ports::free_port;
 use crate::tls::{install_crypto_provider, TlsFiles};
 
@@ -43,9 +60,13 @@ pub fn redis_cli_bin() -> PathBuf {
     find_on_path("redis-cli")
 }
 
-fn find_on_path(name: &str) -> PathBuf {
+pub(crate) fn try_find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()).unwrap_or_else(|| {
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+}
+
+fn find_on_path(name: &str) -> PathBuf {
+    try_find_on_path(name).unwrap_or_else(|| {
         panic!(
             "`{name}` is not on PATH; the integration tests need a real Redis. \
                  Run `scripts/ensure-redis.sh` (installs Debian's redis-server and redis-tools)."
@@ -53,22 +74,13 @@ fn find_on_path(name: &str) -> PathBuf {
     })
 }
 
-/// The version of the installed `redis-server`, from `redis-server --version`.
+/// The version of the default kind's server binary ([`ServerKind::from_env`]), from
+/// `SERVER --version`.
 ///
 /// # Panics
 /// If the binary is missing or its output cannot be parsed.
 pub fn installed_redis_version() -> (u32, u32, u32) {
-    static VERSION: OnceLock<(u32, u32, u32)> = OnceLock::new();
-    *VERSION.get_or_init(|| {
-        let out = Command::new(redis_server_bin()).arg("--version").output().expect("run redis-server --version");
-        let text = String::from_utf8_lossy(&out.stdout);
-        // "Redis server v=7.0.15 sha=... "
-        let v = text
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("v="))
-            .unwrap_or_else(|| panic!("unexpected `redis-server --version` output: {text}"));
-        parse_version(v).unwrap_or_else(|| panic!("unparsable redis version {v:?}"))
-    })
+    ServerKind::from_env().version()
 }
 
 pub(crate) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
@@ -105,8 +117,7 @@ pub struct RedisServerBuilder {
     extra: Vec<(String, String)>,
     cluster_bus: bool,
     kind: Kind,
-    /// Another server binary than `redis-server` on `PATH` (a Valkey, another Redis).
-    binary: Option<PathBuf>,
+    server: ServerKind,
 }
 
 impl RedisServerBuilder {
@@ -119,14 +130,13 @@ impl RedisServerBuilder {
             extra: Vec::new(),
             cluster_bus: false,
             kind: Kind::Server,
-            binary: None,
+            server: ServerKind::from_env(),
         }
     }
 
-    /// Runs this server binary instead of `redis-server` from `PATH` (e.g. a `valkey-server`
-    /// of the version matrix).
-    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
-        self.binary = Some(path.into());
+    /// Starts a server of `kind` instead of the default ([`ServerKind::from_env`]).
+    pub fn server(mut self, kind: ServerKind) -> Self {
+        self.server = kind;
         self
     }
 
@@ -139,7 +149,8 @@ impl RedisServerBuilder {
     }
 
     /// Adds ACL user `name` with `password`, allowed every key (`~*`) but only `commands`
-    /// (`-@all +cmd ...`; a subcommand is written `client|setinfo`).
+    /// (`-@all +cmd ...`; a subcommand is written `client|setinfo`). `pexpiretime` and
+    /// `expiretime` are left out on a build that lacks them (Redis 6.2).
     ///
     /// The default user keeps full access under the admin password (the one given to
     /// [`password`](Self::password), or [`DEFAULT_ADMIN_PASSWORD`]), so tests can still set
@@ -276,7 +287,7 @@ impl RedisServerBuilder {
             }
             line("save \"\"".into());
             line("appendonly no".into());
-            if installed_redis_version() >= (7, 0, 0) {
+            if self.server.has_enable_debug_command() {
                 line("enable-debug-command yes".into());
             }
             let admin = self.admin_password();
@@ -293,6 +304,11 @@ impl RedisServerBuilder {
                 for u in &self.acl_users {
                     let mut l = format!("user {} on >{} ~* -@all", u.name, u.password);
                     for cmd in &u.commands {
+                        // A build without the command (Redis 6.2 has no PEXPIRETIME) refuses the
+                        // whole config over it; psor does not use it there.
+                        if !self.server.has_pexpiretime() && matches!(cmd.as_str(), "pexpiretime" | "expiretime") {
+                            continue;
+                        }
                         let _ = write!(l, " +{cmd}");
                     }
                     line(l);
@@ -308,9 +324,14 @@ impl RedisServerBuilder {
     /// Starts the server and waits until it answers PING.
     ///
     /// # Panics
-    /// If `redis-server` is missing, or the server does not answer within
-    /// [`START_TIMEOUT`] (the message carries the tail of its log).
+    /// If the server binary is missing, TLS was asked of a build without it, or the server
+    /// does not answer within [`START_TIMEOUT`] (the message carries the tail of its log).
     pub fn start(self) -> RedisServer {
+        assert!(
+            !self.tls || self.server.has_tls(),
+            "{} has no TLS: check ServerKind::has_tls (or skip_without_tls) before asking for it",
+            self.server.display_name()
+        );
         let mut server = self.prepare();
         for _ in 0..PORT_ATTEMPTS {
             match self.try_port(&mut server, free_port(self.cluster_bus)) {
@@ -324,7 +345,7 @@ impl RedisServerBuilder {
 
     /// The server handle with its temp dir (and certificates), not yet running.
     fn prepare(&self) -> RedisServer {
-        let bin = self.binary.clone().unwrap_or_else(redis_server_bin);
+        let bin = self.server.server_bin();
         let dir = tempfile::Builder::new().prefix("psor-redis-").tempdir().expect("create temp dir for redis-server");
         let tls = match &self.shared_tls {
             Some(files) => Some(files.clone()),
@@ -346,6 +367,7 @@ impl RedisServerBuilder {
             admin_password: self.admin_password(),
             tls,
             sentinel: matches!(self.kind, Kind::Sentinel { .. }),
+            server: self.server,
             dir,
         }
     }
@@ -387,6 +409,7 @@ pub struct RedisServer {
     admin_password: Option<String>,
     tls: Option<TlsFiles>,
     sentinel: bool,
+    server: ServerKind,
     // Last, so the process is gone (Drop::drop runs first) before the dir is removed.
     dir: TempDir,
 }
@@ -492,10 +515,19 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("client for {user}@{}: {e}", self.addr()))
     }
 
-    /// The running server's version, from `INFO server`.
+    /// The running server's own version, from `INFO server`: `valkey_version` on Valkey
+    /// (whose `redis_version` is a fixed compatibility value), `redis_version` on Redis.
     pub fn redis_version(&self) -> (u32, u32, u32) {
         let info: String = redis::cmd("INFO").arg("server").query(&mut self.admin_conn()).expect("INFO server");
-        info_field(&info, "redis_version").and_then(|v| parse_version(&v)).expect("redis_version in INFO")
+        info_field(&info, "valkey_version")
+            .or_else(|| info_field(&info, "redis_version"))
+            .and_then(|v| parse_version(&v))
+            .expect("redis_version in INFO")
+    }
+
+    /// The build this server runs.
+    pub fn kind(&self) -> ServerKind {
+        self.server
     }
 
     /// Whether the process is running (started and not stopped).

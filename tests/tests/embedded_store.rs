@@ -184,7 +184,12 @@ fn dump_payloads_cross_both_ways_for_every_encoding() {
         // Embedded → Redis: a value the store encodes itself loads in Redis with the same content.
         let typed = format!("{key}:typed");
         rebuild(&mut mine, &typed, &want);
-        let encoded = dump(&mut mine, &typed);
+        let mut encoded = dump(&mut mine, &typed);
+        if server.kind().rdb_version() < embedded::rdb::RDB_VERSION {
+            // The store writes RDB 10 (Redis 7.0's) in the plain encodings; an older server gets
+            // them with its own version in the footer, as psor's copy and import send them.
+            encoded = embedded::rdb::refooter(&encoded, server.kind().rdb_version()).unwrap();
+        }
         restore(&mut real, &typed, &encoded).unwrap_or_else(|e| panic!("{typed}: Redis refused our payload: {e}"));
         let mut back = key_state(&mut real, typed.as_bytes()).unwrap();
         back.expire_at_ms = want.expire_at_ms;
@@ -193,7 +198,13 @@ fn dump_payloads_cross_both_ways_for_every_encoding() {
     // A string Redis would encode the same way gets the very same bytes (CRC-64 included).
     redis::cmd("SET").arg("plain").arg("hello").query::<()>(&mut mine).unwrap();
     redis::cmd("SET").arg(format!("{ns}plain")).arg("hello").query::<()>(&mut real).unwrap();
-    assert_eq!(dump(&mut mine, "plain"), dump(&mut real, &format!("{ns}plain")));
+    // (Only the object where the server writes another RDB version than the store's 10.)
+    let (ours, theirs) = (dump(&mut mine, "plain"), dump(&mut real, &format!("{ns}plain")));
+    if server.kind().rdb_version() == embedded::rdb::RDB_VERSION {
+        assert_eq!(ours, theirs);
+    } else {
+        assert_eq!(ours[..ours.len() - 10], theirs[..theirs.len() - 10]);
+    }
     // Redis's own checks on RESTORE, with Redis's texts.
     let e = restore(&mut mine, "bad", b"\x00\x01x\x0a\x00garbage!").unwrap_err();
     assert!(e.to_string().contains("checksum"), "{e}");
@@ -294,7 +305,9 @@ fn a_pac_record_from_a_real_dump_reads_back_from_the_file() {
         .query::<()>(&mut server.admin_conn())
         .unwrap();
     let payload = dump(&mut server.admin_conn(), &key);
-    assert_eq!(payload[0], 16, "Redis 7 sends a small hash as a listpack");
+    // Redis 6.2 still sends it as a ziplist (type 13).
+    let small_hash = if server.kind().has_pexpiretime() { 16 } else { 13 };
+    assert_eq!(payload[0], small_hash, "Redis 7 sends a small hash as a listpack");
     let snap = dir.path().join("pac.psnap");
     export(&connect(&server.url()), &ns, &snap);
     let path = dir.path().join("store.psnap");

@@ -69,6 +69,9 @@ fn run_all(psor: &Psor, conn: &mut redis::Connection, ns: &str) {
 
 #[test]
 fn tls_with_a_private_ca_and_client_certificate() {
+    if psor_tests::skip_without_tls("tls_with_a_private_ca_and_client_certificate") {
+        return;
+    }
     let server = RedisServer::builder().tls().start();
     let (ca, cert, key) = server.tls_files();
     let spec = PsorSpec::parse(&format!("rediss://{}", server.addr())).unwrap();
@@ -98,6 +101,9 @@ fn tls_with_a_private_ca_and_client_certificate() {
 
 #[test]
 fn tls_master_behind_a_tls_sentinel() {
+    if psor_tests::skip_without_tls("tls_master_behind_a_tls_sentinel") {
+        return;
+    }
     // Sentinel and master both serve TLS only, with one private CA; psor asks the sentinel
     // over TLS and reaches the master it names over TLS.
     let master = RedisServer::builder().tls().start();

@@ -59,6 +59,9 @@ fn reported_port(node: &psor_tests::RedisServer) -> u16 {
 
 #[test]
 fn copy_and_delete_on_a_tls_cluster() {
+    if psor_tests::skip_without_tls("copy_and_delete_on_a_tls_cluster") {
+        return;
+    }
     let cluster = RedisCluster::start_tls(3, 0);
     assert!(cluster.url().starts_with("rediss+cluster://"), "{}", cluster.url());
     let mut conn = cluster.cluster_conn();
@@ -115,6 +118,9 @@ fn copy_and_delete_on_a_tls_cluster() {
 
 #[test]
 fn a_tls_cluster_without_its_ca_or_without_tls_is_a_connect_error() {
+    if psor_tests::skip_without_tls("a_tls_cluster_without_its_ca_or_without_tls_is_a_connect_error") {
+        return;
+    }
     let cluster = RedisCluster::start_tls(3, 0);
     // TLS, but the system roots do not know the private CA.
     let err = Psor::connect(&PsorSpec::parse(&cluster.url()).unwrap(), &ConnectOptions::default()).unwrap_err();

@@ -56,6 +56,9 @@ fn cluster_with_replicas_fails_over() {
 
 #[test]
 fn tls_cluster_with_replicas_replicates_and_fails_over_over_tls() {
+    if psor_tests::skip_without_tls("tls_cluster_with_replicas_replicates_and_fails_over_over_tls") {
+        return;
+    }
     // Replicas attach (tls-replication) and the bus agrees (tls-cluster), or start_tls
     // would not have returned.
     let cluster = RedisCluster::start_tls(3, 1);

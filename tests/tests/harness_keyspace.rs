@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use psor_tests::{
-    glob_escape, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, RedisServer, ALL_TYPES,
+    expiry_matches, glob_escape, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue, RedisServer,
+    ALL_TYPES,
 };
 
 fn run(conn: &mut redis::Connection, args: &[&[u8]]) {
@@ -25,10 +26,12 @@ fn digest_compares_content_not_encoding_or_insertion_order() {
     // Server b stores hashes, sets and zsets in their big encodings, a in the compact ones,
     // and receives elements in the opposite order: DUMP differs, content does not.
     let a = RedisServer::start();
+    // Redis 6.2 still calls the compact encoding ziplist.
+    let compact = if a.kind().has_pexpiretime() { "listpack" } else { "ziplist" };
     let b = RedisServer::builder()
-        .config("hash-max-listpack-entries", "0")
+        .config(&format!("hash-max-{compact}-entries"), "0")
         .config("set-max-intset-entries", "0")
-        .config("zset-max-listpack-entries", "0")
+        .config(&format!("zset-max-{compact}-entries"), "0")
         .start();
     let p = b"same:";
     let (mut ca, mut cb) = (a.admin_conn(), b.admin_conn());
@@ -52,7 +55,7 @@ fn digest_compares_content_not_encoding_or_insertion_order() {
     let db = keyspace_digest(&mut cb, p);
     assert_eq!(da.len(), 6);
     assert_eq!(da, db);
-    assert_eq!(da[&b"same:str".to_vec()].expire_at_ms, Some(4_102_444_800_000));
+    assert!(expiry_matches(da[&b"same:str".to_vec()].expire_at_ms, Some(4_102_444_800_000)));
     assert_eq!(da[&b"same:l".to_vec()].expire_at_ms, None);
 
     // A real difference is seen: list order matters.

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::net::TcpListener;
 
-use psor_tests::RedisServer;
+use psor_tests::{RedisServer, ServerKind};
 
 fn ping(conn: &mut redis::Connection) -> redis::RedisResult<String> {
     redis::cmd("PING").query(conn)
@@ -36,14 +36,15 @@ fn plain_server_answers_and_frees_its_port_on_stop_and_drop() {
 #[test]
 fn version_and_config_directives_apply() {
     let server = RedisServer::builder().config("maxmemory-policy", "allkeys-lru").start();
-    let (major, _, _) = server.redis_version();
-    assert!(major >= 7, "harness expects Redis 7+, got {major}");
+    let version = server.redis_version();
+    assert!(version >= (6, 2, 0), "harness expects Redis 6.2+, got {version:?}");
+    assert_eq!(version, server.kind().version(), "INFO and --version name the same version");
     let mut conn = server.admin_conn();
     let policy: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query(&mut conn).unwrap();
     assert_eq!(policy, ["maxmemory-policy", "allkeys-lru"]);
     let save: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("save").query(&mut conn).unwrap();
     assert_eq!(save, ["save", ""]);
-    // enable-debug-command yes: DEBUG works on a local connection.
+    // enable-debug-command yes (7.0+; always allowed before): DEBUG works on a local connection.
     let _: String = redis::cmd("DEBUG").arg("SLEEP").arg(0).query(&mut conn).unwrap();
 }
 
@@ -93,6 +94,9 @@ fn acl_user_gets_only_its_commands() {
 
 #[test]
 fn tls_server_needs_tls_and_its_ca() {
+    if psor_tests::skip_without_tls("tls_server_needs_tls_and_its_ca") {
+        return;
+    }
     let server = RedisServer::builder().tls().start();
     assert!(server.url().starts_with("rediss://127.0.0.1:"));
     let (ca, cert, key) = server.tls_files();
@@ -124,4 +128,34 @@ fn tls_server_needs_tls_and_its_ca() {
     let untrusted =
         redis::Client::open(server.url()).unwrap().get_connection_with_timeout(std::time::Duration::from_secs(2));
     assert!(untrusted.is_err(), "TLS without the test CA must fail");
+}
+
+#[test]
+fn every_installed_kind_starts_reports_its_version_and_writes_its_rdb_version() {
+    let kinds: Vec<ServerKind> = ServerKind::ALL.into_iter().filter(|k| k.is_installed()).collect();
+    assert!(kinds.contains(&ServerKind::from_env()), "the default kind is installed");
+    for kind in kinds {
+        let server = RedisServer::builder().server(kind).start();
+        assert_eq!(server.kind(), kind);
+        assert_eq!(server.redis_version(), kind.version(), "{kind}");
+        let info: String = redis::cmd("INFO").arg("server").query(&mut server.admin_conn()).unwrap();
+        assert_eq!(info.contains("server_name:valkey"), kind.is_valkey(), "{kind}");
+        let mut conn = server.admin_conn();
+        let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).unwrap();
+        let dump: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut conn).unwrap();
+        // The payload ends with the 2-byte RDB version (little-endian) and an 8-byte CRC.
+        let at = dump.len() - 10;
+        assert_eq!(u16::from_le_bytes([dump[at], dump[at + 1]]), kind.rdb_version(), "{kind}");
+        let pexpiretime = redis::cmd("PEXPIRETIME").arg("k").query::<i64>(&mut conn);
+        assert_eq!(pexpiretime.is_ok(), kind.has_pexpiretime(), "{kind}: {pexpiretime:?}");
+        let field_ttl =
+            redis::cmd("HEXPIRE").arg("h").arg(100).arg("FIELDS").arg(1).arg("f").query::<redis::Value>(&mut conn);
+        assert_eq!(field_ttl.is_ok(), kind.has_field_ttls(), "{kind}: {field_ttl:?}");
+        // Only Debian's 7.0 build has TLS; a TLS server of it starts.
+        assert_eq!(kind.has_tls(), kind == ServerKind::Redis70, "{kind}");
+        if kind.has_tls() {
+            let tls = RedisServer::builder().server(kind).tls().start();
+            assert!(tls.is_tls());
+        }
+    }
 }

@@ -350,18 +350,10 @@ fn rerunning_a_copy_of_a_big_hashtable_set_to_another_server_is_unchanged() {
     assert_eq!(run(&p1, Some(&p2), &opts(&a, &b)).counts, counts(1, 0, 0, 0, 0, 0));
 }
 
-/// Valkey 9 (hash field expirations): `PSOR_VALKEY9_SERVER`, or the version matrix's copy.
-fn valkey9() -> std::path::PathBuf {
-    std::env::var_os("PSOR_VALKEY9_SERVER").map(Into::into).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/psor-servers/valkey-9.1/valkey-server")
-    })
-}
-
 #[test]
-#[ignore = "needs Valkey 9: PSOR_VALKEY9_SERVER or ~/.cache/psor-servers/valkey-9.1/valkey-server; run with --ignored"]
 fn hash_field_expirations_are_compared_on_valkey_9() {
-    let server = RedisServer::builder().binary(valkey9()).start();
+    // scripts/fetch-servers.sh (run by the test command) installs it.
+    let server = RedisServer::builder().server(psor_tests::kind::ServerKind::Valkey91).start();
     let ns = unique_prefix("verify-hfe");
     let (a, b) = (format!("{ns}A:"), format!("{ns}B:"));
     let mut con = server.admin_conn();

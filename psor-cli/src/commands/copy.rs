@@ -14,7 +14,9 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<i32> {
     let to = prefix_arg("--to-prefix", &a.to_prefix)?;
     let source = connect(g)?;
     let target = a.target.as_deref().map(|t| connect_to(g, Some(t))).transpose()?;
-    let engine = engine_options(g);
+    let mut engine = engine_options(g);
+    engine.drop_field_ttls = a.drop_field_ttls;
+    engine.max_payload = a.max_payload;
     let info = output::RunInfo {
         operation: if a.move_keys { "move" } else { "copy" },
         psor: source.spec().redacted(),

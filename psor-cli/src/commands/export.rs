@@ -42,7 +42,12 @@ pub fn run(g: &Global, a: &ExportArgs) -> Result<i32> {
 }
 
 fn print_table(out: &mut impl Write, psor: &str, prefix: &KeyPrefix, o: &ExportOutcome) -> std::io::Result<()> {
-    writeln!(out, "export {prefix} on {psor} (Redis {}) → {}", o.server_version, o.path.display())?;
+    writeln!(
+        out,
+        "export {prefix} on {psor} ({}) → {}",
+        psor_core::connect::describe_version(&o.server_version),
+        o.path.display()
+    )?;
     writeln!(
         out,
         "  {:<13}{:>14}  {:>12}",

@@ -25,7 +25,9 @@ pub fn run(g: &Global, a: &ImportArgs) -> Result<i32> {
     }
     let rename = a.rename.as_deref().map(Rename::parse).transpose()?;
     let psor = connect(g)?;
-    let engine = engine_options(g);
+    let mut engine = engine_options(g);
+    engine.drop_field_ttls = a.drop_field_ttls;
+    engine.max_payload = a.max_payload;
     let target = psor.spec().redacted();
     let mut opts = ImportOptions { path: a.file.clone(), rename, replace: a.replace, dry_run: true, sample: a.sample };
     if a.dry_run || (a.replace && !g.yes) {
@@ -91,10 +93,10 @@ fn report(json: bool, target: &str, o: &ImportOutcome, verify: Option<serde_json
     let dry = if o.dry_run { " (dry run: nothing written)" } else { "" };
     writeln!(
         out,
-        "import {} ({}, Redis {}) into {target}{dry}",
+        "import {} ({}, {}) into {target}{dry}",
         o.path.display(),
         o.selection,
-        o.source_server_version
+        psor_core::connect::describe_version(&o.source_server_version)
     )?;
     let c = &o.counts;
     let done = if o.dry_run { "would restore" } else { "restored" };
@@ -111,6 +113,20 @@ fn report(json: bool, target: &str, o: &ImportOutcome, verify: Option<serde_json
     }
     let rate = if o.seconds > 0.0 { c.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<14}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
+    if o.paths.transcoded + o.paths.rebuilt + o.paths.field_ttls_dropped > 0 {
+        writeln!(
+            out,
+            "  paths: {} as they were, {} transcoded for the target, {} rebuilt",
+            o.paths.restore, o.paths.transcoded, o.paths.rebuilt
+        )?;
+    }
+    if o.paths.field_ttls_dropped > 0 {
+        writeln!(
+            out,
+            "  {} hashes restored without their fields' expiries (--drop-field-ttls)",
+            o.paths.field_ttls_dropped
+        )?;
+    }
     // The sample is what --sample asked for (the engine keeps no more): all of it.
     list(&mut out, "would be restored, first", &o.sample, o.sample.len(), c.done)?;
     list(&mut out, "conflicts (key exists with other content, left alone), first", &o.conflict_keys, 10, c.conflicts)?;

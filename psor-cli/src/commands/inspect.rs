@@ -61,7 +61,7 @@ fn print_table(out: &mut impl Write, i: &Inspection) -> std::io::Result<()> {
     };
     writeln!(out, "{}: psor snapshot format {}, {}", i.path.display(), i.format_version, HumanBytes(i.file_bytes))?;
     writeln!(out, "  created       {}", i.created)?;
-    writeln!(out, "  source        Redis {} at {}", i.server_version, i.spec)?;
+    writeln!(out, "  source        {} at {}", i.server, i.spec)?;
     writeln!(out, "  selection     {selection}")?;
     let rdb: Vec<String> = i.rdb_versions.iter().map(|(v, n)| format!("{v} ({n})")).collect();
     writeln!(out, "  RDB versions  {}", if rdb.is_empty() { "-".into() } else { rdb.join(", ") })?;

@@ -136,6 +136,18 @@ fn read_password_file(path: &Path) -> Result<Secret> {
     Ok(Secret::new(line))
 }
 
+/// The server's product and versions for `--json` reports: `{"product": "valkey",
+/// "version": "9.1.2", "redis_version": "7.2.4", "rdb_version": 80, "name": "Valkey 9.1.2"}`.
+fn server_json(s: &psor_core::connect::ServerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "product": s.product,
+        "version": s.version.to_string(),
+        "redis_version": s.redis_version.to_string(),
+        "rdb_version": s.rdb_version(),
+        "name": s.to_string(),
+    })
+}
+
 /// Connects to the PSOR named by the global flags (or the region's configuration: see
 /// [`resolve_psor`]).
 fn connect(g: &Global) -> Result<Psor> {

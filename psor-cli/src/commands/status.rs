@@ -49,11 +49,12 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
         let mut v = serde_json::to_value(&report)?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("placement".into(), serde_json::to_value(&placement)?);
+            obj.insert("server".into(), super::server_json(&psor.server()));
         }
         print_json("status", &v)?;
         return Ok(code);
     }
-    print_table(&psor.spec().redacted(), &report, &placement)?;
+    print_table(&format!("{} ({})", psor.spec().redacted(), psor.server()), &report, &placement)?;
     Ok(code)
 }
 

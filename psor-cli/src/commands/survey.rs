@@ -69,6 +69,7 @@ pub fn run(g: &Global, a: &SurveyArgs) -> Result<i32> {
         let obj = v.as_object_mut().expect("a Survey serializes to an object");
         obj.insert("operation".into(), "survey".into());
         obj.insert("psor".into(), psor_text.clone().into());
+        obj.insert("server".into(), super::server_json(&psor.server()));
         if a.suggest_layout.is_some() {
             let s = match &suggestion {
                 Some((file, s)) => serde_json::json!({
@@ -83,7 +84,7 @@ pub fn run(g: &Global, a: &SurveyArgs) -> Result<i32> {
         serde_json::to_writer(&mut out, &v)?;
         writeln!(out)?;
     } else {
-        print_table(&mut out, &psor_text, &report)?;
+        print_table(&mut out, &format!("{psor_text} ({})", psor.server()), &report)?;
         match (&a.suggest_layout, &suggestion) {
             (Some(_), Some((file, s))) => {
                 writeln!(

@@ -87,6 +87,20 @@ pub fn print_outcome_with(
     if o.paused_seconds > 0.0 {
         writeln!(out, "  {:<13}{:>14.2}   (waiting for --rate / --max-latency)", "paused", o.paused_seconds)?;
     }
+    if o.paths.transcoded + o.paths.rebuilt + o.paths.field_ttls_dropped > 0 {
+        writeln!(
+            out,
+            "  paths: {} as they were, {} transcoded for the target, {} rebuilt",
+            o.paths.restore, o.paths.transcoded, o.paths.rebuilt
+        )?;
+    }
+    if o.paths.field_ttls_dropped > 0 {
+        writeln!(
+            out,
+            "  {} hashes copied without their fields' expiries (--drop-field-ttls)",
+            o.paths.field_ttls_dropped
+        )?;
+    }
     // The sample is what --sample asked for (the engine keeps no more): all of it.
     list(out, "would be affected, first", &o.sample, o.sample.len(), o.counts.done)?;
     list(out, "conflicts (target exists with other content), first", &o.conflict_keys, 10, o.counts.conflicts)?;

@@ -5,11 +5,13 @@
 //! opens its own [`NodeConn`], so round trips overlap and one slow reply blocks nobody else.
 
 pub mod region_env;
+mod server;
 mod sor;
 mod spec;
 mod topology;
 
 pub use region_env::{QueueModel, QueueType, RegionEnv, RegionEnvError, SorEntry};
+pub use server::{describe_version, Product, ServerInfo};
 pub use sor::connect_sor;
 pub use spec::{Endpoint, HostPort, PsorSpec, Secret, ACCEPTED_FORMS};
 pub use topology::{key_slot, SlotMap, SLOTS};
@@ -79,7 +81,7 @@ impl Default for ConnectOptions {
     }
 }
 
-/// The version a server reports in `INFO server`.
+/// A version number as `INFO server` reports it (`redis_version`, `valkey_version`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct ServerVersion {
     /// Major.
@@ -91,7 +93,8 @@ pub struct ServerVersion {
 }
 
 impl ServerVersion {
-    fn parse(text: &str) -> Option<Self> {
+    /// Parses `7.0.15` (a missing patch is 0).
+    pub fn parse(text: &str) -> Option<Self> {
         let mut it = text.trim().split('.').map(|p| p.parse::<u32>().ok());
         Some(ServerVersion { major: it.next()??, minor: it.next()??, patch: it.next().flatten().unwrap_or(0) })
     }
@@ -382,11 +385,11 @@ pub enum Topology {
     Cluster(SlotMap),
 }
 
-/// A connected PSOR: the spec, the server's version, and the nodes to work on.
+/// A connected PSOR: the spec, the server's product and version, and the nodes to work on.
 #[derive(Clone, Debug)]
 pub struct Psor {
     spec: PsorSpec,
-    version: ServerVersion,
+    server: ServerInfo,
     masters: Vec<Node>,
     topology: Topology,
     seeds: Vec<HostPort>,
@@ -429,7 +432,7 @@ impl Psor {
                 }
             },
         };
-        let mut version: Option<ServerVersion> = None;
+        let mut server: Option<ServerInfo> = None;
         let mut identities = Vec::new();
         for node in &masters {
             let mut con = node.connect()?;
@@ -439,22 +442,33 @@ impl Psor {
                     Error::Command { addr, source, .. } => Error::Connect { addr, source },
                     other => other,
                 })?;
-            let v = info_field(&info, "redis_version").and_then(ServerVersion::parse).ok_or_else(|| {
-                Error::Protocol { addr: con.addr().to_string(), op: "INFO server", detail: "no redis_version".into() }
+            let mut s = ServerInfo::from_info(&info).ok_or_else(|| Error::Protocol {
+                addr: con.addr().to_string(),
+                op: "INFO server",
+                detail: "no redis_version".into(),
             })?;
-            version = Some(version.map_or(v, |old| old.min(v)));
             if let Some(id) = info_field(&info, "run_id").filter(|id| !id.is_empty()) {
                 identities.push(id.to_string());
             }
+            if embedded.is_some() {
+                s = ServerInfo::embedded(s.redis_version, crate::embedded::rdb::MAX_RDB_VERSION);
+            }
+            // Nodes of one cluster mostly run one build; where they do not, the one that
+            // reads the least decides.
+            let weakest = |x: &ServerInfo| (x.max_rdb_version().unwrap_or(u16::MAX), x.redis_version, x.version);
+            server = Some(match server {
+                Some(old) if weakest(&old) <= weakest(&s) => old,
+                _ => s,
+            });
         }
-        let version = version.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
+        let server = server.ok_or_else(|| Error::Refused(format!("`{}` has no master", spec.redacted())))?;
         // A cluster's masters are also known by their node ids (kept across restarts).
         if let Topology::Cluster(map) = &topology {
             identities.extend(map.node_ids.iter().map(|id| format!("node:{id}")));
         }
         identities.sort();
         identities.dedup();
-        Ok(Psor { spec: spec.clone(), version, masters, topology, seeds, template, embedded, identities })
+        Ok(Psor { spec: spec.clone(), server, masters, topology, seeds, template, embedded, identities })
     }
 
     /// Makes the work done so far durable: for a `file:` PSOR, saves the embedded store if
@@ -472,9 +486,20 @@ impl Psor {
         &self.spec
     }
 
-    /// The server's version (the lowest over all masters).
+    /// The Redis version the server is compatible with (`redis_version`; the lowest over all
+    /// masters): what decides which commands exist. For reports and payload decisions use
+    /// [`Psor::server`], which tells Valkey 9.1.2 from Redis 7.2.4.
+    // The compatibility version on purpose: `version()` decided command availability before
+    // psor knew Valkey, and still does; the product's own version is `server().version`.
+    #[allow(clippy::misnamed_getters)]
     pub fn version(&self) -> ServerVersion {
-        self.version
+        self.server.redis_version
+    }
+
+    /// The server's product, own version and the payload versions it reads (the weakest
+    /// master's, on a cluster).
+    pub fn server(&self) -> ServerInfo {
+        self.server
     }
 
     /// The masters: the one server of a standalone PSOR, every master of a cluster.

@@ -188,7 +188,7 @@ pub(crate) enum NodeListKind {
     Sentinel(String),
 }
 
-/// Finds out whether `nodes` are cluster nodes or sentinels (`INFO server`'s `redis_mode`).
+/// Finds out whether `nodes` are cluster nodes or sentinels (`INFO server`'s `redis_mode`, Valkey's `server_mode`).
 pub(crate) fn classify_node_list(nodes: &[HostPort], template: &ConnTemplate) -> Result<NodeListKind> {
     let mut last = None;
     for hp in nodes {
@@ -216,7 +216,9 @@ pub(crate) fn classify_node_list(nodes: &[HostPort], template: &ConnTemplate) ->
         };
         match info {
             Ok(info) => {
-                return match super::info_field(&info, "redis_mode") {
+                // Valkey names the field `server_mode`.
+                let mode = super::info_field(&info, "redis_mode").or_else(|| super::info_field(&info, "server_mode"));
+                return match mode {
                     Some("cluster") => Ok(NodeListKind::Cluster),
                     Some("sentinel") => {
                         // The SOR's name in ES_SCALE_OUT_REPOS_n names the master (issue 14).

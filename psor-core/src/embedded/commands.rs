@@ -85,7 +85,9 @@ fn write<'s>(
     match store.get(key) {
         Some(e) if e.val.kind() != kind => return Err(wrongtype()),
         Some(Entry { val: Val::Payload { bytes, .. }, .. }) => {
-            let typed = rdb::decode(bytes).map_err(|e| err(&format!("ERR {e}")))?;
+            // A change turns the payload into a plain value: fields past their own expiry go
+            // now; the others lose their expiry (the store's own values have none).
+            let typed = rdb::decode_at(bytes, now_ms()).map_err(|e| err(&format!("ERR {e}")))?;
             store.get_mut(key).expect("present").val = Val::Typed(typed);
         }
         Some(_) => {}

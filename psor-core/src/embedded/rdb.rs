@@ -26,8 +26,17 @@ use psor_formats::KeyKind;
 /// The RDB version written into payloads the store encodes: Redis 7.0's, so Redis 7.0 and
 /// every newer server accepts them.
 pub const RDB_VERSION: u16 = 10;
-/// The newest RDB version whose payloads the store accepts in `RESTORE` (Redis 7.4).
+/// The newest Redis RDB version whose payloads the store accepts in `RESTORE` (Redis 7.4).
 pub const MAX_RDB_VERSION: u16 = 12;
+/// The RDB version Valkey 9 writes into every payload. Valkey left a gap after Redis's
+/// numbers (12–79 are "foreign": Redis 7.4 and later, which Valkey refuses) and continues at 80.
+pub const VALKEY_9_RDB_VERSION: u16 = 80;
+
+/// True for the RDB versions whose payloads this codec reads: every Redis one up to
+/// [`MAX_RDB_VERSION`], and Valkey 9's [`VALKEY_9_RDB_VERSION`].
+pub fn known_version(version: u16) -> bool {
+    version <= MAX_RDB_VERSION || version == VALKEY_9_RDB_VERSION
+}
 
 const CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
 
@@ -54,6 +63,49 @@ mod ty {
     pub const STREAM_LISTPACKS_2: u8 = 19;
     pub const SET_LISTPACK: u8 = 20;
     pub const STREAM_LISTPACKS_3: u8 = 21;
+    /// Valkey 9: a hash whose fields may carry their own expiry (`HSETEX`, `HEXPIRE`).
+    pub const HASH_2: u8 = 22;
+    /// Redis 7.4+: a hash with field expirations (hashtable / listpack). Recognised, not decoded.
+    pub const HASH_METADATA: u8 = 24;
+    pub const HASH_LISTPACK_EX: u8 = 25;
+}
+
+/// The oldest RDB version that knows the object type `t` (what a target must read before it
+/// can load a payload of this type), or `None` for a type this codec does not know.
+pub fn type_since(t: u8) -> Option<u16> {
+    Some(match t {
+        ty::STRING | ty::LIST | ty::SET | ty::ZSET | ty::HASH => 1,
+        ty::ZSET_2 => 8,
+        ty::MODULE | ty::MODULE_2 => 8,
+        ty::HASH_ZIPMAP..=ty::HASH_ZIPLIST => 2,
+        ty::LIST_QUICKLIST => 7,
+        ty::STREAM_LISTPACKS => 9,
+        ty::HASH_LISTPACK | ty::ZSET_LISTPACK | ty::LIST_QUICKLIST_2 | ty::STREAM_LISTPACKS_2 => 10,
+        ty::SET_LISTPACK | ty::STREAM_LISTPACKS_3 => 11,
+        ty::HASH_METADATA | ty::HASH_LISTPACK_EX => 12,
+        ty::HASH_2 => VALKEY_9_RDB_VERSION,
+        _ => return None,
+    })
+}
+
+/// True when a server writing (and reading up to) RDB `version` loads objects of type `t`.
+/// Valkey 9 (80) reads every Redis type up to RDB 11 plus its own, not Redis 7.4's (12).
+pub fn version_reads_type(version: u16, t: u8) -> bool {
+    match type_since(t) {
+        None => false,
+        Some(since) if version == VALKEY_9_RDB_VERSION => since <= 11 || since == VALKEY_9_RDB_VERSION,
+        Some(since) => since <= version && since != VALKEY_9_RDB_VERSION,
+    }
+}
+
+/// True when a server of RDB `version` accepts a payload whose footer says `payload_version`
+/// (`RESTORE` checks only that number; the type is checked when loading).
+pub fn version_reads_footer(version: u16, payload_version: u16) -> bool {
+    if version == VALKEY_9_RDB_VERSION {
+        payload_version <= 11 || payload_version == VALKEY_9_RDB_VERSION
+    } else {
+        payload_version <= version
+    }
 }
 
 /// A decoded value.
@@ -110,13 +162,15 @@ impl std::fmt::Display for RdbError {
 }
 
 type R<T> = std::result::Result<T, RdbError>;
+/// Hash fields → values.
+type FieldMap = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// Checks a payload's footer (length, RDB version, CRC) and returns the object bytes
 /// (type byte first).
 pub fn check_footer(payload: &[u8]) -> R<&[u8]> {
     let body_len = payload.len().checked_sub(10).filter(|&n| n >= 1).ok_or(RdbError::BadFooter)?;
     let version = u16::from_le_bytes([payload[body_len], payload[body_len + 1]]);
-    if version > MAX_RDB_VERSION {
+    if !known_version(version) {
         return Err(RdbError::BadFooter);
     }
     let crc = u64::from_le_bytes(payload[body_len + 2..].try_into().map_err(|_| RdbError::BadFooter)?);
@@ -134,7 +188,13 @@ pub fn payload_kind(payload: &[u8]) -> R<KeyKind> {
         ty::LIST | ty::LIST_ZIPLIST | ty::LIST_QUICKLIST | ty::LIST_QUICKLIST_2 => KeyKind::List,
         ty::SET | ty::SET_INTSET | ty::SET_LISTPACK => KeyKind::Set,
         ty::ZSET | ty::ZSET_2 | ty::ZSET_ZIPLIST | ty::ZSET_LISTPACK => KeyKind::ZSet,
-        ty::HASH | ty::HASH_ZIPMAP | ty::HASH_ZIPLIST | ty::HASH_LISTPACK => KeyKind::Hash,
+        ty::HASH
+        | ty::HASH_ZIPMAP
+        | ty::HASH_ZIPLIST
+        | ty::HASH_LISTPACK
+        | ty::HASH_2
+        | ty::HASH_METADATA
+        | ty::HASH_LISTPACK_EX => KeyKind::Hash,
         ty::STREAM_LISTPACKS | ty::STREAM_LISTPACKS_2 | ty::STREAM_LISTPACKS_3 => KeyKind::Stream,
         ty::MODULE | ty::MODULE_2 => KeyKind::Other,
         t => return Err(RdbError::UnknownType(t)),
@@ -152,8 +212,77 @@ pub fn decode(payload: &[u8]) -> R<Typed> {
     Ok(v)
 }
 
+/// A decoded value with what [`Typed`] does not hold: each hash field's own absolute expiry
+/// (Unix ms), for the hashes with field expirations of Valkey 9 (type 22).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    /// The value.
+    pub value: Typed,
+    /// Hash fields that have an expiry: field → absolute expiry (Unix ms). Empty for other types.
+    pub field_expiry: BTreeMap<Vec<u8>, i64>,
+}
+
+/// Decodes a whole payload (footer checked), keeping the fields' expiries of a hash with
+/// field expirations.
+pub fn decode_full(payload: &[u8]) -> R<Decoded> {
+    let body = check_footer(payload)?;
+    let mut r = Reader { b: body, pos: 1 };
+    let d = if body[0] == ty::HASH_2 {
+        let (value, field_expiry) = r.hash_2()?;
+        Decoded { value: Typed::Hash(value), field_expiry }
+    } else {
+        Decoded { value: r.object(body[0])?, field_expiry: BTreeMap::new() }
+    };
+    if r.pos != body.len() {
+        return Err(RdbError::Corrupt("bytes left after the value"));
+    }
+    Ok(d)
+}
+
+/// Decodes a payload as a server would show it at `now_ms` (Unix ms): the fields of a hash
+/// with field expirations whose expiry has passed are gone.
+pub fn decode_at(payload: &[u8], now_ms: i64) -> R<Typed> {
+    let Decoded { mut value, field_expiry } = decode_full(payload)?;
+    if let Typed::Hash(h) = &mut value {
+        h.retain(|f, _| field_expiry.get(f).is_none_or(|&at| at > now_ms));
+    }
+    Ok(value)
+}
+
+/// The RDB version in a payload's footer (not checked), or `None` when it is too short.
+pub fn footer_version(payload: &[u8]) -> Option<u16> {
+    let n = payload.len().checked_sub(10).filter(|&n| n >= 1)?;
+    Some(u16::from_le_bytes([payload[n], payload[n + 1]]))
+}
+
+/// The object type byte of a payload.
+pub fn payload_type(payload: &[u8]) -> Option<u8> {
+    payload.first().copied()
+}
+
+/// The same object with another RDB version in its footer (and the CRC recomputed): for a
+/// target that knows the object's type but refuses the source's newer version number.
+pub fn refooter(payload: &[u8], version: u16) -> R<Vec<u8>> {
+    let body = check_footer(payload)?;
+    Ok(with_version(body.to_vec(), version))
+}
+
+fn with_version(mut out: Vec<u8>, version: u16) -> Vec<u8> {
+    out.extend_from_slice(&version.to_le_bytes());
+    let crc = CRC.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// Encodes a value as a payload (plain RDB types, RDB version [`RDB_VERSION`]).
 pub fn encode(v: &Typed) -> Vec<u8> {
+    encode_for(v, RDB_VERSION)
+}
+
+/// Encodes a value in the plain RDB types (0–4, and the binary-score zset 5 from RDB 8 on),
+/// which every server loads, with `version` in the footer: what a target of that RDB version
+/// reads whatever encoding the source used.
+pub fn encode_for(v: &Typed, version: u16) -> Vec<u8> {
     let mut out = Vec::new();
     match v {
         Typed::Str(s) => {
@@ -173,11 +302,20 @@ pub fn encode(v: &Typed) -> Vec<u8> {
             items.iter().for_each(|i| put_string(&mut out, i));
         }
         Typed::ZSet(items) => {
-            out.push(ty::ZSET_2);
-            put_len(&mut out, items.len() as u64);
-            for (m, s) in items {
-                put_string(&mut out, m);
-                out.extend_from_slice(&s.to_le_bytes());
+            if version >= 8 {
+                out.push(ty::ZSET_2);
+                put_len(&mut out, items.len() as u64);
+                for (m, s) in items {
+                    put_string(&mut out, m);
+                    out.extend_from_slice(&s.to_le_bytes());
+                }
+            } else {
+                out.push(ty::ZSET);
+                put_len(&mut out, items.len() as u64);
+                for (m, s) in items {
+                    put_string(&mut out, m);
+                    put_text_double(&mut out, *s);
+                }
             }
         }
         Typed::Hash(items) => {
@@ -189,10 +327,113 @@ pub fn encode(v: &Typed) -> Vec<u8> {
             }
         }
     }
-    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = CRC.checksum(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    with_version(out, version)
+}
+
+fn put_text_double(out: &mut Vec<u8>, d: f64) {
+    if d.is_nan() {
+        out.push(253);
+    } else if d == f64::INFINITY {
+        out.push(254);
+    } else if d == f64::NEG_INFINITY {
+        out.push(255);
+    } else {
+        let s = format_score(d);
+        out.push(s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Rewrites a stream payload (types 15, 19, 21) as the stream type `to` (15, 19 or 21 — never
+/// newer than the source), with `version` in the footer. The entries (listpacks), the length,
+/// the last id, every consumer group with its last-delivered id, pending entries and consumers
+/// travel unchanged; dropped are only what the older type has no place for: 21 → 19 drops each
+/// consumer's active time; 19 → 15 drops the first id, the max deleted id, the entries-added
+/// counter and each group's entries-read counter (Redis 6.2 has none of them).
+pub fn downgrade_stream(payload: &[u8], to: u8, version: u16) -> R<Vec<u8>> {
+    let body = check_footer(payload)?;
+    let from = body[0];
+    let rank = |t: u8| match t {
+        ty::STREAM_LISTPACKS => Some(0),
+        ty::STREAM_LISTPACKS_2 => Some(1),
+        ty::STREAM_LISTPACKS_3 => Some(2),
+        _ => None,
+    };
+    let (Some(rf), Some(rt)) = (rank(from), rank(to)) else {
+        return Err(RdbError::Opaque(from));
+    };
+    if rt > rf {
+        return Err(RdbError::Corrupt("stream type newer than the source's"));
+    }
+    let mut r = Reader { b: body, pos: 1 };
+    let mut out = vec![to];
+    let copy_len = |r: &mut Reader<'_>, out: &mut Vec<u8>| -> R<u64> {
+        let n = r.raw_len()?;
+        put_len(out, n);
+        Ok(n)
+    };
+    let copy_str = |r: &mut Reader<'_>, out: &mut Vec<u8>| -> R<()> {
+        let s = r.string()?;
+        put_string(out, &s);
+        Ok(())
+    };
+    let nodes = r.len()?;
+    put_len(&mut out, nodes as u64);
+    for _ in 0..nodes {
+        copy_str(&mut r, &mut out)?; // master entry id (16 bytes)
+        copy_str(&mut r, &mut out)?; // the entries' listpack
+    }
+    copy_len(&mut r, &mut out)?; // length
+    copy_len(&mut r, &mut out)?; // last id ms
+    copy_len(&mut r, &mut out)?; // last id seq
+    if rf >= 1 {
+        // first id (2), max deleted id (2), entries added (1)
+        for _ in 0..5 {
+            let n = r.raw_len()?;
+            if rt >= 1 {
+                put_len(&mut out, n);
+            }
+        }
+    }
+    let groups = r.len()?;
+    put_len(&mut out, groups as u64);
+    for _ in 0..groups {
+        copy_str(&mut r, &mut out)?; // name
+        copy_len(&mut r, &mut out)?; // last delivered id ms
+        copy_len(&mut r, &mut out)?; // last delivered id seq
+        if rf >= 1 {
+            let entries_read = r.raw_len()?;
+            if rt >= 1 {
+                put_len(&mut out, entries_read);
+            }
+        }
+        // The group's pending entries: raw 16-byte id, delivery time (8 bytes), delivery count.
+        let pel = r.len()?;
+        put_len(&mut out, pel as u64);
+        for _ in 0..pel {
+            out.extend_from_slice(r.take(16 + 8)?);
+            copy_len(&mut r, &mut out)?;
+        }
+        let consumers = r.len()?;
+        put_len(&mut out, consumers as u64);
+        for _ in 0..consumers {
+            copy_str(&mut r, &mut out)?; // name
+            out.extend_from_slice(r.take(8)?); // seen time
+            if rf >= 2 {
+                let active = r.take(8)?;
+                if rt >= 2 {
+                    out.extend_from_slice(active);
+                }
+            }
+            let owned = r.len()?;
+            put_len(&mut out, owned as u64);
+            out.extend_from_slice(r.take(owned.checked_mul(16).ok_or(RdbError::Corrupt("consumer PEL"))?)?);
+        }
+    }
+    if r.pos != body.len() {
+        return Err(RdbError::Corrupt("bytes left after the stream"));
+    }
+    Ok(with_version(out, version))
 }
 
 fn put_len(out: &mut Vec<u8>, n: u64) {
@@ -258,6 +499,34 @@ impl<'a> Reader<'a> {
                 _ => return Err(RdbError::Corrupt("bad string encoding")),
             },
         })
+    }
+
+    /// A length-encoded number that is not a count (an id, a counter): any 64-bit value.
+    fn raw_len(&mut self) -> R<u64> {
+        match self.len_or_enc()? {
+            Len::Plain(n) => Ok(n),
+            _ => Err(RdbError::Corrupt("string encoding where a number belongs")),
+        }
+    }
+
+    /// Valkey 9's hash with field expirations (type 22): a count, then per field its name,
+    /// its value and its absolute expiry in Unix ms (8 bytes LE, -1 for none).
+    fn hash_2(&mut self) -> R<(FieldMap, BTreeMap<Vec<u8>, i64>)> {
+        let n = self.len()?;
+        let (mut values, mut expiry) = (BTreeMap::new(), BTreeMap::new());
+        for _ in 0..n {
+            let f = self.string()?;
+            let v = self.string()?;
+            let at = i64::from_le_bytes(self.take(8)?.try_into().expect("8"));
+            if at != -1 {
+                if at < 0 {
+                    return Err(RdbError::Corrupt("field expiry"));
+                }
+                expiry.insert(f.clone(), at);
+            }
+            values.insert(f, v);
+        }
+        Ok((values, expiry))
     }
 
     fn len(&mut self) -> R<usize> {
@@ -358,8 +627,11 @@ impl<'a> Reader<'a> {
                 }
                 Typed::List(items)
             }
+            ty::HASH_2 => Typed::Hash(self.hash_2()?.0),
             ty::MODULE
             | ty::MODULE_2
+            | ty::HASH_METADATA
+            | ty::HASH_LISTPACK_EX
             | ty::STREAM_LISTPACKS
             | ty::STREAM_LISTPACKS_2
             | ty::STREAM_LISTPACKS_3
@@ -728,5 +1000,109 @@ mod tests {
         assert_eq!(format_score(1.0e-5), "1.0000000000000001e-05");
         assert_eq!(format_score(123456789.0), "123456789");
         assert_eq!(format_score(f64::INFINITY), "inf");
+    }
+    // `RPUSH l a b 1`, `SADD si 1 2`, `SADD ss a b`, `ZADD z 1 a 2.5 b`, `HSET h f v`,
+    // `XADD x 1-1 f v` + `XGROUP CREATE x g 0` + `XREADGROUP GROUP g c STREAMS x >`, then `DUMP`
+    // of each, on Redis 7.0.15 (R70), Redis 6.2.14 (R62), Valkey 8.1.8 (V81), Valkey 9.1.2 (V91).
+    const R70_L: &[u8] =
+        b"\x12\x01\x02\x0f\x0f\x00\x00\x00\x03\x00\x81a\x02\x81b\x02\x01\x01\xff\x0a\x00\xe0\x1b\xabJG\xceY\x22";
+    const R70_SI: &[u8] = b"\x0b\x0c\x02\x00\x00\x00\x02\x00\x00\x00\x01\x00\x02\x00\x0a\x00oy8\xb14\xeb .";
+    const R70_SS: &[u8] = b"\x02\x02\x01b\x01a\x0a\x00u\xd9\x9d\x83^\xf8_e";
+    const R70_Z: &[u8] =
+        b"\x11\x14\x14\x00\x00\x00\x04\x00\x81a\x02\x01\x01\x81b\x02\x832.5\x04\xff\x0a\x00\xd4Ln\xa4\xf6D\xd9\xd7";
+    const R70_H: &[u8] = b"\x10\x0d\x0d\x00\x00\x00\x02\x00\x81f\x02\x81v\x02\xff\x0a\x00 \xf1=D#T\x08\x9d";
+    const R70_X: &[u8] = b"\x13\x01\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x1d\x1d\x00\x00\x00\x0a\x00\x01\x01\x00\x01\x01\x01\x81f\x02\x00\x01\x02\x01\x00\x01\x00\x01\x81v\x02\x04\x01\xff\x01\x01\x01\x01\x01\x00\x00\x01\x01\x01g\x01\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01$N\x973\xa2\x01\x00\x00\x01\x01\x01c$N\x973\xa2\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x0a\x00\x1a\x19\x8d\x08\xf3uPJ";
+    const R62_L: &[u8] =
+        b"\x0e\x01\x13\x13\x00\x00\x00\x10\x00\x00\x00\x03\x00\x00\x01a\x03\x01b\x03\xf2\xff\x09\x00s\x0cIU\xacg'\xbb";
+    const R62_SI: &[u8] = b"\x0b\x0c\x02\x00\x00\x00\x02\x00\x00\x00\x01\x00\x02\x00\x09\x00\xbf\x8bi}`mC\x9f";
+    const R62_SS: &[u8] = b"\x02\x02\x01a\x01b\x09\x00.\x96p\xe9\xbf\x85^\xbc";
+    const R62_Z: &[u8] = b"\x0c\x18\x18\x00\x00\x00\x12\x00\x00\x00\x04\x00\x00\x01a\x03\xf2\x02\x01b\x03\x032.5\xff\x09\x00\x8c\xa5LQ\xc0\xe9\xcd\x06";
+    const R62_H: &[u8] =
+        b"\x0d\x11\x11\x00\x00\x00\x0d\x00\x00\x00\x02\x00\x00\x01f\x03\x01v\xff\x09\x00\xd0\xe7\xc3\x8c\xbb\x02+x";
+    const R62_X: &[u8] = b"\x0f\x01\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x1d\x1d\x00\x00\x00\x0a\x00\x01\x01\x00\x01\x01\x01\x81f\x02\x00\x01\x02\x01\x00\x01\x00\x01\x81v\x02\x04\x01\xff\x01\x01\x01\x01\x01g\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01)N\x973\xa2\x01\x00\x00\x01\x01\x01c)N\x973\xa2\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x09\x00s\x90\x8c\xd8\xd4\xbf\xac\xc8";
+    const V81_L: &[u8] =
+        b"\x12\x01\x02\x0f\x0f\x00\x00\x00\x03\x00\x81a\x02\x81b\x02\x01\x01\xff\x0b\x00\x89\xc4\x169\xbaQ\xb0\xab";
+    const V81_SI: &[u8] =
+        b"\x0b\x0c\x02\x00\x00\x00\x02\x00\x00\x00\x01\x00\x02\x00\x0b\x00\x06\xa6\x85\xc2\xc9t\xc9\xa7";
+    const V81_SS: &[u8] = b"\x14\x0d\x0d\x00\x00\x00\x02\x00\x81a\x02\x81b\x02\xff\x0b\x00\x0a\xec\x0a\xb4I\xa3\xd6T";
+    const V81_Z: &[u8] =
+        b"\x11\x14\x14\x00\x00\x00\x04\x00\x81a\x02\x01\x01\x81b\x02\x832.5\x04\xff\x0b\x00\xbd\x93\xd3\xd7\x0b\xdb0^";
+    const V81_H: &[u8] = b"\x10\x0d\x0d\x00\x00\x00\x02\x00\x81f\x02\x81v\x02\xff\x0b\x00I.\x807\xde\xcb\xe1\x14";
+    const V81_X: &[u8] = b"\x15\x01\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x1d\x1d\x00\x00\x00\x0a\x00\x01\x01\x00\x01\x01\x01\x81f\x02\x00\x01\x02\x01\x00\x01\x00\x01\x81v\x02\x04\x01\xff\x01\x01\x01\x01\x01\x00\x00\x01\x01\x01g\x01\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x012N\x973\xa2\x01\x00\x00\x01\x01\x01c2N\x973\xa2\x01\x00\x002N\x973\xa2\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x0b\x009\x98\x0d\xf1L\x8f\xb0\x03";
+    const V91_L: &[u8] =
+        b"\x12\x01\x02\x0f\x0f\x00\x00\x00\x03\x00\x81a\x02\x81b\x02\x01\x01\xffP\x00/1b\xdb\xd9\x9c>\xd6";
+    const V91_SI: &[u8] = b"\x0b\x0c\x02\x00\x00\x00\x02\x00\x00\x00\x01\x00\x02\x00P\x00\xa0S\xf1 \xaa\xb9G\xda";
+    const V91_SS: &[u8] = b"\x14\x0d\x0d\x00\x00\x00\x02\x00\x81a\x02\x81b\x02\xffP\x00\xac\x19~V*nX)";
+    const V91_Z: &[u8] =
+        b"\x11\x14\x14\x00\x00\x00\x04\x00\x81a\x02\x01\x01\x81b\x02\x832.5\x04\xffP\x00\x1bf\xa75h\x16\xbe#";
+    const V91_H: &[u8] = b"\x10\x0d\x0d\x00\x00\x00\x02\x00\x81f\x02\x81v\x02\xffP\x00\xef\xdb\xf4\xd5\xbd\x06oi";
+    const V91_X: &[u8] = b"\x15\x01\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x1d\x1d\x00\x00\x00\x0a\x00\x01\x01\x00\x01\x01\x01\x81f\x02\x00\x01\x02\x01\x00\x01\x00\x01\x81v\x02\x04\x01\xff\x01\x01\x01\x01\x01\x00\x00\x01\x01\x01g\x01\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x019N\x973\xa2\x01\x00\x00\x01\x01\x01c9N\x973\xa2\x01\x00\x009N\x973\xa2\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01P\x00\x91\xbdt\xbd/\xb8\x8d\xf5";
+
+    #[test]
+    fn payloads_of_all_four_servers_decode_to_the_same_values() {
+        let list = Typed::List(vec![b"a".to_vec(), b"b".to_vec(), b"1".to_vec()].into());
+        let ints = Typed::Set([b"1".to_vec(), b"2".to_vec()].into_iter().collect());
+        let strs = Typed::Set([b"a".to_vec(), b"b".to_vec()].into_iter().collect());
+        let zset = Typed::ZSet([(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.5)].into_iter().collect());
+        let hash = Typed::Hash([(b"f".to_vec(), b"v".to_vec())].into_iter().collect());
+        for (server, version, payloads) in [
+            ("redis 6.2", 9, [R62_L, R62_SI, R62_SS, R62_Z, R62_H, R62_X]),
+            ("redis 7.0", 10, [R70_L, R70_SI, R70_SS, R70_Z, R70_H, R70_X]),
+            ("valkey 8.1", 11, [V81_L, V81_SI, V81_SS, V81_Z, V81_H, V81_X]),
+            ("valkey 9.1", 80, [V91_L, V91_SI, V91_SS, V91_Z, V91_H, V91_X]),
+        ] {
+            let [l, si, ss, z, h, x] = payloads;
+            for (p, want) in [(l, &list), (si, &ints), (ss, &strs), (z, &zset), (h, &hash)] {
+                assert_eq!(&decode(p).unwrap(), want, "{server}");
+                assert_eq!(footer_version(p), Some(version), "{server}");
+                // Re-encoded in the plain types for the oldest server, it decodes the same.
+                assert_eq!(&decode(&encode_for(want, 9)).unwrap(), want, "{server}");
+            }
+            assert_eq!(payload_kind(x).unwrap(), KeyKind::Stream, "{server}");
+        }
+    }
+
+    #[test]
+    fn streams_downgrade_to_older_stream_types() {
+        // 21 → 19 drops the consumer's active time (8 bytes); 19 → 15 drops first id, max deleted
+        // id, entries added (5 one-byte numbers here) and the group's entries read (1).
+        for (p, from_len) in [(V91_X, 21u8), (V81_X, 21)] {
+            assert_eq!(p[0], from_len);
+            let s19 = downgrade_stream(p, 19, 10).unwrap();
+            assert_eq!((s19[0], s19.len(), footer_version(&s19)), (19, p.len() - 8, Some(10)));
+            let s15 = downgrade_stream(p, 15, 9).unwrap();
+            assert_eq!((s15[0], s15.len()), (15, p.len() - 8 - 6));
+            assert_eq!(downgrade_stream(&s19, 15, 9).unwrap(), s15);
+            // The result parses again as what it says it is.
+            assert_eq!(downgrade_stream(&s15, 15, 9).unwrap(), s15);
+        }
+        // Redis 6.2's own and Redis 7.0's own go through unchanged but for the footer.
+        assert_eq!(check_footer(&downgrade_stream(R62_X, 15, 9).unwrap()).unwrap(), check_footer(R62_X).unwrap());
+        assert_eq!(check_footer(&downgrade_stream(R70_X, 19, 10).unwrap()).unwrap(), check_footer(R70_X).unwrap());
+        assert!(matches!(downgrade_stream(R62_X, 19, 10), Err(RdbError::Corrupt(_))));
+        assert!(matches!(downgrade_stream(V91_H, 15, 9), Err(RdbError::Opaque(16))));
+        let mut cut = check_footer(V91_X).unwrap().to_vec();
+        cut.truncate(cut.len() - 3);
+        assert!(matches!(downgrade_stream(&with_footer(&cut, 80), 15, 9), Err(RdbError::Corrupt(_))));
+    }
+
+    #[test]
+    fn valkey_9_hash_with_field_expirations() {
+        // `HSET hx a 1 b 2 c 3`, `HPEXPIREAT hx 4102444800000 FIELDS 1 a`, `HEXPIRE hx 3600
+        // FIELDS 1 b`, `DUMP hx` on Valkey 9.1.2.
+        let p = b"\x16\x03\x01a\xc0\x01\x00\xd8\xc3,\xbb\x03\x00\x00\x01b\xc0\x02\xc1\x97\xc13\xa2\x01\x00\x00\x01c\xc0\x03\xff\xff\xff\xff\xff\xff\xff\xffP\x00\xa3\xc18\x12\xec\xe9p9";
+        let d = decode_full(p).unwrap();
+        assert_eq!(payload_kind(p).unwrap(), KeyKind::Hash);
+        let Typed::Hash(h) = &d.value else { panic!("not a hash") };
+        assert_eq!(h.get(&b"c"[..]), Some(&b"3".to_vec()));
+        assert_eq!(d.field_expiry.get(&b"a"[..]), Some(&4_102_444_800_000));
+        assert_eq!(d.field_expiry.len(), 2);
+        assert!(version_reads_type(80, 22) && !version_reads_type(12, 22) && !version_reads_type(11, 22));
+        // Read once a's expiry (in 2100; b's is an hour after the capture) has passed: only c.
+        let Typed::Hash(later) = decode_at(p, 4_102_444_800_000).unwrap() else { panic!("not a hash") };
+        assert_eq!(later.keys().map(|k| k.as_slice()).collect::<Vec<_>>(), vec![&b"c"[..]]);
+        let Typed::Hash(before) = decode_at(p, 0).unwrap() else { panic!("not a hash") };
+        assert_eq!(before.len(), 3);
+        assert!(version_reads_footer(80, 11) && !version_reads_footer(80, 12) && !version_reads_footer(11, 80));
     }
 }

@@ -40,7 +40,8 @@ impl Val {
     pub fn decoded(&self) -> std::result::Result<std::borrow::Cow<'_, Typed>, rdb::RdbError> {
         match self {
             Val::Typed(t) => Ok(std::borrow::Cow::Borrowed(t)),
-            Val::Payload { bytes, .. } => rdb::decode(bytes).map(std::borrow::Cow::Owned),
+            // Hash fields whose own expiry has passed are not shown (Valkey 9 field expirations).
+            Val::Payload { bytes, .. } => rdb::decode_at(bytes, now_ms()).map(std::borrow::Cow::Owned),
         }
     }
 

@@ -19,8 +19,10 @@ use redis::Value;
 
 use super::compare;
 use super::router::{Routed, Router};
+use super::transcode::{self, Expiry, Path, Prepared, Rebuilt, TargetProfile};
 use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
 use crate::connect::{key_slot, Psor};
+use crate::embedded::rdb;
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::Progress;
@@ -59,6 +61,13 @@ pub fn copy(
             opts.from, opts.to
         )));
     }
+    // What the target reads, once, from its product and version: each key's path is chosen
+    // from it and the payload's own type and version, never by trying. (A dry run is refused
+    // as the copy would be.)
+    let profile = target.map(|t| transcode::profile(t, engine.max_payload)).transpose()?;
+    if let Some(p) = &profile {
+        refuse_field_ttls(source, p, &opts.from, engine)?;
+    }
     if opts.dry_run {
         return dry_run(source, target.unwrap_or(source), opts, engine, progress);
     }
@@ -71,9 +80,79 @@ pub fn copy(
             src_cluster: source.is_cluster(),
             src_abs_ttl: source.version().has_pexpiretime(),
             same_keyspace_copy: target.is_none() && source.version().has_copy(),
-            dst_version: dst.version().to_string(),
+            dst_version: profile.as_ref().map_or_else(|| dst.server().to_string(), |p| p.describe()),
+            profile: profile.clone(),
+            drop_field_ttls: engine.drop_field_ttls,
+            dst_is_cluster: dst.is_cluster(),
         })
     })
+}
+
+/// A copy to a target without hash field expirations, of a source that has hashes with them
+/// (Valkey 9 counts them in `INFO keyspace` as `keys_with_volatile_items`), is refused before
+/// anything is written — unless `--drop-field-ttls` — naming how many and the first.
+fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, engine: &EngineOptions) -> Result<()> {
+    let holds_them = target.product == transcode::Product::Embedded || rdb::version_reads_type(target.rdb_version, 22);
+    if engine.drop_field_ttls || holds_them {
+        return Ok(());
+    }
+    let mut any = false;
+    for node in source.masters() {
+        let mut con = node.connect()?;
+        let info: String = con.retry("INFO keyspace", None, |c| redis::cmd("INFO").arg("keyspace").query(c))?;
+        any |= info.lines().filter_map(|l| l.split_once("keys_with_volatile_items=")).any(|(_, n)| {
+            n.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
+        });
+    }
+    if !any {
+        return Ok(());
+    }
+    let (mut count, mut first) = (0u64, None::<Vec<u8>>);
+    let mut router = Router::new(source)?;
+    let cluster = source.is_cluster();
+    for batch in scan(source, from, engine, Arc::new(Progress::new()))? {
+        let keys = batch?;
+        let cmds: Vec<Routed> = keys
+            .iter()
+            .map(|k| {
+                let mut cmd = redis::cmd("TYPE");
+                cmd.arg(k);
+                Routed { slot: if cluster { key_slot(k) } else { 0 }, cmd }
+            })
+            .collect();
+        let types = router.run("TYPE", &cmds)?;
+        let hashes: Vec<&Vec<u8>> = keys
+            .iter()
+            .zip(types)
+            .filter(|(_, t)| matches!(t, Value::SimpleString(s) if s == "hash"))
+            .map(|(k, _)| k)
+            .collect();
+        let cmds: Vec<Routed> = hashes
+            .iter()
+            .map(|k| {
+                let mut cmd = redis::cmd("DUMP");
+                cmd.arg(k.as_slice());
+                Routed { slot: if cluster { key_slot(k) } else { 0 }, cmd }
+            })
+            .collect();
+        for (k, dump) in hashes.iter().zip(router.run("DUMP", &cmds)?) {
+            if let Value::BulkString(p) = dump {
+                if transcode::has_field_ttls(&p) {
+                    count += 1;
+                    first.get_or_insert_with(|| k.to_vec());
+                }
+            }
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(first) => Err(Error::Refused(format!(
+            "{count} keys are hashes with field expirations (first: {}), which the target ({}) cannot hold; \
+             nothing written: copy with --drop-field-ttls to copy their fields without the fields' expiries",
+            display_key(&first),
+            target.describe()
+        ))),
+    }
 }
 
 /// One writer: routers to the source and (when it is another keyspace) the target.
@@ -86,6 +165,10 @@ struct Copier {
     /// Source and target are one keyspace that knows `COPY`.
     same_keyspace_copy: bool,
     dst_version: String,
+    /// What the target reads; `None` for a copy inside one keyspace (payloads go as they are).
+    profile: Option<TargetProfile>,
+    drop_field_ttls: bool,
+    dst_is_cluster: bool,
 }
 
 /// Keys read per DUMP pipeline: bounds the payload bytes held at once per writer.
@@ -175,9 +258,15 @@ impl Copier {
             return Ok(());
         }
         // Target exists: identical content and expiry means a rerun, anything else a conflict.
+        // Before Redis 7.0 (no PEXPIRETIME) the two PTTLs, read back to back, may be a tick apart.
+        let (ttl_cmd, tick) = if self.src_abs_ttl { ("PEXPIRETIME", 0) } else { ("PTTL", 2) };
+        let same_ttl = |a: &Value, b: &Value| match (a, b) {
+            (Value::Int(x), Value::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= tick,
+            _ => a == b,
+        };
         let mut cmds = Vec::new();
         for p in &existing {
-            for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), ("PEXPIRETIME", &p.src), ("PEXPIRETIME", &p.dst)] {
+            for (c, k) in [("DUMP", &p.src), ("DUMP", &p.dst), (ttl_cmd, &p.src), (ttl_cmd, &p.dst)] {
                 let mut cmd = redis::cmd(c);
                 cmd.arg(k);
                 cmds.push(Routed { slot: p.src_slot, cmd });
@@ -187,7 +276,7 @@ impl Copier {
         let mut identical = Vec::new();
         for (p, r) in existing.iter().zip(replies.chunks(4)) {
             let same = matches!(&r[0], Value::BulkString(_))
-                && r[2] == r[3]
+                && same_ttl(&r[2], &r[3])
                 && (r[0] == r[1] || {
                     let con = self.src.conn_for(p.src_slot)?;
                     compare::read(con, &p.src)?.same_as(&compare::read(con, &p.dst)?)
@@ -253,7 +342,58 @@ impl Copier {
             };
             items.push((p, payload, ttl));
         }
-        if items.is_empty() {
+        // The payload each target key gets: as it is, rewritten for the target, or (too big for
+        // one RESTORE there) rebuilt in chunks, one key at a time.
+        let mut rebuilt_busy = Vec::new();
+        if let Some(profile) = self.profile.clone() {
+            let mut fit = Vec::with_capacity(items.len());
+            for (p, payload, ttl) in items {
+                let (payload, path) = match profile.prepare(&payload, self.drop_field_ttls) {
+                    Ok(Prepared::AsIs(_)) => (payload, Path::Restore),
+                    Ok(prepared) => {
+                        if prepared.dropped_field_ttls() {
+                            progress.paths.dropped_field_ttls();
+                        }
+                        (prepared.bytes().to_vec(), prepared.path())
+                    }
+                    Err(why) => {
+                        let label = self.src.label(p.src_slot);
+                        samples.failure(progress, &label, &p.src, format!("not copied: {why}"));
+                        continue;
+                    }
+                };
+                if payload.len() as u64 <= profile.max_payload {
+                    progress.paths.add(path);
+                    fit.push((p, payload, ttl));
+                    continue;
+                }
+                let item = (p, payload, ttl);
+                match self.rebuild(&item, profile.max_payload)? {
+                    Rebuilt::Done => {
+                        progress.paths.add(Path::Rebuilt);
+                        Progress::add(&progress.done, 1);
+                        if self.opts.move_keys {
+                            self.unlink_sources(&[p])?;
+                        }
+                    }
+                    Rebuilt::Exists => rebuilt_busy.push(item),
+                    Rebuilt::Unfit(why) => {
+                        let label = self.src.label(p.src_slot);
+                        samples.failure(progress, &label, &p.src, format!("not copied: {why}"));
+                    }
+                    Rebuilt::Failed(e) if is_fatal_for_run(&e) => {
+                        let router = self.dst.as_mut().unwrap_or(&mut self.src);
+                        return Err(command_error(router, p.dst_slot, "RESTORE", &p.dst, e));
+                    }
+                    Rebuilt::Failed(e) => {
+                        let label = self.dst_router().label(p.dst_slot);
+                        samples.failure(progress, &label, &p.dst, e)
+                    }
+                }
+            }
+            items = fit;
+        }
+        if items.is_empty() && rebuilt_busy.is_empty() {
             return Ok(());
         }
         let (abs, replace) = (self.src_abs_ttl, self.opts.replace);
@@ -271,9 +411,10 @@ impl Copier {
                 Routed { slot: p.dst_slot, cmd }
             })
             .collect();
-        let replies = self.dst_router().run("RESTORE", &cmds)?;
+        let replies = if cmds.is_empty() { Vec::new() } else { self.dst_router().run("RESTORE", &cmds)? };
         let mut restored: Vec<&Pair> = Vec::new();
-        let mut busy = Vec::new();
+        // Existing targets: of a RESTORE (BUSYKEY), or of a rebuild (RENAMENX found one).
+        let mut busy: Vec<&(&Pair, Vec<u8>, i64)> = rebuilt_busy.iter().collect();
         for (item, reply) in items.iter().zip(replies) {
             match reply {
                 Value::Okay => {
@@ -284,8 +425,8 @@ impl Copier {
                 Value::ServerError(e) if is_fatal_for_run(&e) => {
                     if e.details().is_some_and(|d| d.contains("DUMP payload version")) {
                         return Err(Error::Refused(format!(
-                            "the target (Redis {}) refuses the source's DUMP payloads: they come from a newer Redis; \
-                             copy to a server of the same or a newer version",
+                            "the target ({}) refuses the source's DUMP payloads (damaged, or of a server psor \
+                             does not know); nothing more written",
                             self.dst_version
                         )));
                     }
@@ -342,6 +483,18 @@ impl Copier {
             self.unlink_sources(&restored)?;
         }
         Ok(())
+    }
+
+    /// A value too big for one `RESTORE`, rebuilt at its target key in chunks.
+    fn rebuild(&mut self, item: &(&Pair, Vec<u8>, i64), max: u64) -> Result<Rebuilt> {
+        let (p, payload, ttl) = item;
+        let expiry = match (*ttl, self.src_abs_ttl) {
+            (0, _) => Expiry::Never,
+            (t, true) => Expiry::At(t),
+            (t, false) => Expiry::In(t),
+        };
+        let (replace, drop, cluster) = (self.opts.replace, self.drop_field_ttls, self.dst_is_cluster);
+        transcode::rebuild(self.dst_router(), p.dst_slot, cluster, &p.dst, payload, expiry, replace, max, drop)
     }
 
     fn unlink_sources(&mut self, pairs: &[&Pair]) -> Result<()> {

@@ -12,6 +12,7 @@ mod delete;
 pub(crate) mod pacing;
 pub(crate) mod router;
 mod scan;
+pub mod transcode;
 
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
@@ -44,6 +45,12 @@ pub struct EngineOptions {
     pub keep_samples: usize,
     /// Staying gentle on a live server: a keys/s cap and a latency bound.
     pub pacing: Pacing,
+    /// Copy hashes with field expirations to a target without them, dropping the fields'
+    /// expiries (counted in [`Outcome::paths`]); otherwise such a copy is refused.
+    pub drop_field_ttls: bool,
+    /// The biggest payload one `RESTORE` may carry when the target's `proto-max-bulk-len`
+    /// cannot be read (`None`: [`transcode::DEFAULT_MAX_PAYLOAD`]).
+    pub max_payload: Option<u64>,
 }
 
 impl Default for EngineOptions {
@@ -55,6 +62,8 @@ impl Default for EngineOptions {
             queue_depth: 4,
             keep_samples: 100,
             pacing: Pacing::default(),
+            drop_field_ttls: false,
+            max_payload: None,
         }
     }
 }
@@ -92,6 +101,8 @@ pub struct Outcome {
     /// exact for what was done, and running the same operation again finishes the job.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// How many keys reached another server as they were, transcoded, or rebuilt.
+    pub paths: transcode::Paths,
 }
 
 /// Collects samples of failures and of keys (conflicts, expired, would-be-restored…) from
@@ -162,6 +173,7 @@ impl Samples {
             seconds: started.elapsed().as_secs_f64(),
             paused_seconds: 0.0,
             interrupted: false,
+            paths: progress.paths.snapshot(),
         }
     }
 }

@@ -138,7 +138,7 @@ pub fn export(
     let header = Header::new(
         now_ms(),
         Source {
-            server_version: psor.version().to_string(),
+            server_version: psor.server().header_version(),
             spec: psor.spec().redacted(),
             selection: opts.selection.recorded.clone(),
         },

@@ -20,11 +20,12 @@ use psor_formats::{Record, SnapshotReader};
 use redis::Value;
 
 use super::{
-    compare, describe_selection, is_fatal_for_run, max_rdb_version, now_ms, open_router, where_is, Error, FirstError,
-    Result, Samples,
+    compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, FirstError, Result, Samples,
 };
-use crate::connect::{key_slot, Psor};
+use crate::connect::{describe_version, key_slot, Psor};
+use crate::embedded::rdb;
 use crate::engine::router::{Routed, Router};
+use crate::engine::transcode::{self, Path, Prepared, TargetProfile};
 use crate::engine::{EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
@@ -101,6 +102,8 @@ pub struct ImportOutcome {
     /// there counts as unchanged).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// How many keys were restored as they were in the file, transcoded for the target, rebuilt.
+    pub paths: transcode::Paths,
 }
 
 /// Records per batch are bounded by count (`EngineOptions::batch_size`) and by payload bytes.
@@ -122,11 +125,28 @@ pub fn import(
     let header = reader.header().clone();
     let keys_in_file = reader.footer().totals.keys;
 
+    // What the target reads: each record's path (as it is, or transcoded) is decided from it.
+    let profile = transcode::profile(target, engine.max_payload)?;
     // Pass 1: everything the format checks, and what would make this import refuse.
     let (mut max_rdb, mut outside, mut first_outside) = (0u16, 0u64, None::<Vec<u8>>);
+    let (mut field_ttls, mut first_field_ttls) = (0u64, None::<Vec<u8>>);
+    let mut first_bad: Option<(Vec<u8>, String)> = None;
     reader
         .for_each_record(|r| {
-            max_rdb = max_rdb.max(r.rdb_version);
+            if !rdb::known_version(r.rdb_version) {
+                max_rdb = max_rdb.max(r.rdb_version);
+            } else if !profile.reads_version(r.rdb_version, r.payload.first().copied().unwrap_or(0xff)) {
+                match profile.prepare(r.payload, engine.drop_field_ttls) {
+                    Ok(_) => {}
+                    Err(transcode::Unfit::FieldTtls) => {
+                        field_ttls += 1;
+                        first_field_ttls.get_or_insert_with(|| r.key.to_vec());
+                    }
+                    Err(transcode::Unfit::Undecodable(why)) => {
+                        first_bad.get_or_insert_with(|| (r.key.to_vec(), why));
+                    }
+                }
+            }
             if let Some(rename) = &opts.rename {
                 if !rename.from.matches(r.key) {
                     outside += 1;
@@ -145,23 +165,43 @@ pub fn import(
         )));
     }
     let version = target.version();
+    let server = target.server();
     if version.major < 5 {
         return Err(crate::Error::ServerTooOld {
             addr: where_is(target),
-            version: version.to_string(),
+            version: server.to_string(),
             what: "RESTORE … ABSTTL",
             needed: "5.0",
         }
         .into());
     }
-    if let Some(max) = max_rdb_version(version).filter(|&m| max_rdb > m) {
+    if max_rdb > 0 {
         return Err(Error::Refused(format!(
-            "{}: the snapshot holds DUMP payloads of RDB version {max_rdb} (taken from Redis {}); {} runs Redis \
-             {version}, which reads RDB versions up to {max}: import into a server of the same or a newer version; \
-             nothing written",
+            "{}: the snapshot holds DUMP payloads of RDB version {max_rdb} (taken from {}), which psor does not \
+             know and {} ({}, redis_version {version}) cannot be sure to read; nothing written",
             opts.path.display(),
             header.source.server_version,
-            where_is(target)
+            where_is(target),
+            profile.describe(),
+        )));
+    }
+    if let Some((key, why)) = first_bad {
+        return Err(Error::Refused(format!(
+            "{}: {} is {why}; {} ({}) does not read it as it is; nothing written",
+            opts.path.display(),
+            display_key(&key),
+            where_is(target),
+            profile.describe(),
+        )));
+    }
+    if let Some(first) = first_field_ttls {
+        return Err(Error::Refused(format!(
+            "{}: {field_ttls} keys are hashes with field expirations (first: {}), which {} ({}) cannot hold; \
+             nothing written: import with --drop-field-ttls to restore their fields without the fields' expiries",
+            opts.path.display(),
+            display_key(&first),
+            where_is(target),
+            profile.describe(),
         )));
     }
 
@@ -174,8 +214,11 @@ pub fn import(
                 replace: opts.replace,
                 dry_run: opts.dry_run,
                 abs_expiry: version.has_pexpiretime(),
-                version: version.to_string(),
-                source_version: header.source.server_version.clone(),
+                version: profile.describe(),
+                profile: profile.clone(),
+                drop_field_ttls: engine.drop_field_ttls,
+                cluster: target.is_cluster(),
+                source_version: describe_version(&header.source.server_version),
             })
         })
         .collect::<crate::Result<Vec<_>>>()?;
@@ -261,6 +304,7 @@ pub fn import(
         sample,
         seconds: started.elapsed().as_secs_f64(),
         interrupted,
+        paths: progress.paths.snapshot(),
     })
 }
 
@@ -287,6 +331,9 @@ struct Restorer {
     abs_expiry: bool,
     version: String,
     source_version: String,
+    profile: TargetProfile,
+    drop_field_ttls: bool,
+    cluster: bool,
 }
 
 /// A record on its way to the target: target key name and its slot, payload, absolute expiry.
@@ -294,6 +341,14 @@ struct Item {
     key: Vec<u8>,
     slot: u16,
     record: Record,
+    /// The payload rewritten for the target, when it does not read the record's as it is.
+    send: Option<Vec<u8>>,
+}
+
+impl Item {
+    fn payload(&self) -> &[u8] {
+        self.send.as_deref().unwrap_or(&self.record.payload)
+    }
 }
 
 impl Restorer {
@@ -339,7 +394,39 @@ impl Restorer {
                 ctx.expired.key(&key);
                 continue;
             }
-            items.push(Item { slot: key_slot(&key), key, record });
+            // Checked in pass 1; a payload that changed since (or whose record lied about its
+            // version) is the target refusing it.
+            let send = match self.profile.prepare(&record.payload, self.drop_field_ttls) {
+                Ok(Prepared::AsIs(_)) => {
+                    ctx.progress.paths.add(Path::Restore);
+                    None
+                }
+                Ok(p) => {
+                    ctx.progress.paths.add(p.path());
+                    if p.dropped_field_ttls() {
+                        ctx.progress.paths.dropped_field_ttls();
+                    }
+                    Some(p.bytes().to_vec())
+                }
+                Err(why) => {
+                    return Err(Error::TargetRefused(format!(
+                        "{} ({}) cannot take the DUMP payload of {} (RDB version {}, taken from {}): {why}",
+                        self.router.label(key_slot(&key)),
+                        self.version,
+                        display_key(&key),
+                        record.rdb_version,
+                        self.source_version
+                    )))
+                }
+            };
+            let slot = key_slot(&key);
+            let size = send.as_ref().map_or(record.payload.len(), Vec::len) as u64;
+            if size > self.profile.max_payload && !self.dry_run {
+                // Too big for one RESTORE on this target: rebuilt in chunks, now.
+                self.rebuild(&key, slot, &record, send.as_deref(), ctx)?;
+                continue;
+            }
+            items.push(Item { slot, key, record, send });
         }
         if items.is_empty() {
             return Ok(());
@@ -351,7 +438,7 @@ impl Restorer {
             .iter()
             .map(|it| {
                 let mut cmd = redis::cmd("RESTORE");
-                cmd.arg(&it.key).arg(it.record.expire_at_ms.unwrap_or(0)).arg(&it.record.payload);
+                cmd.arg(&it.key).arg(it.record.expire_at_ms.unwrap_or(0)).arg(it.payload());
                 if it.record.expire_at_ms.is_some() {
                     cmd.arg("ABSTTL");
                 }
@@ -371,7 +458,7 @@ impl Restorer {
                 Value::ServerError(e) if e.code() == "BUSYKEY" => busy.push(it),
                 Value::ServerError(e) if e.details().is_some_and(|d| d.contains("DUMP payload version")) => {
                     return Err(Error::TargetRefused(format!(
-                        "{} (Redis {}) refuses the DUMP payload of {} (RDB version {}, taken from Redis {}): \
+                        "{} ({}) refuses the DUMP payload of {} (RDB version {}, taken from {}): \
                          it comes from a newer Redis (or is damaged); import into a server of the same or a newer \
                          version",
                         self.router.label(it.slot),
@@ -386,6 +473,47 @@ impl Restorer {
             }
         }
         self.classify_existing(&busy, ctx)
+    }
+
+    /// A record whose payload exceeds the target's `proto-max-bulk-len`, rebuilt at `key` in
+    /// chunks (see [`transcode::rebuild`]). An existing key with the same content and expiry is
+    /// `unchanged`, any other a conflict.
+    fn rebuild(&mut self, key: &[u8], slot: u16, record: &Record, send: Option<&[u8]>, ctx: &Ctx<'_>) -> Result<()> {
+        let payload = send.unwrap_or(&record.payload);
+        let expiry = record.expire_at_ms.map_or(transcode::Expiry::Never, transcode::Expiry::At);
+        let (max, drop) = (self.profile.max_payload, self.drop_field_ttls);
+        let cluster = self.cluster;
+        match transcode::rebuild(&mut self.router, slot, cluster, key, payload, expiry, self.replace, max, drop)? {
+            transcode::Rebuilt::Done => {
+                ctx.progress.paths.add(Path::Rebuilt);
+                Progress::add(&ctx.progress.done, 1);
+            }
+            transcode::Rebuilt::Exists => {
+                let ttl_cmd = if self.abs_expiry { "PEXPIRETIME" } else { "PTTL" };
+                let con = self.router.conn_for(slot)?;
+                let ttl: i64 = con.retry(ttl_cmd, Some(key), |c| redis::cmd(ttl_cmd).arg(key).query(c))?;
+                let same_expiry = match (ttl, record.expire_at_ms) {
+                    (-1, None) => true,
+                    (t, Some(at)) if self.abs_expiry => t == at,
+                    (t, Some(at)) => t >= 0 && (now_ms() + t - at).abs() <= 1000,
+                    _ => false,
+                };
+                let theirs = crate::engine::compare::read(con, key)?;
+                let ours = rdb::decode(payload).map(|v| crate::engine::compare::content_of(&v));
+                if same_expiry && ours.is_ok_and(|o| o.same_as(&theirs)) {
+                    Progress::add(&ctx.progress.unchanged, 1);
+                } else {
+                    Progress::add(&ctx.progress.conflicts, 1);
+                    ctx.samples.key(key);
+                }
+            }
+            transcode::Rebuilt::Unfit(why) => {
+                Progress::add(&ctx.progress.failed, 1);
+                ctx.samples.sample_failure(&self.router.label(slot), key, format!("not restored: {why}"));
+            }
+            transcode::Rebuilt::Failed(e) => self.key_error("RESTORE", slot, key, &e, ctx)?,
+        }
+        Ok(())
     }
 
     /// Dry run: existing keys are conflicts (or unchanged); the rest would be restored.
@@ -465,7 +593,7 @@ impl Restorer {
                 && (same_body
                     || (exists
                         && !self.dry_run
-                        && compare::same_as_payload(self.router.conn_for(it.slot)?, &it.key, &it.record.payload)?));
+                        && compare::same_as_payload(self.router.conn_for(it.slot)?, &it.key, it.payload())?));
             if same {
                 Progress::add(&ctx.progress.unchanged, 1);
             } else {

@@ -71,8 +71,10 @@ pub struct Inspection {
     pub created_at_ms: i64,
     /// The same, as UTC text.
     pub created: String,
-    /// The source server's version.
+    /// The source server's version, as the header holds it (`7.0.15` for Redis, `Valkey 9.1.2`).
     pub server_version: String,
+    /// The source server's product and version, for a report: `Redis 7.0.15`, `Valkey 9.1.2`.
+    pub server: String,
     /// The PSOR spec it came from (no secrets).
     pub spec: String,
     /// Which keys were taken.
@@ -163,6 +165,7 @@ pub fn inspect(opts: &InspectOptions) -> Result<Inspection> {
         created_at_ms: header.created_at_ms,
         created: format_utc_ms(header.created_at_ms),
         server_version: header.source.server_version.clone(),
+        server: crate::connect::describe_version(&header.source.server_version),
         spec: header.source.spec.clone(),
         selection,
         frames: reader.footer().frames.len(),

@@ -201,18 +201,11 @@ pub fn format_utc_ms(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z", rem / 3600, (rem / 60) % 60, rem % 60)
 }
 
-/// The newest `DUMP` payload (RDB) version a Redis server version is known to accept, or
-/// `None` for versions newer than this table (then the server itself decides).
-pub fn max_rdb_version(server: crate::connect::ServerVersion) -> Option<u16> {
-    Some(match (server.major, server.minor) {
-        (0..=3, _) => return None,
-        (4, _) => 8,
-        (5 | 6, _) => 9,
-        (7, 0) => 10,
-        (7, 2) => 11,
-        (7, 4) => 12,
-        _ => return None,
-    })
+/// The newest `DUMP` payload (RDB) version a server is known to accept, or `None` for
+/// versions newer than psor's table (then the server itself decides). See
+/// [`crate::connect::ServerInfo::reads_rdb`] for the versions below it a server may still refuse.
+pub fn max_rdb_version(server: &crate::connect::ServerInfo) -> Option<u16> {
+    server.max_rdb_version()
 }
 
 #[cfg(test)]
@@ -229,9 +222,11 @@ mod tests {
 
     #[test]
     fn rdb_versions_by_server() {
+        use crate::connect::ServerInfo;
         let v = |major, minor| crate::connect::ServerVersion { major, minor, patch: 0 };
-        assert_eq!(max_rdb_version(v(7, 0)), Some(10));
-        assert_eq!(max_rdb_version(v(6, 2)), Some(9));
-        assert_eq!(max_rdb_version(v(9, 0)), None);
+        assert_eq!(max_rdb_version(&ServerInfo::redis(v(7, 0))), Some(10));
+        assert_eq!(max_rdb_version(&ServerInfo::redis(v(6, 2))), Some(9));
+        assert_eq!(max_rdb_version(&ServerInfo::valkey(v(9, 1))), Some(80));
+        assert_eq!(max_rdb_version(&ServerInfo::redis(v(9, 0))), None);
     }
 }

@@ -1,0 +1,76 @@
+//! The `psor` binary between server builds, as the new user tried it: Valkey 9.1 →
+//! Redis 7.0 by `copy --target` (transcoded, counted in `--json`), hashes with field
+//! expirations refused with exit 2 unless `--drop-field-ttls`, and a Valkey 9.1 backup restored
+//! into another Valkey 9.1.
+
+use psor_tests::cli::{self, json, output as run};
+use psor_tests::{RedisServer, ServerKind};
+
+fn psor(args: &[&str]) -> std::process::Command {
+    cli::command(env!("CARGO_BIN_EXE_psor"), args)
+}
+
+#[test]
+fn valkey_9_to_redis_7_0_by_copy_and_a_valkey_backup_into_valkey() {
+    if !ServerKind::Valkey91.is_installed() {
+        eprintln!("skipped: valkey-9.1 is not installed (scripts/fetch-servers.sh)");
+        return;
+    }
+    let v91 = RedisServer::builder().server(ServerKind::Valkey91).start();
+    let r70 = RedisServer::builder().server(ServerKind::Redis70).start();
+    let mut con = v91.admin_conn();
+    for i in 0..20 {
+        redis::cmd("SET").arg(format!("a:s{i}")).arg(i).query::<()>(&mut con).unwrap();
+        redis::cmd("SADD").arg(format!("a:set{i}")).arg(&["x", "y"]).query::<()>(&mut con).unwrap();
+    }
+    redis::cmd("HSET").arg("a:hfe").arg(&["f", "1", "g", "2"]).query::<()>(&mut con).unwrap();
+    redis::cmd("HPEXPIREAT")
+        .arg("a:hfe")
+        .arg(4_102_444_800_000i64)
+        .arg("FIELDS")
+        .arg(1)
+        .arg("f")
+        .query::<()>(&mut con)
+        .unwrap();
+
+    let (src_url, target) = (v91.url(), r70.url());
+    let copy = |extra: &[&str]| {
+        let mut args = vec!["--psor", src_url.as_str(), "--json", "copy", "--prefix", "a:", "--to-prefix", "b:"];
+        args.extend(["--target", target.as_str()]);
+        args.extend(extra);
+        run(&mut psor(&args))
+    };
+    // The field expirations cannot go to Redis 7.0: refused before writing, exit 2, one line.
+    let (code, _, err) = copy(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("1 keys") && err.contains("a:hfe") && err.contains("--drop-field-ttls"), "{err}");
+    assert_eq!(redis::cmd("DBSIZE").query::<u64>(&mut r70.admin_conn()).unwrap(), 0);
+    // With --drop-field-ttls: everything arrives, every key transcoded (RDB 80 → 10), counted.
+    let (code, out, err) = copy(&["--drop-field-ttls"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["done"].as_u64(), Some(41), "{v}");
+    assert_eq!(v["paths"]["transcoded"].as_u64(), Some(41), "{v}");
+    assert_eq!(v["paths"]["restore"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["paths"]["field_ttls_dropped"].as_u64(), Some(1), "{v}");
+
+    // A Valkey 9.1 backup restores into another Valkey 9.1 (refused as "Redis 7.2.4" before).
+    let other = RedisServer::builder().server(ServerKind::Valkey91).start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("v9.psnap");
+    let file = file.to_str().unwrap();
+    let (code, _, err) = run(&mut psor(&["--psor", &v91.url(), "export", "--prefix", "a:", "-o", file]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&mut psor(&["--psor", &other.url(), "--json", "import", file]));
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!((v["done"].as_u64(), v["paths"]["restore"].as_u64()), (Some(41), Some(41)), "{v}");
+    let ttl: Vec<i64> = redis::cmd("HPEXPIRETIME")
+        .arg("a:hfe")
+        .arg("FIELDS")
+        .arg(2)
+        .arg(&["f", "g"])
+        .query(&mut other.admin_conn())
+        .unwrap();
+    assert_eq!(ttl, vec![4_102_444_800_000, -1]);
+}

@@ -1,0 +1,511 @@
+//! Moving a `DUMP` payload to a server of another product or version.
+//!
+//! `RESTORE` accepts a payload only when its footer's RDB version is one the target knows
+//! (Redis: up to its own; Valkey 9: up to 11, and its own 80), and loads it only when the
+//! target knows the object type. psor decides, per key and before writing, from the two
+//! servers' versions and the payload's type byte — never by trying a production key:
+//!
+//! | path | when | what is sent |
+//! |---|---|---|
+//! | `restore` | the target reads the payload as it is | the payload |
+//! | `transcoded` | it does not | the same object with the target's RDB version (when the target knows the type), else the value re-encoded in the plain RDB types every server loads; a stream rewritten as the older stream type |
+//! | `rebuilt` | the payload to send exceeds the target's `proto-max-bulk-len` | typed commands a few MiB each into a temporary key in the target key's slot, then `RENAME` into place (`rebuild`) |
+//!
+//! What a transcoded stream does not carry is only what the older type has no place for (see
+//! [`rdb::downgrade_stream`]); entries, last id, consumer groups with their last-delivered ids,
+//! pending entries and consumers all arrive. A hash with field expirations (Valkey 9, type 22)
+//! goes as it is to a target that reads it; to any other it is refused unless the caller
+//! allows dropping the fields' expiries (`--drop-field-ttls`). A payload psor cannot decode (a
+//! module value, an unknown type or encoding) is refused with the key and what it is.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::connect::{Endpoint, Psor, ServerVersion};
+use crate::embedded::rdb::{self, RdbError};
+use crate::error::{Error, Result};
+
+/// What `--max-payload` defaults to when the target's `proto-max-bulk-len` cannot be read.
+pub const DEFAULT_MAX_PAYLOAD: u64 = 256 << 20;
+
+pub use crate::connect::Product;
+
+/// What a target server reads, from its product and version.
+#[derive(Clone, Debug)]
+pub struct TargetProfile {
+    /// The product.
+    pub product: Product,
+    /// The product's own version (`valkey_version` on Valkey).
+    pub version: ServerVersion,
+    /// The RDB version the server writes in its own payloads (and the newest it reads).
+    pub rdb_version: u16,
+    /// The biggest payload one `RESTORE` may carry (`proto-max-bulk-len`, or `--max-payload`).
+    pub max_payload: u64,
+}
+
+/// Reads what `psor` reads, from the product and version it reported when psor connected
+/// ([`Psor::server`]; the masters of one cluster run one build), and its `proto-max-bulk-len`
+/// where `CONFIG GET` is allowed (else `max_payload`, else [`DEFAULT_MAX_PAYLOAD`]).
+pub fn profile(psor: &Psor, max_payload: Option<u64>) -> Result<TargetProfile> {
+    let server = psor.server();
+    if server.product == Product::Embedded || matches!(psor.spec().endpoint, Endpoint::File(_)) {
+        return Ok(TargetProfile {
+            product: Product::Embedded,
+            version: server.version,
+            rdb_version: rdb::MAX_RDB_VERSION,
+            max_payload: max_payload.unwrap_or(u64::MAX),
+        });
+    }
+    // A version newer than the table: the newest this codec knows for the product.
+    let rdb_version = server.rdb_version().unwrap_or(match server.product {
+        Product::Valkey => rdb::VALKEY_9_RDB_VERSION,
+        _ => rdb::MAX_RDB_VERSION,
+    });
+    let node = psor.masters().first().ok_or_else(|| Error::Refused("no master".into()))?;
+    let mut con = node.connect()?;
+    // CONFIG may be renamed or denied by an ACL: then the documented default.
+    let bulk: Option<u64> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("proto-max-bulk-len")
+        .query::<Vec<String>>(con.raw())
+        .ok()
+        .and_then(|v| v.get(1).and_then(|s| s.parse().ok()));
+    let max_payload = match (max_payload, bulk) {
+        (Some(m), Some(b)) => m.min(b),
+        (Some(m), None) => m,
+        (None, Some(b)) => b,
+        (None, None) => DEFAULT_MAX_PAYLOAD,
+    };
+    Ok(TargetProfile { product: server.product, version: server.version, rdb_version, max_payload })
+}
+
+/// How one key travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// `RESTORE` of the payload as it is.
+    Restore,
+    /// `RESTORE` of a payload rewritten for the target.
+    Transcoded,
+    /// Rebuilt on the target with typed commands.
+    Rebuilt,
+}
+
+/// How many keys took each path, and how many hashes lost their fields' expiries.
+#[derive(Debug, Default)]
+pub struct PathCounters {
+    restore: AtomicU64,
+    transcoded: AtomicU64,
+    rebuilt: AtomicU64,
+    field_ttls_dropped: AtomicU64,
+}
+
+impl PathCounters {
+    /// Counts one key written through `path`.
+    pub fn add(&self, path: Path) {
+        match path {
+            Path::Restore => &self.restore,
+            Path::Transcoded => &self.transcoded,
+            Path::Rebuilt => &self.rebuilt,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    /// Counts one hash copied without its fields' expiries.
+    pub fn dropped_field_ttls(&self) {
+        self.field_ttls_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> Paths {
+        Paths {
+            restore: self.restore.load(Relaxed),
+            transcoded: self.transcoded.load(Relaxed),
+            rebuilt: self.rebuilt.load(Relaxed),
+            field_ttls_dropped: self.field_ttls_dropped.load(Relaxed),
+        }
+    }
+}
+
+/// How many keys took each path (`--json`: `"paths"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Paths {
+    /// Restored from the source's payload as it is.
+    pub restore: u64,
+    /// Restored from a payload rewritten for the target.
+    pub transcoded: u64,
+    /// Rebuilt with typed commands.
+    pub rebuilt: u64,
+    /// Hashes copied without their fields' expiries (`--drop-field-ttls`).
+    pub field_ttls_dropped: u64,
+}
+
+/// Why a payload cannot go to the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unfit {
+    /// A hash with field expirations, to a target without them.
+    FieldTtls,
+    /// psor cannot decode it (module value, unknown type or encoding, damage).
+    Undecodable(String),
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::FieldTtls => f.write_str("a hash with field expirations, which the target cannot hold"),
+            Unfit::Undecodable(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What to send for one payload.
+pub enum Prepared<'a> {
+    /// The payload as it is.
+    AsIs(&'a [u8]),
+    /// A rewritten payload; `true` when a hash lost its fields' expiries on the way.
+    New(Vec<u8>, bool),
+}
+
+impl Prepared<'_> {
+    /// The bytes to `RESTORE`.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Prepared::AsIs(b) => b,
+            Prepared::New(b, _) => b,
+        }
+    }
+    /// The path this payload takes.
+    pub fn path(&self) -> Path {
+        match self {
+            Prepared::AsIs(_) => Path::Restore,
+            Prepared::New(..) => Path::Transcoded,
+        }
+    }
+    /// True when a hash lost its fields' expiries on the way.
+    pub fn dropped_field_ttls(&self) -> bool {
+        matches!(self, Prepared::New(_, true))
+    }
+}
+
+fn describe(t: u8, e: &RdbError) -> String {
+    match t {
+        6 | 7 => "a module value (RDB type 6/7), which psor cannot decode".into(),
+        _ => format!("a payload psor cannot decode: {e}"),
+    }
+}
+
+impl TargetProfile {
+    /// True when the target reads `payload` as it is.
+    pub fn reads(&self, payload: &[u8]) -> bool {
+        if self.product == Product::Embedded {
+            return rdb::check_footer(payload).is_ok() && rdb::payload_kind(payload).is_ok();
+        }
+        match (rdb::footer_version(payload), rdb::payload_type(payload)) {
+            (Some(v), Some(t)) => {
+                rdb::version_reads_footer(self.rdb_version, v) && rdb::version_reads_type(self.rdb_version, t)
+            }
+            _ => false,
+        }
+    }
+
+    /// True when the target reads a payload of type `t` whose footer says RDB `version`
+    /// (a snapshot record states its payload's version; the payload is checked again when sent).
+    pub fn reads_version(&self, version: u16, t: u8) -> bool {
+        if self.product == Product::Embedded {
+            return rdb::known_version(version) && rdb::type_since(t).is_some();
+        }
+        rdb::version_reads_footer(self.rdb_version, version) && rdb::version_reads_type(self.rdb_version, t)
+    }
+
+    /// The payload to send for `payload`, chosen from its type and RDB version and the target's.
+    pub fn prepare<'a>(&self, payload: &'a [u8], drop_field_ttls: bool) -> std::result::Result<Prepared<'a>, Unfit> {
+        if self.reads(payload) {
+            return Ok(Prepared::AsIs(payload));
+        }
+        let t = rdb::payload_type(payload).ok_or_else(|| Unfit::Undecodable("an empty payload".into()))?;
+        let undecodable = |e: RdbError| Unfit::Undecodable(describe(t, &e));
+        // The RDB version to write: the target's own.
+        let out_version = self.rdb_version;
+        if matches!(t, 6 | 7) {
+            // A module's value is the module's own format: psor cannot vouch for it elsewhere.
+            return Err(undecodable(RdbError::Opaque(t)));
+        }
+        if rdb::version_reads_type(self.rdb_version, t) {
+            // Same object, a footer the target accepts — once psor has checked it decodes (the
+            // target would refuse a damaged one only after the keys before it were written).
+            if !matches!(t, 15 | 19 | 21) {
+                rdb::decode_full(payload).map_err(undecodable)?;
+            }
+            return rdb::refooter(payload, out_version).map(|p| Prepared::New(p, false)).map_err(undecodable);
+        }
+        if matches!(t, 15 | 19 | 21) {
+            let to = [21u8, 19, 15]
+                .into_iter()
+                .find(|&s| s <= t && rdb::version_reads_type(self.rdb_version, s))
+                .ok_or_else(|| Unfit::Undecodable("a stream, which the target does not know".into()))?;
+            return rdb::downgrade_stream(payload, to, out_version)
+                .map(|p| Prepared::New(p, false))
+                .map_err(undecodable);
+        }
+        let decoded = rdb::decode_full(payload).map_err(undecodable)?;
+        let dropped = !decoded.field_expiry.is_empty();
+        if dropped && !drop_field_ttls {
+            return Err(Unfit::FieldTtls);
+        }
+        Ok(Prepared::New(rdb::encode_for(&decoded.value, out_version), dropped))
+    }
+
+    /// "Valkey 9.1.2" / "Redis 7.0.15".
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.product.name(), self.version)
+    }
+}
+
+/// True when `payload` is a hash with field expirations that has at least one such field.
+pub fn has_field_ttls(payload: &[u8]) -> bool {
+    rdb::payload_type(payload) == Some(22)
+        && rdb::decode_full(payload).map(|d| !d.field_expiry.is_empty()).unwrap_or(false)
+}
+
+/// Bytes of elements sent per command when a value is rebuilt in chunks.
+const CHUNK_BYTES: u64 = 4 << 20;
+
+/// The expiry a rebuilt key gets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Expiry {
+    /// None.
+    Never,
+    /// At this Unix ms instant.
+    At(i64),
+    /// In this many ms (sources before 7.0 have no `PEXPIRETIME`).
+    In(i64),
+}
+
+/// What [`rebuild`] did.
+#[derive(Debug)]
+pub(crate) enum Rebuilt {
+    /// The key is in place.
+    Done,
+    /// The target key exists (and `replace` was not asked): nothing changed there.
+    Exists,
+    /// Cannot be rebuilt this way; the key is not written. Why.
+    Unfit(String),
+    /// The target refused a command; the key is not written. Its error.
+    Failed(redis::ServerError),
+}
+
+/// A key name in `slot` (its hash tag makes it so) that no PSOR key uses: where a value too big
+/// for one `RESTORE` is built before it is renamed into place.
+fn temp_key(slot: u16, cluster: bool, n: u64) -> Vec<u8> {
+    let tag = if cluster {
+        (0u32..)
+            .map(|i| format!("psor-tmp-{i}"))
+            .find(|t| crate::connect::key_slot(t.as_bytes()) == slot)
+            .expect("every slot has a tag")
+    } else {
+        "psor-tmp".to_string()
+    };
+    format!("{{{tag}}}:chunked:{}:{n}", std::process::id()).into_bytes()
+}
+
+/// Rebuilds `payload`'s value at `dst` with typed commands, a few MiB per command: built in a
+/// temporary key in `dst`'s slot (which expires within the hour should psor stop half-way),
+/// given its expiry, then `RENAME`d (`RENAMENX` unless `replace`) into place, so nothing ever
+/// sees a half-built `dst`. For values whose payload exceeds the target's `proto-max-bulk-len`;
+/// an element that is itself bigger than that cannot travel at all and is refused.
+// The arguments are the key's own facts (where, what, when) and the run's options; a struct
+// for them would only be built to be taken apart here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rebuild(
+    router: &mut super::router::Router,
+    slot: u16,
+    cluster: bool,
+    dst: &[u8],
+    payload: &[u8],
+    expiry: Expiry,
+    replace: bool,
+    max_payload: u64,
+    drop_field_ttls: bool,
+) -> Result<Rebuilt> {
+    use super::router::Routed;
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let t = rdb::payload_type(payload).unwrap_or(0xff);
+    let decoded = match rdb::decode_full(payload) {
+        Ok(d) => d,
+        Err(e) if matches!(t, 15 | 19 | 21) => {
+            return Ok(Rebuilt::Unfit(format!(
+                "a stream whose payload is larger than the target's proto-max-bulk-len ({max_payload} bytes); \
+                 psor does not rebuild streams in chunks ({e})"
+            )))
+        }
+        Err(e) => return Ok(Rebuilt::Unfit(describe(t, &e))),
+    };
+    if !decoded.field_expiry.is_empty() && !drop_field_ttls {
+        return Ok(Rebuilt::Unfit(Unfit::FieldTtls.to_string()));
+    }
+    if let rdb::Typed::Str(v) = &decoded.value {
+        // APPEND and SETRANGE refuse to grow a string past proto-max-bulk-len: the target
+        // cannot hold this string by any command.
+        return Ok(Rebuilt::Unfit(format!(
+            "a string of {} bytes, longer than the target's proto-max-bulk-len ({max_payload} bytes), which no \
+             command can build there; raise proto-max-bulk-len on the target",
+            v.len()
+        )));
+    }
+    let tmp = temp_key(slot, cluster, SEQ.fetch_add(1, Relaxed));
+    let limit = CHUNK_BYTES.min(max_payload / 2).max(1);
+    // Each command: (name, fixed args after the key, elements).
+    let (name, items): (&str, Vec<Vec<Vec<u8>>>) = match decoded.value {
+        rdb::Typed::Str(s) => ("APPEND", s.chunks(limit as usize).map(|c| vec![c.to_vec()]).collect()),
+        rdb::Typed::List(l) => ("RPUSH", l.into_iter().map(|e| vec![e]).collect()),
+        rdb::Typed::Set(m) => ("SADD", m.into_iter().map(|e| vec![e]).collect()),
+        rdb::Typed::ZSet(m) => {
+            ("ZADD", m.into_iter().map(|(e, sc)| vec![rdb::format_score(sc).into_bytes(), e]).collect())
+        }
+        rdb::Typed::Hash(m) => ("HSET", m.into_iter().map(|(f, v)| vec![f, v]).collect()),
+    };
+    if let Some(big) = items.iter().flatten().find(|e| e.len() as u64 > max_payload) {
+        return Ok(Rebuilt::Unfit(format!(
+            "holds an element of {} bytes, more than the target's proto-max-bulk-len ({max_payload} bytes)",
+            big.len()
+        )));
+    }
+    let send = |router: &mut super::router::Router, cmd: redis::Cmd| -> Result<Option<redis::ServerError>> {
+        let reply = router.run("RESTORE", &[Routed { slot, cmd }])?;
+        Ok(match reply.into_iter().next() {
+            Some(redis::Value::ServerError(e)) => Some(e),
+            _ => None,
+        })
+    };
+    let cleanup = |router: &mut super::router::Router| -> Result<()> {
+        let mut del = redis::cmd("UNLINK");
+        del.arg(&tmp);
+        send(router, del).map(|_| ())
+    };
+    let mut del = redis::cmd("UNLINK");
+    del.arg(&tmp);
+    if let Some(e) = send(router, del)? {
+        return Ok(Rebuilt::Failed(e));
+    }
+    let mut i = 0;
+    let mut first = true;
+    while i < items.len() {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(&tmp);
+        let mut bytes = 0u64;
+        while i < items.len() && (bytes == 0 || bytes + items[i].iter().map(|e| e.len() as u64).sum::<u64>() <= limit) {
+            bytes += items[i].iter().map(|e| e.len() as u64 + 16).sum::<u64>();
+            items[i].iter().for_each(|e| {
+                cmd.arg(e.as_slice());
+            });
+            i += 1;
+        }
+        if let Some(e) = send(router, cmd)? {
+            cleanup(router)?;
+            return Ok(Rebuilt::Failed(e));
+        }
+        if first {
+            // Should psor stop half-way, the temporary key goes by itself.
+            let mut exp = redis::cmd("PEXPIRE");
+            exp.arg(&tmp).arg(3_600_000);
+            send(router, exp)?;
+            first = false;
+        }
+    }
+    if items.is_empty() {
+        // An empty value does not exist in Redis; nothing to build (never reached: DUMP of a
+        // missing key is nil).
+        return Ok(Rebuilt::Unfit("an empty value".into()));
+    }
+    let mut exp = match expiry {
+        Expiry::Never => redis::cmd("PERSIST"),
+        Expiry::At(at) => {
+            let mut c = redis::cmd("PEXPIREAT");
+            c.arg(&tmp).arg(at);
+            c
+        }
+        Expiry::In(ms) => {
+            let mut c = redis::cmd("PEXPIRE");
+            c.arg(&tmp).arg(ms);
+            c
+        }
+    };
+    if matches!(expiry, Expiry::Never) {
+        exp.arg(&tmp);
+    }
+    if let Some(e) = send(router, exp)? {
+        cleanup(router)?;
+        return Ok(Rebuilt::Failed(e));
+    }
+    let mut ren = redis::cmd(if replace { "RENAME" } else { "RENAMENX" });
+    ren.arg(&tmp).arg(dst);
+    let reply = router.run("RENAME", &[Routed { slot, cmd: ren }])?;
+    match reply.into_iter().next() {
+        Some(redis::Value::Int(0)) => {
+            cleanup(router)?;
+            Ok(Rebuilt::Exists)
+        }
+        Some(redis::Value::ServerError(e)) => {
+            cleanup(router)?;
+            Ok(Rebuilt::Failed(e))
+        }
+        _ => Ok(Rebuilt::Done),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prof(product: Product, major: u32, minor: u32) -> TargetProfile {
+        let version = ServerVersion { major, minor, patch: 0 };
+        let rdb_version = match (product, major, minor) {
+            (Product::Redis, 6, _) => 9,
+            (Product::Redis, 7, 0) => 10,
+            (Product::Valkey, 8, _) => 11,
+            (Product::Valkey, 9, _) => 80,
+            other => panic!("{other:?}"),
+        };
+        TargetProfile { product, version, rdb_version, max_payload: 1 << 29 }
+    }
+
+    #[test]
+    fn paths_by_versions() {
+        // `SET s hello` then `DUMP s` on Valkey 9.1.2 (RDB 80).
+        let v91 = b"\x00\x05helloP\x00\xacX\x16\xe7\xfbfG\xfe";
+        let r70 = prof(Product::Redis, 7, 0);
+        let p = r70.prepare(v91, false).unwrap();
+        assert_eq!(p.path(), Path::Transcoded);
+        assert_eq!(rdb::footer_version(p.bytes()), Some(10));
+        assert_eq!(rdb::decode(p.bytes()).unwrap(), rdb::Typed::Str(b"hello".to_vec()));
+        let v9 = prof(Product::Valkey, 9, 1);
+        assert_eq!(v9.prepare(v91, false).unwrap().path(), Path::Restore);
+        // A Redis 7.0 payload goes as it is to Valkey 9, not to Redis 6.2.
+        let r70_payload = b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a";
+        assert_eq!(v9.prepare(r70_payload, false).unwrap().path(), Path::Restore);
+        let r62 = prof(Product::Redis, 6, 2);
+        assert_eq!(r62.prepare(r70_payload, false).unwrap().path(), Path::Transcoded);
+    }
+
+    #[test]
+    fn field_ttls_refused_unless_dropped() {
+        // `HSET hx a 1 b 2 c 3`, field expiries on a and b, `DUMP hx` on Valkey 9.1.2.
+        let p = b"\x16\x03\x01a\xc0\x01\x00\xd8\xc3,\xbb\x03\x00\x00\x01b\xc0\x02\xc1\x97\xc13\xa2\x01\x00\x00\x01c\xc0\x03\xff\xff\xff\xff\xff\xff\xff\xffP\x00\xa3\xc18\x12\xec\xe9p9";
+        assert!(has_field_ttls(p));
+        let v81 = prof(Product::Valkey, 8, 1);
+        assert!(matches!(v81.prepare(p, false), Err(Unfit::FieldTtls)));
+        let ok = v81.prepare(p, true).unwrap();
+        assert!(ok.dropped_field_ttls());
+        let rdb::Typed::Hash(h) = rdb::decode(ok.bytes()).unwrap() else { panic!("not a hash") };
+        assert_eq!(h.len(), 3);
+        assert_eq!(prof(Product::Valkey, 9, 1).prepare(p, false).unwrap().path(), Path::Restore);
+    }
+
+    #[test]
+    fn module_values_are_refused_by_name() {
+        let mut body = vec![7u8, 0x01, 0x02];
+        body.extend_from_slice(&rdb::VALKEY_9_RDB_VERSION.to_le_bytes());
+        let crc = crc::Crc::<u64>::new(&crc::CRC_64_REDIS).checksum(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let r = prof(Product::Redis, 7, 0).prepare(&body, false);
+        assert!(matches!(&r, Err(Unfit::Undecodable(w)) if w.contains("module")), "{:?}", r.err());
+    }
+}
