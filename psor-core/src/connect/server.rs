@@ -48,6 +48,7 @@ pub struct ServerInfo {
     pub redis_version: ServerVersion,
     /// The newest DUMP payload version the server reads, where known (the embedded store:
     /// what its decoder reads).
+    #[serde(rename = "max_rdb_version")]
     max_rdb: Option<u16>,
 }
 
