@@ -63,7 +63,7 @@ impl RedisSentinel {
         let server = builder.start();
         let sentinel = RedisSentinel { server, name: name.to_owned() };
         let want = ("127.0.0.1".to_owned(), master.port());
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match sentinel.master_addr(name) {
                 Some(got) if got == want => return sentinel,

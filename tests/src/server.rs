@@ -287,6 +287,9 @@ impl RedisServerBuilder {
             }
             line("save \"\"".into());
             line("appendonly no".into());
+            // A replica's first sync starts at once (Valkey 8 waits 5 s by default, which on a
+            // loaded 2-core machine runs into the tests' catch-up deadlines).
+            line("repl-diskless-sync-delay 0".into());
             if self.server.has_enable_debug_command() {
                 line("enable-debug-command yes".into());
             }

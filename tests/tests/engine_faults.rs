@@ -213,7 +213,7 @@ fn sentinel_finds_the_master_and_follows_a_failover() {
     fill(&mut master.admin_conn(), &target, 20_000);
     fill(&mut master.admin_conn(), &neighbour, 1_000);
     // Wait until the replica has everything, so the failover loses nothing.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while count(&mut replica.admin_conn(), &target) < 20_000 {
         assert!(Instant::now() < deadline, "the replica did not catch up");
         thread::sleep(Duration::from_millis(50));

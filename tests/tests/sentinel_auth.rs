@@ -61,7 +61,7 @@ fn delete_through_a_failover(
     let (target, neighbour) = (format!("{ns}a:"), format!("{ns}b:"));
     fill(&mut master.admin_conn(), &target, 6_000);
     fill(&mut master.admin_conn(), &neighbour, 100);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while count(&mut replica.admin_conn(), &target) < 6_000 {
         assert!(Instant::now() < deadline, "the replica did not catch up");
         thread::sleep(Duration::from_millis(50));
