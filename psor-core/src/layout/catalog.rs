@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::keys::ResourceTable;
 use super::naming::{KeyTemplate, ParsedKey, ProductVersion, SubPrefix};
+use super::resource::ResourceTable;
 
 /// The built-in reference catalog's TOML text.
 pub const BUILTIN_TOML: &str = include_str!("reference.toml");
