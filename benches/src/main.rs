@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use clap::Parser;
 use psor_tests::RedisServer;
 
 /// The prefix every tool works on.
@@ -36,70 +37,56 @@ const OTHER_PREFIXES: [&str; 2] = ["MyPAC_9.0:pct:", "other:"];
 /// TTL of every 10th key, seconds: long enough to outlive any run.
 const TTL_SECS: u64 = 86_400;
 
+/// psor's benchmarks against the tools people use today, on throwaway redis-servers.
+#[derive(Parser)]
+#[command(name = "psor-benches")]
 struct Args {
+    /// Keys under the prefix for the side-by-side rows.
+    #[arg(long, value_name = "N", default_value = "1000000", value_parser = parse_count)]
     keys: u64,
+    /// Keys for the peak-RSS run.
+    #[arg(long, value_name = "N", default_value = "10000000", value_parser = parse_count)]
     rss_keys: u64,
+    /// Skip the peak-RSS run.
+    #[arg(long = "skip-10m")]
     skip_10m: bool,
-    out: PathBuf,
+    /// Also write the report here [default: target/bench-results.md].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Use this psor binary instead of building target/release/psor.
+    #[arg(long, value_name = "PATH")]
     psor_bin: Option<PathBuf>,
-    /// Extra flags for every psor run (tuning experiments: `--psor-args "--writers 4"`).
-    psor_args: Vec<String>,
+    /// Extra flags for every psor run (tuning experiments: `--psor-args "--writers 4 --batch 2000"`).
+    #[arg(long = "psor-args", value_name = "S", default_value = "", allow_hyphen_values = true)]
+    psor_args_text: String,
+    /// psor rows only (tuning experiments).
+    #[arg(long)]
     no_peers: bool,
+    /// Skip the 3-master cluster section.
+    #[arg(long)]
     skip_cluster: bool,
-    /// Keys for the cluster section (default: `keys`).
+    /// Keys for the cluster section [default: --keys].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
     cluster_keys: Option<u64>,
-    /// Keys for the cluster delete peer that spawns one redis-cli per key.
+    /// Keys for the cluster delete peer, one redis-cli per key (0 skips it).
+    #[arg(long, value_name = "N", default_value = "3000", value_parser = parse_count)]
     cluster_peer_keys: u64,
 }
 
-fn usage() -> &'static str {
-    "usage: psor-benches [--keys N] [--rss-keys N] [--skip-10m] [--out FILE] [--psor-bin PATH]\n\
-     \n  --keys N        keys under the prefix for the side-by-side rows (default 1000000)\n\
-     \x20 --rss-keys N    keys for the peak-RSS run (default 10000000)\n\
-     \x20 --skip-10m      skip the peak-RSS run\n\
-     \x20 --out FILE      also write the report here (default target/bench-results.md)\n\
-     \x20 --psor-bin PATH use this psor binary instead of building target/release/psor\n\
-     \x20 --psor-args S   extra flags for every psor run, e.g. \"--writers 4 --batch 2000\"\n\
-     \x20 --no-peers      psor rows only (tuning experiments)\n\
-     \x20 --skip-cluster  skip the 3-master cluster section\n\
-     \x20 --cluster-keys N  keys for the cluster section (default: --keys)\n\
-     \x20 --cluster-peer-keys N  keys for the cluster delete peer, one redis-cli per key (default 3000; 0 skips it)"
+impl Args {
+    /// The words of `--psor-args`.
+    fn psor_args(&self) -> Vec<String> {
+        self.psor_args_text.split_whitespace().map(String::from).collect()
+    }
+
+    /// Where the report goes.
+    fn out(&self, root: &Path) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| root.join("target/bench-results.md"))
+    }
 }
 
-fn parse_args(root: &Path) -> Result<Args> {
-    let mut a = Args {
-        keys: 1_000_000,
-        rss_keys: 10_000_000,
-        skip_10m: false,
-        out: root.join("target/bench-results.md"),
-        psor_bin: None,
-        psor_args: Vec::new(),
-        no_peers: false,
-        skip_cluster: false,
-        cluster_keys: None,
-        cluster_peer_keys: 3_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value\n{}", usage()));
-        match arg.as_str() {
-            "--keys" => a.keys = parse_count(&val("--keys")?)?,
-            "--rss-keys" => a.rss_keys = parse_count(&val("--rss-keys")?)?,
-            "--skip-10m" => a.skip_10m = true,
-            "--out" => a.out = PathBuf::from(val("--out")?),
-            "--psor-bin" => a.psor_bin = Some(PathBuf::from(val("--psor-bin")?)),
-            "--psor-args" => a.psor_args = val("--psor-args")?.split_whitespace().map(String::from).collect(),
-            "--no-peers" => a.no_peers = true,
-            "--skip-cluster" => a.skip_cluster = true,
-            "--cluster-keys" => a.cluster_keys = Some(parse_count(&val("--cluster-keys")?)?),
-            "--cluster-peer-keys" => a.cluster_peer_keys = parse_count(&val("--cluster-peer-keys")?)?,
-            "-h" | "--help" => {
-                println!("{}", usage());
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{}", usage()),
-        }
-    }
+fn parse_args() -> Result<Args> {
+    let a = Args::parse();
     ensure!(a.keys > 0, "--keys must be positive");
     ensure!(a.cluster_keys != Some(0), "--cluster-keys must be positive");
     Ok(a)
@@ -126,8 +113,9 @@ fn main() {
 
 fn run() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("benches/ has no parent")?.to_path_buf();
-    let args = parse_args(&root)?;
-    let tools = Tools::find(&root, args.psor_bin.clone(), args.psor_args.clone())?;
+    let args = parse_args()?;
+    let out = args.out(&root);
+    let tools = Tools::find(&root, args.psor_bin.clone(), args.psor_args())?;
     let n = args.keys;
 
     let mut report = Report::new(&root, &tools, &args)?;
@@ -332,11 +320,11 @@ fn run() -> Result<()> {
 
     let text = report.render();
     println!("{text}");
-    if let Some(dir) = args.out.parent() {
+    if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    std::fs::write(&args.out, &text).with_context(|| format!("write {}", args.out.display()))?;
-    eprintln!("wrote {}", args.out.display());
+    std::fs::write(&out, &text).with_context(|| format!("write {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
     Ok(())
 }
 
@@ -562,14 +550,10 @@ fn value(i: u64) -> String {
     v
 }
 
+/// Writes one command in RESP (`redis::pack_command`).
 fn resp(w: &mut impl Write, parts: &[&[u8]]) -> std::io::Result<()> {
-    write!(w, "*{}\r\n", parts.len())?;
-    for p in parts {
-        write!(w, "${}\r\n", p.len())?;
-        w.write_all(p)?;
-        w.write_all(b"\r\n")?;
-    }
-    Ok(())
+    let args: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+    w.write_all(&redis::pack_command(&args))
 }
 
 /// Spot-checks copies: a string, a hash and a key with a TTL carry over (value and

@@ -32,6 +32,7 @@
 
 mod bytes;
 mod error;
+pub mod file;
 pub mod footer;
 pub mod frame;
 pub mod header;
@@ -40,6 +41,7 @@ mod record;
 mod writer;
 
 pub use error::{Checksum, Error, Result, Version};
+pub use file::now_ms;
 pub use footer::{Footer, KindTotals, Totals};
 pub use frame::FrameInfo;
 pub use header::{Header, Selection, Source, CURRENT_VERSION};

@@ -4,7 +4,7 @@
 //! file. The CLI maps them to exit codes in one place (`psor-cli/src/exit.rs`). Passwords
 //! never appear here: specs are stored redacted before they reach an error.
 
-use crate::keys::display_key;
+use crate::display::display_key;
 
 /// The result type of psor-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A `--psor` / `PSOR_URL` spec that does not parse.
-    #[error("bad PSOR spec `{spec}`: {reason}. Accepted forms: {forms}", forms = crate::connect::ACCEPTED_FORMS)]
+    #[error("bad PSOR spec `{spec}`: {reason}. Accepted forms: {forms}", forms = crate::display::ACCEPTED_FORMS)]
     BadSpec {
         /// The spec as given, with any password replaced by `***`.
         spec: String,

@@ -4,6 +4,7 @@
 //! key SCAN returns is checked again with a byte comparison, so a prefix can never match a
 //! neighbour's keys (`MyPAC_8.0:` does not match `MyPAC_8.01:` nor `MyPAC_8.0`).
 
+pub use crate::display::display_key;
 use crate::error::{Error, Result};
 
 /// A non-empty key prefix (arbitrary bytes).
@@ -76,34 +77,6 @@ pub fn glob_escape(bytes: &[u8]) -> Vec<u8> {
         }
         out.push(b);
     }
-    out
-}
-
-/// A key as people read it: printable ASCII as is; anything else escaped the way
-/// `redis-cli` quotes strings (`\n`, `\r`, `\t`, `\a`, `\b`, `\\`, `\"`, `\xHH`), and then the
-/// whole key in double quotes. A key needing no escape and holding no space prints bare.
-pub fn display_key(key: &[u8]) -> String {
-    let plain = key.iter().all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
-    if plain && !key.is_empty() {
-        // Safe: every byte is printable ASCII.
-        return String::from_utf8_lossy(key).into_owned();
-    }
-    let mut out = String::with_capacity(key.len() + 2);
-    out.push('"');
-    for &b in key {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            b' '..=b'~' => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
     out
 }
 

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod connect;
+mod display;
 pub mod embedded;
 pub mod engine;
 mod error;

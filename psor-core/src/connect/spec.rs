@@ -6,11 +6,7 @@
 
 use crate::error::{Error, Result};
 
-/// The forms `--psor` accepts, for error messages and `--help`.
-pub const ACCEPTED_FORMS: &str = "redis://[user[:pass]@]host:port[/db], rediss://... (TLS), \
-redis+cluster://host:port[,host:port...], redis+sentinel://host:port[,host:port...]/MASTER, \
-the caspac form redis,host:port[,host:port...] / redis_TLS,host:port[,...], \
-or file:PATH (a .psnap snapshot file used as an embedded store, created if missing)";
+pub use crate::display::ACCEPTED_FORMS;
 
 /// A secret (password) that never prints.
 #[derive(Clone, PartialEq, Eq)]

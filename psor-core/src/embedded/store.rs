@@ -82,10 +82,8 @@ pub struct Store {
     pub save_refused: Option<String>,
 }
 
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use psor_formats::file::sync_dir;
+pub use psor_formats::file::{now_ms, tmp_path};
 
 impl Store {
     /// Records that `key` changed: the store needs saving and WATCHers must fail.
@@ -215,23 +213,5 @@ impl Store {
             self.dirty = false;
         }
         written
-    }
-}
-
-/// `PATH.tmp`, beside `PATH`.
-pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-fn sync_dir(path: &Path) {
-    // Makes the rename itself durable. Best effort: not every platform can open a directory.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
     }
 }

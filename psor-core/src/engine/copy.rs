@@ -13,8 +13,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use psor_formats::now_ms;
 use redis::Value;
 
 use super::compare;
@@ -603,10 +604,6 @@ fn dry_run(
     let mut outcome = samples.into_outcome(&progress, base, started, true);
     outcome.sample = sample;
     Ok(outcome)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn command_error(router: &mut Router, slot: u16, op: &'static str, key: &[u8], e: redis::ServerError) -> Error {

@@ -17,8 +17,8 @@ pub mod transcode;
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
 pub use pacing::Pacing;
-pub(crate) use scan::scan_node;
 pub use scan::{scan, KeyStream};
+pub(crate) use scan::{scan_node, scan_node_with};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering::Relaxed;

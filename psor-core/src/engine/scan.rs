@@ -18,7 +18,7 @@ use crate::progress::{MasterCounters, Progress};
 /// Scans one node, calling `emit` with batches of at most `opts.batch_size` keys that really
 /// start with `prefix` (every key when `None`: a survey of the whole keyspace). Stops early
 /// (with `Ok`) when `emit` returns false, with [`Error::Interrupted`] once `progress` is
-/// cancelled. The one SCAN loop the engine, its key streams and the survey share.
+/// cancelled. The one SCAN loop the engine, its key streams, the survey and `status` share.
 pub(crate) fn scan_node(
     con: &mut NodeConn,
     prefix: Option<&KeyPrefix>,
@@ -27,6 +27,21 @@ pub(crate) fn scan_node(
     master: &MasterCounters,
     mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
 ) -> Result<()> {
+    scan_node_with(con, prefix, opts, progress, Some(master), |_, batch| Ok(emit(batch)))
+}
+
+/// [`scan_node`] for a consumer that works on the scanned node itself: `emit` also gets the
+/// node's connection (between two `SCAN` pages) and may fail, which ends the scan with its
+/// error. With `master` `None` the keys are not counted as matched (the caller counts what
+/// it keeps, as `status` counts PAC keys).
+pub(crate) fn scan_node_with<E: From<Error>>(
+    con: &mut NodeConn,
+    prefix: Option<&KeyPrefix>,
+    opts: &EngineOptions,
+    progress: &Progress,
+    master: Option<&MasterCounters>,
+    mut emit: impl FnMut(&mut NodeConn, Vec<Vec<u8>>) -> std::result::Result<bool, E>,
+) -> std::result::Result<(), E> {
     let pattern = prefix.map(KeyPrefix::match_pattern);
     let batch_size = opts.batch_size.max(1);
     let mut cursor: u64 = 0;
@@ -34,7 +49,7 @@ pub(crate) fn scan_node(
     let mut restarts = con.restarts();
     loop {
         if progress.is_cancelled() {
-            return Err(Error::Interrupted);
+            return Err(Error::Interrupted.into());
         }
         if con.restarts() != restarts {
             // The server restarted (or Sentinel failed over to another one) while we paged:
@@ -52,13 +67,19 @@ pub(crate) fn scan_node(
             cmd.arg("COUNT").arg(opts.scan_count).query(c)
         })?;
         Progress::add(&progress.examined, opts.scan_count as u64);
-        Progress::add(&master.examined, opts.scan_count as u64);
+        if let Some(m) = master {
+            Progress::add(&m.examined, opts.scan_count as u64);
+        }
         for key in keys {
             if prefix.is_none_or(|p| p.matches(&key)) {
-                Progress::add(&progress.matched, 1);
-                Progress::add(&master.matched, 1);
+                if let Some(m) = master {
+                    Progress::add(&progress.matched, 1);
+                    Progress::add(&m.matched, 1);
+                }
                 batch.push(key);
-                if batch.len() == batch_size && !emit(std::mem::replace(&mut batch, Vec::with_capacity(batch_size))) {
+                if batch.len() == batch_size
+                    && !emit(con, std::mem::replace(&mut batch, Vec::with_capacity(batch_size)))?
+                {
                     return Ok(());
                 }
             }
@@ -72,7 +93,7 @@ pub(crate) fn scan_node(
         }
     }
     if !batch.is_empty() {
-        emit(batch);
+        emit(con, batch)?;
     }
     Ok(())
 }

@@ -16,56 +16,9 @@
 //! that key to another slot, it cannot join the metadata's slot by accident
 //! unless it spells the tag, which is harmless for correctness.
 
-use serde::Serialize;
-
 use super::catalog::{Layout, Placement, Store, StoreRole};
 use super::naming::{PacName, PacVersionPrefix, ProductVersion, RegionName, STORE_SEPARATOR};
-
-/// The CICS resource tables the PSOR holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResourceTable {
-    /// Transactions (status is PAC-wide).
-    Pct,
-    /// Files (open/close is PAC-wide).
-    Fct,
-    /// Programs; binaries may be held here, so values can be large.
-    Ppt,
-    /// TD queue definitions.
-    Dct,
-    /// TS models.
-    Tst,
-    /// ENQ models.
-    Enqmodel,
-}
-
-impl ResourceTable {
-    /// All tables.
-    pub const ALL: [ResourceTable; 6] = [
-        ResourceTable::Pct,
-        ResourceTable::Fct,
-        ResourceTable::Ppt,
-        ResourceTable::Dct,
-        ResourceTable::Tst,
-        ResourceTable::Enqmodel,
-    ];
-
-    /// The word used for it in a catalog's `role = "..."`, e.g. `pct`.
-    pub fn role_name(self) -> &'static str {
-        match self {
-            ResourceTable::Pct => "pct",
-            ResourceTable::Fct => "fct",
-            ResourceTable::Ppt => "ppt",
-            ResourceTable::Dct => "dct",
-            ResourceTable::Tst => "tst",
-            ResourceTable::Enqmodel => "enqmodel",
-        }
-    }
-
-    pub(crate) fn from_role_name(s: &str) -> Option<ResourceTable> {
-        Self::ALL.into_iter().find(|t| t.role_name() == s)
-    }
-}
+pub use super::resource::ResourceTable;
 
 /// A key that cannot be built from a layout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod keys;
 pub mod naming;
 pub mod pac;
+mod resource;
 
 pub use catalog::{
     Catalog, CatalogError, CatalogErrorKind, Compat, Epoch, Extends, Layout, Placement, RedisType, Store, StoreRole,

@@ -149,9 +149,9 @@ impl Error {
     }
 }
 
-/// Milliseconds since the Unix epoch, for record timestamps.
+/// Milliseconds since the Unix epoch, for record timestamps ([`psor_formats::now_ms`], unsigned).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    u64::try_from(psor_formats::now_ms()).unwrap_or(0)
 }
 
 /// A connection to the master that serves `key`: the one server of a standalone PSOR, or

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+use psor_formats::file::{sync_dir, tmp_path};
 use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, SnapshotWriter, Source};
 use redis::Value;
 
@@ -192,46 +193,19 @@ pub fn export(
     })
 }
 
-/// Moves the finished `tmp` to `path`: a rename when replacing was asked (and checked), else
-/// a hard link that fails if `path` appeared meanwhile (what `persist_noclobber` does), then
-/// `tmp` goes.
+/// Moves the finished `tmp` to `path` ([`psor_formats::file::persist`]): never over a file
+/// that appeared while the export ran, unless replacing was asked (and checked).
 fn persist(tmp: &Path, path: &Path, overwrite: bool) -> Result<()> {
-    let write = |source| Error::Write { path: path.to_path_buf(), source };
-    if overwrite {
-        return std::fs::rename(tmp, path).map_err(write);
-    }
-    match std::fs::hard_link(tmp, path) {
-        Ok(()) => {
-            let _ = std::fs::remove_file(tmp);
-            Ok(())
+    psor_formats::file::persist(tmp, path, overwrite).map_err(|source| {
+        if !overwrite && source.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Refused(format!(
+                "{} appeared while the export ran: not replaced (use --overwrite to replace it)",
+                path.display()
+            ))
+        } else {
+            Error::Write { path: path.to_path_buf(), source }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Refused(format!(
-            "{} appeared while the export ran: not replaced (use --overwrite to replace it)",
-            path.display()
-        ))),
-        // A file system without hard links: the check before the export is what protects.
-        Err(_) if !path.exists() => std::fs::rename(tmp, path).map_err(write),
-        Err(e) => Err(write(e)),
-    }
-}
-
-/// `FILE.tmp` beside `FILE`.
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-fn sync_dir(path: &Path) {
-    // The rename is durable once the directory is. Not every platform can open a directory;
-    // the file itself is already synced, so a failure here is not an error.
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    })
 }
 
 #[derive(Default)]

@@ -37,7 +37,6 @@ pub use output::{check_output_path, same_file};
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use psor_formats::KeyKind;
 
@@ -178,9 +177,7 @@ pub(crate) fn where_is(psor: &crate::connect::Psor) -> String {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
+pub(crate) use psor_formats::now_ms;
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), without a date crate.
 pub fn format_utc_ms(ms: i64) -> String {

@@ -221,6 +221,4 @@ fn utc(ms: i64) -> String {
     crate::snapshot::format_utc_ms(ms)
 }
 
-pub(crate) fn now_ms() -> i64 {
-    crate::snapshot::now_ms()
-}
+pub(crate) use psor_formats::now_ms;

@@ -253,8 +253,10 @@ fn scan_prefix(catalog: &Catalog, pac: Option<&PacName>) -> Option<KeyPrefix> {
     KeyPrefix::new(fixed.into_bytes()).ok()
 }
 
-/// Pages through every key of every master (or only those under `prefix`), calling `f` with
-/// the master's connection and each page; counts examined keys in `progress`.
+/// Pages through every key of every master (or only those under `prefix`) with the engine's
+/// SCAN loop (`engine::scan::scan_node_with`), calling `f` with the master's connection and
+/// each page of about one SCAN reply, at the pace of [`EngineOptions::pacing`]; counts
+/// examined keys in `progress` (`f` counts the PAC keys it keeps as matched).
 fn scan_pages(
     psor: &Psor,
     prefix: Option<&KeyPrefix>,
@@ -263,47 +265,21 @@ fn scan_pages(
     mut f: impl FnMut(&mut NodeConn, Vec<Vec<u8>>) -> Result<()>,
 ) -> Result<()> {
     let pacer = crate::engine::pacing::Pacer::start(&opts.pacing, psor)?;
-    let result = scan_paced(psor, prefix, opts, progress, &pacer, &mut f);
+    // Pages of about one SCAN reply, as before: one facts pipeline per page.
+    let engine = EngineOptions { batch_size: opts.scan_count.max(1), ..opts.clone() };
+    let mut scan_all = || -> Result<()> {
+        for node in psor.masters() {
+            let mut con = node.connect()?;
+            crate::engine::scan_node_with(&mut con, prefix, &engine, progress, None, |con, keys| {
+                pacer.admit(keys.len(), progress);
+                f(con, keys).map(|()| true)
+            })?;
+        }
+        Ok(())
+    };
+    let result = scan_all();
     pacer.stop();
     result
-}
-
-fn scan_paced(
-    psor: &Psor,
-    prefix: Option<&KeyPrefix>,
-    opts: &EngineOptions,
-    progress: &Progress,
-    pacer: &crate::engine::pacing::Pacer,
-    f: &mut impl FnMut(&mut NodeConn, Vec<Vec<u8>>) -> Result<()>,
-) -> Result<()> {
-    for node in psor.masters() {
-        let mut con = node.connect()?;
-        let mut cursor: u64 = 0;
-        loop {
-            if progress.is_cancelled() {
-                return Err(crate::Error::Interrupted.into());
-            }
-            let (next, mut keys): (u64, Vec<Vec<u8>>) = con.retry("SCAN", None, |c| {
-                let mut cmd = redis::cmd("SCAN");
-                cmd.arg(cursor);
-                if let Some(p) = prefix {
-                    cmd.arg("MATCH").arg(p.match_pattern());
-                }
-                cmd.arg("COUNT").arg(opts.scan_count).query(c)
-            })?;
-            Progress::add(&progress.examined, opts.scan_count as u64);
-            keys.retain(|k| prefix.is_none_or(|p| p.matches(k)));
-            if !keys.is_empty() {
-                pacer.admit(keys.len(), progress);
-                f(&mut con, keys)?;
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Which store of a (PAC, version) a key counts against. Ordered as reported: layout
