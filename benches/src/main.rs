@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
+use psor_tests::kind::ServerKind;
 use psor_tests::RedisServer;
 
 /// The prefix every tool works on.
@@ -68,6 +69,14 @@ struct Args {
     /// Keys for the cluster section [default: --keys].
     #[arg(long, value_name = "N", value_parser = parse_count)]
     cluster_keys: Option<u64>,
+    /// The server build every run uses (redis-7.0, valkey-8.1, valkey-9.1; the harness's
+    /// names) [default: PSOR_TEST_SERVER, else redis-7.0].
+    #[arg(long, value_name = "NAME", value_parser = parse_kind)]
+    server: Option<ServerKind>,
+    /// The second server's build, for copy-cross, verify and import (a cross-version copy:
+    /// `--server valkey-9.1 --target-server redis-7.0`) [default: --server].
+    #[arg(long, value_name = "NAME", value_parser = parse_kind)]
+    target_server: Option<ServerKind>,
     /// Keys for the cluster delete peer, one redis-cli per key (0 skips it).
     #[arg(long, value_name = "N", default_value = "3000", value_parser = parse_count)]
     cluster_peer_keys: u64,
@@ -90,6 +99,11 @@ fn parse_args() -> Result<Args> {
     ensure!(a.keys > 0, "--keys must be positive");
     ensure!(a.cluster_keys != Some(0), "--cluster-keys must be positive");
     Ok(a)
+}
+
+fn parse_kind(s: &str) -> Result<ServerKind> {
+    ServerKind::from_name(s)
+        .with_context(|| format!("unknown server {s:?} (redis-7.0, redis-6.2, valkey-8.1, valkey-9.1)"))
 }
 
 fn parse_count(s: &str) -> Result<u64> {
@@ -129,9 +143,15 @@ fn run() -> Result<()> {
     }
     eprintln!("== {n} keys under {PREFIX} plus {n} others");
 
-    let src = start_server()?;
-    let dst = start_server()?;
-    report.redis_version = info_field(&src, "server", "redis_version")?;
+    let src_kind = args.server.unwrap_or_else(ServerKind::from_env);
+    let dst_kind = args.target_server.unwrap_or(src_kind);
+    let src = start_server_kind(src_kind)?;
+    let dst = start_server_kind(dst_kind)?;
+    report.redis_version = server_name(&src)?;
+    if dst_kind != src_kind {
+        report.redis_version =
+            format!("{}; the second server (copy-cross, verify, import) {}", report.redis_version, server_name(&dst)?);
+    }
 
     // --- scan (not destructive: both tools see the same keyspace) ---
     let pop = populate(&src, n, n)?;
@@ -425,6 +445,19 @@ fn py_copy(python: &Path, root: &Path, src: &RedisServer, dst: &RedisServer) -> 
 fn start_server() -> Result<RedisServer> {
     // The harness panics with a hint if redis-server cannot start; we checked PATH already.
     Ok(RedisServer::start())
+}
+
+fn start_server_kind(kind: ServerKind) -> Result<RedisServer> {
+    ensure!(kind.is_installed(), "{} is not installed: run scripts/fetch-servers.sh", kind.display_name());
+    Ok(RedisServer::builder().server(kind).start())
+}
+
+/// "Valkey 9.1.2" or "Redis 7.0.15", from the server itself.
+fn server_name(s: &RedisServer) -> Result<String> {
+    match info_field(s, "server", "valkey_version") {
+        Ok(v) => Ok(format!("Valkey {v}")),
+        Err(_) => Ok(format!("Redis {}", info_field(s, "server", "redis_version")?)),
+    }
 }
 
 fn conn(s: &RedisServer) -> Result<redis::Connection> {
@@ -986,11 +1019,7 @@ impl Report {
         let _ = writeln!(s, "- command: `{}`", self.command);
         let _ = writeln!(s, "- machine: {} cores (nproc), {}", self.nproc, self.uname);
         let _ = writeln!(s, "- load average at start: {}", self.loadavg);
-        let _ = writeln!(
-            s,
-            "- redis-server {} (one throwaway server per run; a second for copy-cross)",
-            self.redis_version
-        );
+        let _ = writeln!(s, "- server: {} (one throwaway server per run; a second for copy-cross)", self.redis_version);
         let _ = writeln!(s, "- {}", self.psor_version);
         let _ = writeln!(
             s,
