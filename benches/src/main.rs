@@ -530,7 +530,7 @@ fn populate_to(targets: &[&RedisServer], route: &dyn Fn(&[u8]) -> usize, n: u64,
         writers.push(BufWriter::with_capacity(1 << 20, sock));
     }
     let emit = |w: &mut BufWriter<TcpStream>, k: &str, i: u64| -> Result<()> {
-        let ttl = i % 10 == 0;
+        let ttl = i.is_multiple_of(10);
         if i % 7 == 3 {
             let v = value(i);
             resp(w, &[b"HSET", k.as_bytes(), b"name", v.as_bytes(), b"rev", i.to_string().as_bytes()])?;
@@ -565,7 +565,7 @@ fn populate_to(targets: &[&RedisServer], route: &dyn Fn(&[u8]) -> usize, n: u64,
 
 /// How many commands [`populate`] sends for key `i`: a hash with a TTL takes HSET + EXPIRE.
 fn commands_for(i: u64) -> u64 {
-    if i % 7 == 3 && i % 10 == 0 {
+    if i % 7 == 3 && i.is_multiple_of(10) {
         2
     } else {
         1

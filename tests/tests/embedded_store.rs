@@ -238,8 +238,7 @@ fn engine_on_a_file_does_what_it_does_on_a_server() {
     let scan_keys = |psor: &Psor| {
         let mut keys: Vec<Vec<u8>> = engine::scan(psor, &prefix(&a), &small(), Arc::new(Progress::new()))
             .unwrap()
-            .map(Result::unwrap)
-            .flatten()
+            .flat_map(Result::unwrap)
             .collect();
         keys.sort();
         keys.dedup();

@@ -113,20 +113,7 @@ fn report(json: bool, target: &str, o: &ImportOutcome, verify: Option<serde_json
     }
     let rate = if o.seconds > 0.0 { c.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<14}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
-    if o.paths.transcoded + o.paths.rebuilt + o.paths.field_ttls_dropped > 0 {
-        writeln!(
-            out,
-            "  paths: {} as they were, {} transcoded for the target, {} rebuilt",
-            o.paths.restore, o.paths.transcoded, o.paths.rebuilt
-        )?;
-    }
-    if o.paths.field_ttls_dropped > 0 {
-        writeln!(
-            out,
-            "  {} hashes restored without their fields' expiries (--drop-field-ttls)",
-            o.paths.field_ttls_dropped
-        )?;
-    }
+    crate::ui::output::print_paths(&mut out, &o.paths, "restored")?;
     // The sample is what --sample asked for (the engine keeps no more): all of it.
     list(&mut out, "would be restored, first", &o.sample, o.sample.len(), c.done)?;
     list(&mut out, "conflicts (key exists with other content, left alone), first", &o.conflict_keys, 10, c.conflicts)?;

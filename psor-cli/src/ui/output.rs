@@ -87,20 +87,7 @@ pub fn print_outcome_with(
     if o.paused_seconds > 0.0 {
         writeln!(out, "  {:<13}{:>14.2}   (waiting for --rate / --max-latency)", "paused", o.paused_seconds)?;
     }
-    if o.paths.transcoded + o.paths.rebuilt + o.paths.field_ttls_dropped > 0 {
-        writeln!(
-            out,
-            "  paths: {} as they were, {} transcoded for the target, {} rebuilt",
-            o.paths.restore, o.paths.transcoded, o.paths.rebuilt
-        )?;
-    }
-    if o.paths.field_ttls_dropped > 0 {
-        writeln!(
-            out,
-            "  {} hashes copied without their fields' expiries (--drop-field-ttls)",
-            o.paths.field_ttls_dropped
-        )?;
-    }
+    print_paths(out, &o.paths, "copied")?;
     // The sample is what --sample asked for (the engine keeps no more): all of it.
     list(out, "would be affected, first", &o.sample, o.sample.len(), o.counts.done)?;
     list(out, "conflicts (target exists with other content), first", &o.conflict_keys, 10, o.counts.conflicts)?;
@@ -112,6 +99,23 @@ pub fn print_outcome_with(
     }
     if o.interrupted {
         writeln!(out, "{}", crate::interrupt::RERUN)?;
+    }
+    Ok(())
+}
+
+/// How many keys reached the target as they were, transcoded, or rebuilt (shown only when
+/// some did not go as they were), and the hashes whose field expiries were dropped. `verb`:
+/// "copied", "restored".
+pub fn print_paths(out: &mut impl Write, p: &psor_core::engine::transcode::Paths, verb: &str) -> io::Result<()> {
+    if p.transcoded + p.rebuilt + p.field_ttls_dropped > 0 {
+        writeln!(
+            out,
+            "  paths: {} as they were, {} transcoded for the target, {} rebuilt",
+            p.restore, p.transcoded, p.rebuilt
+        )?;
+    }
+    if p.field_ttls_dropped > 0 {
+        writeln!(out, "  {} hashes {verb} without their fields' expiries (--drop-field-ttls)", p.field_ttls_dropped)?;
     }
     Ok(())
 }

@@ -448,6 +448,78 @@ pub(crate) fn read_with(con: &mut NodeConn, key: &[u8], kind: &str, len: u64) ->
     Ok(reader.finish())
 }
 
+/// The content a decoded value has, in the form [`read`] gives a key's: to compare a payload
+/// too big to restore into a scratch key with what a server holds. The value is fed to the
+/// same [`Reader`] a live key goes through, as the replies a server would send, so the two
+/// digests agree by construction.
+pub(crate) fn content_of(v: &crate::embedded::rdb::Typed) -> Content {
+    use crate::embedded::rdb::{format_score, Typed};
+    let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
+    let (kind, len) = match v {
+        Typed::Str(s) => ("string", s.len() as u64),
+        Typed::List(l) => ("list", l.len() as u64),
+        Typed::Set(m) => ("set", m.len() as u64),
+        Typed::ZSet(m) => ("zset", m.len() as u64),
+        Typed::Hash(m) => ("hash", m.len() as u64),
+    };
+    let mut reader = Reader::new(b"", kind, len, false);
+    let mut fed = 0u64;
+    while let Some(cmd) = reader.next_command() {
+        let name = cmd.args_iter().next().and_then(|a| match a {
+            redis::Arg::Simple(b) => Some(b.to_vec()),
+            _ => None,
+        });
+        let num = |i: usize| -> u64 {
+            match cmd.args_iter().nth(i) {
+                Some(redis::Arg::Simple(b)) => std::str::from_utf8(b).ok().and_then(|t| t.parse().ok()).unwrap_or(0),
+                _ => 0,
+            }
+        };
+        let reply = match (name.as_deref(), v) {
+            (Some(b"GET"), Typed::Str(s)) => bulk(s),
+            (Some(b"GETRANGE"), Typed::Str(s)) => {
+                let (a, b) = (num(2) as usize, num(3) as usize);
+                bulk(&s[a.min(s.len())..(b + 1).min(s.len())])
+            }
+            (Some(b"LRANGE"), Typed::List(l)) => {
+                let (a, b) = (num(2) as usize, num(3) as usize);
+                Value::Array(l.iter().skip(a).take(b + 1 - a).map(|e| bulk(e)).collect())
+            }
+            (Some(b"ZRANGE"), Typed::ZSet(m)) => {
+                // Server order: by score, then member.
+                let mut pairs: Vec<(&Vec<u8>, f64)> = m.iter().map(|(e, d)| (e, *d)).collect();
+                pairs.sort_by(|x, y| x.1.total_cmp(&y.1).then_with(|| x.0.cmp(y.0)));
+                let (a, b) = (num(2) as usize, num(3) as usize);
+                Value::Array(
+                    pairs
+                        .into_iter()
+                        .skip(a)
+                        .take(b + 1 - a)
+                        .flat_map(|(e, d)| [bulk(e), bulk(format_score(d).as_bytes())])
+                        .collect(),
+                )
+            }
+            (Some(b"HGETALL"), Typed::Hash(m)) => {
+                Value::Array(m.iter().flat_map(|(f, x)| [bulk(f), bulk(x)]).collect())
+            }
+            (Some(b"SMEMBERS"), Typed::Set(m)) => Value::Array(m.iter().map(|e| bulk(e)).collect()),
+            // One page holding every element, then cursor 0: the digest is order-free.
+            (Some(b"HSCAN"), Typed::Hash(m)) => {
+                Value::Array(vec![bulk(b"0"), Value::Array(m.iter().flat_map(|(f, x)| [bulk(f), bulk(x)]).collect())])
+            }
+            (Some(b"SSCAN"), Typed::Set(m)) => {
+                Value::Array(vec![bulk(b"0"), Value::Array(m.iter().map(|e| bulk(e)).collect())])
+            }
+            _ => return Content::Opaque(kind.to_string()),
+        };
+        fed += 1;
+        if reader.feed(reply).is_err() || fed > len + 2 {
+            return Content::Opaque(kind.to_string());
+        }
+    }
+    reader.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,76 +596,4 @@ mod tests {
         assert!(z(b"1.5").same_as(&z(b"1.50")));
         assert!(!z(b"1.5").same_as(&z(b"2")));
     }
-}
-
-/// The content a decoded value has, in the form [`read`] gives a key's: to compare a payload
-/// too big to restore into a scratch key with what a server holds. The value is fed to the
-/// same [`Reader`] a live key goes through, as the replies a server would send, so the two
-/// digests agree by construction.
-pub(crate) fn content_of(v: &crate::embedded::rdb::Typed) -> Content {
-    use crate::embedded::rdb::{format_score, Typed};
-    let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
-    let (kind, len) = match v {
-        Typed::Str(s) => ("string", s.len() as u64),
-        Typed::List(l) => ("list", l.len() as u64),
-        Typed::Set(m) => ("set", m.len() as u64),
-        Typed::ZSet(m) => ("zset", m.len() as u64),
-        Typed::Hash(m) => ("hash", m.len() as u64),
-    };
-    let mut reader = Reader::new(b"", kind, len, false);
-    let mut fed = 0u64;
-    while let Some(cmd) = reader.next_command() {
-        let name = cmd.args_iter().next().and_then(|a| match a {
-            redis::Arg::Simple(b) => Some(b.to_vec()),
-            _ => None,
-        });
-        let num = |i: usize| -> u64 {
-            match cmd.args_iter().nth(i) {
-                Some(redis::Arg::Simple(b)) => std::str::from_utf8(b).ok().and_then(|t| t.parse().ok()).unwrap_or(0),
-                _ => 0,
-            }
-        };
-        let reply = match (name.as_deref(), v) {
-            (Some(b"GET"), Typed::Str(s)) => bulk(s),
-            (Some(b"GETRANGE"), Typed::Str(s)) => {
-                let (a, b) = (num(2) as usize, num(3) as usize);
-                bulk(&s[a.min(s.len())..(b + 1).min(s.len())])
-            }
-            (Some(b"LRANGE"), Typed::List(l)) => {
-                let (a, b) = (num(2) as usize, num(3) as usize);
-                Value::Array(l.iter().skip(a).take(b + 1 - a).map(|e| bulk(e)).collect())
-            }
-            (Some(b"ZRANGE"), Typed::ZSet(m)) => {
-                // Server order: by score, then member.
-                let mut pairs: Vec<(&Vec<u8>, f64)> = m.iter().map(|(e, d)| (e, *d)).collect();
-                pairs.sort_by(|x, y| x.1.total_cmp(&y.1).then_with(|| x.0.cmp(y.0)));
-                let (a, b) = (num(2) as usize, num(3) as usize);
-                Value::Array(
-                    pairs
-                        .into_iter()
-                        .skip(a)
-                        .take(b + 1 - a)
-                        .flat_map(|(e, d)| [bulk(e), bulk(format_score(d).as_bytes())])
-                        .collect(),
-                )
-            }
-            (Some(b"HGETALL"), Typed::Hash(m)) => {
-                Value::Array(m.iter().flat_map(|(f, x)| [bulk(f), bulk(x)]).collect())
-            }
-            (Some(b"SMEMBERS"), Typed::Set(m)) => Value::Array(m.iter().map(|e| bulk(e)).collect()),
-            // One page holding every element, then cursor 0: the digest is order-free.
-            (Some(b"HSCAN"), Typed::Hash(m)) => {
-                Value::Array(vec![bulk(b"0"), Value::Array(m.iter().flat_map(|(f, x)| [bulk(f), bulk(x)]).collect())])
-            }
-            (Some(b"SSCAN"), Typed::Set(m)) => {
-                Value::Array(vec![bulk(b"0"), Value::Array(m.iter().map(|e| bulk(e)).collect())])
-            }
-            _ => return Content::Opaque(kind.to_string()),
-        };
-        fed += 1;
-        if reader.feed(reply).is_err() || fed > len + 2 {
-            return Content::Opaque(kind.to_string());
-        }
-    }
-    reader.finish()
 }

@@ -203,7 +203,7 @@ pub fn rehearse(
             run.step(
                 "setup",
                 "Copy the PAC from the live PSOR into the rehearsal store (read only on the source)",
-                format!("psor copy --prefix <each version's prefix> --target file:…"),
+                "psor copy --prefix <each version's prefix> --target file:…".to_string(),
                 false,
                 |p| {
                     let mut keys = 0;
