@@ -11,20 +11,11 @@ use psor_tests::RedisServer;
 const KEYS: u64 = 20_000;
 
 fn psor(url: &str, args: &[&str]) -> Command {
-    let mut cmd = psor_tests::cli::command(env!("CARGO_BIN_EXE_psor"), &["--psor", url, "--no-progress"]);
-    cmd.args(args);
-    cmd
+    psor_tests::cli::command_at(env!("CARGO_BIN_EXE_psor"), url, args)
 }
 
 fn populate(server: &RedisServer, prefix: &str, n: u64) {
-    let mut con = server.admin_conn();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
-        let mut pipe = redis::pipe();
-        for i in chunk {
-            pipe.cmd("SET").arg(format!("{prefix}{i:06}")).arg(format!("value {i}")).ignore();
-        }
-        pipe.query::<()>(&mut con).unwrap();
-    }
+    psor_tests::cli::set_numbered(&mut server.admin_conn(), prefix, n);
 }
 
 fn count(server: &RedisServer, prefix: &str) -> u64 {

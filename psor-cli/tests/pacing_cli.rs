@@ -11,18 +11,11 @@ const KEYS: u64 = 3_000;
 const RATE: u64 = 1_000;
 
 fn psor(url: &str, args: &[&str]) -> Command {
-    let mut cmd = psor_tests::cli::command(env!("CARGO_BIN_EXE_psor"), &["--psor", url, "--no-progress"]);
-    cmd.args(args);
-    cmd
+    psor_tests::cli::command_at(env!("CARGO_BIN_EXE_psor"), url, args)
 }
 
 fn populate(server: &RedisServer, prefix: &str, n: u64) {
-    let mut con = server.admin_conn();
-    let mut pipe = redis::pipe();
-    for i in 0..n {
-        pipe.cmd("SET").arg(format!("{prefix}{i:06}")).arg(format!("value {i}")).ignore();
-    }
-    pipe.query::<()>(&mut con).unwrap();
+    psor_tests::cli::set_numbered(&mut server.admin_conn(), prefix, n);
 }
 
 /// Runs with `--rate RATE --batch 100`; asserts exit 0 and that `keys` keys took at least

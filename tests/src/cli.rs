@@ -37,6 +37,27 @@ pub fn command(bin: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// `bin --psor url --no-progress args…`, as [`command`] makes it.
+pub fn command_at(bin: &str, url: &str, args: &[&str]) -> Command {
+    let mut cmd = command(bin, &["--psor", url, "--no-progress"]);
+    cmd.args(args);
+    cmd
+}
+
+/// Writes `n` strings `{prefix}{i:06}` = `value {i}` through `con`, pipelined in chunks.
+///
+/// # Panics
+/// If the server refuses them.
+pub fn set_numbered(con: &mut dyn redis::ConnectionLike, prefix: &str, n: u64) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("SET").arg(format!("{prefix}{i:06}")).arg(format!("value {i}")).ignore();
+        }
+        pipe.query::<()>(con).expect("SET pipeline");
+    }
+}
+
 /// Runs `cmd`: (exit code, stdout, stderr).
 ///
 /// # Panics
