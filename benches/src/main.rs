@@ -45,10 +45,10 @@ struct Args {
     /// Keys under the prefix for the side-by-side rows.
     #[arg(long, value_name = "N", default_value = "1000000", value_parser = parse_count)]
     keys: u64,
-    /// Keys for the peak-RSS run.
+    /// Keys for the 10M run (every bulk command once: peak RSS and wall/busy at scale).
     #[arg(long, value_name = "N", default_value = "10000000", value_parser = parse_count)]
     rss_keys: u64,
-    /// Skip the peak-RSS run.
+    /// Skip the 10M run.
     #[arg(long = "skip-10m")]
     skip_10m: bool,
     /// Also write the report here [default: target/bench-results.md].
@@ -316,26 +316,58 @@ fn run() -> Result<()> {
         cluster::run(&args, &tools, &mut report)?;
     }
 
-    // --- peak RSS at 10M keys ---
+    // --- peak RSS and wall/busy at 10M keys: every bulk command once ---
     if !args.skip_10m {
         let big = args.rss_keys;
         let others = (big / 10).max(1);
-        eprintln!("== peak-RSS run: {big} keys under {PREFIX} plus {others} others");
+        eprintln!("== 10M run: {big} keys under {PREFIX} plus {others} others");
         let s = start_server()?;
+        let d = start_server()?;
         let t = populate(&s, big, others)?;
         report.note(format!(
-            "RSS run: populate {} keys: {:.1} s ({:.0} keys/s)",
+            "10M run: populate {} keys: {:.1} s ({:.0} keys/s)",
             big + others,
             t,
             (big + others) as f64 / t
         ));
         let m = measure(&[&s], tools.psor(&s, &["scan", "--prefix", PREFIX, "--count-only"]))?;
-        check_eq("psor scan matched (RSS run)", j_u64(&m.json()?, "matched")?, big)?;
+        check_eq("psor scan matched (10M run)", j_u64(&m.json()?, "matched")?, big)?;
         report.rss_row("scan", "psor", big, m);
-        let m = measure(&[&s], tools.psor(&s, &["delete", "--prefix", PREFIX, "--yes"]))?;
-        check_eq("psor delete done (RSS run)", j_u64(&m.json()?, "done")?, big)?;
-        check_eq("dbsize after psor delete (RSS run)", dbsize(&s)?, others)?;
+        // Same-server copy, then delete of those copies: the two one-server rows.
+        let m = measure(&[&s], tools.psor(&s, &["copy", "--prefix", PREFIX, "--to-prefix", COPY_PREFIX]))?;
+        check_eq("psor copy done (10M run)", j_u64(&m.json()?, "done")?, big)?;
+        check_eq("dbsize after psor copy (10M run)", dbsize(&s)?, 2 * big + others)?;
+        check_copied(&s, &s, big)?;
+        report.rss_row("copy", "psor", big, m);
+        let m = measure(&[&s], tools.psor(&s, &["delete", "--prefix", COPY_PREFIX, "--yes"]))?;
+        check_eq("psor delete done (10M run)", j_u64(&m.json()?, "done")?, big)?;
+        check_eq("dbsize after psor delete (10M run)", dbsize(&s)?, big + others)?;
         report.rss_row("delete", "psor", big, m);
+        // To a second server, then verify the copy there against its source.
+        let mut cmd = tools.psor(&s, &["copy", "--prefix", PREFIX, "--to-prefix", COPY_PREFIX]);
+        cmd.arg("--target").arg(d.url());
+        let m = measure(&[&s, &d], cmd)?;
+        check_eq("psor copy --target done (10M run)", j_u64(&m.json()?, "done")?, big)?;
+        check_eq("target dbsize (10M run)", dbsize(&d)?, big)?;
+        check_copied(&s, &d, big)?;
+        report.rss_row("copy-cross", "psor --target", big, m);
+        let mut cmd = tools.psor(&s, &["verify", "--prefix", PREFIX, "--to-prefix", COPY_PREFIX]);
+        cmd.arg("--target").arg(d.url());
+        let m = measure(&[&s, &d], cmd)?;
+        check_eq("psor verify same (10M run)", j_u64(&m.json()?, "same")?, big)?;
+        report.rss_row("verify", "psor verify --target", big, m);
+        // A snapshot of the prefix, imported into the emptied second server.
+        flush(&d)?;
+        let file = root.join("target").join("bench-export-10m.psnap");
+        let f = file.to_str().context("a UTF-8 path")?;
+        let m = measure(&[&s], tools.psor(&s, &["export", "--prefix", PREFIX, "-o", f, "--overwrite"]))?;
+        check_eq("psor export keys (10M run)", j_u64(&m.json()?, "keys")?, big)?;
+        report.rss_row("export", "psor export", big, m);
+        let m = measure(&[&d], tools.psor(&d, &["import", f, "--yes"]))?;
+        check_eq("psor import done (10M run)", j_u64(&m.json()?, "done")?, big)?;
+        check_eq("dbsize after psor import (10M run)", dbsize(&d)?, big)?;
+        report.rss_row("import", "psor import", big, m);
+        let _ = std::fs::remove_file(&file);
     }
 
     let text = report.render();
@@ -1057,14 +1089,15 @@ impl Report {
             }
         }
         let _ = writeln!(s, "\n## Targets (stated, not asserted: the machine is shared and noisy)\n");
-        for r in self.rows.iter().filter(|r| r.tool.starts_with("psor")) {
+        for r in self.rows.iter().chain(&self.rss_rows).filter(|r| r.tool.starts_with("psor")) {
             if matches!(r.op, "delete" | "copy" | "copy-cross" | "verify") {
                 let wb = r.m.wall / r.m.busy_max();
                 let bound = if r.op == "verify" { 1.5 } else { 1.2 };
                 let _ = writeln!(
                     s,
-                    "- {} wall/busy = {} (target ≤ {bound}× the busier server's busy time): {}",
+                    "- {} {} keys wall/busy = {} (target ≤ {bound}× the busier server's busy time): {}",
                     r.op,
+                    r.keys,
                     ratio(r.m.wall, r.m.busy_max()),
                     if wb <= bound { "met" } else { "NOT met" }
                 );
@@ -1108,7 +1141,10 @@ impl Report {
             s.push_str(&self.scaling());
         }
         if !self.rss_rows.is_empty() {
-            let _ = writeln!(s, "\n## Peak-RSS run (prefix keys plus a tenth as many others)\n");
+            let _ = writeln!(
+                s,
+                "\n## 10M run: every bulk command once at --rss-keys (prefix keys plus a tenth as many others)\n"
+            );
             s.push_str(&Self::table(&self.rss_rows));
         }
         if !self.notes.is_empty() {
