@@ -110,6 +110,21 @@ pub enum Error {
     Interrupted,
 }
 
+impl From<psor_embedded::Error> for Error {
+    /// The embedded store's errors, as psor-core has always reported them: a file it cannot
+    /// read or write is [`Error::ReadFile`] / [`Error::WriteFile`], anything else about the
+    /// store's file is [`Error::Store`] with the same words (and so the same exit code).
+    fn from(e: psor_embedded::Error) -> Self {
+        match e {
+            psor_embedded::Error::ReadFile { path, source } => Error::ReadFile { path, source },
+            psor_embedded::Error::WriteFile { path, source } => Error::WriteFile { path, source },
+            psor_embedded::Error::Store { path, problem } => Error::Store { path, detail: problem.to_string() },
+            // psor_embedded::Error is non-exhaustive: a variant added later keeps its message.
+            other => Error::Refused(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// True when the error is the user's input (a bad spec, a refused request, an unreadable
     /// file), as opposed to a failure while working on a server.

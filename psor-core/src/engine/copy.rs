@@ -23,7 +23,7 @@ use super::router::{Routed, Router};
 use super::transcode::{self, Expiry, Path, Prepared, Rebuilt, TargetProfile};
 use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
 use crate::connect::{key_slot, Psor};
-use crate::embedded::rdb;
+use psor_embedded::rdb;
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::Progress;

@@ -18,8 +18,11 @@
 //! While a store is open, its process holds an exclusive lock on `PATH.lock` beside it, so a
 //! second process never reads a file the first is about to replace (see [`open`]).
 
+#![deny(missing_docs)]
+
 mod commands;
-mod glob;
+mod error;
+pub mod glob;
 pub mod rdb;
 mod store;
 
@@ -32,7 +35,7 @@ use redis::{ConnectionLike, RedisResult, Value};
 use store::Store;
 pub use store::{tmp_path, EMBEDDED_VERSION};
 
-use crate::error::{Error, Result};
+pub use error::{Error, Problem, Result};
 
 /// An open embedded store: the keyspace shared by every connection onto it.
 pub struct EmbeddedStore {
@@ -69,7 +72,7 @@ impl std::fmt::Debug for EmbeddedStore {
 /// different files; the lock itself goes with the process, even one that was killed.
 pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
     static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
-    let id = crate::snapshot::canonical_path(path);
+    let id = psor_formats::file::canonical_path(path);
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     open.retain(|(_, w)| w.strong_count() > 0);
     if let Some(store) = open.iter().find(|(p, _)| *p == id).and_then(|(_, w)| w.upgrade()) {
@@ -110,12 +113,7 @@ fn lock(path: &Path) -> Result<Option<std::fs::File>> {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::Store {
                     path: path.to_path_buf(),
-                    detail: format!(
-                        "in use by another psor process (it holds {}); waited {} s for it to finish: \
-                         try again once it is done",
-                        lock_path.display(),
-                        LOCK_WAIT.as_secs()
-                    ),
+                    problem: Problem::Locked { lock: lock_path, waited: LOCK_WAIT },
                 })
             }
             Err(std::fs::TryLockError::Error(source)) => return Err(Error::WriteFile { path: lock_path, source }),
