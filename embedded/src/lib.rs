@@ -17,6 +17,15 @@
 //! command that writes) and, as a fallback, when the last handle on the store is dropped.
 //! While a store is open, its process holds an exclusive lock on `PATH.lock` beside it, so a
 //! second process never reads a file the first is about to replace (see [`open`]).
+//!
+//! This crate stands between psor-core and psor-formats and knows neither psor-core nor the
+//! CLI: psor-core plugs it in as one more kind of connection (a `file:` spec's node connects
+//! through [`EmbeddedStore::connect`]) and turns its [`Error`]s into its own. The `DUMP`
+//! payload codec ([`rdb`]) lives here rather than in psor-formats: a `.psnap` file carries
+//! payloads as opaque bytes (psor-formats reads only their footer's RDB version and knows
+//! nothing of Redis), while decoding and re-encoding Redis objects is what this store does
+//! for every typed command; psor-core's cross-version copies and comparisons use the same
+//! codec through [`rdb`]'s public functions.
 
 #![deny(missing_docs)]
 

@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use psor_embedded::EmbeddedStore;
 use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo};
 
-use psor_embedded::EmbeddedStore;
 use crate::error::{classify, Error, ErrorClass, Result};
 
 /// How to connect, beyond what the spec says.

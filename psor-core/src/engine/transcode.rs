@@ -20,8 +20,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::connect::{Endpoint, Psor, ServerVersion};
 use psor_embedded::rdb::{self, RdbError};
+
+use crate::connect::{Endpoint, Psor, ServerVersion};
 use crate::error::{Error, Result};
 
 /// What `--max-payload` defaults to when the target's `proto-max-bulk-len` cannot be read.

@@ -263,7 +263,11 @@ impl Layout {
     /// stores; returns the store and the entry bytes (empty for a tagged store's single key).
     /// The inverse of the key builders of [`super::keys`] (it lives here, beside the model it
     /// reads, so the catalog does not import the module built on it).
-    pub(crate) fn match_store<'l, 'k>(&'l self, prefix: &PacVersionPrefix, rest: &'k [u8]) -> Option<(&'l Store, &'k [u8])> {
+    pub(crate) fn match_store<'l, 'k>(
+        &'l self,
+        prefix: &PacVersionPrefix,
+        rest: &'k [u8],
+    ) -> Option<(&'l Store, &'k [u8])> {
         let tag = prefix.hash_tag();
         for s in &self.stores {
             let Some(after) =
