@@ -299,4 +299,17 @@ mod tests {
         assert_eq!(cmds, vec![vec![b"SET".to_vec(), b"k\r\n".to_vec(), b"v".to_vec()], vec![b"PING".to_vec()]]);
         assert!(parse_commands(b"*1\r\n$5\r\nab\r\n").is_err());
     }
+
+    /// A file that is not a snapshot is refused with the typed error that names it (and is
+    /// left as it was: nothing is saved over it).
+    #[test]
+    fn a_file_that_is_not_a_snapshot_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.psnap");
+        std::fs::write(&path, b"someone's notes, not a snapshot\n").unwrap();
+        let err = open(&path).unwrap_err();
+        assert!(matches!(&err, Error::Store { path: p, problem: Problem::Snapshot(_) } if *p == path), "{err:?}");
+        assert!(err.to_string().starts_with(&format!("embedded store {}: ", path.display())), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone's notes, not a snapshot\n");
+    }
 }
