@@ -22,6 +22,23 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The path as one file is known whatever way it was spelled (the file may not exist yet:
+/// then its directory's canonical path and its name). For telling two spellings of one
+/// file apart where no inode can be had (a file not written yet, a platform without them).
+pub fn canonical_path(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(parent), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Moves the finished `tmp` to `path`. With `overwrite`, a rename (replacing `path` if it
 /// is there). Without, a hard link that fails with [`io::ErrorKind::AlreadyExists`] if
 /// `path` appeared meanwhile (what `tempfile`'s `persist_noclobber` does), then `tmp` goes;

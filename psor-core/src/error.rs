@@ -110,6 +110,21 @@ pub enum Error {
     Interrupted,
 }
 
+impl From<psor_embedded::Error> for Error {
+    /// The embedded store's errors, as psor-core has always reported them: a file it cannot
+    /// read or write is [`Error::ReadFile`] / [`Error::WriteFile`], anything else about the
+    /// store's file is [`Error::Store`] with the same words (and so the same exit code).
+    fn from(e: psor_embedded::Error) -> Self {
+        match e {
+            psor_embedded::Error::ReadFile { path, source } => Error::ReadFile { path, source },
+            psor_embedded::Error::WriteFile { path, source } => Error::WriteFile { path, source },
+            psor_embedded::Error::Store { path, problem } => Error::Store { path, detail: problem.to_string() },
+            // psor_embedded::Error is non-exhaustive: a variant added later keeps its message.
+            other => Error::Refused(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// True when the error is the user's input (a bad spec, a refused request, an unreadable
     /// file), as opposed to a failure while working on a server.
@@ -260,5 +275,49 @@ mod tests {
         assert_eq!(classify(&dropped), Retry);
         let parse: redis::RedisError = (redis::ErrorKind::Parse, "bad reply").into();
         assert_eq!(classify(&parse), FatalForRun);
+    }
+
+    /// Every error of the embedded store reaches the user as psor-core reported it before the
+    /// store was its own crate: the same variant (so the same exit code) and the same words.
+    #[test]
+    fn embedded_store_errors_keep_their_variant_and_words() {
+        use psor_embedded::{Error as E, Problem};
+        use std::path::PathBuf;
+        let file = PathBuf::from("/data/pacs.psnap");
+        let io = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let read: Error = E::ReadFile { path: file.clone(), source: io() }.into();
+        assert!(matches!(&read, Error::ReadFile { path, .. } if *path == file), "{read:?}");
+        assert_eq!(read.to_string(), "cannot read /data/pacs.psnap: permission denied");
+        let write: Error = E::WriteFile { path: file.with_extension("psnap.tmp"), source: io() }.into();
+        assert!(matches!(&write, Error::WriteFile { .. }), "{write:?}");
+        assert_eq!(write.to_string(), "cannot write /data/pacs.psnap.tmp: permission denied");
+        let locked: Error = E::Store {
+            path: file.clone(),
+            problem: Problem::Locked {
+                lock: "/data/pacs.psnap.lock".into(),
+                waited: std::time::Duration::from_secs(10),
+            },
+        }
+        .into();
+        assert!(matches!(&locked, Error::Store { path, .. } if *path == file), "{locked:?}");
+        assert_eq!(
+            locked.to_string(),
+            "embedded store /data/pacs.psnap: in use by another psor process (it holds /data/pacs.psnap.lock); \
+             waited 10 s for it to finish: try again once it is done"
+        );
+        let found = psor_formats::Version { major: 1, minor: 9 };
+        let newer: Error = E::Store { path: file.clone(), problem: Problem::NewerFormat { found } }.into();
+        assert!(matches!(&newer, Error::Store { .. }), "{newer:?}");
+        assert_eq!(
+            newer.to_string(),
+            format!(
+                "embedded store /data/pacs.psnap: not saving: it was written by a newer psor (format 1.9); \
+                 this psor writes {} and will not overwrite it",
+                psor_formats::CURRENT_VERSION
+            )
+        );
+        let bad: Error = E::Store { path: file, problem: Problem::Snapshot(psor_formats::Error::Io(io())) }.into();
+        assert!(matches!(&bad, Error::Store { .. }) && bad.is_usage(), "{bad:?}");
+        assert_eq!(bad.to_string(), "embedded store /data/pacs.psnap: I/O error: permission denied");
     }
 }

@@ -144,3 +144,31 @@ mod tests {
         assert!(!a.overlaps(&c));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use psor_embedded::glob::matches;
+
+    use super::KeyPrefix;
+
+    proptest! {
+        /// The pattern psor sends for a prefix selects exactly the keys that start with it,
+        /// whatever metacharacters or bytes either holds (matched as Redis matches, by the
+        /// embedded store's copy of `stringmatchlen`).
+        #[test]
+        fn escaped_prefix_pattern_is_exact(
+            prefix in proptest::collection::vec(prop_oneof![Just(b'*'), Just(b'?'), Just(b'['), Just(b']'), Just(b'\\'), Just(b'^'), Just(b'-'), any::<u8>()], 1..8),
+            rest in proptest::collection::vec(any::<u8>(), 0..6),
+            other in proptest::collection::vec(prop_oneof![Just(b'*'), Just(b'['), Just(b'\\'), any::<u8>()], 0..10),
+        ) {
+            let p = KeyPrefix::new(prefix.clone()).unwrap();
+            let pattern = p.match_pattern();
+            let mut key = prefix.clone();
+            key.extend_from_slice(&rest);
+            prop_assert!(matches(&pattern, &key));
+            prop_assert_eq!(matches(&pattern, &other), other.starts_with(&prefix));
+        }
+    }
+}

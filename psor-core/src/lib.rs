@@ -7,7 +7,6 @@
 //! - [`pac`]: the PAC lifecycle on a live PSOR (status, check-compat, create, set-mode,
 //!   rem-old-pac, init-pac, sample).
 //! - [`progress`]: counters a caller polls to show progress.
-//! - [`embedded`]: a snapshot file used as an in-process Redis (`--psor file:PATH`).
 //! - [`snapshot`]: export a prefix to a `.psnap` file, import it back, inspect it offline.
 //! - [`verify`]: compare a prefix with its copy (another prefix, server or snapshot file).
 //!
@@ -29,7 +28,6 @@
 
 pub mod connect;
 mod display;
-pub mod embedded;
 pub mod engine;
 mod error;
 pub mod keys;

@@ -24,7 +24,7 @@ pub struct Progress {
     /// A flag shared with whoever may interrupt the run from outside (the CLI's SIGINT
     /// handler); the run stops as for [`Progress::cancel`] once it is set.
     interrupt: Option<Arc<AtomicBool>>,
-    pub(crate) paths: crate::engine::transcode::PathCounters,
+    pub(crate) paths: PathCounters,
     masters: Mutex<Vec<Arc<MasterCounters>>>,
 }
 
@@ -187,4 +187,64 @@ impl Progress {
             counter.fetch_add(n, Relaxed);
         }
     }
+}
+
+/// How one key travels (decided in [`crate::engine::transcode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// `RESTORE` of the payload as it is.
+    Restore,
+    /// `RESTORE` of a payload rewritten for the target.
+    Transcoded,
+    /// Rebuilt on the target with typed commands.
+    Rebuilt,
+}
+
+/// How many keys took each path, and how many hashes lost their fields' expiries.
+#[derive(Debug, Default)]
+pub struct PathCounters {
+    restore: AtomicU64,
+    transcoded: AtomicU64,
+    rebuilt: AtomicU64,
+    field_ttls_dropped: AtomicU64,
+}
+
+impl PathCounters {
+    /// Counts one key written through `path`.
+    pub fn add(&self, path: Path) {
+        match path {
+            Path::Restore => &self.restore,
+            Path::Transcoded => &self.transcoded,
+            Path::Rebuilt => &self.rebuilt,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    /// Counts one hash copied without its fields' expiries.
+    pub fn dropped_field_ttls(&self) {
+        self.field_ttls_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> Paths {
+        Paths {
+            restore: self.restore.load(Relaxed),
+            transcoded: self.transcoded.load(Relaxed),
+            rebuilt: self.rebuilt.load(Relaxed),
+            field_ttls_dropped: self.field_ttls_dropped.load(Relaxed),
+        }
+    }
+}
+
+/// How many keys took each path (`--json`: `"paths"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Paths {
+    /// Restored from the source's payload as it is.
+    pub restore: u64,
+    /// Restored from a payload rewritten for the target.
+    pub transcoded: u64,
+    /// Rebuilt with typed commands.
+    pub rebuilt: u64,
+    /// Hashes copied without their fields' expiries (`--drop-field-ttls`).
+    pub field_ttls_dropped: u64,
 }

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use psor_core::connect::{ConnectOptions, Psor, PsorSpec};
-use psor_core::embedded;
 use psor_core::engine::{self, CopyOptions, DeleteOptions, EngineOptions};
 use psor_core::keys::KeyPrefix;
 use psor_core::progress::Progress;
@@ -169,7 +168,7 @@ fn rebuild(con: &mut dyn ConnectionLike, key: &str, state: &KeyState) {
 fn dump_payloads_cross_both_ways_for_every_encoding() {
     let server = RedisServer::start();
     let mut real = server.admin_conn();
-    let store = embedded::in_memory();
+    let store = psor_embedded::in_memory();
     let mut mine = store.connect();
     let ns = unique_prefix("rdb_cross");
     for key in populate_encodings(&mut real, &ns) {
@@ -185,10 +184,10 @@ fn dump_payloads_cross_both_ways_for_every_encoding() {
         let typed = format!("{key}:typed");
         rebuild(&mut mine, &typed, &want);
         let mut encoded = dump(&mut mine, &typed);
-        if server.kind().rdb_version() < embedded::rdb::RDB_VERSION {
+        if server.kind().rdb_version() < psor_embedded::rdb::RDB_VERSION {
             // The store writes RDB 10 (Redis 7.0's) in the plain encodings; an older server gets
             // them with its own version in the footer, as psor's copy and import send them.
-            encoded = embedded::rdb::refooter(&encoded, server.kind().rdb_version()).unwrap();
+            encoded = psor_embedded::rdb::refooter(&encoded, server.kind().rdb_version()).unwrap();
         }
         restore(&mut real, &typed, &encoded).unwrap_or_else(|e| panic!("{typed}: Redis refused our payload: {e}"));
         let mut back = key_state(&mut real, typed.as_bytes()).unwrap();
@@ -200,7 +199,7 @@ fn dump_payloads_cross_both_ways_for_every_encoding() {
     redis::cmd("SET").arg(format!("{ns}plain")).arg("hello").query::<()>(&mut real).unwrap();
     // (Only the object where the server writes another RDB version than the store's 10.)
     let (ours, theirs) = (dump(&mut mine, "plain"), dump(&mut real, &format!("{ns}plain")));
-    if server.kind().rdb_version() == embedded::rdb::RDB_VERSION {
+    if server.kind().rdb_version() == psor_embedded::rdb::RDB_VERSION {
         assert_eq!(ours, theirs);
     } else {
         assert_eq!(ours[..ours.len() - 10], theirs[..theirs.len() - 10]);
@@ -325,7 +324,7 @@ fn a_pac_record_from_a_real_dump_reads_back_from_the_file() {
 fn a_failed_save_leaves_the_old_file_and_tmp_leftovers_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.psnap");
-    let store = embedded::open(&path).unwrap();
+    let store = psor_embedded::open(&path).unwrap();
     let mut con = store.connect();
     redis::cmd("SET").arg("k").arg("v1").query::<()>(&mut con).unwrap();
     store.save().unwrap();
@@ -333,7 +332,7 @@ fn a_failed_save_leaves_the_old_file_and_tmp_leftovers_are_ignored() {
 
     // The temporary file cannot be created (a directory is in its way): the save fails and
     // the file on disk is still the old one, whole.
-    let tmp = embedded::tmp_path(&path);
+    let tmp = psor_embedded::tmp_path(&path);
     std::fs::create_dir(&tmp).unwrap();
     redis::cmd("SET").arg("k").arg("v2").query::<()>(&mut con).unwrap();
     assert!(store.save().is_err());
@@ -344,7 +343,7 @@ fn a_failed_save_leaves_the_old_file_and_tmp_leftovers_are_ignored() {
 
     // Garbage left at PATH.tmp (a crash mid-save) is ignored on open and replaced on save.
     std::fs::write(&tmp, b"torn half-written snapshot").unwrap();
-    let store = embedded::open(&path).unwrap();
+    let store = psor_embedded::open(&path).unwrap();
     let mut con = store.connect();
     assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut con).unwrap(), "v2");
     redis::cmd("SET").arg("k").arg("v3").query::<()>(&mut con).unwrap();
@@ -352,7 +351,7 @@ fn a_failed_save_leaves_the_old_file_and_tmp_leftovers_are_ignored() {
     assert!(!tmp.exists());
     drop(con);
     drop(store);
-    let store = embedded::open(&path).unwrap();
+    let store = psor_embedded::open(&path).unwrap();
     assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut store.connect()).unwrap(), "v3");
 }
 
@@ -361,7 +360,7 @@ fn a_damaged_file_is_refused_and_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.psnap");
     {
-        let store = embedded::open(&path).unwrap();
+        let store = psor_embedded::open(&path).unwrap();
         redis::cmd("SET").arg("k").arg("v").query::<()>(&mut store.connect()).unwrap();
     }
     let mut bytes = std::fs::read(&path).unwrap();
@@ -377,7 +376,7 @@ fn a_damaged_file_is_refused_and_not_overwritten() {
 #[test]
 fn watch_multi_exec_behave_as_on_redis() {
     let server = RedisServer::start();
-    let store = embedded::in_memory();
+    let store = psor_embedded::in_memory();
     let mut real = (server.admin_conn(), server.admin_conn());
     let mut mine = (store.connect(), store.connect());
     let run = |c1: &mut dyn ConnectionLike, c2: &mut dyn ConnectionLike| -> (Value, Value, Value) {

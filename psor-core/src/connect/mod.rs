@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use psor_embedded::EmbeddedStore;
 use redis::{ConnectionAddr, ConnectionLike, IntoConnectionInfo, RedisConnectionInfo};
 
-use crate::embedded::EmbeddedStore;
 use crate::error::{classify, Error, ErrorClass, Result};
 
 /// How to connect, beyond what the spec says.
@@ -416,7 +416,7 @@ impl Psor {
             }
             Endpoint::Cluster(seeds) => cluster_nodes(seeds, &template)?,
             Endpoint::File(path) => {
-                let store = crate::embedded::open(path)?;
+                let store = psor_embedded::open(path)?;
                 let node = Node {
                     label: store.label().into(),
                     source: AddrSource::InProcess(store_connector(&store)),
@@ -451,7 +451,7 @@ impl Psor {
                 identities.push(id.to_string());
             }
             if embedded.is_some() {
-                s = ServerInfo::embedded(s.redis_version, crate::embedded::rdb::MAX_RDB_VERSION);
+                s = ServerInfo::embedded(s.redis_version, psor_embedded::rdb::MAX_RDB_VERSION);
             }
             // Nodes of one cluster mostly run one build; where they do not, the one that
             // reads the least decides.
@@ -476,7 +476,7 @@ impl Psor {
     /// their end.
     pub fn flush(&self) -> Result<()> {
         match &self.embedded {
-            Some(store) => store.save(),
+            Some(store) => Ok(store.save()?),
             None => Ok(()),
         }
     }

@@ -401,7 +401,7 @@ fn flat_bytes(v: &Value) -> Vec<u8> {
         Value::BulkString(b) => b.clone(),
         Value::SimpleString(s) => s.clone().into_bytes(),
         Value::Int(i) => i.to_string().into_bytes(),
-        Value::Double(d) => crate::embedded::rdb::format_score(*d).into_bytes(),
+        Value::Double(d) => psor_embedded::rdb::format_score(*d).into_bytes(),
         other => format!("{other:?}").into_bytes(),
     }
 }
@@ -452,8 +452,8 @@ pub(crate) fn read_with(con: &mut NodeConn, key: &[u8], kind: &str, len: u64) ->
 /// too big to restore into a scratch key with what a server holds. The value is fed to the
 /// same [`Reader`] a live key goes through, as the replies a server would send, so the two
 /// digests agree by construction.
-pub(crate) fn content_of(v: &crate::embedded::rdb::Typed) -> Content {
-    use crate::embedded::rdb::{format_score, Typed};
+pub(crate) fn content_of(v: &psor_embedded::rdb::Typed) -> Content {
+    use psor_embedded::rdb::{format_score, Typed};
     let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
     let (kind, len) = match v {
         Typed::Str(s) => ("string", s.len() as u64),

@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use psor_embedded::rdb;
 use psor_formats::now_ms;
 use redis::Value;
 
@@ -23,7 +24,6 @@ use super::router::{Routed, Router};
 use super::transcode::{self, Expiry, Path, Prepared, Rebuilt, TargetProfile};
 use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
 use crate::connect::{key_slot, Psor};
-use crate::embedded::rdb;
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::Progress;

@@ -20,8 +20,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use psor_embedded::rdb::{self, RdbError};
+
 use crate::connect::{Endpoint, Psor, ServerVersion};
-use crate::embedded::rdb::{self, RdbError};
 use crate::error::{Error, Result};
 
 /// What `--max-payload` defaults to when the target's `proto-max-bulk-len` cannot be read.
@@ -78,65 +79,9 @@ pub fn profile(psor: &Psor, max_payload: Option<u64>) -> Result<TargetProfile> {
     Ok(TargetProfile { product: server.product, version: server.version, rdb_version, max_payload })
 }
 
-/// How one key travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Path {
-    /// `RESTORE` of the payload as it is.
-    Restore,
-    /// `RESTORE` of a payload rewritten for the target.
-    Transcoded,
-    /// Rebuilt on the target with typed commands.
-    Rebuilt,
-}
-
-/// How many keys took each path, and how many hashes lost their fields' expiries.
-#[derive(Debug, Default)]
-pub struct PathCounters {
-    restore: AtomicU64,
-    transcoded: AtomicU64,
-    rebuilt: AtomicU64,
-    field_ttls_dropped: AtomicU64,
-}
-
-impl PathCounters {
-    /// Counts one key written through `path`.
-    pub fn add(&self, path: Path) {
-        match path {
-            Path::Restore => &self.restore,
-            Path::Transcoded => &self.transcoded,
-            Path::Rebuilt => &self.rebuilt,
-        }
-        .fetch_add(1, Relaxed);
-    }
-
-    /// Counts one hash copied without its fields' expiries.
-    pub fn dropped_field_ttls(&self) {
-        self.field_ttls_dropped.fetch_add(1, Relaxed);
-    }
-
-    /// The counts now.
-    pub fn snapshot(&self) -> Paths {
-        Paths {
-            restore: self.restore.load(Relaxed),
-            transcoded: self.transcoded.load(Relaxed),
-            rebuilt: self.rebuilt.load(Relaxed),
-            field_ttls_dropped: self.field_ttls_dropped.load(Relaxed),
-        }
-    }
-}
-
-/// How many keys took each path (`--json`: `"paths"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Paths {
-    /// Restored from the source's payload as it is.
-    pub restore: u64,
-    /// Restored from a payload rewritten for the target.
-    pub transcoded: u64,
-    /// Rebuilt with typed commands.
-    pub rebuilt: u64,
-    /// Hashes copied without their fields' expiries (`--drop-field-ttls`).
-    pub field_ttls_dropped: u64,
-}
+// How a key travels, and the counters of it, live with the other counters of a run (the
+// progress module, a floor below the engine, which counts them); here is where they are decided.
+pub use crate::progress::{Path, PathCounters, Paths};
 
 /// Why a payload cannot go to the target.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -168,34 +168,3 @@ impl<'a> PacKeys<'a> {
         Ok(self.prefix.store_prefix(&self.role(StoreRole::Resource(table))?.sub_prefix))
     }
 }
-
-/// Match the part of a key after its (PAC, version) prefix to a store of
-/// `layout`; returns the store and the entry bytes (empty for a tagged store's
-/// single key). Inverse of the builders above.
-pub(crate) fn match_store<'l, 'k>(
-    layout: &'l Layout,
-    prefix: &PacVersionPrefix,
-    rest: &'k [u8],
-) -> Option<(&'l Store, &'k [u8])> {
-    let tag = prefix.hash_tag();
-    for s in &layout.stores {
-        let Some(after) =
-            rest.strip_prefix(s.sub_prefix.as_str().as_bytes()).and_then(|r| r.strip_prefix(&[STORE_SEPARATOR]))
-        else {
-            continue;
-        };
-        return match s.placement {
-            Placement::Spread => Some((s, after)),
-            Placement::Tagged => {
-                let after_tag = after.strip_prefix(tag.as_bytes())?;
-                if after_tag.is_empty() {
-                    Some((s, after_tag))
-                } else {
-                    let entry = after_tag.strip_prefix(&[STORE_SEPARATOR])?;
-                    (!entry.is_empty()).then_some((s, entry))
-                }
-            }
-        };
-    }
-    None
-}

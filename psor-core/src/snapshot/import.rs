@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use psor_embedded::rdb;
 use psor_formats::{Record, SnapshotReader};
 use redis::Value;
 
@@ -23,7 +24,6 @@ use super::{
     compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, FirstError, Result, Samples,
 };
 use crate::connect::{describe_version, key_slot, Psor};
-use crate::embedded::rdb;
 use crate::engine::router::{Routed, Router};
 use crate::engine::transcode::{self, Path, Prepared, TargetProfile};
 use crate::engine::{EngineOptions, KeyFailure};

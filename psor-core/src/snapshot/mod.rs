@@ -32,7 +32,6 @@ pub use import::{import, ImportOptions, ImportOutcome, Rename};
 pub use inspect::{
     group_of, inspect, lookup, InspectOptions, Inspection, KeyLookup, KeyRecord, PrefixStats, SelectionInfo, MAX_GROUPS,
 };
-pub(crate) use output::canonical as canonical_path;
 pub use output::{check_output_path, same_file};
 
 use std::path::PathBuf;

@@ -161,7 +161,7 @@ fn compare_batch(
     samples: &Samples,
     progress: &Progress,
 ) -> Result<()> {
-    let store = crate::embedded::in_memory();
+    let store = psor_embedded::in_memory();
     let s2 = store.clone();
     let node = Node::in_process("snapshot", Arc::new(move || Box::new(s2.connect())));
     let mut con = node.connect()?;

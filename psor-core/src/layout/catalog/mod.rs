@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::naming::{KeyTemplate, ParsedKey, ProductVersion, SubPrefix};
+use super::naming::{KeyTemplate, PacVersionPrefix, ParsedKey, ProductVersion, SubPrefix, STORE_SEPARATOR};
 use super::resource::ResourceTable;
 
 /// The built-in reference catalog's TOML text.
@@ -252,11 +252,43 @@ impl Layout {
     pub fn parse_key(&self, key: &[u8]) -> Option<ParsedKey> {
         let (pac, version, rest) = self.key_prefix.parse_prefix(key)?;
         let prefix = self.key_prefix.prefix(&pac, &version);
-        let (store, rest) = match super::keys::match_store(self, &prefix, rest) {
+        let (store, rest) = match self.match_store(&prefix, rest) {
             Some((s, r)) => (Some(s.name.clone()), r.to_vec()),
             None => (None, rest.to_vec()),
         };
         Some(ParsedKey { pac, version, store, rest })
+    }
+
+    /// Match the part of a key after its (PAC, version) prefix to one of this layout's
+    /// stores; returns the store and the entry bytes (empty for a tagged store's single key).
+    /// The inverse of the key builders of [`super::keys`] (it lives here, beside the model it
+    /// reads, so the catalog does not import the module built on it).
+    pub(crate) fn match_store<'l, 'k>(
+        &'l self,
+        prefix: &PacVersionPrefix,
+        rest: &'k [u8],
+    ) -> Option<(&'l Store, &'k [u8])> {
+        let tag = prefix.hash_tag();
+        for s in &self.stores {
+            let Some(after) =
+                rest.strip_prefix(s.sub_prefix.as_str().as_bytes()).and_then(|r| r.strip_prefix(&[STORE_SEPARATOR]))
+            else {
+                continue;
+            };
+            return match s.placement {
+                Placement::Spread => Some((s, after)),
+                Placement::Tagged => {
+                    let after_tag = after.strip_prefix(tag.as_bytes())?;
+                    if after_tag.is_empty() {
+                        Some((s, after_tag))
+                    } else {
+                        let entry = after_tag.strip_prefix(&[STORE_SEPARATOR])?;
+                        (!entry.is_empty()).then_some((s, entry))
+                    }
+                }
+            };
+        }
+        None
     }
 }
 

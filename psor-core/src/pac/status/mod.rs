@@ -33,7 +33,6 @@ use super::{key_conn, read_record, Result, StoredRecord};
 use crate::connect::{NodeConn, Psor};
 use crate::engine::EngineOptions;
 use crate::keys::{display_key, KeyPrefix};
-use crate::layout::keys::match_store;
 use crate::layout::{Catalog, Layout, PacMode, PacName, ProductVersion, RegionName};
 use crate::progress::Progress;
 use crate::survey::{KeyType, TYPE_NAMES};
@@ -315,7 +314,7 @@ fn slot_of(
     known: &BTreeMap<Slot, Acc>,
 ) -> Slot {
     if let Some(layout) = layout {
-        if let Some((s, _)) = match_store(layout, prefix, rest) {
+        if let Some((s, _)) = layout.match_store(prefix, rest) {
             let i = layout.stores.iter().position(|x| x.name == s.name).expect("the store is in its layout");
             return Slot::Known(i);
         }

@@ -17,9 +17,21 @@
 //! command that writes) and, as a fallback, when the last handle on the store is dropped.
 //! While a store is open, its process holds an exclusive lock on `PATH.lock` beside it, so a
 //! second process never reads a file the first is about to replace (see [`open`]).
+//!
+//! This crate stands between psor-core and psor-formats and knows neither psor-core nor the
+//! CLI: psor-core plugs it in as one more kind of connection (a `file:` spec's node connects
+//! through [`EmbeddedStore::connect`]) and turns its [`Error`]s into its own. The `DUMP`
+//! payload codec ([`rdb`]) lives here rather than in psor-formats: a `.psnap` file carries
+//! payloads as opaque bytes (psor-formats reads only their footer's RDB version and knows
+//! nothing of Redis), while decoding and re-encoding Redis objects is what this store does
+//! for every typed command; psor-core's cross-version copies and comparisons use the same
+//! codec through [`rdb`]'s public functions.
+
+#![deny(missing_docs)]
 
 mod commands;
-mod glob;
+mod error;
+pub mod glob;
 pub mod rdb;
 mod store;
 
@@ -32,7 +44,7 @@ use redis::{ConnectionLike, RedisResult, Value};
 use store::Store;
 pub use store::{tmp_path, EMBEDDED_VERSION};
 
-use crate::error::{Error, Result};
+pub use error::{Error, Problem, Result};
 
 /// An open embedded store: the keyspace shared by every connection onto it.
 pub struct EmbeddedStore {
@@ -69,7 +81,7 @@ impl std::fmt::Debug for EmbeddedStore {
 /// different files; the lock itself goes with the process, even one that was killed.
 pub fn open(path: &Path) -> Result<Arc<EmbeddedStore>> {
     static OPEN: Mutex<Vec<(PathBuf, std::sync::Weak<EmbeddedStore>)>> = Mutex::new(Vec::new());
-    let id = crate::snapshot::canonical_path(path);
+    let id = psor_formats::file::canonical_path(path);
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     open.retain(|(_, w)| w.strong_count() > 0);
     if let Some(store) = open.iter().find(|(p, _)| *p == id).and_then(|(_, w)| w.upgrade()) {
@@ -110,12 +122,7 @@ fn lock(path: &Path) -> Result<Option<std::fs::File>> {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::Store {
                     path: path.to_path_buf(),
-                    detail: format!(
-                        "in use by another psor process (it holds {}); waited {} s for it to finish: \
-                         try again once it is done",
-                        lock_path.display(),
-                        LOCK_WAIT.as_secs()
-                    ),
+                    problem: Problem::Locked { lock: lock_path, waited: LOCK_WAIT },
                 })
             }
             Err(std::fs::TryLockError::Error(source)) => return Err(Error::WriteFile { path: lock_path, source }),
@@ -291,5 +298,18 @@ mod tests {
         let cmds = parse_commands(&p.get_packed_pipeline()).unwrap();
         assert_eq!(cmds, vec![vec![b"SET".to_vec(), b"k\r\n".to_vec(), b"v".to_vec()], vec![b"PING".to_vec()]]);
         assert!(parse_commands(b"*1\r\n$5\r\nab\r\n").is_err());
+    }
+
+    /// A file that is not a snapshot is refused with the typed error that names it (and is
+    /// left as it was: nothing is saved over it).
+    #[test]
+    fn a_file_that_is_not_a_snapshot_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.psnap");
+        std::fs::write(&path, b"someone's notes, not a snapshot\n").unwrap();
+        let err = open(&path).unwrap_err();
+        assert!(matches!(&err, Error::Store { path: p, problem: Problem::Snapshot(_) } if *p == path), "{err:?}");
+        assert!(err.to_string().starts_with(&format!("embedded store {}: ", path.display())), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"someone's notes, not a snapshot\n");
     }
 }

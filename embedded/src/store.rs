@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use psor_formats::{Header, KeyKind, Record, Selection, SnapshotReader, SnapshotWriter, Source, CURRENT_VERSION};
 
 use super::rdb::{self, Typed};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 
 /// The server version the embedded store reports in `INFO` (and writes into snapshot headers).
 pub const EMBEDDED_VERSION: &str = "7.0.0";
@@ -78,8 +78,8 @@ pub struct Store {
     pub next_cursor: u64,
     /// The file's path, if the store is backed by one.
     pub path: Option<PathBuf>,
-    /// Why saving is refused (a file written by a newer format version), if it is.
-    pub save_refused: Option<String>,
+    /// Why saving is refused: the file was written by this newer format version.
+    pub save_refused: Option<psor_formats::Version>,
 }
 
 use psor_formats::file::sync_dir;
@@ -132,7 +132,7 @@ impl Store {
 
     /// Loads a snapshot file into an empty store.
     pub fn load(path: &Path) -> Result<Store> {
-        let bad = |detail: String| Error::Store { path: path.to_path_buf(), detail };
+        let bad = |e: psor_formats::Error| Error::Store { path: path.to_path_buf(), problem: Problem::Snapshot(e) };
         let mut store = Store { path: Some(path.to_path_buf()), ..Store::default() };
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
@@ -141,15 +141,13 @@ impl Store {
         };
         // psor-formats refuses a newer major version here, so such a file is never opened
         // (and so never overwritten).
-        let mut reader = SnapshotReader::open(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+        let mut reader = SnapshotReader::open(std::io::BufReader::new(file)).map_err(bad)?;
         let version = reader.header().version;
         if version > CURRENT_VERSION {
-            store.save_refused = Some(format!(
-                "it was written by a newer psor (format {version}); this psor writes {CURRENT_VERSION} and will not overwrite it"
-            ));
+            store.save_refused = Some(version);
         }
         for record in reader.records() {
-            let r = record.map_err(|e| bad(e.to_string()))?;
+            let r = record.map_err(bad)?;
             store.keys.insert(
                 r.key,
                 Entry { val: Val::Payload { kind: r.kind, bytes: r.payload }, expire_at_ms: r.expire_at_ms },
@@ -166,12 +164,12 @@ impl Store {
         if !self.dirty {
             return Ok(());
         }
-        if let Some(why) = &self.save_refused {
-            return Err(Error::Store { path, detail: format!("not saving: {why}") });
+        if let Some(found) = self.save_refused {
+            return Err(Error::Store { path, problem: Problem::NewerFormat { found } });
         }
         let tmp = tmp_path(&path);
         let io = |source: std::io::Error| Error::WriteFile { path: tmp.clone(), source };
-        let fmt = |e: psor_formats::Error| Error::Store { path: tmp.clone(), detail: e.to_string() };
+        let fmt = |e: psor_formats::Error| Error::Store { path: tmp.clone(), problem: Problem::Snapshot(e) };
         let now = now_ms();
         let header = Header::new(
             now,
