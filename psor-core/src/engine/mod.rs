@@ -1,10 +1,11 @@
 //! The keyspace engine: scan, delete and copy everything under a prefix, fast.
 //!
-//! Every operation has the same shape ([`pipeline`]): per master, one scanner thread pages
-//! through `SCAN cursor MATCH <escaped prefix>* COUNT n` on its own connection and hands
-//! batches of keys over a bounded channel to a few writer threads, each with its own
-//! connection, that send one pipeline per batch. Scanning overlaps with writing, several pipelines are in
-//! flight, and memory is bounded by `channel depth × batch size` whatever the keyspace size.
+//! Every operation has the same shape, built on [`pipeline`]: per master, one scanner thread
+//! pages through `SCAN cursor MATCH <escaped prefix>* COUNT n` on its own connection and
+//! hands batches of keys over a bounded channel to a few writer threads, each with its own
+//! connection, that send one pipeline per batch. Scanning overlaps with writing, several
+//! pipelines are in flight, and memory is bounded by `channel depth × batch size` whatever
+//! the keyspace size.
 
 pub(crate) mod compare;
 mod copy;
