@@ -186,3 +186,119 @@ impl Pipeline<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    /// Sums its batches; fails on `fail_on`; cancels the run on `cancel_on`; hands what it
+    /// held back (`held`) to the sink from `finish`.
+    struct Sum {
+        fail_on: Option<u64>,
+        cancel_on: Option<u64>,
+        held: u64,
+        finished: bool,
+    }
+
+    impl Stage for Sum {
+        type Item = u64;
+        type Out = u64;
+        type Error = Error;
+        fn handle(&mut self, batch: Vec<u64>, progress: &Progress) -> Result<Option<u64>, Error> {
+            if batch.iter().any(|&n| Some(n) == self.fail_on) {
+                return Err(Error::Refused("boom".into()));
+            }
+            if batch.iter().any(|&n| Some(n) == self.cancel_on) {
+                progress.cancel();
+            }
+            self.held += 1;
+            Ok(Some(batch.iter().sum()))
+        }
+        fn finish(&mut self, _progress: &Progress) -> Result<Option<u64>, Error> {
+            self.finished = true;
+            Ok(Some(1000 * std::mem::take(&mut self.held)))
+        }
+    }
+
+    fn sum(fail_on: Option<u64>, cancel_on: Option<u64>) -> Sum {
+        Sum { fail_on, cancel_on, held: 0, finished: false }
+    }
+
+    fn lane(workers: Vec<Sum>, upto: u64) -> Lane<'static, Sum> {
+        Lane::new(workers, move |emit| {
+            for n in 1..=upto {
+                if !emit(vec![n]) {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn pipeline(progress: &Progress) -> Pipeline<'_> {
+        Pipeline { progress, pacer: None, queue_depth: 2, out_depth: 2 }
+    }
+
+    #[test]
+    fn every_batch_and_every_finish_reaches_the_sink_and_the_workers_come_back() {
+        let progress = Progress::new();
+        let mut total = 0;
+        let lanes = vec![lane(vec![sum(None, None), sum(None, None)], 100), lane(vec![sum(None, None)], 10)];
+        let ended = pipeline(&progress)
+            .run(lanes, |n| {
+                total += n;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(ended.len(), 3);
+        assert!(ended.iter().all(|w| w.finished));
+        // 5050 + 55 from the batches, 1000 per batch from the finishes.
+        assert_eq!(total, 5050 + 55 + 1000 * 110);
+        assert!(!progress.is_cancelled());
+    }
+
+    #[test]
+    fn the_first_real_error_cancels_the_run_and_is_returned() {
+        let progress = Progress::new();
+        let source_saw_stop = std::sync::atomic::AtomicBool::new(false);
+        let stop_ref = &source_saw_stop;
+        let lanes = vec![Lane::new(vec![sum(Some(7), None)], move |emit: Emit<'_, u64>| {
+            for n in 1.. {
+                if !emit(vec![n]) {
+                    stop_ref.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })];
+        let err = pipeline(&progress).run(lanes, |_| Ok(())).map(|_| ()).unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err:?}");
+        assert!(progress.is_cancelled());
+        assert!(source_saw_stop.into_inner(), "the source stops once its workers are gone");
+    }
+
+    #[test]
+    fn an_interrupt_is_no_failure_and_workers_finish_what_they_hold() {
+        let progress = Progress::new();
+        let lanes = vec![
+            lane(vec![sum(None, Some(3))], 1_000_000),
+            Lane::new(vec![sum(None, None)], |_emit: Emit<'_, u64>| Err(Error::Interrupted)),
+        ];
+        let ended = pipeline(&progress).run(lanes, |_| Ok(())).unwrap();
+        assert!(progress.is_cancelled());
+        assert_eq!(ended.len(), 2);
+        assert!(ended.iter().all(|w| w.finished));
+    }
+
+    #[test]
+    fn a_sink_error_stops_the_run() {
+        let progress = Progress::new();
+        let lanes = vec![lane(vec![sum(None, None)], 1_000_000)];
+        let err = pipeline(&progress)
+            .run(lanes, |n| if n == 5 { Err(Error::Refused("full".into())) } else { Ok(()) })
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err:?}");
+    }
+}
