@@ -21,10 +21,10 @@
 //! - the first fatal error: it cancels everything ([`Progress::cancel`]) and is the one the
 //!   run returns; a stage or source that stops with an interrupt (the run being cancelled)
 //!   is not a failure of the run;
-//! - [`Stage::finish`] when a worker's queue closes and when the run is interrupted (what a
-//!   worker holds was handed to it, so it is finished like the batch in hand), not after
-//!   its own failure;
-//! - handing back the workers that ended normally, for what they collected.
+//! - [`Stage::finish`] when a worker's queue closes, when the run is interrupted and when
+//!   the sink stopped (what a worker holds was handed to it, so it is finished like the
+//!   batch in hand), not after its own failure;
+//! - handing back the workers that finished, for what they collected.
 
 use std::sync::Mutex;
 
@@ -99,7 +99,7 @@ pub(crate) struct Pipeline<'a> {
 impl Pipeline<'_> {
     /// Runs every lane to its end (or to the first fatal error, or to the interrupt) with
     /// `sink` consuming the workers' outputs on this thread, and returns the workers that
-    /// ended normally. A sink error is fatal like a worker's; the sink also stops once the
+    /// finished (all but those that failed). A sink error is fatal like a worker's; the sink also stops once the
     /// run is cancelled. Whether the run was interrupted is [`Progress::is_cancelled`].
     pub(crate) fn run<S: Stage>(
         &self,
@@ -124,7 +124,8 @@ impl Pipeline<'_> {
                 for mut stage in lane.workers {
                     let (rx, out_tx) = (rx.clone(), out_tx.clone());
                     s.spawn(move || {
-                        // False when the sink stopped: it recorded why.
+                        // False when the sink stopped (on its error, recorded, or the cancel):
+                        // the worker then takes no more batches.
                         let pass_on = |out: Option<S::Out>| out.is_none_or(|o| out_tx.send(o).is_ok());
                         for batch in rx.iter() {
                             // Checked again after pacing, which may have waited.
@@ -140,17 +141,16 @@ impl Pipeline<'_> {
                             match stage.handle(batch, progress) {
                                 Ok(out) => {
                                     if !pass_on(out) {
-                                        return;
+                                        break;
                                     }
                                 }
                                 Err(e) => return fail(e),
                             }
                         }
+                        // What `finish` hands on is dropped if the sink has stopped.
                         match stage.finish(progress) {
                             Ok(out) => {
-                                if !pass_on(out) {
-                                    return;
-                                }
+                                pass_on(out);
                             }
                             Err(e) => return fail(e),
                         }
@@ -285,6 +285,8 @@ mod tests {
             lane(vec![sum(None, Some(3))], 1_000_000),
             Lane::new(vec![sum(None, None)], |_emit: Emit<'_, u64>| Err(Error::Interrupted)),
         ];
+        // The sink stops at the cancel: what the finishes hand on is dropped, the workers
+        // still finish and come back.
         let ended = pipeline(&progress).run(lanes, |_| Ok(())).unwrap();
         assert!(progress.is_cancelled());
         assert_eq!(ended.len(), 2);
