@@ -218,3 +218,108 @@ fn sigint_while_pacing_waits_stops_at_once() {
     assert_eq!(v["interrupted"].as_bool(), Some(true), "{v}");
     assert_eq!(v["done"].as_u64(), Some(KEYS - count(&server, "p:")), "{v}");
 }
+
+#[test]
+fn a_second_sigint_exits_at_once_without_the_graceful_report() {
+    let server = RedisServer::start();
+    let url = server.url();
+    populate(&server, "d:", KEYS);
+    let args = ["--yes", "--json", "--rate", "4000", "--batch", "100", "delete", "--prefix", "d:"];
+    let mut child = psor(&url, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("psor runs");
+    let t = Instant::now();
+    while count(&server, "d:") > KEYS - 1_000 {
+        assert!(t.elapsed() < Duration::from_secs(60), "the run never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Writes now wait on the server for 20 s: the batch in flight cannot finish, so a
+    // graceful stop (the first signal) would wait that long and then print its report.
+    redis::cmd("CLIENT").arg("PAUSE").arg(20_000).arg("WRITE").query::<()>(&mut server.admin_conn()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    let sigint = || assert!(Command::new("kill").arg("-INT").arg(&pid).status().unwrap().success());
+    sigint();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "the first signal waits for the batch in flight");
+    sigint();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "stdout: {stdout}\nstderr: {stderr}");
+    // Not the graceful stop: no report, no "rerun" line.
+    assert!(!stdout.contains("interrupted"), "{stdout}");
+    assert!(!stderr.contains("rerun the same command"), "{stderr}");
+    redis::cmd("CLIENT").arg("UNPAUSE").query::<()>(&mut server.admin_conn()).unwrap();
+}
+
+/// MyPAC at 8.0 (Quiesce, `keys` stores, no region registered) and at 9.0 (Running, a copy).
+fn old_and_new_pac(url: &str, server: &RedisServer, keys: &str) {
+    for args in [
+        &["sample", "MyPAC", "--product-version", "8.0", "--keys", keys][..],
+        &["--yes", "create", "MyPAC", "--product-version", "9.0"],
+        &["set-mode", "MyPAC", "running", "--product-version", "9.0"],
+        &["set-mode", "MyPAC", "quiesce", "--product-version", "8.0"],
+    ] {
+        let (code, out, err) = psor_tests::cli::output(&mut psor(url, args));
+        assert_eq!(code, 0, "psor {args:?}\nstdout: {out}\nstderr: {err}");
+    }
+    redis::cmd("DEL").arg("MyPAC_8.0:regions:{MyPAC_8.0}").query::<()>(&mut server.admin_conn()).unwrap();
+}
+
+#[test]
+fn sigint_mid_rem_old_pac_reports_exact_counts_and_a_rerun_finishes() {
+    let server = RedisServer::start();
+    let url = server.url();
+    old_and_new_pac(&url, &server, "20000");
+    let old = count(&server, "MyPAC_8.0:");
+    let new = count(&server, "MyPAC_9.0:");
+    let args = ["--yes", "--json", "--rate", "4000", "--batch", "100", "rem-old-pac", "MyPAC"];
+    let (code, out, err) = interrupt_midway(psor(&url, &args), || count(&server, "MyPAC_8.0:") + 1_000 < old);
+    assert_eq!(code, 130, "stdout: {out}\nstderr: {err}");
+    let v = json(&out);
+    assert_eq!(v["interrupted"].as_bool(), Some(true), "{v}");
+    let left = count(&server, "MyPAC_8.0:");
+    assert!(left > 0, "interrupted before the end");
+    let done = v["deleted"][0]["counts"]["done"].as_u64();
+    assert_eq!(done, Some(old - left), "the report counts exactly what was removed: {v}");
+    assert_eq!(count(&server, "MyPAC_9.0:"), new, "the Running version is untouched");
+
+    // Text report, not interrupted: the rest goes.
+    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &["--yes", "--json", "rem-old-pac", "MyPAC"]));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let v = json(&out);
+    assert_eq!(v.get("interrupted"), None, "{v}");
+    assert_eq!(v["deleted"][0]["counts"]["done"].as_u64(), Some(left), "{v}");
+    assert_eq!(count(&server, "MyPAC_8.0:"), 0);
+    assert_eq!(count(&server, "MyPAC_9.0:"), new);
+}
+
+#[test]
+fn sigint_mid_init_pac_writes_no_record_and_a_rerun_finishes() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let (code, out, err) =
+        psor_tests::cli::output(&mut psor(&url, &["sample", "MyPAC", "--product-version", "8.0", "--keys", "20000"]));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let old = count(&server, "MyPAC_8.0:");
+    let args = ["--yes", "--json", "--rate", "4000", "--batch", "100", "init-pac", "MyPAC"];
+    let args = [&args[..], &["--product-version", "9.0", "--force"]].concat();
+    let (code, out, err) = interrupt_midway(psor(&url, &args), || count(&server, "MyPAC_8.0:") + 1_000 < old);
+    assert_eq!(code, 130, "stdout: {out}\nstderr: {err}");
+    let v = json(&out);
+    assert_eq!(v["interrupted"].as_bool(), Some(true), "{v}");
+    assert_eq!(v["record"], serde_json::Value::Null, "no fresh record before the old stores are gone: {v}");
+    let left = count(&server, "MyPAC_8.0:");
+    assert!(left > 0, "interrupted before the end");
+    assert_eq!(v["deleted"][0]["counts"]["done"].as_u64(), Some(old - left), "exactly what was removed: {v}");
+    assert_eq!(count(&server, "MyPAC_9.0:"), 0, "no fresh record yet");
+
+    let rerun = [&["--yes", "--json", "init-pac", "MyPAC"][..], &["--product-version", "9.0", "--force"]].concat();
+    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &rerun));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let v = json(&out);
+    assert_eq!(v.get("interrupted"), None, "{v}");
+    let removed: u64 = v["deleted"].as_array().unwrap().iter().map(|d| d["counts"]["done"].as_u64().unwrap()).sum();
+    assert_eq!(removed, left, "{v}");
+    assert_eq!(count(&server, "MyPAC_8.0:"), 0);
+    assert_eq!(count(&server, "MyPAC_9.0:"), 1, "the fresh record, nothing else");
+    assert_eq!(v["record"]["mode"].as_str().map(str::to_lowercase).as_deref(), Some("running"), "{v}");
+}

@@ -1,15 +1,17 @@
 //! The keyspace engine: scan, delete and copy everything under a prefix, fast.
 //!
-//! Every operation has the same shape: per master, one scanner thread pages through
-//! `SCAN cursor MATCH <escaped prefix>* COUNT n` on its own connection and hands batches of
-//! keys over a bounded channel to a few writer threads, each with its own connection, that
-//! send one pipeline per batch. Scanning overlaps with writing, several pipelines are in
-//! flight, and memory is bounded by `channel depth × batch size` whatever the keyspace size.
+//! Every operation has the same shape, built on [`pipeline`]: per master, one scanner thread
+//! pages through `SCAN cursor MATCH <escaped prefix>* COUNT n` on its own connection and
+//! hands batches of keys over a bounded channel to a few writer threads, each with its own
+//! connection, that send one pipeline per batch. Scanning overlaps with writing, several
+//! pipelines are in flight, and memory is bounded by `channel depth × batch size` whatever
+//! the keyspace size.
 
 pub(crate) mod compare;
 mod copy;
 mod delete;
 pub(crate) mod pacing;
+pub(crate) mod pipeline;
 pub(crate) mod router;
 mod scan;
 pub mod transcode;
@@ -194,6 +196,25 @@ pub(crate) trait Writer: Send {
     }
 }
 
+/// A [`Writer`] as a worker of the [`pipeline`]: one lane per master, its scanner as the
+/// source, no sink.
+struct Writes<'a, W> {
+    writer: W,
+    samples: &'a Samples,
+}
+
+impl<W: Writer> pipeline::Stage for Writes<'_, W> {
+    type Item = Vec<u8>;
+    type Out = ();
+    type Error = Error;
+    fn handle(&mut self, keys: Vec<Vec<u8>>, progress: &Progress) -> Result<Option<()>> {
+        self.writer.write(keys, progress, self.samples).map(|()| None)
+    }
+    fn finish(&mut self, progress: &Progress) -> Result<Option<()>> {
+        self.writer.finish(progress, self.samples).map(|()| None)
+    }
+}
+
 /// Runs scanner → writers on every master and returns the outcome. `make_writer` opens a
 /// writer's connections. On a cluster, the slots whose master changed during the run (a
 /// failover, a migration, a master that died mid-scan) are swept again at the end with
@@ -255,80 +276,38 @@ fn run_pass<W: Writer>(
         plans.push((node.clone(), scanner, writers, master));
     }
     let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let unstable: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    // A scanner that saw the cancel stops with `Interrupted`: that is the run being
-    // interrupted, not a failure of it.
-    let fail = |e: Error| {
-        progress.cancel();
-        if !matches!(e, Error::Interrupted) {
-            first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-        }
-    };
-    let (fail, samples_ref, unstable_ref, pacer_ref) = (&fail, samples, &unstable, &pacer);
-    let mut spare: Option<W> = None;
-    let spare_slot = Mutex::new(&mut spare);
-    std::thread::scope(|s| {
-        for (node, mut scanner, writers, master) in plans {
-            let (tx, rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(opts.queue_depth.max(1));
-            for mut writer in writers {
-                let rx = rx.clone();
-                let spare_slot = &spare_slot;
-                s.spawn(move || {
-                    for batch in rx.iter() {
-                        // Checked again after pacing, which may have waited: a batch taken
-                        // off the queue but not written is simply not counted as done.
-                        if progress.is_cancelled() {
-                            break;
-                        }
-                        pacer_ref.admit(batch.len(), progress);
-                        if progress.is_cancelled() {
-                            break;
-                        }
-                        if let Err(e) = writer.write(batch, progress, samples_ref) {
-                            return fail(e);
-                        }
-                    }
-                    if let Err(e) = writer.finish(progress, samples_ref) {
-                        return fail(e);
-                    }
-                    if progress.is_cancelled() {
-                        return;
-                    }
-                    unstable_ref.lock().unwrap_or_else(|p| p.into_inner()).extend(writer.unstable());
-                    let mut spare = spare_slot.lock().unwrap_or_else(|p| p.into_inner());
-                    if spare.is_none() {
-                        **spare = Some(writer);
-                    }
-                });
-            }
-            drop(rx);
-            s.spawn(move || {
-                let result = scan::scan_node(&mut scanner, Some(prefix), opts, progress, &master, |batch| {
-                    tx.send(batch).is_ok()
-                });
-                match result {
-                    Ok(()) => {}
+    let unstable_ref = &unstable;
+    let lanes = plans
+        .into_iter()
+        .map(|(node, mut scanner, writers, master)| {
+            let workers = writers.into_iter().map(|writer| Writes { writer, samples }).collect();
+            pipeline::Lane::new(workers, move |emit| {
+                match scan::scan_node(&mut scanner, Some(prefix), opts, progress, &master, emit) {
+                    Ok(()) => Ok(()),
                     // A cluster master that died mid-scan: whoever serves its slots now is
                     // swept at the end instead of failing the run.
                     Err(e) if psor.is_cluster() && router::is_node_gone(&e) => {
                         if let (Topology::Cluster(map), Some(hp)) = (psor.topology(), node.host_port()) {
                             unstable_ref.lock().unwrap_or_else(|p| p.into_inner()).extend(map.slots_of(hp));
                         }
+                        Ok(())
                     }
-                    Err(e) => fail(e),
+                    Err(e) => Err(e),
                 }
-            });
-        }
-    });
+            })
+        })
+        .collect();
+    let run = pipeline::Pipeline { progress, pacer: Some(&pacer), queue_depth: opts.queue_depth, out_depth: 1 }
+        .run(lanes, |()| Ok(()));
     let paused = pacer.stop();
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+    let ended = run?;
     if progress.is_cancelled() {
         return Ok(paused);
     }
     let mut unstable = unstable.into_inner().unwrap_or_else(|p| p.into_inner());
+    unstable.extend(ended.iter().flat_map(|w| w.writer.unstable()));
+    let mut spare = ended.into_iter().next().map(|w| w.writer);
     if let (Topology::Cluster(before), Some(writer)) = (psor.topology(), spare.as_mut()) {
         if let Some(after) = psor.rediscover()? {
             unstable.extend(moved_slots(before, &after));

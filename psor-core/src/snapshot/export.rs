@@ -15,7 +15,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,12 +24,10 @@ use psor_formats::{dump_rdb_version, Header, KeyKind, Record, Selection, Snapsho
 use redis::Value;
 
 use super::spill::{Spill, RUN_BYTES};
-use super::{
-    check_output_path, is_fatal_for_run, now_ms, open_router, per_kind, Error, FirstError, PerKind, Result, Samples,
-};
+use super::{check_output_path, is_fatal_for_run, now_ms, open_router, per_kind, Error, PerKind, Result, Samples};
 use crate::connect::{key_slot, Psor, Topology};
 use crate::engine::router::{Routed, Router};
-use crate::engine::{self, EngineOptions, KeyFailure};
+use crate::engine::{self, pipeline, EngineOptions, KeyFailure};
 use crate::keys::KeyPrefix;
 use crate::progress::Progress;
 
@@ -232,90 +230,57 @@ fn write_snapshot(
     };
     let mut writer = SnapshotWriter::new(BufWriter::with_capacity(1 << 20, file), header).map_err(werr)?;
     let samples = Samples::new(engine.keep_samples);
-    let first_error = FirstError::new();
-    let duplicates = AtomicU64::new(0);
     let mut with_ttl = 0u64;
     let depth = engine.queue_depth.max(1);
-    let (key_tx, key_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(depth);
-    let (rec_tx, rec_rx) = crossbeam_channel::bounded::<Vec<Record>>(depth * readers.len().max(1));
-    let (samples_ref, first_ref) = (&samples, &first_error);
     let spill_dir = match tmp.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let mut spill = Spill::new(&spill_dir, RUN_BYTES);
-    std::thread::scope(|s| {
-        // Feeder: scans each prefix and hands batches on. A key SCAN returns twice is read
-        // twice and written once: the merge below drops repeats.
-        let progress_f = progress.clone();
-        s.spawn(move || {
-            for prefix in &opts.selection.prefixes {
-                let stream = match engine::scan(psor, prefix, engine, progress_f.clone()) {
-                    Ok(stream) => stream,
-                    Err(e) => return fail(first_ref, &progress_f, e.into()),
-                };
-                for batch in stream {
-                    let batch = match batch {
-                        Ok(b) => b,
-                        Err(e) => return fail(first_ref, &progress_f, e.into()),
-                    };
-                    if !batch.is_empty() && key_tx.send(batch).is_err() {
-                        return; // the readers stopped: an error was recorded
-                    }
+    let samples_ref = &samples;
+    let workers: Vec<ReadKeys> = readers.into_iter().map(|reader| ReadKeys { reader, samples: samples_ref }).collect();
+    let out_depth = depth * workers.len().max(1);
+    // Feeder: scans each prefix (paced by `engine::scan`, which hands the keys out at the
+    // pace of `engine.pacing`) and hands the keys on in chunks of `READ_CHUNK`, one read
+    // each. A key SCAN returns twice is read twice and written once: the merge drops repeats.
+    let progress_f = progress.clone();
+    let feeder = pipeline::Lane::new(workers, move |emit| {
+        let mut send = |batch: Vec<Vec<u8>>| {
+            let mut keys = batch.into_iter();
+            loop {
+                let chunk: Vec<Vec<u8>> = keys.by_ref().take(READ_CHUNK).collect();
+                if chunk.is_empty() {
+                    return true;
+                }
+                if !emit(chunk) {
+                    return false; // the readers stopped: an error was recorded
                 }
             }
-            let sent =
-                sweep_moved_slots(psor, &opts.selection.prefixes, &progress_f, |batch| key_tx.send(batch).is_ok());
-            if let Err(e) = sent {
-                fail(first_ref, &progress_f, e.into());
-            }
-        });
-        for mut reader in readers {
-            let (key_rx, rec_tx, progress) = (key_rx.clone(), rec_tx.clone(), progress.clone());
-            s.spawn(move || {
-                for batch in key_rx.iter() {
-                    if progress.is_cancelled() {
-                        return fail(first_ref, &progress, crate::Error::Interrupted.into());
-                    }
-                    for chunk in batch.chunks(READ_CHUNK) {
-                        // Paced where the keys come from: `engine::scan` hands them out at
-                        // the pace of `engine.pacing`.
-                        if progress.is_cancelled() {
-                            return fail(first_ref, &progress, crate::Error::Interrupted.into());
-                        }
-                        match reader.read(chunk, &progress, samples_ref) {
-                            Ok(records) if records.is_empty() => {}
-                            Ok(records) => {
-                                if rec_tx.send(records).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => return fail(first_ref, &progress, e),
-                        }
-                    }
+        };
+        for prefix in &opts.selection.prefixes {
+            for batch in engine::scan(psor, prefix, engine, progress_f.clone())? {
+                if !send(batch?) {
+                    return Ok(());
                 }
-            });
-        }
-        drop((key_rx, rec_tx));
-        // This thread writes; it stops consuming on a write error, which makes the readers'
-        // sends fail and the feeder's after them, so nothing waits forever.
-        'records: while let Ok(records) = rec_rx.recv() {
-            for r in records {
-                if let Err(source) = spill.push(r) {
-                    fail(first_ref, progress, Error::Write { path: spill_dir.clone(), source });
-                    break 'records;
-                }
-                Progress::add(&progress.done, 1);
-            }
-            if progress.is_cancelled() {
-                break;
             }
         }
-        drop(rec_rx);
+        sweep_moved_slots(psor, &opts.selection.prefixes, &progress_f, send)?;
+        Ok(())
+    });
+    // As many keys queued as whole batches would be.
+    let queue_depth = depth * engine.batch_size.max(1).div_ceil(READ_CHUNK);
+    let run = pipeline::Pipeline { progress, pacer: None, queue_depth, out_depth }.run(vec![feeder], |records| {
+        // This thread writes (to the sorted runs the merge reads back).
+        for r in records {
+            spill.push(r).map_err(|source| Error::Write { path: spill_dir.clone(), source })?;
+            Progress::add(&progress.done, 1);
+        }
+        Ok(())
     });
     progress.scan_finished.store(true, Relaxed);
-    if let Some(e) = first_error.take() {
-        return Err(e);
+    run?;
+    if progress.is_cancelled() {
+        return Err(crate::Error::Interrupted.into());
     }
     // The merge writes the file in key order; `done` counted every record read, so the
     // repeats it drops are taken back off.
@@ -332,17 +297,27 @@ fn write_snapshot(
         },
     )?;
     progress.done.fetch_sub(dups.min(progress.done.load(Relaxed)), Relaxed);
-    duplicates.store(dups, Relaxed);
     let (footer, buf) = writer.finish_into_inner().map_err(werr)?;
     let file = buf.into_inner().map_err(|e| Error::Write { path: tmp.to_path_buf(), source: e.into_error() })?;
     file.sync_all().map_err(|source| Error::Write { path: tmp.to_path_buf(), source })?;
     let (failures, _) = samples.into_parts();
-    Ok((footer.totals, WriteCounts { with_ttl, duplicates: duplicates.into_inner(), failures }))
+    Ok((footer.totals, WriteCounts { with_ttl, duplicates: dups, failures }))
 }
 
-fn fail(first: &FirstError, progress: &Progress, e: Error) {
-    progress.cancel();
-    first.set(e);
+/// A [`Reader`] as a worker of the [`pipeline`]: keys in, their records out to the file.
+struct ReadKeys<'a> {
+    reader: Reader,
+    samples: &'a Samples,
+}
+
+impl pipeline::Stage for ReadKeys<'_> {
+    type Item = Vec<u8>;
+    type Out = Vec<Record>;
+    type Error = Error;
+    fn handle(&mut self, keys: Vec<Vec<u8>>, progress: &Progress) -> Result<Option<Vec<Record>>> {
+        let records = self.reader.read(&keys, progress, self.samples)?;
+        Ok((!records.is_empty()).then_some(records))
+    }
 }
 
 /// On a cluster: feeds `emit` the keys under `prefixes` in every slot whose master changed

@@ -20,13 +20,11 @@ use psor_embedded::rdb;
 use psor_formats::{Record, SnapshotReader};
 use redis::Value;
 
-use super::{
-    compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, FirstError, Result, Samples,
-};
+use super::{compare, describe_selection, is_fatal_for_run, now_ms, open_router, where_is, Error, Result, Samples};
 use crate::connect::{describe_version, key_slot, Psor};
 use crate::engine::router::{Routed, Router};
 use crate::engine::transcode::{self, Path, Prepared, TargetProfile};
-use crate::engine::{EngineOptions, KeyFailure};
+use crate::engine::{pipeline, EngineOptions, KeyFailure};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
 
@@ -225,66 +223,44 @@ pub fn import(
     let samples = Samples::new(engine.keep_samples);
     let expired = Samples::new(engine.keep_samples);
     let would = Samples::new(opts.sample);
-    let first_error = FirstError::new();
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<Record>>(engine.queue_depth.max(1));
     let batch_size = engine.batch_size.max(1);
     let ctx =
         Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
-    let first_ref = &first_error;
-    // A dry run writes nothing, but its reads of the target are paced all the same.
-    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, target)?;
-    let pacer_ref = &pacer;
-    std::thread::scope(|s| {
-        for mut w in writers {
-            let rx = rx.clone();
-            let ctx = &ctx;
-            s.spawn(move || {
-                for batch in rx.iter() {
-                    // Interrupted: the batches still queued are left unwritten (and uncounted).
-                    if ctx.progress.is_cancelled() {
-                        return;
-                    }
-                    pacer_ref.admit(batch.len(), ctx.progress);
-                    if ctx.progress.is_cancelled() {
-                        return;
-                    }
-                    if let Err(e) = w.write(batch, ctx) {
-                        return fail(first_ref, ctx.progress, e);
-                    }
-                }
-            });
-        }
-        drop(rx);
+    let ctx_ref = &ctx;
+    let workers: Vec<Restore> = writers.into_iter().map(|writer| Restore { writer, ctx: ctx_ref }).collect();
+    let progress_ref: &Progress = &progress;
+    let records = pipeline::Lane::new(workers, |emit| {
         let (mut batch, mut bytes) = (Vec::new(), 0usize);
         for r in reader.records() {
-            if progress.is_cancelled() {
-                break;
+            if progress_ref.is_cancelled() {
+                return Ok(());
             }
-            let r = match r {
-                Ok(r) => r,
-                // The file changed on disk since pass 1.
-                Err(e) => return fail(first_ref, &progress, file_err(e)),
-            };
-            Progress::add(&progress.examined, 1);
-            Progress::add(&progress.matched, 1);
+            // An error: the file changed on disk since pass 1.
+            let r = r.map_err(file_err)?;
+            Progress::add(&progress_ref.examined, 1);
+            Progress::add(&progress_ref.matched, 1);
             bytes += r.payload.len() + r.key.len();
             batch.push(r);
             if batch.len() >= batch_size || bytes >= BATCH_BYTES {
                 bytes = 0;
-                if tx.send(std::mem::take(&mut batch)).is_err() {
-                    return;
+                if !emit(std::mem::take(&mut batch)) {
+                    return Ok(());
                 }
             }
         }
         if !batch.is_empty() {
-            let _ = tx.send(batch);
+            emit(batch);
         }
-        drop(tx);
+        Ok(())
     });
+    // A dry run writes nothing, but its reads of the target are paced all the same.
+    // Interrupted: the batches still queued are left unwritten (and uncounted).
+    let pacer = crate::engine::pacing::Pacer::start(&engine.pacing, target)?;
+    let run =
+        pipeline::Pipeline { progress: &progress, pacer: Some(&pacer), queue_depth: engine.queue_depth, out_depth: 1 }
+            .run(vec![records], |()| Ok(()));
     pacer.stop();
-    if let Some(e) = first_error.take() {
-        return Err(e);
-    }
+    run?;
     let interrupted = progress.is_cancelled();
     progress.scan_finished.store(!interrupted, std::sync::atomic::Ordering::Relaxed);
     let (failures, conflict_keys) = samples.into_parts();
@@ -308,9 +284,19 @@ pub fn import(
     })
 }
 
-fn fail(first: &FirstError, progress: &Progress, e: Error) {
-    progress.cancel();
-    first.set(e);
+/// A [`Restorer`] as a worker of the [`pipeline`]: records in, nothing out.
+struct Restore<'a> {
+    writer: Restorer,
+    ctx: &'a Ctx<'a>,
+}
+
+impl pipeline::Stage for Restore<'_> {
+    type Item = Record;
+    type Out = ();
+    type Error = Error;
+    fn handle(&mut self, batch: Vec<Record>, _progress: &Progress) -> Result<Option<()>> {
+        self.writer.write(batch, self.ctx).map(|()| None)
+    }
 }
 
 struct Ctx<'a> {

@@ -35,7 +35,6 @@ pub use inspect::{
 pub use output::{check_output_path, same_file};
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use psor_formats::KeyKind;
 
@@ -132,23 +131,10 @@ pub fn describe_selection(s: &psor_formats::Selection) -> String {
 
 pub(crate) use crate::engine::Samples;
 
-/// Keeps the first error of a multi-threaded run (a real error wins over `Interrupted`).
-pub(crate) struct FirstError(Mutex<Option<Error>>);
-
-impl FirstError {
-    pub(crate) fn new() -> Self {
-        FirstError(Mutex::new(None))
-    }
-
-    pub(crate) fn set(&self, e: Error) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() || matches!(slot.as_ref(), Some(Error::Core(crate::Error::Interrupted))) {
-            *slot = Some(e);
-        }
-    }
-
-    pub(crate) fn take(self) -> Option<Error> {
-        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+/// The pipeline stops on a snapshot error; an interrupt is the run being cancelled.
+impl crate::engine::pipeline::StageError for Error {
+    fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Core(crate::Error::Interrupted))
     }
 }
 

@@ -18,7 +18,7 @@ pub mod suggest;
 pub mod tree;
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use redis::Value;
@@ -28,7 +28,7 @@ pub use suggest::{suggest_layout, SuggestedCatalog};
 pub use tree::{BigKey, KeyFacts, KeyType, SurveyNode, Tree, TreeOptions, TreeSummary, TtlSpread, TYPE_NAMES};
 
 use crate::connect::{NodeConn, Psor};
-use crate::engine::EngineOptions;
+use crate::engine::{pipeline, EngineOptions};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{MasterCounters, Progress};
@@ -195,65 +195,38 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
         max_children: opts.max_children,
         max_nodes: opts.max_nodes,
     });
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let fail = |e: Error| {
-        progress.cancel();
-        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() || matches!(slot.as_ref(), Some(Error::Interrupted)) {
-            *slot = Some(e);
-        }
-    };
-    let fail = &fail;
     let progress_ref: &Progress = &progress;
+    let lanes = plans
+        .into_iter()
+        .enumerate()
+        .map(|(master, (mut scanner, workers))| {
+            let workers = workers.into_iter().map(|con| FactsOf { con, master, opts }).collect();
+            pipeline::Lane::new(workers, move |emit| scan_master(&mut scanner, opts, progress_ref, emit))
+        })
+        .collect();
     let pacer = crate::engine::pacing::Pacer::start(&opts.pacing, psor)?;
-    let pacer_ref = &pacer;
-    std::thread::scope(|s| {
-        let (out_tx, out_rx) = crossbeam_channel::bounded::<Facts>(opts.queue_depth.max(1) * masters.len().max(1));
-        for (master, (mut scanner, workers)) in plans.into_iter().enumerate() {
-            let (page_tx, page_rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(opts.queue_depth.max(1));
-            for mut con in workers {
-                let (page_rx, out_tx) = (page_rx.clone(), out_tx.clone());
-                s.spawn(move || {
-                    for keys in page_rx.iter() {
-                        pacer_ref.admit(keys.len(), progress_ref);
-                        if progress_ref.is_cancelled() {
-                            return fail(Error::Interrupted);
-                        }
-                        match facts_of(&mut con, opts, &keys) {
-                            Ok(facts) => {
-                                if out_tx.send(Facts { master, keys, facts }).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => return fail(e),
-                        }
-                    }
-                });
-            }
-            s.spawn(move || {
-                if let Err(e) = scan_master(&mut scanner, opts, progress_ref, |page| page_tx.send(page).is_ok()) {
-                    fail(e);
+    let out_depth = opts.queue_depth.max(1) * masters.len().max(1);
+    let pipeline =
+        pipeline::Pipeline { progress: progress_ref, pacer: Some(&pacer), queue_depth: opts.queue_depth, out_depth };
+    // This thread folds the pages into the tree.
+    let run = pipeline.run(lanes, |page| {
+        let n = page.keys.len() as u64;
+        for (key, facts) in page.keys.iter().zip(page.facts) {
+            match facts {
+                Some(f) => {
+                    tree.add(page.master, key, f);
                 }
-            });
-        }
-        drop(out_tx);
-        for page in out_rx.iter() {
-            let n = page.keys.len() as u64;
-            for (key, facts) in page.keys.iter().zip(page.facts) {
-                match facts {
-                    Some(f) => {
-                        tree.add(page.master, key, f);
-                    }
-                    None => tree.add_vanished(),
-                }
+                None => tree.add_vanished(),
             }
-            Progress::add(&progress_ref.done, n);
         }
+        Progress::add(&progress_ref.done, n);
+        Ok(())
     });
     pacer.stop();
     progress.scan_finished.store(true, Relaxed);
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
+    run?;
+    if progress.is_cancelled() {
+        return Err(Error::Interrupted);
     }
     if opts.sample_every > 0 {
         sample_late(psor, &mut tree)?;
@@ -278,6 +251,24 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
         seconds: started.elapsed().as_secs_f64(),
         nodes: vec![summary.root],
     })
+}
+
+/// A master's connection as a worker of the [`pipeline`]: a page of keys in, their facts out
+/// to the tree.
+struct FactsOf<'a> {
+    con: NodeConn,
+    master: usize,
+    opts: &'a SurveyOptions,
+}
+
+impl pipeline::Stage for FactsOf<'_> {
+    type Item = Vec<u8>;
+    type Out = Facts;
+    type Error = Error;
+    fn handle(&mut self, keys: Vec<Vec<u8>>, _progress: &Progress) -> Result<Option<Facts>> {
+        let facts = facts_of(&mut self.con, self.opts, &keys)?;
+        Ok(Some(Facts { master: self.master, keys, facts }))
+    }
 }
 
 /// Pages through one master with the engine's SCAN loop (`engine::scan::scan_node`: a
