@@ -614,8 +614,9 @@ impl TargetSide {
             .restore
             .iter()
             .map(|Item { pair: p, payload, ttl }| {
-                let mut cmd = redis::cmd("RESTORE");
-                cmd.arg(&p.dst).arg(*ttl).arg(payload);
+                // Sized once: the payload is copied in, not grown into.
+                let mut cmd = redis::Cmd::with_capacity(6, p.dst.len() + payload.len() + 40);
+                cmd.arg("RESTORE").arg(&p.dst).arg(*ttl).arg(payload);
                 if abs && *ttl > 0 {
                     cmd.arg("ABSTTL");
                 }

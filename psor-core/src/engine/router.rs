@@ -280,8 +280,16 @@ struct Packed {
 }
 
 impl Packed {
-    fn new<'a>(cmds: impl Iterator<Item = (&'a redis::Cmd, bool)>) -> Packed {
-        let mut p = Packed { bytes: Vec::new(), asking: Vec::new() };
+    fn new<'a>(cmds: impl Iterator<Item = (&'a redis::Cmd, bool)> + Clone) -> Packed {
+        // Sized once: a pipeline of payloads grown by doubling copies them again and again.
+        let (mut bytes, mut n) = (0usize, 0usize);
+        for (cmd, asking) in cmds.clone() {
+            n += 1 + usize::from(asking);
+            // `*N\r\n` and, per argument, `$LEN\r\n` … `\r\n`: 16 bytes cover either.
+            bytes += 32
+                + cmd.args_iter().map(|a| 16 + if let redis::Arg::Simple(b) = a { b.len() } else { 20 }).sum::<usize>();
+        }
+        let mut p = Packed { bytes: Vec::with_capacity(bytes), asking: Vec::with_capacity(n) };
         for (cmd, asking) in cmds {
             if asking {
                 redis::cmd("ASKING").write_packed_command(&mut p.bytes);
