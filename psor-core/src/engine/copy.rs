@@ -10,6 +10,12 @@
 //! An existing target key is a conflict left alone unless `replace` — except when it already
 //! holds identical content and expiry: that is a rerun (or SCAN returning a key twice) and is
 //! counted as `unchanged`. A move deletes a source key only once its target is confirmed.
+//!
+//! A `DUMP`/`RESTORE` writer works in two stages: it reads a chunk from the source and hands
+//! it to its target stage (a thread with its own connections), then reads the next chunk while
+//! that one is restored, so neither server waits on the other. Only what the target confirmed
+//! is counted, when the writer next looks (each batch, and at `finish`, which drains the stage
+//! at the end of a run and on Ctrl-C).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

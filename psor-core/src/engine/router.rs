@@ -1,7 +1,8 @@
 //! Sending each command to the node that serves its key's slot.
 //!
 //! On one server everything goes into one pipeline. On a cluster the commands of a batch are
-//! grouped by master, one pipeline each, and the replies are put back in order. A `MOVED`
+//! grouped by master, one pipeline each, all in flight at once, and the replies are put back
+//! in order. A `MOVED`
 //! reply updates the slot map and resends to the new owner, `ASK` resends with `ASKING`,
 //! `TRYAGAIN`/`CLUSTERDOWN` wait and resend, and a master that stops answering makes the
 //! router ask the cluster who serves its slots now. So CROSSSLOT and redirections never
