@@ -278,3 +278,22 @@ fn a_fatal_error_stops_the_run_naming_the_server_and_the_key() {
     assert!(matches!(err, Error::Command { op: "RESTORE", .. }), "{text}");
     assert!(text.contains(&b.addr()) && text.contains(&ns) && text.contains("OOM"), "{text}");
 }
+
+#[test]
+fn a_move_whose_target_fails_leaves_every_source_key() {
+    // The target stage restores while the writer reads on: when the target refuses (out of
+    // memory), its error ends the run and no source key is unlinked, whatever was in flight.
+    let (a, b) = (
+        RedisServer::start(),
+        RedisServer::builder().config("maxmemory", "1").config("maxmemory-policy", "noeviction").start(),
+    );
+    let ns = unique_prefix("fatalmove");
+    let from = format!("{ns}a:");
+    populate_all_types(&mut a.admin_conn(), from.as_bytes(), 300);
+    let before = keyspace_digest(&mut a.admin_conn(), from.as_bytes());
+    let (pa, pb) = (connect(&a), connect(&b));
+    let opts = CopyOptions { move_keys: true, ..copy_opts(&from, &format!("{ns}b:")) };
+    let err = engine::copy(&pa, Some(&pb), &opts, &small_batches(), Arc::new(Progress::new())).unwrap_err();
+    assert!(matches!(err, Error::Command { op: "RESTORE", .. }), "{err}");
+    assert_eq!(keyspace_digest(&mut a.admin_conn(), from.as_bytes()), before);
+}

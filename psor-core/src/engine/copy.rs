@@ -10,9 +10,17 @@
 //! An existing target key is a conflict left alone unless `replace` — except when it already
 //! holds identical content and expiry: that is a rerun (or SCAN returning a key twice) and is
 //! counted as `unchanged`. A move deletes a source key only once its target is confirmed.
+//!
+//! A `DUMP`/`RESTORE` writer works in two stages: it reads a chunk from the source and hands
+//! it to its target stage (a thread with its own connections), then reads the next chunk while
+//! that one is restored, so neither server waits on the other. Only what the target confirmed
+//! is counted, when the writer next looks (each batch, and at `finish`, which drains the stage
+//! at the end of a run and on Ctrl-C).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use psor_embedded::rdb;
@@ -73,18 +81,34 @@ pub fn copy(
         return dry_run(source, target.unwrap_or(source), opts, engine, progress);
     }
     let dst = target.unwrap_or(source);
+    let same_keyspace_copy = target.is_none() && source.version().has_copy();
+    // Keys go by DUMP/RESTORE to another server, within a cluster (across slots), or on a
+    // server without COPY; only then does a writer need a target stage.
+    let restores = target.is_some() || source.is_cluster() || !same_keyspace_copy;
     run(source, &opts.from, engine, &progress, || {
+        let stage = match restores {
+            false => Target::None,
+            true => Target::Idle(Box::new(TargetSide {
+                dst: Router::new(dst)?,
+                src: Router::new(source)?,
+                replace: opts.replace,
+                move_keys: opts.move_keys,
+                src_abs_ttl: source.version().has_pexpiretime(),
+                dst_version: profile.as_ref().map_or_else(|| dst.server().to_string(), |p| p.describe()),
+                max_payload: profile.as_ref().map_or(u64::MAX, |p| p.max_payload),
+                drop_field_ttls: engine.drop_field_ttls,
+                dst_is_cluster: dst.is_cluster(),
+            })),
+        };
         Ok(Copier {
             src: Router::new(source)?,
-            dst: target.map(Router::new).transpose()?,
             opts: opts.clone(),
-            src_cluster: source.is_cluster(),
+            slots: source.is_cluster() || target.is_some(),
             src_abs_ttl: source.version().has_pexpiretime(),
-            same_keyspace_copy: target.is_none() && source.version().has_copy(),
-            dst_version: profile.as_ref().map_or_else(|| dst.server().to_string(), |p| p.describe()),
+            same_keyspace_copy,
             profile: profile.clone(),
             drop_field_ttls: engine.drop_field_ttls,
-            dst_is_cluster: dst.is_cluster(),
+            target: stage,
         })
     })
 }
@@ -156,24 +180,30 @@ fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, en
     }
 }
 
-/// One writer: routers to the source and (when it is another keyspace) the target.
+/// One writer: a router to the source for its reads (and `COPY`), and — when keys travel as
+/// `DUMP`/`RESTORE` — a target stage on its own thread, so the source is read for batch N+1
+/// while batch N is restored (see [`Target`]).
 struct Copier {
     src: Router,
-    dst: Option<Router>,
     opts: CopyOptions,
-    src_cluster: bool,
+    /// Key slots matter (a cluster on either side, or another server, which may be one).
+    slots: bool,
     src_abs_ttl: bool,
     /// Source and target are one keyspace that knows `COPY`.
     same_keyspace_copy: bool,
-    dst_version: String,
     /// What the target reads; `None` for a copy inside one keyspace (payloads go as they are).
     profile: Option<TargetProfile>,
     drop_field_ttls: bool,
-    dst_is_cluster: bool,
+    target: Target,
 }
 
 /// Keys read per DUMP pipeline: bounds the payload bytes held at once per writer.
 const DUMP_CHUNK: usize = 256;
+
+/// Prepared `DUMP` chunks a writer may have handed to its target stage and not yet seen
+/// confirmed: the source is read this far ahead of the target. With [`DUMP_CHUNK`] keys each,
+/// it bounds the payloads in flight per writer.
+const TARGET_DEPTH: usize = 3;
 
 /// A key on its way: source name and slot, target name and slot.
 struct Pair {
@@ -183,10 +213,154 @@ struct Pair {
     dst_slot: u16,
 }
 
+/// A key read from the source, ready for the target: the payload to write there and the ttl
+/// argument of `RESTORE` (0: none; absolute when the source knows `PEXPIRETIME`).
+struct Item {
+    pair: Pair,
+    payload: Vec<u8>,
+    ttl: i64,
+}
+
+/// One chunk for the target stage: keys that fit one `RESTORE`, and keys too big for one,
+/// to be rebuilt in chunks.
+struct Job {
+    restore: Vec<Item>,
+    rebuild: Vec<Item>,
+}
+
+/// What the target stage confirmed for one [`Job`], counted by the writer when it gets it
+/// (a run's `Samples` belong to the writer's thread).
+#[derive(Default)]
+struct Tally {
+    done: u64,
+    unchanged: u64,
+    rebuilt: u64,
+    /// (node, key, error)
+    failures: Vec<(String, Vec<u8>, String)>,
+    conflicts: Vec<Vec<u8>>,
+}
+
+impl Tally {
+    fn count(self, progress: &Progress, samples: &Samples) {
+        Progress::add(&progress.done, self.done);
+        Progress::add(&progress.unchanged, self.unchanged);
+        for _ in 0..self.rebuilt {
+            progress.paths.add(Path::Rebuilt);
+        }
+        for (node, key, error) in self.failures {
+            samples.failure(progress, &node, &key, error);
+        }
+        for key in self.conflicts {
+            samples.conflict(progress, &key);
+        }
+    }
+}
+
+/// The writing side of a `DUMP`/`RESTORE` copy: its own routers to the target and to the
+/// source (to compare an existing target key with its source, and for a move to unlink the
+/// sources once their targets are confirmed).
+struct TargetSide {
+    dst: Router,
+    src: Router,
+    replace: bool,
+    move_keys: bool,
+    src_abs_ttl: bool,
+    dst_version: String,
+    max_payload: u64,
+    drop_field_ttls: bool,
+    dst_is_cluster: bool,
+}
+
+/// The target stage of a writer. Idle, it holds its [`TargetSide`]; running, a thread owns it
+/// and takes [`Job`]s from a channel [`TARGET_DEPTH`] deep, answering each with its
+/// [`Tally`] (or the error that stopped it). `finish` drains it and takes the side back, so
+/// the writer can be used again (the sweep after a run) and its unstable slots read.
+enum Target {
+    /// Every key goes by `COPY`/`RENAMENX`: no target stage.
+    None,
+    Idle(Box<TargetSide>),
+    Running(Stage),
+    /// The stage's thread failed or panicked; its error was (or will be) reported.
+    Gone,
+}
+
+struct Stage {
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    tallies: crossbeam_channel::Receiver<Result<Tally>>,
+    /// Set when the writer is dropped without `finish` (the run failed): jobs still queued
+    /// are dropped unwritten.
+    abandon: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Box<TargetSide>>>,
+}
+
+impl Stage {
+    fn start(mut side: Box<TargetSide>) -> Stage {
+        let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(TARGET_DEPTH - 1);
+        let (tally_tx, tallies) = crossbeam_channel::unbounded();
+        let abandon = Arc::new(AtomicBool::new(false));
+        let stop = abandon.clone();
+        let thread = std::thread::spawn(move || {
+            for job in job_rx.iter() {
+                if stop.load(Relaxed) {
+                    break;
+                }
+                let result = side.restore(job);
+                let failed = result.is_err();
+                if tally_tx.send(result).is_err() || failed {
+                    break;
+                }
+            }
+            side
+        });
+        Stage { jobs: Some(jobs), tallies, abandon, thread: Some(thread) }
+    }
+
+    /// Counts every tally that arrived; the first error the stage sent.
+    fn collect(&self, progress: &Progress, samples: &Samples) -> Result<()> {
+        while let Ok(t) = self.tallies.try_recv() {
+            t?.count(progress, samples);
+        }
+        Ok(())
+    }
+
+    /// Waits for every job handed over, counts them, and takes the side back.
+    fn drain(mut self, progress: &Progress, samples: &Samples) -> Result<Box<TargetSide>> {
+        drop(self.jobs.take());
+        let mut first = None;
+        for t in self.tallies.iter() {
+            match t {
+                Ok(t) => t.count(progress, samples),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        let side = self.thread.take().expect("joined once").join();
+        match (first, side) {
+            (Some(e), _) => Err(e),
+            (None, Ok(side)) => Ok(side),
+            (None, Err(_)) => Err(Error::Protocol {
+                addr: "psor".into(),
+                op: "RESTORE",
+                detail: "the target writer thread panicked".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.abandon.store(true, Relaxed);
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Writer for Copier {
     fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
-        let cluster = self.src_cluster || self.dst.is_some();
-        let slot = |k: &[u8]| if cluster { key_slot(k) } else { 0 };
+        let slot = |k: &[u8]| if self.slots { key_slot(k) } else { 0 };
         let (mut local, mut remote) = (Vec::new(), Vec::new());
         for src in keys {
             let dst = self.opts.from.rewrite(&src, &self.opts.to);
@@ -201,24 +375,65 @@ impl Writer for Copier {
         if !local.is_empty() {
             self.copy_in_place(&local, progress, samples)?;
         }
-        for chunk in remote.chunks(DUMP_CHUNK) {
-            self.dump_restore(chunk, progress, samples)?;
+        let mut remote = remote.into_iter().peekable();
+        while remote.peek().is_some() {
+            let chunk: Vec<Pair> = remote.by_ref().take(DUMP_CHUNK).collect();
+            let job = self.dump(chunk, progress, samples)?;
+            if !job.restore.is_empty() || !job.rebuild.is_empty() {
+                self.hand_over(job, progress, samples)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the target stage confirmed (and counted) every job handed to it.
+    fn finish(&mut self, progress: &Progress, samples: &Samples) -> Result<()> {
+        if let Target::Running(_) = self.target {
+            let Target::Running(stage) = std::mem::replace(&mut self.target, Target::Gone) else { unreachable!() };
+            self.target = Target::Idle(stage.drain(progress, samples)?);
         }
         Ok(())
     }
 
     fn unstable(&self) -> BTreeSet<u16> {
         let mut all = self.src.unstable.clone();
-        if let Some(d) = &self.dst {
-            all.extend(d.unstable.iter().copied());
+        if let Target::Idle(side) = &self.target {
+            all.extend(side.dst.unstable.iter().copied());
+            all.extend(side.src.unstable.iter().copied());
         }
         all
     }
 }
 
 impl Copier {
-    fn dst_router(&mut self) -> &mut Router {
-        self.dst.as_mut().unwrap_or(&mut self.src)
+    /// Gives a chunk to the target stage (starting it if idle), after counting what it
+    /// confirmed so far. Blocks while [`TARGET_DEPTH`] chunks are unconfirmed. The stage's
+    /// first error comes back from here (or from `finish`).
+    fn hand_over(&mut self, job: Job, progress: &Progress, samples: &Samples) -> Result<()> {
+        if let Target::Idle(_) = self.target {
+            let Target::Idle(side) = std::mem::replace(&mut self.target, Target::Gone) else { unreachable!() };
+            self.target = Target::Running(Stage::start(side));
+        }
+        let Target::Running(stage) = &mut self.target else {
+            return Err(Error::Protocol {
+                addr: "psor".into(),
+                op: "RESTORE",
+                detail: "the target writer stopped".into(),
+            });
+        };
+        stage.collect(progress, samples)?;
+        let sent = stage.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+        if !sent {
+            // The stage stopped on an error: that error is the answer.
+            let Target::Running(stage) = std::mem::replace(&mut self.target, Target::Gone) else { unreachable!() };
+            stage.drain(progress, samples)?;
+            return Err(Error::Protocol {
+                addr: "psor".into(),
+                op: "RESTORE",
+                detail: "the target writer stopped".into(),
+            });
+        }
+        Ok(())
     }
 
     /// `COPY` (or `RENAMENX` / `RENAME` for a move) where source and target share a slot.
@@ -293,17 +508,18 @@ impl Copier {
         }
         if self.opts.move_keys && !identical.is_empty() {
             // The target already holds this exact value: the move is complete once the source goes.
-            self.unlink_sources(&identical)?;
+            unlink_sources(&mut self.src, &identical)?;
         }
         Ok(())
     }
 
-    /// `DUMP` + `PEXPIRETIME` from the source, `RESTORE … ABSTTL` on the target key's master,
-    /// then (for a move) `UNLINK` of the sources whose target is confirmed.
-    fn dump_restore(&mut self, pairs: &[Pair], progress: &Progress, samples: &Samples) -> Result<()> {
+    /// `DUMP` + `PEXPIRETIME` of a chunk from the source; what each key's target gets (as it
+    /// is, rewritten for the target, or — too big for one `RESTORE` there — to be rebuilt).
+    /// Keys that vanished, expired or cannot travel are counted here.
+    fn dump(&mut self, pairs: Vec<Pair>, progress: &Progress, samples: &Samples) -> Result<Job> {
         let ttl_cmd = if self.src_abs_ttl { "PEXPIRETIME" } else { "PTTL" };
         let mut cmds = Vec::with_capacity(pairs.len() * 2);
-        for p in pairs {
+        for p in &pairs {
             let mut dump = redis::cmd("DUMP");
             dump.arg(&p.src);
             let mut ttl = redis::cmd(ttl_cmd);
@@ -312,12 +528,12 @@ impl Copier {
             cmds.push(Routed { slot: p.src_slot, cmd: ttl });
         }
         let replies = self.src.run("DUMP", &cmds)?;
+        drop(cmds);
         let now = now_ms();
-        // (pair, payload, ttl argument for RESTORE); payloads are moved out of the replies,
-        // never copied: they may be large.
-        let mut items = Vec::with_capacity(pairs.len());
+        let mut job = Job { restore: Vec::with_capacity(pairs.len()), rebuild: Vec::new() };
+        // Payloads are moved out of the replies, never copied: they may be large.
         let mut replies = replies.into_iter();
-        for p in pairs {
+        for pair in pairs {
             let (Some(dump), Some(ttl)) = (replies.next(), replies.next()) else {
                 return Err(protocol("DUMP", &Value::Nil));
             };
@@ -328,7 +544,7 @@ impl Copier {
                     continue;
                 }
                 (Value::ServerError(e), _) | (_, Value::ServerError(e)) => {
-                    samples.failure(progress, &self.src.label(p.src_slot), &p.src, e);
+                    samples.failure(progress, &self.src.label(pair.src_slot), &pair.src, e);
                     continue;
                 }
                 (other, _) => return Err(protocol("DUMP", &other)),
@@ -341,68 +557,72 @@ impl Copier {
                 }
                 t => t,
             };
-            items.push((p, payload, ttl));
-        }
-        // The payload each target key gets: as it is, rewritten for the target, or (too big for
-        // one RESTORE there) rebuilt in chunks, one key at a time.
-        let mut rebuilt_busy = Vec::new();
-        if let Some(profile) = self.profile.clone() {
-            let mut fit = Vec::with_capacity(items.len());
-            for (p, payload, ttl) in items {
-                let (payload, path) = match profile.prepare(&payload, self.drop_field_ttls) {
-                    Ok(Prepared::AsIs(_)) => (payload, Path::Restore),
-                    Ok(prepared) => {
-                        if prepared.dropped_field_ttls() {
-                            progress.paths.dropped_field_ttls();
-                        }
-                        (prepared.bytes().to_vec(), prepared.path())
+            let Some(profile) = &self.profile else {
+                job.restore.push(Item { pair, payload, ttl });
+                continue;
+            };
+            let (payload, path) = match profile.prepare(&payload, self.drop_field_ttls) {
+                Ok(Prepared::AsIs(_)) => (payload, Path::Restore),
+                Ok(prepared) => {
+                    if prepared.dropped_field_ttls() {
+                        progress.paths.dropped_field_ttls();
                     }
-                    Err(why) => {
-                        let label = self.src.label(p.src_slot);
-                        samples.failure(progress, &label, &p.src, format!("not copied: {why}"));
-                        continue;
-                    }
-                };
-                if payload.len() as u64 <= profile.max_payload {
-                    progress.paths.add(path);
-                    fit.push((p, payload, ttl));
+                    (prepared.bytes().to_vec(), prepared.path())
+                }
+                Err(why) => {
+                    let label = self.src.label(pair.src_slot);
+                    samples.failure(progress, &label, &pair.src, format!("not copied: {why}"));
                     continue;
                 }
-                let item = (p, payload, ttl);
-                match self.rebuild(&item, profile.max_payload)? {
-                    Rebuilt::Done => {
-                        progress.paths.add(Path::Rebuilt);
-                        Progress::add(&progress.done, 1);
-                        if self.opts.move_keys {
-                            self.unlink_sources(&[p])?;
-                        }
-                    }
-                    Rebuilt::Exists => rebuilt_busy.push(item),
-                    Rebuilt::Unfit(why) => {
-                        let label = self.src.label(p.src_slot);
-                        samples.failure(progress, &label, &p.src, format!("not copied: {why}"));
-                    }
-                    Rebuilt::Failed(e) if is_fatal_for_run(&e) => {
-                        let router = self.dst.as_mut().unwrap_or(&mut self.src);
-                        return Err(command_error(router, p.dst_slot, "RESTORE", &p.dst, e));
-                    }
-                    Rebuilt::Failed(e) => {
-                        let label = self.dst_router().label(p.dst_slot);
-                        samples.failure(progress, &label, &p.dst, e)
-                    }
-                }
+            };
+            if payload.len() as u64 <= profile.max_payload {
+                progress.paths.add(path);
+                job.restore.push(Item { pair, payload, ttl });
+            } else {
+                job.rebuild.push(Item { pair, payload, ttl });
             }
-            items = fit;
         }
-        if items.is_empty() && rebuilt_busy.is_empty() {
-            return Ok(());
+        Ok(job)
+    }
+}
+
+impl TargetSide {
+    /// Writes one chunk: rebuilds the keys too big for one `RESTORE`, sends one `RESTORE …
+    /// ABSTTL` pipeline for the others, compares the targets that existed with their
+    /// sources, then (for a move) `UNLINK`s the sources whose target is confirmed.
+    fn restore(&mut self, job: Job) -> Result<Tally> {
+        let mut tally = Tally::default();
+        let ttl_cmd = if self.src_abs_ttl { "PEXPIRETIME" } else { "PTTL" };
+        // Sources whose target now holds their value, for a move.
+        let mut restored: Vec<&Pair> = Vec::new();
+        // Existing targets: of a RESTORE (BUSYKEY), or of a rebuild (RENAMENX found one).
+        let mut busy: Vec<&Item> = Vec::new();
+        for item in &job.rebuild {
+            let p = &item.pair;
+            match self.rebuild(item)? {
+                Rebuilt::Done => {
+                    tally.rebuilt += 1;
+                    tally.done += 1;
+                    restored.push(p);
+                }
+                Rebuilt::Exists => busy.push(item),
+                Rebuilt::Unfit(why) => {
+                    tally.failures.push((self.src.label(p.src_slot), p.src.clone(), format!("not copied: {why}")))
+                }
+                Rebuilt::Failed(e) if is_fatal_for_run(&e) => {
+                    return Err(command_error(&mut self.dst, p.dst_slot, "RESTORE", &p.dst, e))
+                }
+                Rebuilt::Failed(e) => tally.failures.push((self.dst.label(p.dst_slot), p.dst.clone(), e.to_string())),
+            }
         }
-        let (abs, replace) = (self.src_abs_ttl, self.opts.replace);
-        let cmds: Vec<Routed> = items
+        let (abs, replace) = (self.src_abs_ttl, self.replace);
+        let cmds: Vec<Routed> = job
+            .restore
             .iter()
-            .map(|(p, payload, ttl)| {
-                let mut cmd = redis::cmd("RESTORE");
-                cmd.arg(&p.dst).arg(*ttl).arg(payload);
+            .map(|Item { pair: p, payload, ttl }| {
+                // Sized once: the payload is copied in, not grown into.
+                let mut cmd = redis::Cmd::with_capacity(6, p.dst.len() + payload.len() + 40);
+                cmd.arg("RESTORE").arg(&p.dst).arg(*ttl).arg(payload);
                 if abs && *ttl > 0 {
                     cmd.arg("ABSTTL");
                 }
@@ -412,15 +632,13 @@ impl Copier {
                 Routed { slot: p.dst_slot, cmd }
             })
             .collect();
-        let replies = if cmds.is_empty() { Vec::new() } else { self.dst_router().run("RESTORE", &cmds)? };
-        let mut restored: Vec<&Pair> = Vec::new();
-        // Existing targets: of a RESTORE (BUSYKEY), or of a rebuild (RENAMENX found one).
-        let mut busy: Vec<&(&Pair, Vec<u8>, i64)> = rebuilt_busy.iter().collect();
-        for (item, reply) in items.iter().zip(replies) {
+        let replies = if cmds.is_empty() { Vec::new() } else { self.dst.run("RESTORE", &cmds)? };
+        drop(cmds);
+        for (item, reply) in job.restore.iter().zip(replies) {
             match reply {
                 Value::Okay => {
-                    Progress::add(&progress.done, 1);
-                    restored.push(item.0);
+                    tally.done += 1;
+                    restored.push(&item.pair);
                 }
                 Value::ServerError(e) if e.code() == "BUSYKEY" => busy.push(item),
                 Value::ServerError(e) if is_fatal_for_run(&e) => {
@@ -431,14 +649,12 @@ impl Copier {
                             self.dst_version
                         )));
                     }
-                    let slot = item.0.dst_slot;
-                    let dst = &item.0.dst;
-                    let router = self.dst.as_mut().unwrap_or(&mut self.src);
-                    return Err(command_error(router, slot, "RESTORE", dst, e));
+                    let p = &item.pair;
+                    return Err(command_error(&mut self.dst, p.dst_slot, "RESTORE", &p.dst, e));
                 }
                 Value::ServerError(e) => {
-                    let label = self.dst_router().label(item.0.dst_slot);
-                    samples.failure(progress, &label, &item.0.dst, e)
+                    let p = &item.pair;
+                    tally.failures.push((self.dst.label(p.dst_slot), p.dst.clone(), e.to_string()))
                 }
                 other => return Err(protocol("RESTORE", &other)),
             }
@@ -446,7 +662,7 @@ impl Copier {
         if !busy.is_empty() {
             let cmds: Vec<Routed> = busy
                 .iter()
-                .flat_map(|(p, _, _)| {
+                .flat_map(|Item { pair: p, .. }| {
                     let mut dump = redis::cmd("DUMP");
                     dump.arg(&p.dst);
                     let mut ttl = redis::cmd(ttl_cmd);
@@ -454,8 +670,8 @@ impl Copier {
                     [Routed { slot: p.dst_slot, cmd: dump }, Routed { slot: p.dst_slot, cmd: ttl }]
                 })
                 .collect();
-            let replies = self.dst_router().run("DUMP", &cmds)?;
-            for ((p, payload, ttl), r) in busy.iter().zip(replies.chunks(2)) {
+            let replies = self.dst.run("DUMP", &cmds)?;
+            for (Item { pair: p, payload, ttl }, r) in busy.iter().zip(replies.chunks(2)) {
                 let same_ttl = match (&r[1], self.src_abs_ttl) {
                     (Value::Int(-1), _) => *ttl == 0,
                     (Value::Int(t), true) => t == ttl,
@@ -467,49 +683,49 @@ impl Copier {
                     && match &r[0] {
                         Value::BulkString(b) if b == payload => true,
                         Value::BulkString(_) => {
-                            let theirs = compare::read(self.dst_router().conn_for(p.dst_slot)?, &p.dst)?;
+                            let theirs = compare::read(self.dst.conn_for(p.dst_slot)?, &p.dst)?;
                             compare::read(self.src.conn_for(p.src_slot)?, &p.src)?.same_as(&theirs)
                         }
                         _ => false,
                     };
                 if same {
-                    Progress::add(&progress.unchanged, 1);
+                    tally.unchanged += 1;
                     restored.push(p);
                 } else {
-                    samples.conflict(progress, &p.src);
+                    tally.conflicts.push(p.src.clone());
                 }
             }
         }
-        if self.opts.move_keys && !restored.is_empty() {
-            self.unlink_sources(&restored)?;
+        if self.move_keys && !restored.is_empty() {
+            unlink_sources(&mut self.src, &restored)?;
         }
-        Ok(())
+        Ok(tally)
     }
 
     /// A value too big for one `RESTORE`, rebuilt at its target key in chunks.
-    fn rebuild(&mut self, item: &(&Pair, Vec<u8>, i64), max: u64) -> Result<Rebuilt> {
-        let (p, payload, ttl) = item;
+    fn rebuild(&mut self, item: &Item) -> Result<Rebuilt> {
+        let Item { pair: p, payload, ttl } = item;
         let expiry = match (*ttl, self.src_abs_ttl) {
             (0, _) => Expiry::Never,
             (t, true) => Expiry::At(t),
             (t, false) => Expiry::In(t),
         };
-        let (replace, drop, cluster) = (self.opts.replace, self.drop_field_ttls, self.dst_is_cluster);
-        transcode::rebuild(self.dst_router(), p.dst_slot, cluster, &p.dst, payload, expiry, replace, max, drop)
+        let (replace, drop, cluster, max) = (self.replace, self.drop_field_ttls, self.dst_is_cluster, self.max_payload);
+        transcode::rebuild(&mut self.dst, p.dst_slot, cluster, &p.dst, payload, expiry, replace, max, drop)
     }
+}
 
-    fn unlink_sources(&mut self, pairs: &[&Pair]) -> Result<()> {
-        let cmds: Vec<Routed> = pairs
-            .iter()
-            .map(|p| {
-                let mut cmd = redis::cmd("UNLINK");
-                cmd.arg(&p.src);
-                Routed { slot: p.src_slot, cmd }
-            })
-            .collect();
-        self.src.run("UNLINK", &cmds)?;
-        Ok(())
-    }
+fn unlink_sources(src: &mut Router, pairs: &[&Pair]) -> Result<()> {
+    let cmds: Vec<Routed> = pairs
+        .iter()
+        .map(|p| {
+            let mut cmd = redis::cmd("UNLINK");
+            cmd.arg(&p.src);
+            Routed { slot: p.src_slot, cmd }
+        })
+        .collect();
+    src.run("UNLINK", &cmds)?;
+    Ok(())
 }
 
 /// Counts what the real run would do, writing nothing: a target key that exists is compared

@@ -1,7 +1,8 @@
 //! Sending each command to the node that serves its key's slot.
 //!
 //! On one server everything goes into one pipeline. On a cluster the commands of a batch are
-//! grouped by master, one pipeline each, and the replies are put back in order. A `MOVED`
+//! grouped by master, one pipeline each, all in flight at once, and the replies are put back
+//! in order. A `MOVED`
 //! reply updates the slot map and resends to the new owner, `ASK` resends with `ASKING`,
 //! `TRYAGAIN`/`CLUSTERDOWN` wait and resend, and a master that stops answering makes the
 //! router ask the cluster who serves its slots now. So CROSSSLOT and redirections never
@@ -132,16 +133,46 @@ impl Router {
             // A node that answered READONLY / MASTERDOWN is no longer the slot's master:
             // after this round, ask the cluster who is.
             let mut stale = false;
+            // Every node's pipeline is in flight at once, each on its own connection (one
+            // thread per node beyond the first): a batch spread over three masters takes as
+            // long as the slowest of them, not the sum, and no master idles while another
+            // answers.
+            let mut work = Vec::with_capacity(by_node.len());
+            let mut failed = Vec::new();
             for (hp, items) in by_node {
-                let mut pipe = redis::pipe();
-                pipe.ignore_errors();
-                for &(i, asking) in &items {
-                    if asking {
-                        pipe.cmd("ASKING").ignore();
+                let pipe = Packed::new(items.iter().map(|&(i, asking)| (&cmds[i].cmd, asking)));
+                match self.conn_at(&hp) {
+                    Ok(_) => {
+                        let con = self.conns.remove(&hp).expect("opened above");
+                        work.push((hp, items, pipe, con));
                     }
-                    pipe.add_command(cmds[i].cmd.clone());
+                    Err(e) => failed.push((hp, items, Err(e))),
                 }
-                let sent = self.conn_at(&hp).and_then(|con| con.retry(op, None, |c| pipe.query::<Vec<Value>>(c)));
+            }
+            let send = |(hp, items, pipe, mut con): (HostPort, Vec<(usize, bool)>, Packed, NodeConn)| {
+                let sent = pipe.send(&mut con, op);
+                (hp, items, con, sent)
+            };
+            let mut done = Vec::with_capacity(work.len());
+            if work.len() <= 1 {
+                done.extend(work.into_iter().map(send));
+            } else {
+                std::thread::scope(|s| {
+                    let mut work = work.into_iter();
+                    let first = work.next().expect("more than one");
+                    let others: Vec<_> = work.map(|w| s.spawn(move || send(w))).collect();
+                    done.push(send(first));
+                    for h in others {
+                        done.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                    }
+                });
+            }
+            let mut results = failed;
+            for (hp, items, con, sent) in done {
+                self.conns.insert(hp.clone(), con);
+                results.push((hp, items, sent));
+            }
+            for (hp, items, sent) in results {
                 let values = match sent {
                     Ok(v) => v,
                     Err(e) if is_node_gone(&e) => {
@@ -205,12 +236,7 @@ impl Router {
                 std::thread::sleep(Duration::from_millis(25 << round.min(6)));
                 let _ = con.reconnect();
             }
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for &i in &pending {
-                pipe.add_command(cmds[i].cmd.clone());
-            }
-            let values: Vec<Value> = con.retry(op, None, |c| pipe.query(c))?;
+            let values = Packed::new(pending.iter().map(|&i| (&cmds[i].cmd, false))).send(con, op)?;
             let mut again = Vec::new();
             for (i, v) in pending.iter().zip(values) {
                 match &v {
@@ -243,6 +269,55 @@ impl Router {
             self.map = Some(new);
         }
         Ok(())
+    }
+}
+
+/// One pipeline, packed once into one buffer straight from the commands (no copy of a
+/// command, nor of the payload it carries, on the way), each optionally preceded by `ASKING`.
+struct Packed {
+    bytes: Vec<u8>,
+    /// Per command sent: is it an `ASKING` (whose reply is dropped)?
+    asking: Vec<bool>,
+}
+
+impl Packed {
+    fn new<'a>(cmds: impl Iterator<Item = (&'a redis::Cmd, bool)> + Clone) -> Packed {
+        // Sized once: a pipeline of payloads grown by doubling copies them again and again.
+        let (mut bytes, mut n) = (0usize, 0usize);
+        for (cmd, asking) in cmds.clone() {
+            n += 1 + usize::from(asking);
+            // `*N\r\n` and, per argument, `$LEN\r\n` … `\r\n`: 16 bytes cover either.
+            bytes += 32
+                + cmd.args_iter().map(|a| 16 + if let redis::Arg::Simple(b) = a { b.len() } else { 20 }).sum::<usize>();
+        }
+        let mut p = Packed { bytes: Vec::with_capacity(bytes), asking: Vec::with_capacity(n) };
+        for (cmd, asking) in cmds {
+            if asking {
+                redis::cmd("ASKING").write_packed_command(&mut p.bytes);
+                p.asking.push(true);
+            }
+            cmd.write_packed_command(&mut p.bytes);
+            p.asking.push(false);
+        }
+        p
+    }
+
+    /// Sends the pipeline (again, after a transient failure) and returns one reply per
+    /// command, server errors as `Value::ServerError`.
+    fn send(&self, con: &mut NodeConn, op: &'static str) -> Result<Vec<Value>> {
+        let n = self.asking.len();
+        let values = con.retry(op, None, |c| c.req_packed_commands(&self.bytes, 0, n))?;
+        if values.len() != n {
+            return Err(Error::Protocol {
+                addr: con.addr().to_string(),
+                op,
+                detail: format!("{} replies to a pipeline of {n} commands", values.len()),
+            });
+        }
+        if !self.asking.contains(&true) {
+            return Ok(values);
+        }
+        Ok(values.into_iter().zip(&self.asking).filter(|(_, &a)| !a).map(|(v, _)| v).collect())
     }
 }
 
