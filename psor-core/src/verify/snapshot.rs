@@ -67,8 +67,26 @@ fn name_hash(key: &[u8]) -> u64 {
 }
 
 /// Compares the live keys under `opts.from` on `live` with the records under `opts.to` in the
-/// snapshot at `path`, both directions. Reads only; the file is not modified.
+/// snapshot at `path`, both directions. Reads only; the file is not modified. An interrupted
+/// run is an error (`Interrupted`): never an outcome that could read as "the same".
 pub fn verify_snapshot(
+    live: &Psor,
+    path: &Path,
+    opts: &VerifyOptions,
+    engine: &EngineOptions,
+    progress: Arc<Progress>,
+) -> Result<VerifyOutcome> {
+    let out = verify_snapshot_report(live, path, opts, engine, progress)?;
+    if out.interrupted {
+        return Err(crate::Error::Interrupted.into());
+    }
+    Ok(out)
+}
+
+/// [`verify_snapshot`], but an interrupted run returns what it compared so far, marked
+/// [`VerifyOutcome::interrupted`] (the batch in hand is finished first, so the counts are
+/// exact for the keys compared).
+pub fn verify_snapshot_report(
     live: &Psor,
     path: &Path,
     opts: &VerifyOptions,
@@ -144,10 +162,17 @@ pub fn verify_snapshot(
         Ok(())
     })();
     let paused = pacer.stop();
-    result?;
+    let interrupted = match result {
+        Err(Error::Core(crate::Error::Interrupted)) => true,
+        other => {
+            other?;
+            false
+        }
+    };
     let failures = samples.into_failures();
     let mut out = tally.outcome(opts.quick, progress.snapshot().counts.failed, failures, started);
     out.paused_seconds = paused;
+    out.interrupted = interrupted;
     Ok(out)
 }
 
