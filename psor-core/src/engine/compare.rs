@@ -5,7 +5,11 @@
 //! table order, which a `COPY` or `RESTORE` reshuffles. So content is read by type and reduced
 //! to a [`Content`]: the type, the size (`STRLEN`/`HLEN`/`SCARD`/`ZCARD`/`LLEN`/`XLEN`) and a
 //! 128-bit digest of the elements — in order for strings, lists, sorted sets (by score, then
-//! member) and streams, order-free (a sum of per-element hashes) for hashes and sets.
+//! member) and streams, order-free (a sum of per-element hashes) for hashes and sets. A
+//! stream's digest also covers its consumer groups (`XINFO GROUPS`: name, last-delivered id,
+//! entries-read where the server keeps it), each group's consumers (`XINFO CONSUMERS`: names)
+//! and its pending entries (`XPENDING`, by 1,000: id, consumer, delivery count). Delivery
+//! times and consumers' idle times are clocks, not content, and are not compared.
 //!
 //! Reading is done in bounded chunks, so a value of any size is compared with bounded memory:
 //! `GETRANGE` (256 KiB), `LRANGE`/`ZRANGE` by index and `XRANGE` from the last id (1,000
@@ -105,6 +109,12 @@ enum Cursor {
     After(Option<Vec<u8>>),
     /// Whole read (`HGETALL` / `SMEMBERS`) not sent yet.
     Whole,
+    /// A stream's entries are read: `XINFO GROUPS` next.
+    Groups,
+    /// `XINFO CONSUMERS` of the first group in the queue next.
+    Consumers(std::collections::VecDeque<Vec<u8>>),
+    /// `XPENDING` of the first group in the queue next, after this id (`None`: from the start).
+    Pending(std::collections::VecDeque<Vec<u8>>, Option<Vec<u8>>),
     Done,
 }
 
@@ -140,6 +150,11 @@ impl Reader {
             "hash" | "set" => Cursor::Scan(None),
             "stream" => Cursor::After(None),
             _ => Cursor::Done,
+        };
+        // An empty stream may still have consumer groups (`XGROUP CREATE … MKSTREAM`).
+        let cursor = match kind {
+            "stream" if !quick && len == 0 => Cursor::Groups,
+            _ => cursor,
         };
         let mut second = DefaultHasher::new();
         second.write_u64(0x9e37_79b9_7f4a_7c15);
@@ -227,6 +242,24 @@ impl Reader {
                     None => cmd.arg(key).arg("-"),
                 };
                 cmd.arg("+").arg("COUNT").arg(CHUNK_ELEMENTS);
+            }
+            (Cursor::Groups, _) => {
+                cmd = redis::cmd("XINFO");
+                cmd.arg("GROUPS").arg(key);
+            }
+            (Cursor::Consumers(groups), _) => {
+                cmd = redis::cmd("XINFO");
+                cmd.arg("CONSUMERS").arg(key).arg(&groups[0][..]);
+            }
+            (Cursor::Pending(groups, after), _) => {
+                // The extended form: (id, consumer, idle ms, delivery count) per pending entry.
+                cmd = redis::cmd("XPENDING");
+                cmd.arg(key).arg(&groups[0][..]);
+                match after {
+                    Some(id) => cmd.arg([&b"("[..], id].concat()),
+                    None => cmd.arg("-"),
+                };
+                cmd.arg("+").arg(CHUNK_ELEMENTS);
             }
         }
         Some(cmd)
@@ -330,9 +363,61 @@ impl Reader {
                     last = Some(id);
                 }
                 self.seen += n;
-                if n == CHUNK_ELEMENTS {
-                    self.cursor = Cursor::After(last);
+                self.cursor = if n == CHUNK_ELEMENTS { Cursor::After(last) } else { Cursor::Groups };
+            }
+            Cursor::Groups => {
+                // In the server's order (by name); for each: name, last-delivered id and,
+                // where the server keeps it (Redis 7.0+, Valkey), entries-read. `lag` and
+                // `pending` follow from those and the PEL.
+                let mut names = std::collections::VecDeque::new();
+                for group in items_of(reply) {
+                    let info = fields_of(group);
+                    let name = info.get("name").map(flat_bytes).unwrap_or_default();
+                    let last = info.get("last-delivered-id").map(flat_bytes).unwrap_or_default();
+                    let read = match info.get("entries-read") {
+                        Some(Value::Int(n)) => n.to_le_bytes().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    self.ordered_element(&[b"\0group", &name, &last, &read]);
+                    names.push_back(name);
                 }
+                if !names.is_empty() {
+                    self.cursor = Cursor::Consumers(names);
+                }
+            }
+            Cursor::Consumers(groups) => {
+                // Names only: `pending` follows from the PEL; idle and active times are clocks.
+                for consumer in items_of(reply) {
+                    let name = fields_of(consumer).get("name").map(flat_bytes).unwrap_or_default();
+                    self.ordered_element(&[b"\0consumer", &groups[0], &name]);
+                }
+                self.cursor = Cursor::Pending(groups, None);
+            }
+            Cursor::Pending(mut groups, _) => {
+                // Id, consumer and delivery count; not the delivery time (its idle time is a
+                // clock that moves between the two sides' reads).
+                let entries = items_of(reply);
+                let n = entries.len() as u64;
+                let mut last = None;
+                for entry in entries {
+                    let parts: Vec<Vec<u8>> = items_of(entry).iter().map(flat_bytes).collect();
+                    let [id, consumer, _idle, count] = &parts[..] else {
+                        self.unsteady = true;
+                        continue;
+                    };
+                    self.ordered_element(&[b"\0pending", &groups[0], id, consumer, count]);
+                    last = Some(id.clone());
+                }
+                self.cursor = if n == CHUNK_ELEMENTS {
+                    Cursor::Pending(groups, last)
+                } else {
+                    groups.pop_front();
+                    if groups.is_empty() {
+                        Cursor::Done
+                    } else {
+                        Cursor::Consumers(groups)
+                    }
+                };
             }
         }
         Ok(())
@@ -404,6 +489,17 @@ fn flat_bytes(v: &Value) -> Vec<u8> {
         Value::Double(d) => crate::embedded::rdb::format_score(*d).into_bytes(),
         other => format!("{other:?}").into_bytes(),
     }
+}
+
+/// A RESP2 `[k, v, k, v…]` or RESP3 map reply (`XINFO`'s) by field name.
+fn fields_of(v: Value) -> std::collections::HashMap<String, Value> {
+    let items = items_of(v);
+    let mut out = std::collections::HashMap::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.insert(String::from_utf8_lossy(&flat_bytes(&k)).into_owned(), v);
+    }
+    out
 }
 
 /// The elements of an array reply; a RESP3 map or array of pairs is flattened one level.
