@@ -193,6 +193,11 @@ impl Reader {
         }
     }
 
+    /// True while there is a command to send ([`Reader::next_command`] without building it).
+    pub(crate) fn has_next(&self) -> bool {
+        !self.pending_fields.is_empty() || !matches!(self.cursor, Cursor::Done)
+    }
+
     /// The next command to send, or `None` when the value has been read.
     pub(crate) fn next_command(&self) -> Option<redis::Cmd> {
         let key = &self.key[..];

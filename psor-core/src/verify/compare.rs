@@ -108,7 +108,7 @@ pub(crate) fn read_states(
     // Content, in rounds of bounded pipelines.
     let mut active: Vec<(usize, Reader)> = Vec::new();
     for (i, r) in readers {
-        if r.next_command().is_some() {
+        if r.has_next() {
             active.push((i, r));
         } else {
             finish(&mut out[i], r);
@@ -151,7 +151,7 @@ pub(crate) fn read_states(
                     continue;
                 }
                 r.feed(reply)?;
-                if r.next_command().is_some() {
+                if r.has_next() {
                     still.push((i, r));
                 } else {
                     finish(&mut out[i], r);

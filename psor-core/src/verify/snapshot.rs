@@ -186,18 +186,22 @@ fn compare_batch(
     samples: &Samples,
     progress: &Progress,
 ) -> Result<()> {
-    let store = crate::embedded::in_memory();
-    let s2 = store.clone();
-    let node = Node::in_process("snapshot", Arc::new(move || Box::new(s2.connect())));
-    let mut con = node.connect()?;
-    let mut file_states = Vec::with_capacity(records.len());
-    for r in records {
-        file_states.push(file_state(&mut con, r, opts.quick)?);
-    }
-    drop(store);
     let live_names: Vec<Vec<u8>> = records.iter().map(|r| opts.to.rewrite(&r.key, &opts.from)).collect();
+    let names: Vec<&[u8]> = live_names.iter().map(Vec::as_slice).collect();
+    // The live keys are read on a second thread while the records are decoded on this one.
+    let (file_states, live) = std::thread::scope(|s| -> Result<_> {
+        let on_live = s.spawn(|| side.read(&names, opts.quick));
+        let decoded = (|| -> Result<Vec<KeyState>> {
+            let store = crate::embedded::in_memory();
+            let s2 = store.clone();
+            let node = Node::in_process("snapshot", Arc::new(move || Box::new(s2.connect())));
+            let mut con = node.connect()?;
+            records.iter().map(|r| file_state(&mut con, r, opts.quick)).collect()
+        })();
+        let live = on_live.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((decoded?, live?))
+    })?;
     let mut suspects = Vec::new();
-    let live = side.read(&live_names.iter().map(Vec::as_slice).collect::<Vec<_>>(), opts.quick)?;
     for (i, l) in live.into_iter().enumerate() {
         match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.same(1),
