@@ -36,6 +36,9 @@ pub const WHOLE_LIMIT: u64 = 10_000;
 pub const CHUNK_ELEMENTS: u64 = 1_000;
 /// Bytes per `GETRANGE` chunk; strings up to this size are read with one `GET`.
 pub const CHUNK_BYTES: u64 = 256 * 1024;
+/// First `GETRANGE` of a string whose size is not asked first ([`Reader::string`]): most
+/// strings fit, and a pipeline of them stays small.
+pub const FIRST_BYTES: u64 = 4096;
 
 /// A key's content in a form where equal content compares equal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +139,9 @@ pub(crate) struct Reader {
     /// Fields of the last chunk whose expirations are still to be read.
     pending_fields: Vec<Vec<u8>>,
     expiring: (u64, u128),
+    /// A string read without its size: `len` is what was read, and a chunk shorter than
+    /// asked is the end.
+    size_unknown: bool,
 }
 
 impl Reader {
@@ -171,6 +177,24 @@ impl Reader {
             field_expiry: false,
             pending_fields: Vec::new(),
             expiring: (0, 0),
+            size_unknown: false,
+        }
+    }
+
+    /// A reader for a string whose size is not known (no `STRLEN` first: one command and one
+    /// round trip fewer per key). It reads [`FIRST_BYTES`], then [`CHUNK_BYTES`] at a time
+    /// until a chunk comes back shorter than asked; the digest is the one [`Reader::new`]
+    /// gives for the same bytes (the hash is streamed, whatever the chunks).
+    pub(crate) fn string(key: &[u8]) -> Reader {
+        Reader { size_unknown: true, cursor: Cursor::Offset(0), ..Reader::new(key, "string", 0, false) }
+    }
+
+    /// The bytes the next `GETRANGE` of an unsized string asks for.
+    fn unsized_chunk(&self, offset: u64) -> u64 {
+        if offset == 0 {
+            FIRST_BYTES
+        } else {
+            CHUNK_BYTES
         }
     }
 
@@ -187,6 +211,7 @@ impl Reader {
         }
         match (&self.cursor, self.kind.as_str()) {
             (Cursor::Done, _) => 0,
+            (Cursor::Offset(o), "string") if self.size_unknown => self.unsized_chunk(*o) / 64 + 1,
             (Cursor::Offset(o), "string") => self.len.saturating_sub(*o).min(CHUNK_BYTES) / 64 + 1,
             (Cursor::Whole, _) => self.len,
             _ => CHUNK_ELEMENTS,
@@ -212,6 +237,11 @@ impl Reader {
         }
         match (&self.cursor, self.kind.as_str()) {
             (Cursor::Done, _) => return None,
+            (Cursor::Offset(o), "string") if self.size_unknown => {
+                let n = self.unsized_chunk(*o);
+                cmd = redis::Cmd::with_capacity(4, 40 + key.len());
+                cmd.arg("GETRANGE").arg(key).arg(*o).arg(o + n - 1);
+            }
             (Cursor::Offset(0), "string") if self.len <= CHUNK_BYTES => {
                 cmd = redis::cmd("GET");
                 cmd.arg(key);
@@ -312,7 +342,12 @@ impl Reader {
                 self.ordered.0.write(&bytes);
                 self.ordered.1.write(&bytes);
                 self.seen += n;
-                if n > 0 && o + n < self.len {
+                if self.size_unknown {
+                    self.len = self.seen;
+                    if n == self.unsized_chunk(o) {
+                        self.cursor = Cursor::Offset(o + n);
+                    }
+                } else if n > 0 && o + n < self.len {
                     self.cursor = Cursor::Offset(o + n);
                 }
             }
@@ -673,6 +708,29 @@ mod tests {
         changed[n - 1] ^= 1;
         let changed: Vec<Value> = changed.chunks(CHUNK_BYTES as usize).map(bulk).collect();
         assert!(!chunked.same_as(&drive(Reader::new(b"k", "string", n as u64, false), changed)));
+    }
+
+    #[test]
+    fn a_string_read_without_its_size_has_the_digest_of_one_read_with_it() {
+        let first = FIRST_BYTES as usize;
+        for n in [0, 3, first - 1, first, first + 1, first + CHUNK_BYTES as usize, first + CHUNK_BYTES as usize + 7] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            let sized: Vec<Value> = data.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+            let sized = drive(Reader::new(b"k", "string", n as u64, false), sized);
+            // What GETRANGE returns: FIRST_BYTES, then CHUNK_BYTES at a time, until short.
+            let mut replies = vec![bulk(&data[..n.min(first)])];
+            let mut at = first;
+            while replies.last().is_some_and(
+                |r| matches!(r, Value::BulkString(b) if b.len() as u64 == FIRST_BYTES || b.len() as u64 == CHUNK_BYTES),
+            ) {
+                let end = (at + CHUNK_BYTES as usize).min(n);
+                replies.push(bulk(&data[at.min(n)..end]));
+                at = end;
+            }
+            let streamed = drive(Reader::string(b"k"), replies);
+            assert!(matches!(streamed, Content::Value { len, .. } if len == n as u64), "{n}: {streamed:?}");
+            assert!(streamed.same_as(&sized), "{n} bytes: {streamed:?} vs {sized:?}");
+        }
     }
 
     #[test]

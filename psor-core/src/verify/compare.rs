@@ -38,10 +38,11 @@ pub(crate) fn read_states(
     let ttl_cmd = if abs_ttl { "PEXPIRETIME" } else { "PTTL" };
     let mut cmds = Vec::with_capacity(keys.len() * 2);
     for (k, slot) in keys {
-        let mut t = redis::cmd("TYPE");
-        t.arg(*k);
-        let mut e = redis::cmd(ttl_cmd);
-        e.arg(*k);
+        // Sized once: no buffer growth per argument.
+        let mut t = redis::Cmd::with_capacity(2, 24 + k.len());
+        t.arg("TYPE").arg(*k);
+        let mut e = redis::Cmd::with_capacity(2, 32 + k.len());
+        e.arg(ttl_cmd).arg(*k);
         cmds.push(Routed { slot: *slot, cmd: t });
         cmds.push(Routed { slot: *slot, cmd: e });
     }
@@ -79,19 +80,23 @@ pub(crate) fn read_states(
     // Sizes.
     let mut sized = Vec::new();
     let mut cmds = Vec::new();
+    let mut readers: Vec<(usize, Reader)> = Vec::new();
     for (i, kind) in kinds.iter().enumerate() {
-        if let Some(c) = kind.as_deref().and_then(len_command) {
-            let mut cmd = redis::cmd(c);
-            cmd.arg(keys[i].0);
-            cmds.push(Routed { slot: keys[i].1, cmd });
-            sized.push(i);
+        match kind.as_deref() {
+            // A string's size comes with its bytes (no STRLEN round).
+            Some("string") if !quick => readers.push((i, Reader::string(keys[i].0))),
+            Some(kind) => {
+                if let Some(c) = len_command(kind) {
+                    let mut cmd = redis::Cmd::with_capacity(2, 24 + keys[i].0.len());
+                    cmd.arg(c).arg(keys[i].0);
+                    cmds.push(Routed { slot: keys[i].1, cmd });
+                    sized.push(i);
+                }
+            }
+            None => {}
         }
     }
-    if cmds.is_empty() {
-        return Ok(out);
-    }
-    let replies = router.run("size", &cmds)?;
-    let mut readers: Vec<(usize, Reader)> = Vec::new();
+    let replies = if cmds.is_empty() { Vec::new() } else { router.run("size", &cmds)? };
     for (&i, r) in sized.iter().zip(replies) {
         match r {
             Value::Int(n) => {
