@@ -353,8 +353,22 @@ impl Side {
         read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry)
     }
 
-    /// Which of the keys exist.
+    /// Which of the keys exist. On one server, first one `EXISTS k1 k2 …` for the batch: when
+    /// it counts them all (the usual case) that is the answer, in one reply instead of one per
+    /// key; otherwise each key is asked on its own. (A cluster would refuse keys of several slots.)
     pub(crate) fn exists(&mut self, keys: &[&[u8]]) -> Result<Vec<std::result::Result<bool, String>>> {
+        if !self.cluster && keys.len() > 1 {
+            let mut cmd = redis::Cmd::with_capacity(keys.len() + 1, keys.iter().map(|k| k.len() + 16).sum());
+            cmd.arg("EXISTS");
+            for k in keys {
+                cmd.arg(*k);
+            }
+            if let Some(Value::Int(n)) = self.router.run("EXISTS", &[Routed { slot: 0, cmd }])?.pop() {
+                if usize::try_from(n).is_ok_and(|n| n == keys.len()) {
+                    return Ok(vec![Ok(true); keys.len()]);
+                }
+            }
+        }
         let cmds: Vec<Routed> = keys
             .iter()
             .map(|k| {
