@@ -139,6 +139,8 @@ pub(crate) struct Reader {
     /// Fields of the last chunk whose expirations are still to be read.
     pending_fields: Vec<Vec<u8>>,
     expiring: (u64, u128),
+    /// Count consumer groups' entries-read (both sides' servers keep it: Redis 7.0+, Valkey).
+    entries_read: bool,
     /// A string read without its size: `len` is what was read, and a chunk shorter than
     /// asked is the end.
     size_unknown: bool,
@@ -178,7 +180,15 @@ impl Reader {
             pending_fields: Vec::new(),
             expiring: (0, 0),
             size_unknown: false,
+            entries_read: false,
         }
+    }
+
+    /// Also compares consumer groups' entries-read: only where both sides' servers keep it
+    /// (Redis 7.0+, Valkey); a copy to Redis 6.2 loses it, and that is not a difference.
+    pub(crate) fn with_entries_read(mut self, on: bool) -> Reader {
+        self.entries_read = on;
+        self
     }
 
     /// A reader for a string whose size is not known (no `STRLEN` first: one command and one
@@ -407,7 +417,7 @@ impl Reader {
             }
             Cursor::Groups => {
                 // In the server's order (by name); for each: name, last-delivered id and,
-                // where the server keeps it (Redis 7.0+, Valkey), entries-read. `lag` and
+                // when asked ([`Reader::with_entries_read`]), entries-read. `lag` and
                 // `pending` follow from those and the PEL.
                 let mut names = std::collections::VecDeque::new();
                 for group in items_of(reply) {
@@ -415,7 +425,7 @@ impl Reader {
                     let name = info.get("name").map(flat_bytes).unwrap_or_default();
                     let last = info.get("last-delivered-id").map(flat_bytes).unwrap_or_default();
                     let read = match info.get("entries-read") {
-                        Some(Value::Int(n)) => n.to_le_bytes().to_vec(),
+                        Some(Value::Int(n)) if self.entries_read => n.to_le_bytes().to_vec(),
                         _ => Vec::new(),
                     };
                     self.ordered_element(&[b"\0group", &name, &last, &read]);

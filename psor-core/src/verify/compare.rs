@@ -26,7 +26,8 @@ pub(crate) struct KeyState {
     pub expire_at: Option<i64>,
 }
 
-/// Reads `keys` (name, slot) on `router`. `abs_ttl`: the server has `PEXPIRETIME`.
+/// Reads `keys` (name, slot) on `router`. `abs_ttl`: the server has `PEXPIRETIME`;
+/// `entries_read`: compare consumer groups' entries-read (both sides keep it).
 /// A key whose commands fail is returned as `Err(message)`.
 pub(crate) fn read_states(
     router: &mut Router,
@@ -34,6 +35,7 @@ pub(crate) fn read_states(
     quick: bool,
     abs_ttl: bool,
     field_expiry: bool,
+    entries_read: bool,
 ) -> Result<Vec<std::result::Result<KeyState, String>>> {
     let ttl_cmd = if abs_ttl { "PEXPIRETIME" } else { "PTTL" };
     let mut cmds = Vec::with_capacity(keys.len() * 2);
@@ -101,7 +103,8 @@ pub(crate) fn read_states(
         match r {
             Value::Int(n) => {
                 let kind = kinds[i].as_deref().unwrap_or_default();
-                readers.push((i, Reader::new(keys[i].0, kind, n.max(0) as u64, quick).with_field_expiry(field_expiry)));
+                let r = Reader::new(keys[i].0, kind, n.max(0) as u64, quick);
+                readers.push((i, r.with_field_expiry(field_expiry).with_entries_read(entries_read)));
             }
             // The size cannot be read here (a stream in the embedded store): compared by
             // `DUMP` bytes instead; the content stays `Opaque`.

@@ -320,6 +320,8 @@ pub(crate) struct Side {
     abs_ttl: bool,
     /// The server knows hash field expirations (`HPEXPIRETIME`: Redis 7.4+, Valkey 9).
     field_expiry: bool,
+    /// The server keeps consumer groups' entries-read (Redis 7.0+, Valkey).
+    pub(crate) entries_read: bool,
 }
 
 impl Side {
@@ -336,6 +338,7 @@ impl Side {
             cluster: psor.is_cluster(),
             abs_ttl: psor.version().has_pexpiretime(),
             field_expiry,
+            entries_read: psor.version().major >= 7,
         })
     }
 
@@ -347,10 +350,11 @@ impl Side {
         }
     }
 
-    /// Reads the keys' states.
-    pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool) -> Result<Vec<std::result::Result<KeyState, String>>> {
+    /// Reads the keys' states. `entries_read`: compare consumer groups' entries-read (both
+    /// sides' servers keep it).
+    pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool, entries_read: bool) -> Result<States> {
         let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
-        read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry)
+        read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry, entries_read)
     }
 
     /// Which of the keys exist. On one server, first one `EXISTS k1 k2 …` for the batch: when
@@ -419,16 +423,17 @@ fn read_both(
 ) -> Result<(States, States)> {
     let a_refs: Vec<&[u8]> = a_keys.iter().map(Vec::as_slice).collect();
     let b_refs: Vec<&[u8]> = b_keys.iter().map(Vec::as_slice).collect();
+    let entries_read = a.entries_read && b.entries_read;
     std::thread::scope(|s| {
-        let on_b = s.spawn(|| b.read(&b_refs, quick));
-        let sa = a.read(&a_refs, quick);
+        let on_b = s.spawn(|| b.read(&b_refs, quick, entries_read));
+        let sa = a.read(&a_refs, quick, entries_read);
         let sb = on_b.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         Ok((sa?, sb?))
     })
 }
 
 /// Each key's state on one side, or why it could not be read.
-type States = Vec<std::result::Result<KeyState, String>>;
+pub(crate) type States = Vec<std::result::Result<KeyState, String>>;
 
 /// A worker of either pass: for pass 1 it compares each A key with its B key; for pass 2
 /// (`extra_pass`) it only checks that each B key's A name exists.

@@ -190,7 +190,7 @@ fn compare_batch(
     let names: Vec<&[u8]> = live_names.iter().map(Vec::as_slice).collect();
     // The live keys are read on a second thread while the records are decoded on this one.
     let (file_states, live) = std::thread::scope(|s| -> Result<_> {
-        let on_live = s.spawn(|| side.read(&names, opts.quick));
+        let on_live = s.spawn(|| side.read(&names, opts.quick, side.entries_read));
         let decoded = (|| -> Result<Vec<KeyState>> {
             let store = crate::embedded::in_memory();
             let s2 = store.clone();
@@ -218,7 +218,7 @@ fn compare_batch(
     }
     std::thread::sleep(opts.recheck_delay);
     let again: Vec<&[u8]> = suspects.iter().map(|&i| live_names[i].as_slice()).collect();
-    for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick)?) {
+    for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick, side.entries_read)?) {
         match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.changed(1),
             Ok(Ok(Some((kind, detail)))) => tally.differs(kind, &live_names[i], &records[i].key, detail),
