@@ -2,7 +2,8 @@
 //! deciding whether a key on one side is the same as its counterpart on the other.
 //!
 //! Per batch: one pipeline of `TYPE` + `PEXPIRETIME` (`PTTL` before Redis 7.0), one of the
-//! size commands, then rounds of content chunks ([`engine::compare::Reader`]): each round
+//! size commands (not for strings, unless `--quick`: their size comes with their bytes,
+//! [`Reader::string`]), then rounds of content chunks ([`engine::compare::Reader`]): each round
 //! sends the next chunk of every key still being read, packed into pipelines whose replies
 //! weigh at most [`ROUND_WEIGHT`] (elements, or 64-byte units of string), so memory stays
 //! bounded whatever the values' sizes.
