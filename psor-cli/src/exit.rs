@@ -142,9 +142,14 @@ pub fn code_for_outcome(failed: u64, conflicts: u64) -> i32 {
     }
 }
 
-/// The exit code for a finished verify: 1 if keys could not be read, 8 if anything differs.
-pub fn code_for_verify(o: &psor_core::verify::VerifyCounts) -> i32 {
-    if o.failed > 0 {
+/// The exit code for a verify that returned its report: 130 when it was interrupted (what it
+/// compared proves nothing about the rest), else 1 if keys could not be read, 8 if anything
+/// differs.
+pub fn code_for_verify(v: &psor_core::verify::VerifyOutcome) -> i32 {
+    let o = &v.counts;
+    if v.interrupted {
+        INTERRUPTED
+    } else if o.failed > 0 {
         FAILED
     } else if o.differences() > 0 {
         DIFFERENCES

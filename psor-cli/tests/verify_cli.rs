@@ -91,3 +91,58 @@ fn a_pac_upgrade_verified_by_the_catalog() {
     let out = ok(&u, &["--yes", "rem-old-pac", "MyPAC", "--force", "--backup", file.to_str().unwrap()], 0);
     assert!(out.contains("verified against the live keys"), "{out}");
 }
+
+/// Spawns `cmd`, sends SIGINT after `after`, and returns (exit code, stdout, stderr).
+fn interrupt_after(mut cmd: Command, after: std::time::Duration) -> (i32, String, String) {
+    use std::process::Stdio;
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("psor runs");
+    std::thread::sleep(after);
+    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_interrupted_verify_reports_what_it_compared_and_exits_130() {
+    const KEYS: u64 = 20_000;
+    let server = RedisServer::start();
+    let u = server.url();
+    psor_tests::cli::set_numbered(&mut server.admin_conn(), "a:", KEYS);
+    psor_tests::cli::set_numbered(&mut server.admin_conn(), "b:", KEYS);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("b.psnap");
+    let f = file.to_str().unwrap();
+    ok(&u, &["export", "--prefix", "b:", "-o", f], 0);
+    // Paced to ~10 s for the whole run: interrupted after 1.5 s, it has compared some keys.
+    let paced = ["--no-progress", "--rate", "2000", "--batch", "100"];
+    let sides: [&[&str]; 2] = [&["--to-prefix", "b:"], &["--to-prefix", "b:", "--snapshot", f]];
+    for side in sides {
+        let mut args: Vec<&str> = paced.to_vec();
+        args.extend(["--json", "verify", "--prefix", "a:"]);
+        args.extend(side);
+        let (code, out, err) = interrupt_after(psor(&u, &args), std::time::Duration::from_millis(1500));
+        assert_eq!(code, 130, "{side:?}\nstdout: {out}\nstderr: {err}");
+        let v = json(&out);
+        assert_eq!(v["interrupted"].as_bool(), Some(true), "{v}");
+        let same = v["same"].as_u64().unwrap();
+        assert!(same > 0 && same < KEYS, "some keys compared, not all: {v}");
+        for k in ["missing", "extra", "type", "content", "expiry"] {
+            assert_eq!(v[k].as_u64(), Some(0), "{k} in {v}");
+        }
+        // The text report says so and never says "the same".
+        let mut args: Vec<&str> = paced.to_vec();
+        args.extend(["verify", "--prefix", "a:"]);
+        args.extend(side);
+        let (code, out, err) = interrupt_after(psor(&u, &args), std::time::Duration::from_millis(1500));
+        assert_eq!(code, 130, "{side:?}\nstdout: {out}\nstderr: {err}");
+        assert!(out.contains("interrupted") && !out.lines().any(|l| l == "the same"), "{out}");
+    }
+    // Not interrupted: the whole run, no mark.
+    let v = json(&ok(&u, &["--json", "verify", "--prefix", "a:", "--to-prefix", "b:"], 0));
+    assert_eq!((v["same"].as_u64(), v.get("interrupted")), (Some(KEYS), None), "{v}");
+}

@@ -397,3 +397,65 @@ fn sentinel_and_a_file_store_as_sides() {
     assert_eq!(named(&o, Kind::Missing), vec![display_key(&keys[4])]);
     assert_eq!(run(&file, Some(&via_sentinel), &opts(&b, &a)).counts, counts(29, 0, 1, 0, 0, 0));
 }
+
+/// Streams with consumer groups under `p` on `con`: `s` with 1,500 entries, group `g1`
+/// (1,200 delivered to alice: the PEL spans two `XPENDING` pages) and `g2` (at the end, a
+/// consumer bob with nothing pending); `t`, a copy of that; `e`, empty with a group.
+fn streams_with_groups(con: &mut dyn ConnectionLike, p: &str) {
+    for key in ["s", "t"] {
+        let key = format!("{p}{key}");
+        let mut pipe = redis::pipe();
+        for i in 1..=1500 {
+            pipe.cmd("XADD").arg(&key).arg(format!("1-{i}")).arg("f").arg(i).ignore();
+        }
+        pipe.query::<()>(con).unwrap();
+        q(con, redis::cmd("XGROUP").arg("CREATE").arg(&key).arg("g1").arg("0"));
+        q(
+            con,
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g1")
+                .arg("alice")
+                .arg("COUNT")
+                .arg(1200)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(">"),
+        );
+        q(con, redis::cmd("XGROUP").arg("CREATE").arg(&key).arg("g2").arg("$"));
+        q(con, redis::cmd("XGROUP").arg("CREATECONSUMER").arg(&key).arg("g2").arg("bob"));
+    }
+    q(con, redis::cmd("XGROUP").arg("CREATE").arg(format!("{p}e")).arg("g").arg("$").arg("MKSTREAM"));
+}
+
+#[test]
+fn stream_consumer_groups_are_compared() {
+    let (s1, s2) = (RedisServer::start(), RedisServer::start());
+    let ns = unique_prefix("verify-groups");
+    let (a, b) = (format!("{ns}A:"), format!("{ns}B:"));
+    streams_with_groups(&mut s1.admin_conn(), &a);
+    let (p1, p2) = (connect(&s1.url()), connect(&s2.url()));
+    copy(&p1, Some(&p2), &a, &b);
+    // The same entries and groups (RESTORE keeps them): the same.
+    let o = run(&p1, Some(&p2), &opts(&a, &b));
+    assert_eq!(o.counts, counts(3, 0, 0, 0, 0, 0), "{:#?}", o.differences);
+
+    // Live against a snapshot of side A, groups and all: the same.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.psnap");
+    let eo = ExportOptions { selection: ExportSelection::prefix(prefix(&a)), path: path.clone(), overwrite: false };
+    snapshot::export(&p1, &eo, &small(), Arc::new(Progress::new())).unwrap();
+    let o = run_file(&p2, &path, &opts(&b, &a));
+    assert_eq!(o.counts, counts(3, 0, 0, 0, 0, 0), "{:#?}", o.differences);
+
+    // Same entries, other groups: another last-delivered id, one entry acknowledged, a
+    // group gone.
+    let mut con = s2.admin_conn();
+    q(&mut con, redis::cmd("XGROUP").arg("SETID").arg(format!("{b}s")).arg("g2").arg("1-5"));
+    q(&mut con, redis::cmd("XACK").arg(format!("{b}t")).arg("g1").arg("1-7"));
+    q(&mut con, redis::cmd("XGROUP").arg("DESTROY").arg(format!("{b}e")).arg("g"));
+    let o = run(&p1, Some(&p2), &opts(&a, &b));
+    assert_eq!(o.counts, counts(0, 0, 0, 0, 3, 0), "{:#?}", o.differences);
+    let o = run_file(&p2, &path, &opts(&b, &a));
+    assert_eq!(o.counts, counts(0, 0, 0, 0, 3, 0), "{:#?}", o.differences);
+}

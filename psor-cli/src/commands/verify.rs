@@ -33,7 +33,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         (None, Some(t)) => t.spec().redacted(),
         (None, None) => live.spec().redacted(),
     };
-    let outcome = verify_one(g, &live, target.as_ref(), a.snapshot.as_deref(), &opts)?;
+    let outcome = verify_one(g, &live, target.as_ref(), a.snapshot.as_deref(), &opts, true)?;
     let mut out = std::io::stdout().lock();
     if g.json {
         let mut v = serde_json::to_value(&outcome)?;
@@ -48,7 +48,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         writeln!(out, "verify {from} on {} against {to} on {other}{}", live.spec().redacted(), quick(a))?;
         print_outcome(&mut out, &outcome)?;
     }
-    Ok(code_for_verify(&outcome.counts))
+    Ok(code_for_verify(&outcome))
 }
 
 fn quick(a: &VerifyArgs) -> &'static str {
@@ -63,20 +63,27 @@ fn options(a: &VerifyArgs, from: KeyPrefix, to: KeyPrefix) -> VerifyOptions {
     VerifyOptions { quick: a.quick, ttl_tolerance_ms: a.ttl_tolerance, show: a.show, ..VerifyOptions::new(from, to) }
 }
 
-/// Runs one verify with a progress bar.
+/// Runs one verify with a progress bar. `partial`: an interrupted run returns what it
+/// compared, marked `interrupted` (for `psor verify`'s report); otherwise it is an error
+/// (a `--verify` after a write, which a deletion may depend on).
 fn verify_one(
     g: &Global,
     live: &Psor,
     target: Option<&Psor>,
     snapshot: Option<&std::path::Path>,
     opts: &VerifyOptions,
+    partial: bool,
 ) -> Result<VerifyOutcome> {
     let engine = engine_options(g);
     let progress = new_progress();
     let bar = Bar::start(&progress, !g.no_progress, "verified");
-    let outcome = match snapshot {
-        Some(path) => verify::verify_snapshot(live, path, opts, &engine, progress).map_err(snapshot_error)?,
-        None => verify::verify(live, target, opts, &engine, progress)?,
+    let outcome = match (snapshot, partial) {
+        (Some(path), true) => {
+            verify::verify_snapshot_report(live, path, opts, &engine, progress).map_err(snapshot_error)?
+        }
+        (Some(path), false) => verify::verify_snapshot(live, path, opts, &engine, progress).map_err(snapshot_error)?,
+        (None, true) => verify::verify_report(live, target, opts, &engine, progress)?,
+        (None, false) => verify::verify(live, target, opts, &engine, progress)?,
     };
     drop(bar);
     Ok(outcome)
@@ -94,12 +101,17 @@ fn run_pac(g: &Global, a: &VerifyArgs, live: &Psor, pac: &str) -> Result<i32> {
     let mut total = VerifyOutcome { quick: a.quick, ..VerifyOutcome::default() };
     let mut per_store = Vec::new();
     for s in &stores {
-        let o = verify_one(g, live, None, None, &options(a, s.from.clone(), s.to.clone()))?;
+        let o = verify_one(g, live, None, None, &options(a, s.from.clone(), s.to.clone()), true)?;
         total.counts.add(&o.counts);
         total.differences.extend(o.differences.iter().cloned());
         total.failures.extend(o.failures.iter().cloned());
         total.seconds += o.seconds;
+        total.interrupted |= o.interrupted;
         per_store.push((s, o));
+        // Interrupted: the stores not reached are not verified (the report says so).
+        if total.interrupted {
+            break;
+        }
     }
     let mut out = std::io::stdout().lock();
     if g.json {
@@ -141,7 +153,7 @@ fn run_pac(g: &Global, a: &VerifyArgs, live: &Psor, pac: &str) -> Result<i32> {
         keep_first(&mut total, a.show);
         print_outcome(&mut out, &total)?;
     }
-    Ok(code_for_verify(&total.counts))
+    Ok(code_for_verify(&total))
 }
 
 /// Differing keys of each kind a `--verify` report names (`psor verify --show`'s default).
@@ -159,7 +171,7 @@ pub fn after_write(
     let mut total = VerifyOutcome::default();
     for (from, to) in pairs {
         let opts = VerifyOptions::new(from.clone(), to.clone());
-        let o = verify_one(g, live, target, file, &opts)?;
+        let o = verify_one(g, live, target, file, &opts, false)?;
         total.counts.add(&o.counts);
         total.differences.extend(o.differences);
         total.failures.extend(o.failures);
@@ -194,7 +206,7 @@ pub fn combined_code(written: i32, o: &VerifyOutcome) -> i32 {
     if written != crate::exit::OK {
         written
     } else {
-        code_for_verify(&o.counts)
+        code_for_verify(o)
     }
 }
 
@@ -246,7 +258,9 @@ pub fn print_outcome(out: &mut impl Write, o: &VerifyOutcome) -> std::io::Result
             writeln!(out, "  {} on {}: {}", f.key, f.node, f.error)?;
         }
     }
-    if o.is_same() {
+    if o.interrupted {
+        writeln!(out, "interrupted: stopped before the end; only the keys counted above were compared, the rest is not verified; rerun it to verify every key")?;
+    } else if o.is_same() {
         writeln!(out, "the same")?;
     }
     Ok(())

@@ -5,7 +5,11 @@
 //! table order, which a `COPY` or `RESTORE` reshuffles. So content is read by type and reduced
 //! to a [`Content`]: the type, the size (`STRLEN`/`HLEN`/`SCARD`/`ZCARD`/`LLEN`/`XLEN`) and a
 //! 128-bit digest of the elements — in order for strings, lists, sorted sets (by score, then
-//! member) and streams, order-free (a sum of per-element hashes) for hashes and sets.
+//! member) and streams, order-free (a sum of per-element hashes) for hashes and sets. A
+//! stream's digest also covers its consumer groups (`XINFO GROUPS`: name, last-delivered id,
+//! entries-read where the server keeps it), each group's consumers (`XINFO CONSUMERS`: names)
+//! and its pending entries (`XPENDING`, by 1,000: id, consumer, delivery count). Delivery
+//! times and consumers' idle times are clocks, not content, and are not compared.
 //!
 //! Reading is done in bounded chunks, so a value of any size is compared with bounded memory:
 //! `GETRANGE` (256 KiB), `LRANGE`/`ZRANGE` by index and `XRANGE` from the last id (1,000
@@ -32,6 +36,9 @@ pub const WHOLE_LIMIT: u64 = 10_000;
 pub const CHUNK_ELEMENTS: u64 = 1_000;
 /// Bytes per `GETRANGE` chunk; strings up to this size are read with one `GET`.
 pub const CHUNK_BYTES: u64 = 256 * 1024;
+/// First `GETRANGE` of a string whose size is not asked first ([`Reader::string`]): most
+/// strings fit, and a pipeline of them stays small.
+pub const FIRST_BYTES: u64 = 4096;
 
 /// A key's content in a form where equal content compares equal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +112,12 @@ enum Cursor {
     After(Option<Vec<u8>>),
     /// Whole read (`HGETALL` / `SMEMBERS`) not sent yet.
     Whole,
+    /// A stream's entries are read: `XINFO GROUPS` next.
+    Groups,
+    /// `XINFO CONSUMERS` of the first group in the queue next.
+    Consumers(std::collections::VecDeque<Vec<u8>>),
+    /// `XPENDING` of the first group in the queue next, after this id (`None`: from the start).
+    Pending(std::collections::VecDeque<Vec<u8>>, Option<Vec<u8>>),
     Done,
 }
 
@@ -126,6 +139,11 @@ pub(crate) struct Reader {
     /// Fields of the last chunk whose expirations are still to be read.
     pending_fields: Vec<Vec<u8>>,
     expiring: (u64, u128),
+    /// Count consumer groups' entries-read (both sides' servers keep it: Redis 7.0+, Valkey).
+    entries_read: bool,
+    /// A string read without its size: `len` is what was read, and a chunk shorter than
+    /// asked is the end.
+    size_unknown: bool,
 }
 
 impl Reader {
@@ -140,6 +158,11 @@ impl Reader {
             "hash" | "set" => Cursor::Scan(None),
             "stream" => Cursor::After(None),
             _ => Cursor::Done,
+        };
+        // An empty stream may still have consumer groups (`XGROUP CREATE … MKSTREAM`).
+        let cursor = match kind {
+            "stream" if !quick && len == 0 => Cursor::Groups,
+            _ => cursor,
         };
         let mut second = DefaultHasher::new();
         second.write_u64(0x9e37_79b9_7f4a_7c15);
@@ -156,6 +179,32 @@ impl Reader {
             field_expiry: false,
             pending_fields: Vec::new(),
             expiring: (0, 0),
+            size_unknown: false,
+            entries_read: false,
+        }
+    }
+
+    /// Also compares consumer groups' entries-read: only where both sides' servers keep it
+    /// (Redis 7.0+, Valkey); a copy to Redis 6.2 loses it, and that is not a difference.
+    pub(crate) fn with_entries_read(mut self, on: bool) -> Reader {
+        self.entries_read = on;
+        self
+    }
+
+    /// A reader for a string whose size is not known (no `STRLEN` first: one command and one
+    /// round trip fewer per key). It reads [`FIRST_BYTES`], then [`CHUNK_BYTES`] at a time
+    /// until a chunk comes back shorter than asked; the digest is the one [`Reader::new`]
+    /// gives for the same bytes (the hash is streamed, whatever the chunks).
+    pub(crate) fn string(key: &[u8]) -> Reader {
+        Reader { size_unknown: true, cursor: Cursor::Offset(0), ..Reader::new(key, "string", 0, false) }
+    }
+
+    /// The bytes the next `GETRANGE` of an unsized string asks for.
+    fn unsized_chunk(&self, offset: u64) -> u64 {
+        if offset == 0 {
+            FIRST_BYTES
+        } else {
+            CHUNK_BYTES
         }
     }
 
@@ -172,10 +221,16 @@ impl Reader {
         }
         match (&self.cursor, self.kind.as_str()) {
             (Cursor::Done, _) => 0,
+            (Cursor::Offset(o), "string") if self.size_unknown => self.unsized_chunk(*o) / 64 + 1,
             (Cursor::Offset(o), "string") => self.len.saturating_sub(*o).min(CHUNK_BYTES) / 64 + 1,
             (Cursor::Whole, _) => self.len,
             _ => CHUNK_ELEMENTS,
         }
+    }
+
+    /// True while there is a command to send ([`Reader::next_command`] without building it).
+    pub(crate) fn has_next(&self) -> bool {
+        !self.pending_fields.is_empty() || !matches!(self.cursor, Cursor::Done)
     }
 
     /// The next command to send, or `None` when the value has been read.
@@ -192,6 +247,11 @@ impl Reader {
         }
         match (&self.cursor, self.kind.as_str()) {
             (Cursor::Done, _) => return None,
+            (Cursor::Offset(o), "string") if self.size_unknown => {
+                let n = self.unsized_chunk(*o);
+                cmd = redis::Cmd::with_capacity(4, 40 + key.len());
+                cmd.arg("GETRANGE").arg(key).arg(*o).arg(o + n - 1);
+            }
             (Cursor::Offset(0), "string") if self.len <= CHUNK_BYTES => {
                 cmd = redis::cmd("GET");
                 cmd.arg(key);
@@ -227,6 +287,24 @@ impl Reader {
                     None => cmd.arg(key).arg("-"),
                 };
                 cmd.arg("+").arg("COUNT").arg(CHUNK_ELEMENTS);
+            }
+            (Cursor::Groups, _) => {
+                cmd = redis::cmd("XINFO");
+                cmd.arg("GROUPS").arg(key);
+            }
+            (Cursor::Consumers(groups), _) => {
+                cmd = redis::cmd("XINFO");
+                cmd.arg("CONSUMERS").arg(key).arg(&groups[0][..]);
+            }
+            (Cursor::Pending(groups, after), _) => {
+                // The extended form: (id, consumer, idle ms, delivery count) per pending entry.
+                cmd = redis::cmd("XPENDING");
+                cmd.arg(key).arg(&groups[0][..]);
+                match after {
+                    Some(id) => cmd.arg([&b"("[..], id].concat()),
+                    None => cmd.arg("-"),
+                };
+                cmd.arg("+").arg(CHUNK_ELEMENTS);
             }
         }
         Some(cmd)
@@ -274,7 +352,12 @@ impl Reader {
                 self.ordered.0.write(&bytes);
                 self.ordered.1.write(&bytes);
                 self.seen += n;
-                if n > 0 && o + n < self.len {
+                if self.size_unknown {
+                    self.len = self.seen;
+                    if n == self.unsized_chunk(o) {
+                        self.cursor = Cursor::Offset(o + n);
+                    }
+                } else if n > 0 && o + n < self.len {
                     self.cursor = Cursor::Offset(o + n);
                 }
             }
@@ -330,9 +413,61 @@ impl Reader {
                     last = Some(id);
                 }
                 self.seen += n;
-                if n == CHUNK_ELEMENTS {
-                    self.cursor = Cursor::After(last);
+                self.cursor = if n == CHUNK_ELEMENTS { Cursor::After(last) } else { Cursor::Groups };
+            }
+            Cursor::Groups => {
+                // In the server's order (by name); for each: name, last-delivered id and,
+                // when asked ([`Reader::with_entries_read`]), entries-read. `lag` and
+                // `pending` follow from those and the PEL.
+                let mut names = std::collections::VecDeque::new();
+                for group in items_of(reply) {
+                    let info = fields_of(group);
+                    let name = info.get("name").map(flat_bytes).unwrap_or_default();
+                    let last = info.get("last-delivered-id").map(flat_bytes).unwrap_or_default();
+                    let read = match info.get("entries-read") {
+                        Some(Value::Int(n)) if self.entries_read => n.to_le_bytes().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    self.ordered_element(&[b"\0group", &name, &last, &read]);
+                    names.push_back(name);
                 }
+                if !names.is_empty() {
+                    self.cursor = Cursor::Consumers(names);
+                }
+            }
+            Cursor::Consumers(groups) => {
+                // Names only: `pending` follows from the PEL; idle and active times are clocks.
+                for consumer in items_of(reply) {
+                    let name = fields_of(consumer).get("name").map(flat_bytes).unwrap_or_default();
+                    self.ordered_element(&[b"\0consumer", &groups[0], &name]);
+                }
+                self.cursor = Cursor::Pending(groups, None);
+            }
+            Cursor::Pending(mut groups, _) => {
+                // Id, consumer and delivery count; not the delivery time (its idle time is a
+                // clock that moves between the two sides' reads).
+                let entries = items_of(reply);
+                let n = entries.len() as u64;
+                let mut last = None;
+                for entry in entries {
+                    let parts: Vec<Vec<u8>> = items_of(entry).iter().map(flat_bytes).collect();
+                    let [id, consumer, _idle, count] = &parts[..] else {
+                        self.unsteady = true;
+                        continue;
+                    };
+                    self.ordered_element(&[b"\0pending", &groups[0], id, consumer, count]);
+                    last = Some(id.clone());
+                }
+                self.cursor = if n == CHUNK_ELEMENTS {
+                    Cursor::Pending(groups, last)
+                } else {
+                    groups.pop_front();
+                    if groups.is_empty() {
+                        Cursor::Done
+                    } else {
+                        Cursor::Consumers(groups)
+                    }
+                };
             }
         }
         Ok(())
@@ -404,6 +539,17 @@ fn flat_bytes(v: &Value) -> Vec<u8> {
         Value::Double(d) => psor_embedded::rdb::format_score(*d).into_bytes(),
         other => format!("{other:?}").into_bytes(),
     }
+}
+
+/// A RESP2 `[k, v, k, v…]` or RESP3 map reply (`XINFO`'s) by field name.
+fn fields_of(v: Value) -> std::collections::HashMap<String, Value> {
+    let items = items_of(v);
+    let mut out = std::collections::HashMap::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.insert(String::from_utf8_lossy(&flat_bytes(&k)).into_owned(), v);
+    }
+    out
 }
 
 /// The elements of an array reply; a RESP3 map or array of pairs is flattened one level.
@@ -572,6 +718,29 @@ mod tests {
         changed[n - 1] ^= 1;
         let changed: Vec<Value> = changed.chunks(CHUNK_BYTES as usize).map(bulk).collect();
         assert!(!chunked.same_as(&drive(Reader::new(b"k", "string", n as u64, false), changed)));
+    }
+
+    #[test]
+    fn a_string_read_without_its_size_has_the_digest_of_one_read_with_it() {
+        let first = FIRST_BYTES as usize;
+        for n in [0, 3, first - 1, first, first + 1, first + CHUNK_BYTES as usize, first + CHUNK_BYTES as usize + 7] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            let sized: Vec<Value> = data.chunks(CHUNK_BYTES as usize).map(bulk).collect();
+            let sized = drive(Reader::new(b"k", "string", n as u64, false), sized);
+            // What GETRANGE returns: FIRST_BYTES, then CHUNK_BYTES at a time, until short.
+            let mut replies = vec![bulk(&data[..n.min(first)])];
+            let mut at = first;
+            while replies.last().is_some_and(
+                |r| matches!(r, Value::BulkString(b) if b.len() as u64 == FIRST_BYTES || b.len() as u64 == CHUNK_BYTES),
+            ) {
+                let end = (at + CHUNK_BYTES as usize).min(n);
+                replies.push(bulk(&data[at.min(n)..end]));
+                at = end;
+            }
+            let streamed = drive(Reader::string(b"k"), replies);
+            assert!(matches!(streamed, Content::Value { len, .. } if len == n as u64), "{n}: {streamed:?}");
+            assert!(streamed.same_as(&sized), "{n} bytes: {streamed:?} vs {sized:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! deciding whether a key on one side is the same as its counterpart on the other.
 //!
 //! Per batch: one pipeline of `TYPE` + `PEXPIRETIME` (`PTTL` before Redis 7.0), one of the
-//! size commands, then rounds of content chunks ([`engine::compare::Reader`]): each round
+//! size commands (not for strings, unless `--quick`: their size comes with their bytes,
+//! [`Reader::string`]), then rounds of content chunks ([`engine::compare::Reader`]): each round
 //! sends the next chunk of every key still being read, packed into pipelines whose replies
 //! weigh at most [`ROUND_WEIGHT`] (elements, or 64-byte units of string), so memory stays
 //! bounded whatever the values' sizes.
@@ -26,7 +27,8 @@ pub(crate) struct KeyState {
     pub expire_at: Option<i64>,
 }
 
-/// Reads `keys` (name, slot) on `router`. `abs_ttl`: the server has `PEXPIRETIME`.
+/// Reads `keys` (name, slot) on `router`. `abs_ttl`: the server has `PEXPIRETIME`;
+/// `entries_read`: compare consumer groups' entries-read (both sides keep it).
 /// A key whose commands fail is returned as `Err(message)`.
 pub(crate) fn read_states(
     router: &mut Router,
@@ -34,14 +36,16 @@ pub(crate) fn read_states(
     quick: bool,
     abs_ttl: bool,
     field_expiry: bool,
+    entries_read: bool,
 ) -> Result<Vec<std::result::Result<KeyState, String>>> {
     let ttl_cmd = if abs_ttl { "PEXPIRETIME" } else { "PTTL" };
     let mut cmds = Vec::with_capacity(keys.len() * 2);
     for (k, slot) in keys {
-        let mut t = redis::cmd("TYPE");
-        t.arg(*k);
-        let mut e = redis::cmd(ttl_cmd);
-        e.arg(*k);
+        // Sized once: no buffer growth per argument.
+        let mut t = redis::Cmd::with_capacity(2, 24 + k.len());
+        t.arg("TYPE").arg(*k);
+        let mut e = redis::Cmd::with_capacity(2, 32 + k.len());
+        e.arg(ttl_cmd).arg(*k);
         cmds.push(Routed { slot: *slot, cmd: t });
         cmds.push(Routed { slot: *slot, cmd: e });
     }
@@ -79,24 +83,29 @@ pub(crate) fn read_states(
     // Sizes.
     let mut sized = Vec::new();
     let mut cmds = Vec::new();
+    let mut readers: Vec<(usize, Reader)> = Vec::new();
     for (i, kind) in kinds.iter().enumerate() {
-        if let Some(c) = kind.as_deref().and_then(len_command) {
-            let mut cmd = redis::cmd(c);
-            cmd.arg(keys[i].0);
-            cmds.push(Routed { slot: keys[i].1, cmd });
-            sized.push(i);
+        match kind.as_deref() {
+            // A string's size comes with its bytes (no STRLEN round).
+            Some("string") if !quick => readers.push((i, Reader::string(keys[i].0))),
+            Some(kind) => {
+                if let Some(c) = len_command(kind) {
+                    let mut cmd = redis::Cmd::with_capacity(2, 24 + keys[i].0.len());
+                    cmd.arg(c).arg(keys[i].0);
+                    cmds.push(Routed { slot: keys[i].1, cmd });
+                    sized.push(i);
+                }
+            }
+            None => {}
         }
     }
-    if cmds.is_empty() {
-        return Ok(out);
-    }
-    let replies = router.run("size", &cmds)?;
-    let mut readers: Vec<(usize, Reader)> = Vec::new();
+    let replies = if cmds.is_empty() { Vec::new() } else { router.run("size", &cmds)? };
     for (&i, r) in sized.iter().zip(replies) {
         match r {
             Value::Int(n) => {
                 let kind = kinds[i].as_deref().unwrap_or_default();
-                readers.push((i, Reader::new(keys[i].0, kind, n.max(0) as u64, quick).with_field_expiry(field_expiry)));
+                let r = Reader::new(keys[i].0, kind, n.max(0) as u64, quick);
+                readers.push((i, r.with_field_expiry(field_expiry).with_entries_read(entries_read)));
             }
             // The size cannot be read here (a stream in the embedded store): compared by
             // `DUMP` bytes instead; the content stays `Opaque`.
@@ -108,7 +117,7 @@ pub(crate) fn read_states(
     // Content, in rounds of bounded pipelines.
     let mut active: Vec<(usize, Reader)> = Vec::new();
     for (i, r) in readers {
-        if r.next_command().is_some() {
+        if r.has_next() {
             active.push((i, r));
         } else {
             finish(&mut out[i], r);
@@ -151,7 +160,7 @@ pub(crate) fn read_states(
                     continue;
                 }
                 r.feed(reply)?;
-                if r.next_command().is_some() {
+                if r.has_next() {
                     still.push((i, r));
                 } else {
                     finish(&mut out[i], r);

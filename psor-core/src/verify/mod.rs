@@ -23,7 +23,7 @@
 mod compare;
 mod snapshot;
 
-pub use snapshot::{common_prefix, verify_snapshot};
+pub use snapshot::{common_prefix, verify_snapshot, verify_snapshot_report};
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -178,12 +178,17 @@ pub struct VerifyOutcome {
     pub seconds: f64,
     /// Time spent paused for `--rate` / `--max-latency`.
     pub paused_seconds: f64,
+    /// Stopped (Ctrl-C, [`Progress::cancel`]) before the end ([`verify_report`] and
+    /// [`verify_snapshot_report`] only): the counts are exact for the keys compared, and the
+    /// keys not reached prove nothing either way.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl VerifyOutcome {
-    /// True when nothing differs and nothing failed.
+    /// True when the run compared everything, nothing differs and nothing failed.
     pub fn is_same(&self) -> bool {
-        self.counts.differences() == 0 && self.counts.failed == 0
+        !self.interrupted && self.counts.differences() == 0 && self.counts.failed == 0
     }
 }
 
@@ -244,13 +249,32 @@ impl Tally {
             failures,
             seconds: started.elapsed().as_secs_f64(),
             paused_seconds: 0.0,
+            interrupted: false,
         }
     }
 }
 
 /// Compares every key under `opts.from` on `a` with the key renamed to `opts.to` on `b`
-/// (`None`: on `a` itself), both directions. Reads only.
+/// (`None`: on `a` itself), both directions. Reads only. An interrupted run is
+/// [`Error::Interrupted`]: never an outcome that could read as "the same".
 pub fn verify(
+    a: &Psor,
+    b: Option<&Psor>,
+    opts: &VerifyOptions,
+    engine: &EngineOptions,
+    progress: Arc<Progress>,
+) -> Result<VerifyOutcome> {
+    let out = verify_report(a, b, opts, engine, progress)?;
+    if out.interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok(out)
+}
+
+/// [`verify`], but an interrupted run returns what it compared so far, marked
+/// [`VerifyOutcome::interrupted`] (for a report to people; [`VerifyOutcome::is_same`] is
+/// false). Interrupted in pass 1, pass 2 (keys on side B only) is not run.
+pub fn verify_report(
     a: &Psor,
     b: Option<&Psor>,
     opts: &VerifyOptions,
@@ -270,21 +294,22 @@ pub fn verify(
     let pass1 = run(a, &opts.from, engine, &progress, || {
         Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: false })
     })?;
-    // An interrupted pass proves nothing: never a report that could read as "the same".
+    // An interrupted pass proves nothing: the outcome says so (and `verify` makes it an error).
     if pass1.interrupted {
-        return Err(Error::Interrupted);
+        let mut out = tally.outcome(opts.quick, pass1.counts.failed, pass1.failures, started);
+        out.paused_seconds = pass1.paused_seconds;
+        out.interrupted = true;
+        return Ok(out);
     }
     let pass2 = run(b, &opts.to, engine, &progress, || {
         Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: true })
     })?;
-    if pass2.interrupted {
-        return Err(Error::Interrupted);
-    }
     let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
-    // One `Progress` for both passes: its counts are cumulative.
-    let failed = pass2.counts.failed;
+    // Each pass's counts are its own (the engine subtracts what the `Progress` had before).
+    let failed = pass1.counts.failed + pass2.counts.failed;
     let mut out = tally.outcome(opts.quick, failed, failures, started);
     out.paused_seconds = pass1.paused_seconds + pass2.paused_seconds;
+    out.interrupted = pass2.interrupted;
     Ok(out)
 }
 
@@ -295,6 +320,8 @@ pub(crate) struct Side {
     abs_ttl: bool,
     /// The server knows hash field expirations (`HPEXPIRETIME`: Redis 7.4+, Valkey 9).
     field_expiry: bool,
+    /// The server keeps consumer groups' entries-read (Redis 7.0+, Valkey).
+    pub(crate) entries_read: bool,
 }
 
 impl Side {
@@ -311,6 +338,7 @@ impl Side {
             cluster: psor.is_cluster(),
             abs_ttl: psor.version().has_pexpiretime(),
             field_expiry,
+            entries_read: psor.version().major >= 7,
         })
     }
 
@@ -322,14 +350,29 @@ impl Side {
         }
     }
 
-    /// Reads the keys' states.
-    pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool) -> Result<Vec<std::result::Result<KeyState, String>>> {
+    /// Reads the keys' states. `entries_read`: compare consumer groups' entries-read (both
+    /// sides' servers keep it).
+    pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool, entries_read: bool) -> Result<States> {
         let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
-        read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry)
+        read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry, entries_read)
     }
 
-    /// Which of the keys exist.
+    /// Which of the keys exist. On one server, first one `EXISTS k1 k2 …` for the batch: when
+    /// it counts them all (the usual case) that is the answer, in one reply instead of one per
+    /// key; otherwise each key is asked on its own. (A cluster would refuse keys of several slots.)
     pub(crate) fn exists(&mut self, keys: &[&[u8]]) -> Result<Vec<std::result::Result<bool, String>>> {
+        if !self.cluster && keys.len() > 1 {
+            let mut cmd = redis::Cmd::with_capacity(keys.len() + 1, keys.iter().map(|k| k.len() + 16).sum());
+            cmd.arg("EXISTS");
+            for k in keys {
+                cmd.arg(*k);
+            }
+            if let Some(Value::Int(n)) = self.router.run("EXISTS", &[Routed { slot: 0, cmd }])?.pop() {
+                if usize::try_from(n).is_ok_and(|n| n == keys.len()) {
+                    return Ok(vec![Ok(true); keys.len()]);
+                }
+            }
+        }
         let cmds: Vec<Routed> = keys
             .iter()
             .map(|k| {
@@ -367,6 +410,30 @@ impl Side {
         self.router.label(slot)
     }
 }
+
+/// Reads the keys on both sides at once: side B on a second thread (its own router and
+/// connections), side A on this one, so a worker waits for the slower side, not for the sum
+/// of both. The thread lives for one batch (a few microseconds against a batch's round trips).
+fn read_both(
+    a: &mut Side,
+    b: &mut Side,
+    a_keys: &[Vec<u8>],
+    b_keys: &[Vec<u8>],
+    quick: bool,
+) -> Result<(States, States)> {
+    let a_refs: Vec<&[u8]> = a_keys.iter().map(Vec::as_slice).collect();
+    let b_refs: Vec<&[u8]> = b_keys.iter().map(Vec::as_slice).collect();
+    let entries_read = a.entries_read && b.entries_read;
+    std::thread::scope(|s| {
+        let on_b = s.spawn(|| b.read(&b_refs, quick, entries_read));
+        let sa = a.read(&a_refs, quick, entries_read);
+        let sb = on_b.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((sa?, sb?))
+    })
+}
+
+/// Each key's state on one side, or why it could not be read.
+pub(crate) type States = Vec<std::result::Result<KeyState, String>>;
 
 /// A worker of either pass: for pass 1 it compares each A key with its B key; for pass 2
 /// (`extra_pass`) it only checks that each B key's A name exists.
@@ -423,8 +490,7 @@ impl Verifier {
         last: bool,
     ) -> Result<(Vec<usize>, u64)> {
         let quick = self.opts.quick;
-        let sa = self.a.read(&a_keys.iter().map(Vec::as_slice).collect::<Vec<_>>(), quick)?;
-        let sb = self.b.read(&b_keys.iter().map(Vec::as_slice).collect::<Vec<_>>(), quick)?;
+        let (sa, sb) = read_both(&mut self.a, &mut self.b, a_keys, b_keys, quick)?;
         let mut suspects = Vec::new();
         let mut same = 0;
         for (i, (x, y)) in sa.into_iter().zip(sb).enumerate() {
@@ -475,10 +541,10 @@ impl Verifier {
     ) -> std::result::Result<Option<(Kind, String)>, String> {
         let tol = self.opts.ttl_tolerance_ms;
         let opaque = |s: &KeyState| matches!(s.content, Content::Opaque(_));
-        let kind = x.content.kind().to_string();
-        if !(opaque(x) || opaque(y)) || kind != y.content.kind() {
+        if !(opaque(x) || opaque(y)) || x.content.kind() != y.content.kind() {
             return Ok(classify(x, y, tol));
         }
+        let kind = x.content.kind().to_string();
         if !self.opts.quick && self.a.dump(a_key)? != self.b.dump(b_key)? {
             return Ok(Some((Kind::Content, format!("{kind}: other DUMP bytes (its elements are not read here)"))));
         }

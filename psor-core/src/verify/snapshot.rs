@@ -67,8 +67,26 @@ fn name_hash(key: &[u8]) -> u64 {
 }
 
 /// Compares the live keys under `opts.from` on `live` with the records under `opts.to` in the
-/// snapshot at `path`, both directions. Reads only; the file is not modified.
+/// snapshot at `path`, both directions. Reads only; the file is not modified. An interrupted
+/// run is an error (`Interrupted`): never an outcome that could read as "the same".
 pub fn verify_snapshot(
+    live: &Psor,
+    path: &Path,
+    opts: &VerifyOptions,
+    engine: &EngineOptions,
+    progress: Arc<Progress>,
+) -> Result<VerifyOutcome> {
+    let out = verify_snapshot_report(live, path, opts, engine, progress)?;
+    if out.interrupted {
+        return Err(crate::Error::Interrupted.into());
+    }
+    Ok(out)
+}
+
+/// [`verify_snapshot`], but an interrupted run returns what it compared so far, marked
+/// [`VerifyOutcome::interrupted`] (the batch in hand is finished first, so the counts are
+/// exact for the keys compared).
+pub fn verify_snapshot_report(
     live: &Psor,
     path: &Path,
     opts: &VerifyOptions,
@@ -144,10 +162,17 @@ pub fn verify_snapshot(
         Ok(())
     })();
     let paused = pacer.stop();
-    result?;
+    let interrupted = match result {
+        Err(Error::Core(crate::Error::Interrupted)) => true,
+        other => {
+            other?;
+            false
+        }
+    };
     let failures = samples.into_failures();
     let mut out = tally.outcome(opts.quick, progress.snapshot().counts.failed, failures, started);
     out.paused_seconds = paused;
+    out.interrupted = interrupted;
     Ok(out)
 }
 
@@ -161,18 +186,22 @@ fn compare_batch(
     samples: &Samples,
     progress: &Progress,
 ) -> Result<()> {
-    let store = psor_embedded::in_memory();
-    let s2 = store.clone();
-    let node = Node::in_process("snapshot", Arc::new(move || Box::new(s2.connect())));
-    let mut con = node.connect()?;
-    let mut file_states = Vec::with_capacity(records.len());
-    for r in records {
-        file_states.push(file_state(&mut con, r, opts.quick)?);
-    }
-    drop(store);
     let live_names: Vec<Vec<u8>> = records.iter().map(|r| opts.to.rewrite(&r.key, &opts.from)).collect();
+    let names: Vec<&[u8]> = live_names.iter().map(Vec::as_slice).collect();
+    // The live keys are read on a second thread while the records are decoded on this one.
+    let (file_states, live) = std::thread::scope(|s| -> Result<_> {
+        let on_live = s.spawn(|| side.read(&names, opts.quick, side.entries_read));
+        let decoded = (|| -> Result<Vec<KeyState>> {
+            let store = psor_embedded::in_memory();
+            let s2 = store.clone();
+            let node = Node::in_process("snapshot", Arc::new(move || Box::new(s2.connect())));
+            let mut con = node.connect()?;
+            records.iter().map(|r| file_state(&mut con, r, opts.quick)).collect()
+        })();
+        let live = on_live.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((decoded?, live?))
+    })?;
     let mut suspects = Vec::new();
-    let live = side.read(&live_names.iter().map(Vec::as_slice).collect::<Vec<_>>(), opts.quick)?;
     for (i, l) in live.into_iter().enumerate() {
         match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.same(1),
@@ -189,7 +218,7 @@ fn compare_batch(
     }
     std::thread::sleep(opts.recheck_delay);
     let again: Vec<&[u8]> = suspects.iter().map(|&i| live_names[i].as_slice()).collect();
-    for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick)?) {
+    for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick, side.entries_read)?) {
         match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.changed(1),
             Ok(Ok(Some((kind, detail)))) => tally.differs(kind, &live_names[i], &records[i].key, detail),
