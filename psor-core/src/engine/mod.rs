@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::connect::{Psor, SlotMap, Topology, SLOTS};
+use crate::connect::{Psor, ReadChoice, ReadFrom, SlotMap, Topology, DEFAULT_REPLICA_WAIT, SLOTS};
 use crate::error::{classify_server, Error, ErrorClass, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
@@ -51,6 +51,11 @@ pub struct EngineOptions {
     /// The biggest payload one `RESTORE` may carry when the target's `proto-max-bulk-len`
     /// cannot be read (`None`: [`transcode::DEFAULT_MAX_PAYLOAD`]).
     pub max_payload: Option<u64>,
+    /// Where the scan reads (`--read-from`): the masters, or caught-up replicas.
+    pub read_from: ReadFrom,
+    /// How long to wait, at the start of the run, for a replica to catch up with its
+    /// master's replication offset before it is given up on.
+    pub replica_wait: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -64,6 +69,8 @@ impl Default for EngineOptions {
             pacing: Pacing::default(),
             drop_field_ttls: false,
             max_payload: None,
+            read_from: ReadFrom::Master,
+            replica_wait: DEFAULT_REPLICA_WAIT,
         }
     }
 }
@@ -103,6 +110,10 @@ pub struct Outcome {
     pub interrupted: bool,
     /// How many keys reached another server as they were, transcoded, or rebuilt.
     pub paths: transcode::Paths,
+    /// Where each master's keys were read (`--read-from replica…`), and any fall back to
+    /// the master; empty when every read went to the masters by choice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_from: Vec<ReadChoice>,
 }
 
 /// Collects samples of failures and of keys (conflicts, expired, would-be-restored…) from
@@ -174,6 +185,7 @@ impl Samples {
             paused_seconds: 0.0,
             interrupted: false,
             paths: progress.paths.snapshot(),
+            read_from: Vec::new(),
         }
     }
 }
@@ -223,15 +235,19 @@ pub(crate) fn run<W: Writer>(
         psor.masters().iter().map(|n| n.connect()?.identity()).collect()
     };
     let before = identity(psor)?;
-    let mut paused = run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
+    // Replicas are chosen (and waited for) once, before the first pass.
+    let reads = scan::ReadSide::choose(psor, opts)?;
+    let mut paused = run_pass(psor, &reads, prefix, opts, progress, &make_writer, &samples)?;
     if !progress.is_cancelled() && identity(psor)? != before {
-        paused += run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
+        // The master changed under the run: the second pass reads the master now.
+        paused += run_pass(psor, &scan::ReadSide::masters(psor), prefix, opts, progress, &make_writer, &samples)?;
     }
     let interrupted = progress.is_cancelled();
     progress.scan_finished.store(!interrupted, Relaxed);
     let mut outcome = samples.into_outcome(progress, base, started, false);
     outcome.paused_seconds = paused;
     outcome.interrupted = interrupted;
+    outcome.read_from = reads.iter().filter_map(scan::ReadSide::choice).collect();
     Ok(outcome)
 }
 
@@ -239,6 +255,7 @@ pub(crate) fn run<W: Writer>(
 /// slots that changed. Returns the seconds writers waited for pacing.
 fn run_pass<W: Writer>(
     psor: &Psor,
+    reads: &[scan::ReadSide],
     prefix: &KeyPrefix,
     opts: &EngineOptions,
     progress: &Progress,
@@ -249,10 +266,11 @@ fn run_pass<W: Writer>(
     // server stops the run before it has done anything.
     let counters = progress.start_masters(psor.dbsize_per_master()?);
     let mut plans = Vec::new();
-    for (node, master) in psor.masters().iter().zip(counters) {
-        let scanner = node.connect()?;
+    for ((node, master), read) in psor.masters().iter().zip(counters).zip(reads) {
+        // The master's scan reads the node `--read-from` chose (the master by default).
+        let scanner = read.connect()?;
         let writers = (0..opts.writers.max(1)).map(|_| make_writer()).collect::<Result<Vec<_>>>()?;
-        plans.push((node.clone(), scanner, writers, master));
+        plans.push((node.clone(), read, scanner, writers, master));
     }
     let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -269,7 +287,7 @@ fn run_pass<W: Writer>(
     let mut spare: Option<W> = None;
     let spare_slot = Mutex::new(&mut spare);
     std::thread::scope(|s| {
-        for (node, mut scanner, writers, master) in plans {
+        for (node, read, scanner, writers, master) in plans {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<Vec<u8>>>(opts.queue_depth.max(1));
             for mut writer in writers {
                 let rx = rx.clone();
@@ -304,9 +322,7 @@ fn run_pass<W: Writer>(
             }
             drop(rx);
             s.spawn(move || {
-                let result = scan::scan_node(&mut scanner, Some(prefix), opts, progress, &master, |batch| {
-                    tx.send(batch).is_ok()
-                });
+                let result = read.scan(scanner, Some(prefix), opts, progress, &master, |batch| tx.send(batch).is_ok());
                 match result {
                     Ok(()) => {}
                     // A cluster master that died mid-scan: whoever serves its slots now is
