@@ -201,6 +201,7 @@ mod tests {
                 },
                 FAILED,
             ),
+            (Error::ReplicaUnavailable { master: "a:1".into(), reason: "no online replica".into() }, NO_REPLICA),
             (Error::Interrupted, INTERRUPTED),
         ]
     }
