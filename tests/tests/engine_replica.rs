@@ -161,7 +161,7 @@ fn keys_written_during_the_run_do_not_hide_keys_from_the_start() {
     assert!(left.is_empty(), "{} keys that existed at the start were missed", left.len());
 }
 
-/// Deletes `n` keys slowly (paced) while `kill` stops the replica one second in.
+/// Deletes 3000 keys slowly (paced), reading a replica that is stopped once the scan has begun.
 fn delete_while_the_replica_dies(mode: ReadFrom) -> (RedisServer, String, Result<Outcome, Error>) {
     let ns = unique_prefix("replica-kill");
     let master = RedisServer::start();
@@ -178,12 +178,20 @@ fn delete_while_the_replica_dies(mode: ReadFrom) -> (RedisServer, String, Result
         pacing: Pacing { rate: Some(1000), max_latency: None },
         ..on_replica(mode)
     };
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(1));
-        replica.stop();
-        replica
-    });
-    let out = delete(&psor, &p, &engine);
+    let progress = Arc::new(Progress::new());
+    let killer = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            // Once the scan has begun (a few hundred keys in, of 3000 at 1000 keys/s).
+            while progress.snapshot().counts.matched < 300 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            replica.stop();
+            replica
+        })
+    };
+    let opts = DeleteOptions { prefix: prefix(&p), dry_run: false, sample: 5 };
+    let out = engine::delete(&psor, &opts, &engine, progress);
     drop(killer.join().unwrap());
     (master, p, out)
 }
