@@ -149,10 +149,12 @@ fn keys_written_during_the_run_do_not_hide_keys_from_the_start() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _: () = redis::cmd("SET").arg(format!("{p}live:{i}")).arg(i).query(&mut conn).unwrap();
                 i += 1;
+                // About a thousand writes a second: the run outpaces them and ends.
+                std::thread::sleep(Duration::from_millis(1));
             }
         })
     };
-    let engine = EngineOptions { pacing: Pacing { rate: Some(3000), max_latency: None }, ..on_replica(ReadFrom::Replica) };
+    let engine = EngineOptions { pacing: Pacing { rate: Some(5000), max_latency: None }, ..on_replica(ReadFrom::Replica) };
     let out = delete(&psor, &p, &engine).unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
