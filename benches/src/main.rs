@@ -385,7 +385,10 @@ fn replica_rows(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
         } else {
             populate(&master, n, n)?;
         }
-        let m = measure(&[&master], tools.psor(&master, &["--read-from", read_from, "delete", "--prefix", PREFIX, "--yes"]))?;
+        let m = measure(
+            &[&master],
+            tools.psor(&master, &["--read-from", read_from, "delete", "--prefix", PREFIX, "--yes"]),
+        )?;
         let j = m.json()?;
         check_eq("psor delete done", j_u64(&j, "done")?, n)?;
         check_eq("psor delete failed", j_u64(&j, "failed")?, 0)?;

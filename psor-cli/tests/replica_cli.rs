@@ -23,7 +23,8 @@ fn delete_reports_where_it_read_and_replica_only_exits_9_without_a_replica() {
     let mut replica = RedisServer::replica_of(&master);
     let url = master.url();
 
-    let (code, out, err) = output(&mut psor(&url, &["--read-from", "replica", "--json", "-y", "delete", "--prefix", &p]));
+    let (code, out, err) =
+        output(&mut psor(&url, &["--read-from", "replica", "--json", "-y", "delete", "--prefix", &p]));
     assert_eq!(code, 0, "{out}\n{err}");
     let v = json(&out);
     assert_eq!(v["done"], 500);
@@ -32,7 +33,8 @@ fn delete_reports_where_it_read_and_replica_only_exits_9_without_a_replica() {
 
     set_numbered(&mut master.admin_conn(), &p, 100);
     replica.wait_synced();
-    let (code, out, err) = output(&mut psor(&url, &["--read-from", "replica-preferred", "-y", "delete", "--prefix", &p]));
+    let (code, out, err) =
+        output(&mut psor(&url, &["--read-from", "replica-preferred", "-y", "delete", "--prefix", &p]));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains(&format!("read master {} on replica {}", master.addr(), replica.addr())), "{out}");
 

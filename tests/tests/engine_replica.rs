@@ -35,8 +35,7 @@ fn delete(psor: &Psor, p: &str, engine: &EngineOptions) -> Result<Outcome, Error
 }
 
 fn copy(psor: &Psor, from: &str, to: &str, move_keys: bool, engine: &EngineOptions) -> Outcome {
-    let opts =
-        CopyOptions { from: prefix(from), to: prefix(to), replace: false, move_keys, dry_run: false, sample: 5 };
+    let opts = CopyOptions { from: prefix(from), to: prefix(to), replace: false, move_keys, dry_run: false, sample: 5 };
     engine::copy(psor, None, &opts, engine, Arc::new(Progress::new())).unwrap()
 }
 
@@ -89,10 +88,7 @@ fn delete_scans_the_replica_and_deletes_exactly_the_prefix_on_the_master() {
     assert_eq!(out.counts.failed, 0);
     let after = keyspace_digest(&mut master.admin_conn(), ns.as_bytes());
     assert_eq!(after, outside(&before, &format!("{ns}A:")), "only the prefix's keys went");
-    assert_eq!(
-        out.read_from,
-        vec![ReadChoice { master: master.addr(), read_node: replica.addr(), fallback: None }]
-    );
+    assert_eq!(out.read_from, vec![ReadChoice { master: master.addr(), read_node: replica.addr(), fallback: None }]);
 }
 
 #[test]
@@ -115,7 +111,10 @@ fn copy_and_move_scan_the_replica_and_copy_exactly_the_prefix() {
             })
             .collect()
     };
-    assert_eq!(keyspace_digest(&mut master.admin_conn(), format!("{ns}C:").as_bytes()), renamed(&source, &format!("{ns}C:")));
+    assert_eq!(
+        keyspace_digest(&mut master.admin_conn(), format!("{ns}C:").as_bytes()),
+        renamed(&source, &format!("{ns}C:"))
+    );
     assert_eq!(out.read_from[0].read_node, replica.addr());
     // A move deletes on the master only what it copied.
     reset_stats(&master);
@@ -125,7 +124,10 @@ fn copy_and_move_scan_the_replica_and_copy_exactly_the_prefix() {
     assert!(scan_calls(&replica) > 0);
     assert_eq!(out.counts.done, source.len() as u64);
     assert!(keyspace_digest(&mut master.admin_conn(), src.as_bytes()).is_empty());
-    assert_eq!(keyspace_digest(&mut master.admin_conn(), format!("{ns}M:").as_bytes()), renamed(&source, &format!("{ns}M:")));
+    assert_eq!(
+        keyspace_digest(&mut master.admin_conn(), format!("{ns}M:").as_bytes()),
+        renamed(&source, &format!("{ns}M:"))
+    );
 }
 
 #[test]
@@ -154,7 +156,8 @@ fn keys_written_during_the_run_do_not_hide_keys_from_the_start() {
             }
         })
     };
-    let engine = EngineOptions { pacing: Pacing { rate: Some(5000), max_latency: None }, ..on_replica(ReadFrom::Replica) };
+    let engine =
+        EngineOptions { pacing: Pacing { rate: Some(5000), max_latency: None }, ..on_replica(ReadFrom::Replica) };
     let out = delete(&psor, &p, &engine).unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
@@ -175,11 +178,8 @@ fn delete_while_the_replica_dies(mode: ReadFrom) -> (RedisServer, String, Result
     let _: () = pipe.query(&mut master.admin_conn()).unwrap();
     let mut replica = RedisServer::replica_of(&master);
     let psor = connect(&master.url());
-    let engine = EngineOptions {
-        queue_depth: 1,
-        pacing: Pacing { rate: Some(1000), max_latency: None },
-        ..on_replica(mode)
-    };
+    let engine =
+        EngineOptions { queue_depth: 1, pacing: Pacing { rate: Some(1000), max_latency: None }, ..on_replica(mode) };
     let progress = Arc::new(Progress::new());
     let killer = {
         let progress = progress.clone();
@@ -229,7 +229,11 @@ fn without_a_replica_replica_falls_back_and_replica_only_refuses() {
     assert_eq!(keyspace_digest(&mut master.admin_conn(), format!("{ns}A:").as_bytes()).len(), 50, "nothing deleted");
     let out = delete(&psor, &format!("{ns}A:"), &on_replica(ReadFrom::Replica)).unwrap();
     assert_eq!(out.counts.done, 50);
-    assert!(out.read_from[0].fallback.as_deref().is_some_and(|f| f.contains("no online replica")), "{:?}", out.read_from);
+    assert!(
+        out.read_from[0].fallback.as_deref().is_some_and(|f| f.contains("no online replica")),
+        "{:?}",
+        out.read_from
+    );
 }
 
 #[test]

@@ -264,7 +264,12 @@ impl Node {
         let template =
             build_template(&PsorSpec::parse("redis://embedded").expect("a valid spec"), &ConnectOptions::default())
                 .expect("a template without TLS files");
-        Node { label: label.into(), source: AddrSource::InProcess(connect), template: Arc::new(template), readonly: false }
+        Node {
+            label: label.into(),
+            source: AddrSource::InProcess(connect),
+            template: Arc::new(template),
+            readonly: false,
+        }
     }
 
     pub(crate) fn fixed(hp: HostPort, template: Arc<ConnTemplate>) -> Node {
@@ -290,9 +295,12 @@ impl Node {
         };
         let mut con = self.template.connect(&hp)?;
         if self.readonly {
-            redis::cmd("READONLY")
-                .query::<()>(&mut con)
-                .map_err(|source| Error::Command { addr: hp.to_string(), op: "READONLY", key: None, source })?;
+            redis::cmd("READONLY").query::<()>(&mut con).map_err(|source| Error::Command {
+                addr: hp.to_string(),
+                op: "READONLY",
+                key: None,
+                source,
+            })?;
         }
         Ok((hp.to_string(), Box::new(con)))
     }

@@ -225,7 +225,10 @@ mod tests {
             slave_read_repl_offset:1\r\nmaster_replid:abc\r\nmaster_repl_offset:120\r\n";
         let r = listed_replicas(info);
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0], ListedReplica { hp: HostPort { host: "127.0.0.1".into(), port: 7004 }, online: true, offset: 100 });
+        assert_eq!(
+            r[0],
+            ListedReplica { hp: HostPort { host: "127.0.0.1".into(), port: 7004 }, online: true, offset: 100 }
+        );
         assert!(!r[1].online);
     }
 

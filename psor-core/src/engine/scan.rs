@@ -247,8 +247,7 @@ pub fn scan(
         let (tx, prefix, opts, progress, live) =
             (tx.clone(), prefix.clone(), opts.clone(), progress.clone(), live.clone());
         threads.push(std::thread::spawn(move || {
-            let result =
-                read.scan(con, Some(&prefix), &opts, &progress, &master, |batch| tx.send(Ok(batch)).is_ok());
+            let result = read.scan(con, Some(&prefix), &opts, &progress, &master, |batch| tx.send(Ok(batch)).is_ok());
             if let Err(e) = result {
                 let _ = tx.send(Err(e));
             }
