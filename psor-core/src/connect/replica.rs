@@ -97,7 +97,7 @@ pub(crate) fn listed_replicas(info: &str) -> Vec<ListedReplica> {
         })
         .collect();
     // The most caught-up first.
-    out.sort_by(|a, b| b.offset.cmp(&a.offset));
+    out.sort_by_key(|r| std::cmp::Reverse(r.offset));
     out
 }
 
