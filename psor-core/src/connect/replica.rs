@@ -155,20 +155,31 @@ fn pick(
     replica_node: &impl Fn(&HostPort, bool) -> Node,
 ) -> std::result::Result<Node, String> {
     let mut con = master.connect().map_err(|e| format!("the master cannot be asked for its replicas: {e}"))?;
-    let info: String = con
-        .retry("INFO replication", None, |c| redis::cmd("INFO").arg("replication").query(c))
-        .map_err(|e| format!("the master did not list its replicas: {e}"))?;
-    let (Some(target), Some(replid)) = (
-        info_field(&info, "master_repl_offset").and_then(|o| o.parse::<u64>().ok()),
-        info_field(&info, "master_replid").map(str::to_string),
-    ) else {
-        return Err("the master reports no replication offset".into());
-    };
-    let listed = listed_replicas(&info);
-    if listed.iter().all(|r| !r.online) {
-        return Err(format!("no online replica ({} listed)", listed.len()));
-    }
     let deadline = Instant::now() + wait;
+    let mut first_target = None;
+    let (target, replid, listed) = loop {
+        let info: String = con
+            .retry("INFO replication", None, |c| redis::cmd("INFO").arg("replication").query(c))
+            .map_err(|e| format!("the master did not list its replicas: {e}"))?;
+        let (Some(target), Some(replid)) = (
+            info_field(&info, "master_repl_offset").and_then(|o| o.parse::<u64>().ok()),
+            info_field(&info, "master_replid").map(str::to_string),
+        ) else {
+            return Err("the master reports no replication offset".into());
+        };
+        // The offset at the start of the run is the first one read.
+        let target = *first_target.get_or_insert(target);
+        let listed = listed_replicas(&info);
+        if listed.iter().any(|r| r.online) {
+            break (target, replid, listed);
+        }
+        // None listed: none will come. Listed but still syncing (a replica that just
+        // connected is `online` once it acknowledged the sync): wait for it, within `wait`.
+        if listed.is_empty() || Instant::now() >= deadline {
+            return Err(format!("no online replica ({} listed)", listed.len()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let mut reasons = Vec::new();
     for r in listed.iter().filter(|r| r.online) {
         let node = replica_node(&r.hp, cluster);
