@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! cargo run --release -p psor-benches -- [--keys N] [--rss-keys N] [--skip-10m] [--out FILE]
-//!     [--skip-cluster] [--cluster-keys N] [--cluster-peer-keys N]
+//!     [--skip-cluster] [--cluster-keys N] [--cluster-peer-keys N] [--only-replica | --skip-replica]
 //! ```
 
 mod cluster;
@@ -80,6 +80,12 @@ struct Args {
     /// Keys for the cluster delete peer, one redis-cli per key (0 skips it).
     #[arg(long, value_name = "N", default_value = "3000", value_parser = parse_count)]
     cluster_peer_keys: u64,
+    /// Run only the `--read-from replica` rows (a master with one replica) and write the report.
+    #[arg(long)]
+    only_replica: bool,
+    /// Skip the `--read-from replica` rows.
+    #[arg(long, conflicts_with = "only_replica")]
+    skip_replica: bool,
 }
 
 impl Args {
@@ -140,6 +146,10 @@ fn run() -> Result<()> {
              RSS, which a child inherits as its starting ru_maxrss); RSS figures at this level are the floor, not the tool",
             floor.maxrss_kib as f64 / 1024.0
         ));
+    }
+    if args.only_replica {
+        replica_rows(&args, &tools, &mut report)?;
+        return write_report(&report, &out);
     }
     eprintln!("== {n} keys under {PREFIX} plus {n} others");
 
@@ -311,6 +321,11 @@ fn run() -> Result<()> {
     drop(dst);
     drop(src);
 
+    // --- delete on a master with one replica: reads on the master vs on the replica ---
+    if !args.skip_replica {
+        replica_rows(&args, &tools, &mut report)?;
+    }
+
     // --- 3-master cluster, and the same psor runs on 1 master ---
     if !args.skip_cluster {
         cluster::run(&args, &tools, &mut report)?;
@@ -370,13 +385,61 @@ fn run() -> Result<()> {
         let _ = std::fs::remove_file(&file);
     }
 
+    write_report(&report, &out)
+}
+
+/// Prints the report and writes it to `out`.
+fn write_report(report: &Report, out: &Path) -> Result<()> {
     let text = report.render();
     println!("{text}");
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    std::fs::write(&out, &text).with_context(|| format!("write {}", out.display()))?;
+    std::fs::write(out, &text).with_context(|| format!("write {}", out.display()))?;
     eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// "delete N of 2N, --read-from replica" (issue 13): on a master with one replica, the same
+/// delete reading the master and reading the replica; what counts is the master's busy time
+/// (`INFO commandstats` usec sum on the master only), target ≤ 0.4× the master-only run's.
+fn replica_rows(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
+    let n = args.keys;
+    eprintln!("== --read-from replica: {n} keys under {PREFIX} plus {n} others, a master with one replica");
+    let kind = args.server.unwrap_or_else(ServerKind::from_env);
+    let master = start_server_kind(kind)?;
+    let replica = RedisServer::replica_of(&master);
+    let mut busy = Vec::new();
+    for (i, read_from) in ["master", "replica"].into_iter().enumerate() {
+        if i > 0 {
+            // FLUSHALL and the new keys reach the replica too; psor waits for it to catch up.
+            repopulate(&master, n, n)?;
+        } else {
+            populate(&master, n, n)?;
+        }
+        let m = measure(
+            &[&master],
+            tools.psor(&master, &["--read-from", read_from, "delete", "--prefix", PREFIX, "--yes"]),
+        )?;
+        let j = m.json()?;
+        check_eq("psor delete done", j_u64(&j, "done")?, n)?;
+        check_eq("psor delete failed", j_u64(&j, "failed")?, 0)?;
+        check_eq("dbsize after psor delete", dbsize(&master)?, n)?;
+        if read_from == "replica" {
+            let read_node = j["read_from"][0]["read_node"].as_str().unwrap_or_default().to_string();
+            ensure!(read_node == replica.addr(), "--read-from replica read {read_node:?}, not the replica: {j}");
+        }
+        busy.push(m.busy_max());
+        let tool = if read_from == "master" { "psor (master with 1 replica)" } else { "psor --read-from replica" };
+        // Its own op, so the generic delete targets (wall/busy) are not applied to it.
+        report.row("delete-replica", tool, n, m);
+    }
+    report.note(format!(
+        "--read-from replica: the master's busy time {:.2} s vs {:.2} s reading the master = {} (target ≤ 0.4×)",
+        busy[1],
+        busy[0],
+        if busy[0] > 0.0 { format!("{:.2}×", busy[1] / busy[0]) } else { "n/a".into() }
+    ));
     Ok(())
 }
 

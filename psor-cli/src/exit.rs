@@ -25,6 +25,10 @@ pub const IN_USE: i32 = 6;
 pub const FINDINGS: i32 = 7;
 /// verify: done, and the two sides differ (the report names the keys).
 pub const DIFFERENCES: i32 = 8;
+/// `--read-from replica-only`: a master had no replica to read (none online, reachable or
+/// caught up in time, or the one read was lost during the run); what was done is reported
+/// by the error, and rerunning finishes the job.
+pub const NO_REPLICA: i32 = 9;
 /// Stopped by the user: the prompt was declined (nothing written), or Ctrl-C / SIGTERM (the
 /// report says exactly what was done; rerunning the same command finishes the job).
 pub const INTERRUPTED: i32 = 130;
@@ -117,6 +121,7 @@ fn code_for_core(e: &Error) -> i32 {
     match e {
         e if e.is_usage() => USAGE,
         Error::Interrupted => INTERRUPTED,
+        Error::ReplicaUnavailable { .. } => NO_REPLICA,
         _ => FAILED,
     }
 }
@@ -201,6 +206,7 @@ mod tests {
                 },
                 FAILED,
             ),
+            (Error::ReplicaUnavailable { master: "a:1".into(), reason: "no online replica".into() }, NO_REPLICA),
             (Error::Interrupted, INTERRUPTED),
         ]
     }

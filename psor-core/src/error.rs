@@ -103,6 +103,15 @@ pub enum Error {
         /// The version needed.
         needed: &'static str,
     },
+    /// `--read-from replica-only`: a master has no replica psor may read (none online, none
+    /// reachable, none caught up in time, or the one read disappeared during the run).
+    #[error("no replica to read for master {master}: {reason} (--read-from replica-only; --read-from replica falls back to the master)")]
+    ReplicaUnavailable {
+        /// `host:port` of the master.
+        master: String,
+        /// Why no replica could be used.
+        reason: String,
+    },
     /// The work was stopped by the caller (Ctrl-C, a closed output).
     #[error(
         "interrupted before the end (nothing half-done is kept as complete); rerun the same command to finish the job"

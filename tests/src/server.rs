@@ -428,6 +428,38 @@ impl RedisServer {
         RedisServerBuilder::new()
     }
 
+    /// Starts a replica of `master` (a plain one: no password, no TLS; of the same build),
+    /// and waits until it has synced (`master_link_status:up`, `master_sync_in_progress:0`).
+    ///
+    /// # Panics
+    /// If the replica does not start, or does not sync within 10 s.
+    pub fn replica_of(master: &RedisServer) -> RedisServer {
+        assert!(master.admin_password.is_none() && master.tls.is_none(), "replica_of: plain masters only");
+        let replica = RedisServer::builder()
+            .server(master.server)
+            .config("replicaof", &format!("127.0.0.1 {}", master.port))
+            .start();
+        replica.wait_synced();
+        replica
+    }
+
+    /// Waits until this replica's link to its master is up and its first sync is done.
+    ///
+    /// # Panics
+    /// If that takes longer than 10 s.
+    pub fn wait_synced(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut con = self.admin_conn();
+        loop {
+            let info: String = redis::cmd("INFO").arg("replication").query(&mut con).unwrap_or_default();
+            if info.contains("master_link_status:up") && info.contains("master_sync_in_progress:0") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replica {} did not sync; log:\n{}", self.addr(), self.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The port clients connect to (the TLS port for a TLS server).
     pub fn port(&self) -> u16 {
         self.port

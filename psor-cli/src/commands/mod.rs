@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
-use psor_core::connect::{ConnectOptions, Psor, PsorSpec, Secret};
+use psor_core::connect::{ConnectOptions, Psor, PsorSpec, ReadFrom, Secret};
 use psor_core::engine::{EngineOptions, Pacing};
 use psor_core::progress::Progress;
 
@@ -200,6 +200,9 @@ fn engine_options(g: &Global) -> EngineOptions {
         batch_size: g.tuning.batch as usize,
         writers: g.tuning.writers as usize,
         pacing: Pacing { rate: g.tuning.rate, max_latency: g.tuning.max_latency.map(std::time::Duration::from_millis) },
+        // clap allows only the names `ReadFrom::parse` knows.
+        read_from: ReadFrom::parse(&g.read_from).unwrap_or_default(),
+        replica_wait: std::time::Duration::from_secs(g.replica_wait),
         ..EngineOptions::default()
     }
 }

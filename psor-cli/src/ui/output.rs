@@ -84,6 +84,12 @@ pub fn print_outcome_with(
     }
     let rate = if o.seconds > 0.0 { o.counts.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<13}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
+    for r in &o.read_from {
+        match &r.fallback {
+            Some(why) => writeln!(out, "  read master {} itself (no replica: {why})", r.master)?,
+            None => writeln!(out, "  read master {} on replica {}", r.master, r.read_node)?,
+        }
+    }
     if o.paused_seconds > 0.0 {
         writeln!(out, "  {:<13}{:>14.2}   (waiting for --rate / --max-latency)", "paused", o.paused_seconds)?;
     }

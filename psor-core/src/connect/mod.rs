@@ -5,12 +5,14 @@
 //! opens its own [`NodeConn`], so round trips overlap and one slow reply blocks nobody else.
 
 pub mod region_env;
+mod replica;
 mod server;
 mod sor;
 mod spec;
 mod topology;
 
 pub use region_env::{QueueModel, QueueType, RegionEnv, RegionEnvError, SorEntry};
+pub use replica::{ReadChoice, ReadFrom, ReadNode, DEFAULT_REPLICA_WAIT};
 pub use server::{describe_version, Product, ServerInfo};
 pub use sor::connect_sor;
 pub use spec::{Endpoint, HostPort, PsorSpec, Secret, ACCEPTED_FORMS};
@@ -237,6 +239,9 @@ pub struct Node {
     label: Arc<str>,
     source: AddrSource,
     template: Arc<ConnTemplate>,
+    /// A cluster replica read from: every connection sends `READONLY` first, so it serves
+    /// reads of its slots instead of redirecting them to its master.
+    readonly: bool,
 }
 
 impl Node {
@@ -259,11 +264,16 @@ impl Node {
         let template =
             build_template(&PsorSpec::parse("redis://embedded").expect("a valid spec"), &ConnectOptions::default())
                 .expect("a template without TLS files");
-        Node { label: label.into(), source: AddrSource::InProcess(connect), template: Arc::new(template) }
+        Node {
+            label: label.into(),
+            source: AddrSource::InProcess(connect),
+            template: Arc::new(template),
+            readonly: false,
+        }
     }
 
     pub(crate) fn fixed(hp: HostPort, template: Arc<ConnTemplate>) -> Node {
-        Node { label: hp.to_string().into(), source: AddrSource::Fixed(hp), template }
+        Node { label: hp.to_string().into(), source: AddrSource::Fixed(hp), template, readonly: false }
     }
 
     /// Opens a new connection.
@@ -283,7 +293,16 @@ impl Node {
                 topology::resolve_sentinel(sentinels, master, &self.template)?
             }
         };
-        Ok((hp.to_string(), Box::new(self.template.connect(&hp)?)))
+        let mut con = self.template.connect(&hp)?;
+        if self.readonly {
+            redis::cmd("READONLY").query::<()>(&mut con).map_err(|source| Error::Command {
+                addr: hp.to_string(),
+                op: "READONLY",
+                key: None,
+                source,
+            })?;
+        }
+        Ok((hp.to_string(), Box::new(con)))
     }
 }
 
@@ -421,6 +440,7 @@ impl Psor {
                     label: store.label().into(),
                     source: AddrSource::InProcess(store_connector(&store)),
                     template: template.clone(),
+                    readonly: false,
                 };
                 embedded = Some(store);
                 (vec![node], Topology::Single, Vec::new())
@@ -537,6 +557,27 @@ impl Psor {
         Node::fixed(hp.clone(), self.template.clone())
     }
 
+    /// Where each master's reads go under `mode` (in the order of [`Psor::masters`]): the
+    /// master itself, or a replica that has caught up, within `wait`, with the master's
+    /// replication offset as it is now. See the `replica` module for the rules; with
+    /// [`ReadFrom::ReplicaOnly`] a master without a usable replica is an error.
+    pub fn read_nodes(&self, mode: ReadFrom, wait: Duration) -> Result<Vec<ReadNode>> {
+        if self.embedded.is_some() && mode != ReadFrom::Master {
+            let master = self.masters[0].addr().to_string();
+            if mode == ReadFrom::ReplicaOnly {
+                return Err(Error::ReplicaUnavailable { master, reason: "an embedded store has no replicas".into() });
+            }
+            let fallback = Some("an embedded store has no replicas".to_string());
+            let choice = ReadChoice { read_node: master.clone(), master, fallback };
+            return Ok(vec![ReadNode { master: self.masters[0].clone(), replica: None, choice: Some(choice) }]);
+        }
+        replica::choose(&self.masters, self.is_cluster(), mode, wait, |hp, readonly| {
+            let mut node = self.node_at(hp);
+            node.readonly = readonly;
+            node
+        })
+    }
+
     /// The number of keys over all masters (`DBSIZE`), for progress totals.
     pub fn dbsize(&self) -> Result<u64> {
         Ok(self.dbsize_per_master()?.iter().map(|(_, n)| n).sum())
@@ -585,6 +626,7 @@ fn sentinel_node(sentinels: &[HostPort], master: &str, template: &Arc<ConnTempla
         label: format!("{hp} ({master})").into(),
         source: AddrSource::Sentinel { sentinels: sentinels.to_vec(), master: master.to_string() },
         template: template.clone(),
+        readonly: false,
     })
 }
 

@@ -748,7 +748,8 @@ fn dry_run(
     let abs = source.version().has_pexpiretime() && target.version().has_pexpiretime();
     let ttl_cmd = if abs { "PEXPIRETIME" } else { "PTTL" };
     let mut sample = Vec::new();
-    for batch in scan(source, &opts.from, engine, progress.clone())? {
+    let mut stream = scan(source, &opts.from, engine, progress.clone())?;
+    for batch in stream.by_ref() {
         let keys = batch?;
         let targets: Vec<(Vec<u8>, u16)> = keys
             .iter()
@@ -819,6 +820,7 @@ fn dry_run(
     }
     let mut outcome = samples.into_outcome(&progress, base, started, true);
     outcome.sample = sample;
+    outcome.read_from = stream.read_from();
     Ok(outcome)
 }
 

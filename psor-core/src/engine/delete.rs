@@ -183,7 +183,8 @@ pub fn delete(psor: &Psor, opts: &DeleteOptions, engine: &EngineOptions, progres
         let started = Instant::now();
         let base = progress.snapshot().counts;
         let mut sample = Vec::new();
-        for batch in scan(psor, &opts.prefix, engine, progress.clone())? {
+        let mut stream = scan(psor, &opts.prefix, engine, progress.clone())?;
+        for batch in stream.by_ref() {
             for key in batch? {
                 if sample.len() < opts.sample {
                     sample.push(display_key(&key));
@@ -191,6 +192,7 @@ pub fn delete(psor: &Psor, opts: &DeleteOptions, engine: &EngineOptions, progres
             }
         }
         let mut outcome = Samples::new(0).into_outcome(&progress, base, started, true);
+        outcome.read_from = stream.read_from();
         outcome.counts.done = outcome.counts.matched;
         outcome.sample = sample;
         return Ok(outcome);

@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::connect::{Psor, SlotMap, Topology, SLOTS};
+use crate::connect::{Psor, ReadChoice, ReadFrom, SlotMap, Topology, DEFAULT_REPLICA_WAIT, SLOTS};
 use crate::error::{classify_server, Error, ErrorClass, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::{Counts, Progress};
@@ -53,6 +53,11 @@ pub struct EngineOptions {
     /// The biggest payload one `RESTORE` may carry when the target's `proto-max-bulk-len`
     /// cannot be read (`None`: [`transcode::DEFAULT_MAX_PAYLOAD`]).
     pub max_payload: Option<u64>,
+    /// Where the scan reads (`--read-from`): the masters, or caught-up replicas.
+    pub read_from: ReadFrom,
+    /// How long to wait, at the start of the run, for a replica to catch up with its
+    /// master's replication offset before it is given up on.
+    pub replica_wait: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -66,6 +71,8 @@ impl Default for EngineOptions {
             pacing: Pacing::default(),
             drop_field_ttls: false,
             max_payload: None,
+            read_from: ReadFrom::Master,
+            replica_wait: DEFAULT_REPLICA_WAIT,
         }
     }
 }
@@ -105,6 +112,10 @@ pub struct Outcome {
     pub interrupted: bool,
     /// How many keys reached another server as they were, transcoded, or rebuilt.
     pub paths: transcode::Paths,
+    /// Where each master's keys were read (`--read-from replica…`), and any fall back to
+    /// the master; empty when every read went to the masters by choice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_from: Vec<ReadChoice>,
 }
 
 /// Collects samples of failures and of keys (conflicts, expired, would-be-restored…) from
@@ -176,6 +187,7 @@ impl Samples {
             paused_seconds: 0.0,
             interrupted: false,
             paths: progress.paths.snapshot(),
+            read_from: Vec::new(),
         }
     }
 }
@@ -244,15 +256,19 @@ pub(crate) fn run<W: Writer>(
         psor.masters().iter().map(|n| n.connect()?.identity()).collect()
     };
     let before = identity(psor)?;
-    let mut paused = run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
+    // Replicas are chosen (and waited for) once, before the first pass.
+    let reads = scan::ReadSide::choose(psor, opts)?;
+    let mut paused = run_pass(psor, &reads, prefix, opts, progress, &make_writer, &samples)?;
     if !progress.is_cancelled() && identity(psor)? != before {
-        paused += run_pass(psor, prefix, opts, progress, &make_writer, &samples)?;
+        // The master changed under the run: the second pass reads the master now.
+        paused += run_pass(psor, &scan::ReadSide::masters(psor), prefix, opts, progress, &make_writer, &samples)?;
     }
     let interrupted = progress.is_cancelled();
     progress.scan_finished.store(!interrupted, Relaxed);
     let mut outcome = samples.into_outcome(progress, base, started, false);
     outcome.paused_seconds = paused;
     outcome.interrupted = interrupted;
+    outcome.read_from = reads.iter().filter_map(scan::ReadSide::choice).collect();
     Ok(outcome)
 }
 
@@ -260,6 +276,7 @@ pub(crate) fn run<W: Writer>(
 /// slots that changed. Returns the seconds writers waited for pacing.
 fn run_pass<W: Writer>(
     psor: &Psor,
+    reads: &[scan::ReadSide],
     prefix: &KeyPrefix,
     opts: &EngineOptions,
     progress: &Progress,
@@ -270,20 +287,21 @@ fn run_pass<W: Writer>(
     // server stops the run before it has done anything.
     let counters = progress.start_masters(psor.dbsize_per_master()?);
     let mut plans = Vec::new();
-    for (node, master) in psor.masters().iter().zip(counters) {
-        let scanner = node.connect()?;
+    for ((node, master), read) in psor.masters().iter().zip(counters).zip(reads) {
+        // The master's scan reads the node `--read-from` chose (the master by default).
+        let scanner = read.connect()?;
         let writers = (0..opts.writers.max(1)).map(|_| make_writer()).collect::<Result<Vec<_>>>()?;
-        plans.push((node.clone(), scanner, writers, master));
+        plans.push((node.clone(), read, scanner, writers, master));
     }
     let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
     let unstable: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let unstable_ref = &unstable;
     let lanes = plans
         .into_iter()
-        .map(|(node, mut scanner, writers, master)| {
+        .map(|(node, read, scanner, writers, master)| {
             let workers = writers.into_iter().map(|writer| Writes { writer, samples }).collect();
             pipeline::Lane::new(workers, move |emit| {
-                match scan::scan_node(&mut scanner, Some(prefix), opts, progress, &master, emit) {
+                match read.scan(scanner, Some(prefix), opts, progress, &master, emit) {
                     Ok(()) => Ok(()),
                     // A cluster master that died mid-scan: whoever serves its slots now is
                     // swept at the end instead of failing the run.

@@ -5,12 +5,13 @@
 //! twice (while the table shrinks); every consumer is written to tolerate that.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Receiver;
 
 use super::pacing::Pacer;
 use super::EngineOptions;
-use crate::connect::{NodeConn, Psor};
+use crate::connect::{NodeConn, Psor, ReadChoice, ReadFrom, ReadNode};
 use crate::error::{Error, Result};
 use crate::keys::KeyPrefix;
 use crate::progress::{MasterCounters, Progress};
@@ -98,6 +99,94 @@ pub(crate) fn scan_node_with<E: From<Error>>(
     Ok(())
 }
 
+/// One master's reads during a run (`--read-from`): the node chosen at the start
+/// ([`Psor::read_nodes`]), and the fall back to the master when that replica is lost.
+pub(crate) struct ReadSide {
+    read: Mutex<ReadNode>,
+    only: bool,
+}
+
+impl ReadSide {
+    /// Every master's read side for `opts.read_from`, chosen now (the catch-up wait happens
+    /// here, before anything is scanned or written).
+    pub(crate) fn choose(psor: &Psor, opts: &EngineOptions) -> Result<Vec<ReadSide>> {
+        let only = opts.read_from == ReadFrom::ReplicaOnly;
+        let nodes = psor.read_nodes(opts.read_from, opts.replica_wait)?;
+        Ok(nodes.into_iter().map(|read| ReadSide { read: Mutex::new(read), only }).collect())
+    }
+
+    /// Reads on the masters, whatever `--read-from` says (a second pass after a failover).
+    pub(crate) fn masters(psor: &Psor) -> Vec<ReadSide> {
+        psor.masters().iter().map(|m| ReadSide { read: Mutex::new(ReadNode::master_only(m)), only: false }).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadNode> {
+        self.read.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the report says about this master's reads.
+    pub(crate) fn choice(&self) -> Option<ReadChoice> {
+        self.lock().choice.clone()
+    }
+
+    fn on_replica(&self) -> bool {
+        self.lock().replica.is_some()
+    }
+
+    /// Stops reading the replica: the master from now on, or the run stops (`replica-only`).
+    fn fall_back(&self, why: String) -> Result<()> {
+        let mut read = self.lock();
+        if self.only {
+            return Err(Error::ReplicaUnavailable { master: read.master.addr().to_string(), reason: why });
+        }
+        read.replica = None;
+        let master = read.master.addr().to_string();
+        if let Some(c) = read.choice.as_mut() {
+            c.read_node = master;
+            c.fallback = Some(why);
+        }
+        Ok(())
+    }
+
+    /// A connection to the node to read: the replica while it is chosen and reachable, else
+    /// the master.
+    pub(crate) fn connect(&self) -> Result<NodeConn> {
+        let replica = self.lock().replica.clone();
+        if let Some(node) = replica {
+            match node.connect() {
+                Ok(con) => return Ok(con),
+                Err(e) => self.fall_back(format!("replica {} unreachable: {e}", node.addr()))?,
+            }
+        }
+        let master = self.lock().master.clone();
+        master.connect()
+    }
+
+    /// [`scan_node`] on this side's read node, `con` (from [`ReadSide::connect`]). A replica
+    /// lost mid-scan ([`super::router::is_node_gone`]) is left for the master, scanned from
+    /// the start: keys seen twice are fine, every key that existed at the start is seen.
+    pub(crate) fn scan(
+        &self,
+        mut con: NodeConn,
+        prefix: Option<&KeyPrefix>,
+        opts: &EngineOptions,
+        progress: &Progress,
+        master: &MasterCounters,
+        mut emit: impl FnMut(Vec<Vec<u8>>) -> bool,
+    ) -> Result<()> {
+        loop {
+            let was_replica = self.on_replica();
+            match scan_node(&mut con, prefix, opts, progress, master, &mut emit) {
+                Err(e) if was_replica && super::router::is_node_gone(&e) => {
+                    self.fall_back(format!("replica {} lost during the run: {e}", con.addr()))?;
+                    con = self.connect()?;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 /// Batches of keys under a prefix, from every master, produced by background scanner
 /// threads one page ahead of the consumer, handed out at the pace of
 /// [`EngineOptions::pacing`] (a listing, a dry run and an export are paced like a delete).
@@ -107,6 +196,15 @@ pub struct KeyStream {
     threads: Vec<std::thread::JoinHandle<()>>,
     pacer: Pacer,
     progress: std::sync::Arc<Progress>,
+    reads: Vec<Arc<ReadSide>>,
+}
+
+impl KeyStream {
+    /// Where each master's keys were read (`--read-from`; empty when all from the masters
+    /// by choice). Final once the stream is exhausted.
+    pub fn read_from(&self) -> Vec<ReadChoice> {
+        self.reads.iter().filter_map(|r| r.choice()).collect()
+    }
 }
 
 impl Iterator for KeyStream {
@@ -142,14 +240,14 @@ pub fn scan(
     let pacer = Pacer::start(&opts.pacing, psor)?;
     let (tx, rx) = crossbeam_channel::bounded(opts.queue_depth.max(1));
     let mut threads = Vec::new();
-    let mut conns = psor.masters().iter().map(|n| n.connect()).collect::<Result<Vec<_>>>()?;
+    let reads: Vec<Arc<ReadSide>> = ReadSide::choose(psor, opts)?.into_iter().map(Arc::new).collect();
+    let mut conns = reads.iter().map(|r| r.connect()).collect::<Result<Vec<_>>>()?;
     let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(conns.len()));
-    for (mut con, master) in conns.drain(..).zip(counters) {
+    for ((con, master), read) in conns.drain(..).zip(counters).zip(reads.clone()) {
         let (tx, prefix, opts, progress, live) =
             (tx.clone(), prefix.clone(), opts.clone(), progress.clone(), live.clone());
         threads.push(std::thread::spawn(move || {
-            let result =
-                scan_node(&mut con, Some(&prefix), &opts, &progress, &master, |batch| tx.send(Ok(batch)).is_ok());
+            let result = read.scan(con, Some(&prefix), &opts, &progress, &master, |batch| tx.send(Ok(batch)).is_ok());
             if let Err(e) = result {
                 let _ = tx.send(Err(e));
             }
@@ -158,5 +256,5 @@ pub fn scan(
             }
         }));
     }
-    Ok(KeyStream { rx: Some(rx), threads, pacer, progress })
+    Ok(KeyStream { rx: Some(rx), threads, pacer, progress, reads })
 }
