@@ -16,8 +16,10 @@
 //! | zset | 3, 5, 12, 17 | plain (text / binary scores), ziplist, listpack |
 //! | hash | 4, 13, 16 | plain, ziplist, listpack |
 //!
-//! Streams (15, 19, 21) and module values (6, 7) stay opaque: their type is known from the
-//! type byte, their content is never decoded.
+//! Streams (15, 19, 21) are not [`Typed`] values: the store keeps them opaque (their type is
+//! known from the type byte), [`downgrade_stream`] rewrites one for an older server, and
+//! [`decode_stream`] reads one whole for a rebuild with typed commands. Module values (6, 7)
+//! are never decoded.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -434,6 +436,192 @@ pub fn downgrade_stream(payload: &[u8], to: u8, version: u16) -> R<Vec<u8>> {
         return Err(RdbError::Corrupt("bytes left after the stream"));
     }
     Ok(with_version(out, version))
+}
+
+/// A stream entry id: milliseconds and sequence number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId {
+    /// The milliseconds part.
+    pub ms: u64,
+    /// The sequence part.
+    pub seq: u64,
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A stream decoded from its payload (types 15, 19, 21): what typed commands need to build the
+/// same stream elsewhere (`XADD`, `XSETID`, `XGROUP CREATE`, `XCLAIM … FORCE`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stream {
+    /// The entries that exist (not deleted), in id order, each with its fields and values in order.
+    pub entries: Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)>,
+    /// The last id the stream generated (may be past the last entry's).
+    pub last_id: StreamId,
+    /// Types 19 and 21 (Redis 7.0+): the largest id ever deleted, and how many entries were
+    /// ever added. `None` for type 15 (Redis 6.2 keeps neither).
+    pub counters: Option<(StreamId, u64)>,
+    /// The consumer groups.
+    pub groups: Vec<StreamGroup>,
+}
+
+/// A consumer group of a decoded [`Stream`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamGroup {
+    /// Its name.
+    pub name: Vec<u8>,
+    /// The last id delivered to it.
+    pub last_delivered: StreamId,
+    /// How many entries it read (`-1`: unknown), for types 19 and 21; `None` for type 15.
+    pub entries_read: Option<i64>,
+    /// Its pending entries in id order: id, owning consumer, last delivery time (Unix ms),
+    /// delivery count.
+    pub pending: Vec<(StreamId, Vec<u8>, i64, u64)>,
+    /// Its consumers' names (with or without pending entries).
+    pub consumers: Vec<Vec<u8>>,
+}
+
+const STREAM_ITEM_DELETED: i64 = 1;
+const STREAM_ITEM_SAMEFIELDS: i64 = 2;
+
+fn stream_id(raw: &[u8]) -> R<StreamId> {
+    // A node key or PEL id: 16 bytes, ms and seq big-endian.
+    if raw.len() != 16 {
+        return Err(RdbError::Corrupt("stream id"));
+    }
+    Ok(StreamId {
+        ms: u64::from_be_bytes(raw[..8].try_into().expect("8")),
+        seq: u64::from_be_bytes(raw[8..].try_into().expect("8")),
+    })
+}
+
+/// The entries of one stream listpack node whose master id is `master` (see `t_stream.c`): a
+/// master entry `count | deleted | n | field… | 0`, then per entry `flags | ms-diff | seq-diff |
+/// (values of the master fields, when flags has SAMEFIELDS | n | field value…) | lp-count`.
+fn stream_node(master: StreamId, lp: &[u8], out: &mut Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)>) -> R<()> {
+    let mut it = listpack(lp)?.into_iter();
+    let int = |it: &mut std::vec::IntoIter<Vec<u8>>| -> R<i64> {
+        let b = it.next().ok_or(RdbError::Corrupt("stream node truncated"))?;
+        std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()).ok_or(RdbError::Corrupt("stream node number"))
+    };
+    let count = int(&mut it)?;
+    let deleted = int(&mut it)?;
+    let nfields = usize::try_from(int(&mut it)?).map_err(|_| RdbError::Corrupt("stream master fields"))?;
+    let master_fields: Vec<Vec<u8>> =
+        (0..nfields).map(|_| it.next()).collect::<Option<_>>().ok_or(RdbError::Corrupt("stream master fields"))?;
+    if int(&mut it)? != 0 {
+        return Err(RdbError::Corrupt("stream master entry terminator"));
+    }
+    let total = count.checked_add(deleted).filter(|&n| n >= 0).ok_or(RdbError::Corrupt("stream node counts"))?;
+    let mut live = 0;
+    for _ in 0..total {
+        let flags = int(&mut it)?;
+        let id = StreamId {
+            ms: master.ms.wrapping_add(int(&mut it)? as u64),
+            seq: master.seq.wrapping_add(int(&mut it)? as u64),
+        };
+        let mut pairs = Vec::new();
+        if flags & STREAM_ITEM_SAMEFIELDS != 0 {
+            for f in &master_fields {
+                pairs.push((f.clone(), it.next().ok_or(RdbError::Corrupt("stream entry values"))?));
+            }
+        } else {
+            let n = int(&mut it)?;
+            for _ in 0..n {
+                let f = it.next().ok_or(RdbError::Corrupt("stream entry fields"))?;
+                pairs.push((f, it.next().ok_or(RdbError::Corrupt("stream entry values"))?));
+            }
+        }
+        int(&mut it)?; // lp-count, for iterating backwards
+        if flags & STREAM_ITEM_DELETED == 0 {
+            live += 1;
+            out.push((id, pairs));
+        }
+    }
+    if live != count || it.next().is_some() {
+        return Err(RdbError::Corrupt("stream node counts"));
+    }
+    Ok(())
+}
+
+/// Decodes a stream payload (types 15, 19, 21; footer checked): entries, last id, counters and
+/// consumer groups with their pending entries and consumers. What is left out is what no command
+/// can set: consumers' seen and active times.
+pub fn decode_stream(payload: &[u8]) -> R<Stream> {
+    let body = check_footer(payload)?;
+    let t = body[0];
+    let rank = match t {
+        ty::STREAM_LISTPACKS => 0,
+        ty::STREAM_LISTPACKS_2 => 1,
+        ty::STREAM_LISTPACKS_3 => 2,
+        _ => return Err(RdbError::Opaque(t)),
+    };
+    let mut r = Reader { b: body, pos: 1 };
+    let mut s = Stream::default();
+    let nodes = r.len()?;
+    for _ in 0..nodes {
+        let master = stream_id(&r.string()?)?;
+        let lp = r.string()?;
+        stream_node(master, &lp, &mut s.entries)?;
+    }
+    if !s.entries.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(RdbError::Corrupt("stream ids out of order"));
+    }
+    let length = r.raw_len()?;
+    if length != s.entries.len() as u64 {
+        return Err(RdbError::Corrupt("stream length"));
+    }
+    s.last_id = StreamId { ms: r.raw_len()?, seq: r.raw_len()? };
+    if rank >= 1 {
+        let _first = StreamId { ms: r.raw_len()?, seq: r.raw_len()? };
+        let max_deleted = StreamId { ms: r.raw_len()?, seq: r.raw_len()? };
+        s.counters = Some((max_deleted, r.raw_len()?));
+    }
+    let groups = r.len()?;
+    for _ in 0..groups {
+        let mut g = StreamGroup {
+            name: r.string()?,
+            last_delivered: StreamId { ms: r.raw_len()?, seq: r.raw_len()? },
+            ..StreamGroup::default()
+        };
+        if rank >= 1 {
+            // Saved as an unsigned length: -1 (unknown) arrives as u64::MAX.
+            g.entries_read = Some(r.raw_len()? as i64);
+        }
+        let pel = r.len()?;
+        let mut nacks = BTreeMap::new();
+        for _ in 0..pel {
+            let id = stream_id(r.take(16)?)?;
+            let at = i64::from_le_bytes(r.take(8)?.try_into().expect("8"));
+            nacks.insert(id, (at, r.raw_len()?));
+        }
+        let consumers = r.len()?;
+        let mut owner = BTreeMap::new();
+        for _ in 0..consumers {
+            let name = r.string()?;
+            r.take(if rank >= 2 { 16 } else { 8 })?; // seen time (and active time)
+            let owned = r.len()?;
+            for _ in 0..owned {
+                let id = stream_id(r.take(16)?)?;
+                if !nacks.contains_key(&id) || owner.insert(id, name.clone()).is_some() {
+                    return Err(RdbError::Corrupt("consumer PEL"));
+                }
+            }
+            g.consumers.push(name);
+        }
+        for (id, (at, count)) in nacks {
+            let who = owner.remove(&id).ok_or(RdbError::Corrupt("a pending entry without a consumer"))?;
+            g.pending.push((id, who, at, count));
+        }
+        s.groups.push(g);
+    }
+    if r.pos != body.len() {
+        return Err(RdbError::Corrupt("bytes left after the stream"));
+    }
+    Ok(s)
 }
 
 fn put_len(out: &mut Vec<u8>, n: u64) {
@@ -1084,6 +1272,57 @@ mod tests {
         let mut cut = check_footer(V91_X).unwrap().to_vec();
         cut.truncate(cut.len() - 3);
         assert!(matches!(downgrade_stream(&with_footer(&cut, 80), 15, 9), Err(RdbError::Corrupt(_))));
+    }
+
+    #[test]
+    fn streams_decode_with_groups_pending_entries_and_consumers() {
+        let one = StreamId { ms: 1, seq: 1 };
+        for (server, p) in [("redis 6.2", R62_X), ("redis 7.0", R70_X), ("valkey 8.1", V81_X), ("valkey 9.1", V91_X)] {
+            let s = decode_stream(p).unwrap();
+            assert_eq!(s.entries, vec![(one, vec![(b"f".to_vec(), b"v".to_vec())])], "{server}");
+            assert_eq!(s.last_id, one, "{server}");
+            assert_eq!(s.counters, (server != "redis 6.2").then_some((StreamId::default(), 1)), "{server}");
+            let [g] = &s.groups[..] else { panic!("{server}: {:?}", s.groups) };
+            assert_eq!((&g.name[..], g.last_delivered, &g.consumers[..]), (&b"g"[..], one, &[b"c".to_vec()][..]));
+            assert_eq!(g.entries_read, (server != "redis 6.2").then_some(1), "{server}");
+            assert!(
+                matches!(&g.pending[..], [(id, c, at, 1)] if *id == one && c == b"c" && *at > 1_600_000_000_000),
+                "{server}: {:?}",
+                g.pending
+            );
+            // The older stream types carry the same entries, groups and pending entries.
+            let s15 = decode_stream(&downgrade_stream(p, 15, 9).unwrap()).unwrap();
+            assert_eq!(
+                (&s15.entries, s15.last_id, s15.groups[0].pending.clone()),
+                (&s.entries, one, g.pending.clone())
+            );
+        }
+        assert!(matches!(decode_stream(V91_H), Err(RdbError::Opaque(16))));
+        let mut cut = check_footer(V91_X).unwrap().to_vec();
+        cut.truncate(cut.len() - 3);
+        assert!(matches!(decode_stream(&with_footer(&cut, 80)), Err(RdbError::Corrupt(_))));
+    }
+
+    #[test]
+    fn stream_nodes_skip_deleted_entries_and_read_their_own_fields() {
+        // Master id 5-0, master field "a"; 5-1 deleted (same fields), 5-2 with fields b, c.
+        let node = lp(&[
+            b"\x01", b"\x01", b"\x01", b"\x81a", b"\x00", b"\x03", b"\x00", b"\x01", b"\x81x", b"\x04", b"\x00",
+            b"\x00", b"\x02", b"\x02", b"\x81b", b"\x81p", b"\x81c", b"\x81q", b"\x08",
+        ]);
+        let mut body = vec![ty::STREAM_LISTPACKS, 1, 16];
+        body.extend_from_slice(&5u64.to_be_bytes());
+        body.extend_from_slice(&0u64.to_be_bytes());
+        put_string(&mut body, &node);
+        body.extend_from_slice(&[1, 9, 9, 0]); // length 1, last id 9-9, no groups
+        let s = decode_stream(&with_footer(&body, 9)).unwrap();
+        let want = vec![(b"b".to_vec(), b"p".to_vec()), (b"c".to_vec(), b"q".to_vec())];
+        assert_eq!(s.entries, vec![(StreamId { ms: 5, seq: 2 }, want)]);
+        assert_eq!((s.last_id.to_string(), s.counters, s.groups.len()), ("9-9".to_string(), None, 0));
+        // A length that disagrees with the live entries is corrupt.
+        let at = body.len() - 4;
+        body[at] = 2;
+        assert!(matches!(decode_stream(&with_footer(&body, 9)), Err(RdbError::Corrupt(_))));
     }
 
     #[test]

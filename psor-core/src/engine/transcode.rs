@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `restore` | the target reads the payload as it is | the payload |
 //! | `transcoded` | it does not | the same object with the target's RDB version (when the target knows the type), else the value re-encoded in the plain RDB types every server loads; a stream rewritten as the older stream type |
-//! | `rebuilt` | the payload to send exceeds the target's `proto-max-bulk-len` | typed commands a few MiB each into a temporary key in the target key's slot, then `RENAME` into place (`rebuild`) |
+//! | `rebuilt` | the payload to send exceeds the target's `proto-max-bulk-len` | typed commands a few MiB each into a temporary key in the target key's slot, then `RENAME` into place (`rebuild`); a stream as `XADD` with its exact ids, `XGROUP CREATE`, `XCLAIM … FORCE` per pending entry and `XSETID` |
 //!
 //! What a transcoded stream does not carry is only what the older type has no place for (see
 //! [`rdb::downgrade_stream`]); entries, last id, consumer groups with their last-delivered ids,
@@ -328,14 +328,16 @@ pub(crate) fn rebuild(
     use super::router::Routed;
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let t = rdb::payload_type(payload).unwrap_or(0xff);
+    if matches!(t, 15 | 19 | 21) {
+        let stream = match rdb::decode_stream(payload) {
+            Ok(s) => s,
+            Err(e) => return Ok(Rebuilt::Unfit(describe(t, &e))),
+        };
+        let tmp = temp_key(slot, cluster, SEQ.fetch_add(1, Relaxed));
+        return rebuild_stream(router, slot, &tmp, dst, &stream, expiry, replace, max_payload);
+    }
     let decoded = match rdb::decode_full(payload) {
         Ok(d) => d,
-        Err(e) if matches!(t, 15 | 19 | 21) => {
-            return Ok(Rebuilt::Unfit(format!(
-                "a stream whose payload is larger than the target's proto-max-bulk-len ({max_payload} bytes); \
-                 psor does not rebuild streams in chunks ({e})"
-            )))
-        }
         Err(e) => return Ok(Rebuilt::Unfit(describe(t, &e))),
     };
     if !decoded.field_expiry.is_empty() && !drop_field_ttls {
@@ -415,28 +417,73 @@ pub(crate) fn rebuild(
         // missing key is nil).
         return Ok(Rebuilt::Unfit("an empty value".into()));
     }
+    finish(router, slot, &tmp, dst, expiry, replace)
+}
+
+/// The first server error among `replies`.
+fn first_error(replies: Vec<redis::Value>) -> Option<redis::ServerError> {
+    replies.into_iter().find_map(|v| match v {
+        redis::Value::ServerError(e) => Some(e),
+        _ => None,
+    })
+}
+
+/// Sends `cmds` (each with the bytes it carries) to `slot`'s master, pipelined a few MiB
+/// (`limit`) at a time; stops at the first command the server refuses and returns its error.
+fn send_chunked(
+    router: &mut super::router::Router,
+    slot: u16,
+    op: &'static str,
+    cmds: Vec<(redis::Cmd, u64)>,
+    limit: u64,
+) -> Result<Option<redis::ServerError>> {
+    use super::router::Routed;
+    let mut batch = Vec::new();
+    let mut bytes = 0u64;
+    let mut it = cmds.into_iter().peekable();
+    while let Some((cmd, n)) = it.next() {
+        bytes += n;
+        batch.push(Routed { slot, cmd });
+        if it.peek().is_none_or(|(_, m)| bytes + m > limit) {
+            if let Some(e) = first_error(router.run(op, &batch)?) {
+                return Ok(Some(e));
+            }
+            batch.clear();
+            bytes = 0;
+        }
+    }
+    Ok(None)
+}
+
+/// Gives the built temporary key `tmp` its expiry and renames it to `dst` (`RENAMENX` unless
+/// `replace`); on any refusal the temporary key is removed.
+fn finish(
+    router: &mut super::router::Router,
+    slot: u16,
+    tmp: &[u8],
+    dst: &[u8],
+    expiry: Expiry,
+    replace: bool,
+) -> Result<Rebuilt> {
+    use super::router::Routed;
+    let mut del = redis::cmd("UNLINK");
+    del.arg(tmp);
+    let cleanup = |router: &mut super::router::Router| router.run("UNLINK", &[Routed { slot, cmd: del.clone() }]);
     let mut exp = match expiry {
         Expiry::Never => redis::cmd("PERSIST"),
-        Expiry::At(at) => {
-            let mut c = redis::cmd("PEXPIREAT");
-            c.arg(&tmp).arg(at);
-            c
-        }
-        Expiry::In(ms) => {
-            let mut c = redis::cmd("PEXPIRE");
-            c.arg(&tmp).arg(ms);
-            c
-        }
+        Expiry::At(_) => redis::cmd("PEXPIREAT"),
+        Expiry::In(_) => redis::cmd("PEXPIRE"),
     };
-    if matches!(expiry, Expiry::Never) {
-        exp.arg(&tmp);
+    exp.arg(tmp);
+    if let Expiry::At(ms) | Expiry::In(ms) = expiry {
+        exp.arg(ms);
     }
-    if let Some(e) = send(router, exp)? {
+    if let Some(e) = first_error(router.run("RESTORE", &[Routed { slot, cmd: exp }])?) {
         cleanup(router)?;
         return Ok(Rebuilt::Failed(e));
     }
     let mut ren = redis::cmd(if replace { "RENAME" } else { "RENAMENX" });
-    ren.arg(&tmp).arg(dst);
+    ren.arg(tmp).arg(dst);
     let reply = router.run("RENAME", &[Routed { slot, cmd: ren }])?;
     match reply.into_iter().next() {
         Some(redis::Value::Int(0)) => {
@@ -449,6 +496,155 @@ pub(crate) fn rebuild(
         }
         _ => Ok(Rebuilt::Done),
     }
+}
+
+/// True when `XINFO STREAM` of `key` reports `entries-added`: the target keeps Redis 7.0's
+/// stream counters (and takes `XSETID … ENTRIESADDED … MAXDELETEDID` and `XGROUP CREATE …
+/// ENTRIESREAD`); Redis 6.2 has neither. Asked of the server itself, not guessed from its
+/// version.
+fn keeps_stream_counters(router: &mut super::router::Router, slot: u16, key: &[u8]) -> Result<bool> {
+    use super::router::Routed;
+    let mut info = redis::cmd("XINFO");
+    info.arg("STREAM").arg(key);
+    let reply = router.run("XINFO", &[Routed { slot, cmd: info }])?;
+    let is_name = |v: &redis::Value| {
+        matches!(v, redis::Value::BulkString(b) if b == b"entries-added")
+            || matches!(v, redis::Value::SimpleString(s) if s == "entries-added")
+    };
+    Ok(match reply.first() {
+        Some(redis::Value::Array(a)) => a.iter().any(is_name),
+        Some(redis::Value::Map(m)) => m.iter().any(|(k, _)| is_name(k)),
+        _ => false,
+    })
+}
+
+/// The field a placeholder entry carries: an entry that is pending in a group but no longer in
+/// the stream (deleted or trimmed after delivery) is added for `XCLAIM … FORCE` (which, from
+/// Redis 7.0 on, claims only entries that exist) and deleted again right after.
+const PLACEHOLDER_FIELD: &str = "psor-placeholder";
+
+/// Rebuilds a stream at `dst` through the temporary key `tmp`: `XADD` of every entry with its
+/// exact id (a few MiB per pipeline), the consumer groups (`XGROUP CREATE` at their
+/// last-delivered ids, with their entries-read counters where the target keeps them), their
+/// consumers (`XGROUP CREATECONSUMER`) and pending entries (`XCLAIM … TIME … RETRYCOUNT …
+/// FORCE JUSTID`: owner, last delivery time and delivery count), then `XSETID` with the last
+/// id (and, where the target keeps them, the entries-added counter and the max deleted id).
+/// Consumers' seen and active times cannot be set by any command: they start at the rebuild.
+// The same arguments as `rebuild`, which has already decoded the stream.
+#[allow(clippy::too_many_arguments)]
+fn rebuild_stream(
+    router: &mut super::router::Router,
+    slot: u16,
+    tmp: &[u8],
+    dst: &[u8],
+    s: &rdb::Stream,
+    expiry: Expiry,
+    replace: bool,
+    max_payload: u64,
+) -> Result<Rebuilt> {
+    use super::router::Routed;
+    let limit = CHUNK_BYTES.min(max_payload / 2).max(1);
+    let biggest = s.entries.iter().flat_map(|(_, fv)| fv).map(|(f, v)| f.len().max(v.len())).max().unwrap_or(0);
+    if biggest as u64 > max_payload {
+        return Ok(Rebuilt::Unfit(format!(
+            "a stream that holds a field or value of {biggest} bytes, more than the target's proto-max-bulk-len \
+             ({max_payload} bytes)"
+        )));
+    }
+    let cmd = |name: &str| {
+        let mut c = redis::cmd(name);
+        c.arg(tmp);
+        c
+    };
+    let del = cmd("UNLINK");
+    if let Some(e) = first_error(router.run("UNLINK", &[Routed { slot, cmd: del.clone() }])?) {
+        return Ok(Rebuilt::Failed(e));
+    }
+    let failed = |router: &mut super::router::Router, e: redis::ServerError| -> Result<Rebuilt> {
+        router.run("UNLINK", &[Routed { slot, cmd: del.clone() }])?;
+        Ok(Rebuilt::Failed(e))
+    };
+    // Entries and placeholders, in id order.
+    let live: std::collections::BTreeSet<rdb::StreamId> = s.entries.iter().map(|(id, _)| *id).collect();
+    let placeholders: std::collections::BTreeSet<rdb::StreamId> =
+        s.groups.iter().flat_map(|g| g.pending.iter().map(|p| p.0)).filter(|id| !live.contains(id)).collect();
+    let mut adds: Vec<(rdb::StreamId, Option<&[(Vec<u8>, Vec<u8>)]>)> =
+        s.entries.iter().map(|(id, fv)| (*id, Some(fv.as_slice()))).collect();
+    adds.extend(placeholders.iter().map(|id| (*id, None)));
+    adds.sort_by_key(|a| a.0);
+    let mut cmds: Vec<(redis::Cmd, u64)> = Vec::with_capacity(adds.len() + 1);
+    for (id, fv) in &adds {
+        let mut c = cmd("XADD");
+        c.arg(id.to_string());
+        let mut bytes = 32;
+        match fv {
+            Some(fv) => fv.iter().for_each(|(f, v)| {
+                c.arg(f.as_slice()).arg(v.as_slice());
+                bytes += f.len() as u64 + v.len() as u64 + 16;
+            }),
+            None => {
+                c.arg(PLACEHOLDER_FIELD).arg("");
+            }
+        }
+        cmds.push((c, bytes));
+        if cmds.len() == 1 {
+            // Should psor stop half-way, the temporary key goes by itself.
+            let mut exp = cmd("PEXPIRE");
+            exp.arg(3_600_000);
+            cmds.push((exp, 32));
+        }
+    }
+    if adds.is_empty() {
+        // No entry to add: the stream is made by a group that goes again at once.
+        let mut c = redis::cmd("XGROUP");
+        c.arg("CREATE").arg(tmp).arg(PLACEHOLDER_FIELD).arg("0").arg("MKSTREAM");
+        let mut d = redis::cmd("XGROUP");
+        d.arg("DESTROY").arg(tmp).arg(PLACEHOLDER_FIELD);
+        let mut exp = cmd("PEXPIRE");
+        exp.arg(3_600_000);
+        cmds.extend([(c, 64), (d, 64), (exp, 32)]);
+    }
+    if let Some(e) = send_chunked(router, slot, "XADD", cmds, limit)? {
+        return failed(router, e);
+    }
+    let counters = keeps_stream_counters(router, slot, tmp)?;
+    let mut cmds: Vec<(redis::Cmd, u64)> = Vec::new();
+    for g in &s.groups {
+        let mut c = redis::cmd("XGROUP");
+        c.arg("CREATE").arg(tmp).arg(g.name.as_slice()).arg(g.last_delivered.to_string());
+        if let (true, Some(n)) = (counters, g.entries_read) {
+            c.arg("ENTRIESREAD").arg(n);
+        }
+        cmds.push((c, 64 + g.name.len() as u64));
+        for c in &g.consumers {
+            let mut x = redis::cmd("XGROUP");
+            x.arg("CREATECONSUMER").arg(tmp).arg(g.name.as_slice()).arg(c.as_slice());
+            cmds.push((x, 64 + g.name.len() as u64 + c.len() as u64));
+        }
+        for (id, who, at, count) in &g.pending {
+            let mut x = cmd("XCLAIM");
+            x.arg(g.name.as_slice()).arg(who.as_slice()).arg(0).arg(id.to_string());
+            x.arg("TIME").arg(*at).arg("RETRYCOUNT").arg(*count).arg("FORCE").arg("JUSTID");
+            cmds.push((x, 96 + g.name.len() as u64 + who.len() as u64));
+        }
+    }
+    if !placeholders.is_empty() {
+        let mut x = cmd("XDEL");
+        placeholders.iter().for_each(|id| {
+            x.arg(id.to_string());
+        });
+        cmds.push((x, 48 * placeholders.len() as u64));
+    }
+    let mut x = cmd("XSETID");
+    x.arg(s.last_id.to_string());
+    if let (true, Some((max_deleted, added))) = (counters, s.counters) {
+        x.arg("ENTRIESADDED").arg(added).arg("MAXDELETEDID").arg(max_deleted.to_string());
+    }
+    cmds.push((x, 96));
+    if let Some(e) = send_chunked(router, slot, "XGROUP", cmds, limit)? {
+        return failed(router, e);
+    }
+    finish(router, slot, tmp, dst, expiry, replace)
 }
 
 #[cfg(test)]
