@@ -323,6 +323,15 @@ fn export(psor: &Psor, path: &Path) {
 }
 
 fn import(target: &Psor, path: &Path, to: &str) -> Result<snapshot::ImportOutcome, snapshot::Error> {
+    import_with(target, path, to, &engine())
+}
+
+fn import_with(
+    target: &Psor,
+    path: &Path,
+    to: &str,
+    engine: &EngineOptions,
+) -> Result<snapshot::ImportOutcome, snapshot::Error> {
     let opts = ImportOptions {
         path: path.to_path_buf(),
         rename: Some(Rename { from: prefix("src:"), to: prefix(to) }),
@@ -330,7 +339,7 @@ fn import(target: &Psor, path: &Path, to: &str) -> Result<snapshot::ImportOutcom
         dry_run: false,
         sample: 0,
     };
-    snapshot::import(target, &opts, &engine(), Arc::new(Progress::new()))
+    snapshot::import(target, &opts, engine, Arc::new(Progress::new()))
 }
 
 /// The oldest RDB version of the two: whether a payload must change on the way.
@@ -525,11 +534,17 @@ fn hash_field_expirations_are_kept_where_the_target_has_them_and_refused_or_drop
 
 /// A snapshot of one record per `(key, payload)`, as if exported from Valkey 9.1.
 fn handmade(path: &Path, records: &[(&str, Vec<u8>)]) {
+    handmade_from(path, "7.2.4", records)
+}
+
+/// A snapshot of one record per `(key, payload)`, as if exported from a server that reported
+/// `server_version`.
+fn handmade_from(path: &Path, server_version: &str, records: &[(&str, Vec<u8>)]) {
     use psor_formats::{Header, KeyKind, Record, Selection, SnapshotWriter, Source};
     let header = Header::new(
         0,
         Source {
-            server_version: "7.2.4".into(),
+            server_version: server_version.into(),
             spec: "redis://x:1".into(),
             selection: Selection::Prefix(b"src:".to_vec()),
         },
@@ -832,4 +847,98 @@ fn streams_bigger_than_the_targets_proto_max_bulk_len_are_rebuilt_with_groups_an
             assert_eq!(dbsize(&dst), 2);
         }
     }
+}
+
+/// A DUMP payload Redis 8.0.2 made (tests/fixtures/rdb/redis-8.0.2, by
+/// scripts/make-rdb-fixtures.sh), and what that server replied for the key (the JSON beside it).
+fn redis_8_fixture(name: &str) -> (Vec<u8>, serde_json::Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rdb/redis-8.0.2");
+    let hex = std::fs::read_to_string(dir.join(format!("{name}.hex"))).unwrap();
+    let hex = hex.trim();
+    let payload = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let json = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    (payload, json)
+}
+
+/// Each field's value and absolute expiry (-1: none) on `server`, against what Redis 8 replied.
+fn assert_fields_as_redis_8(server: &Server, key: &str, want: &serde_json::Value, with_expiry: bool) {
+    let mut con = server.conn();
+    let values = want["value"].as_object().unwrap();
+    let got: BTreeMap<String, String> = redis::cmd("HGETALL").arg(key).query(&mut con).unwrap();
+    let expected: BTreeMap<String, String> =
+        values.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    assert_eq!(got, expected, "{key}");
+    if with_expiry {
+        let fields: Vec<&String> = values.keys().collect();
+        let at: Vec<i64> =
+            redis::cmd("HPEXPIRETIME").arg(key).arg("FIELDS").arg(fields.len()).arg(&fields).query(&mut con).unwrap();
+        let expected: Vec<i64> = fields
+            .iter()
+            .map(|f| want["field_expiry_ms"].get(f.as_str()).map_or(-1, |v| v.as_i64().unwrap()))
+            .collect();
+        assert_eq!(at, expected, "{key}");
+    }
+}
+
+#[test]
+fn redis_8_payloads_import_into_valkey_9_with_field_expiries_and_elsewhere_only_without() {
+    if !all_installed() {
+        return;
+    }
+    let names =
+        ["hash_lpex", "hash_meta", "hash_lpex_persisted", "string", "list", "intset", "set", "zset", "hash", "stream"];
+    let fixtures: Vec<(Vec<u8>, serde_json::Value)> = names.iter().map(|n| redis_8_fixture(n)).collect();
+    let records: Vec<(String, Vec<u8>)> =
+        names.iter().zip(&fixtures).map(|(n, (p, _))| (format!("src:{n}"), p.clone())).collect();
+    let records: Vec<(&str, Vec<u8>)> = records.iter().map(|(k, p)| (k.as_str(), p.clone())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("redis-8.psnap");
+    handmade_from(&path, "8.0.2", &records);
+    let hashes = |server: &Server, to: &str, with_expiry: bool| {
+        for (n, (_, want)) in names.iter().zip(&fixtures).filter(|(_, (_, w))| w["type"] == "hash") {
+            assert_fields_as_redis_8(server, &format!("{to}{n}"), want, with_expiry);
+        }
+    };
+
+    // Valkey 9.1 refuses RDB 12 payloads: all transcoded, the hashes into its own type 22 with
+    // every field's absolute expiry.
+    let v91 = Server::start(Build::Valkey91, &[]);
+    let out = import(&v91.psor(), &path, "i:").unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.transcoded), (10, 0, 10), "{out:?}");
+    assert_eq!(out.paths.field_ttls_dropped, 0);
+    hashes(&v91, "i:", true);
+    let entries: Value = redis::cmd("XRANGE").arg("i:stream").arg("-").arg("+").query(&mut v91.conn()).unwrap();
+    assert_eq!(flat(&entries), r#"[["1-1",["f","v"]]]"#);
+
+    // Redis 7.0 has no field expirations: refused before anything is written, unless dropped.
+    let r70 = Server::start(Build::Redis70, &[]);
+    let err = import(&r70.psor(), &path, "i:").unwrap_err();
+    assert!(
+        matches!(&err, snapshot::Error::Refused(m) if m.contains("src:hash_") && m.contains("--drop-field-ttls")),
+        "{err}"
+    );
+    assert_eq!(dbsize(&r70), 0);
+    let drop = EngineOptions { drop_field_ttls: true, ..engine() };
+    let out = import_with(&r70.psor(), &path, "i:", &drop).unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.field_ttls_dropped), (10, 0, 2), "{out:?}");
+    hashes(&r70, "i:", false);
+
+    // The embedded store keeps them as they are; from there to Valkey 9.1, expiries still exact.
+    let store = dir.path().join("store.psnap");
+    let file =
+        Psor::connect(&PsorSpec::parse(&format!("file:{}", store.display())).unwrap(), &ConnectOptions::default())
+            .unwrap();
+    let out = import(&file, &path, "e:").unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.restore), (10, 0, 10), "{out:?}");
+    let co = CopyOptions {
+        from: prefix("e:"),
+        to: prefix("f:"),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let out = engine::copy(&file, Some(&v91.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap();
+    assert_eq!((out.counts.done, out.counts.failed), (10, 0), "{out:?}");
+    hashes(&v91, "f:", true);
 }

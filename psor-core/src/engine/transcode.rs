@@ -13,9 +13,11 @@
 //!
 //! What a transcoded stream does not carry is only what the older type has no place for (see
 //! [`rdb::downgrade_stream`]); entries, last id, consumer groups with their last-delivered ids,
-//! pending entries and consumers all arrive. A hash with field expirations (Valkey 9, type 22)
-//! goes as it is to a target that reads it; to any other it is refused unless the caller
-//! allows dropping the fields' expiries (`--drop-field-ttls`). A payload psor cannot decode (a
+//! pending entries and consumers all arrive. A hash with field expirations (Valkey 9's type 22,
+//! Redis 7.4+'s 24 and 25) goes as it is to a target that reads it, re-encoded in the target's
+//! own type to a target that keeps field expiries under another type (each field's absolute
+//! expiry kept); to any other it is refused unless the caller allows dropping the fields'
+//! expiries (`--drop-field-ttls`). A payload psor cannot decode (a
 //! module value, an unknown type or encoding) is refused with the key and what it is.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -246,11 +248,18 @@ impl TargetProfile {
                 .map_err(undecodable);
         }
         let decoded = rdb::decode_full(payload).map_err(undecodable)?;
-        let dropped = !decoded.field_expiry.is_empty();
-        if dropped && !drop_field_ttls {
+        let with_ttls = !decoded.field_expiry.is_empty();
+        if let (true, rdb::Typed::Hash(values)) = (with_ttls, &decoded.value) {
+            // Redis 7.4+'s types 24/25 and Valkey 9's 22 are each other's strangers, but both
+            // keep every field's absolute expiry: re-encoded in the target's own type.
+            if let Some(p) = rdb::encode_hash_with_ttls(values, &decoded.field_expiry, out_version) {
+                return Ok(Prepared::New(p, false));
+            }
+        }
+        if with_ttls && !drop_field_ttls {
             return Err(Unfit::FieldTtls);
         }
-        Ok(Prepared::New(rdb::encode_for(&decoded.value, out_version), dropped))
+        Ok(Prepared::New(rdb::encode_for(&decoded.value, out_version), with_ttls))
     }
 
     /// "Valkey 9.1.2" / "Redis 7.0.15".
@@ -261,7 +270,7 @@ impl TargetProfile {
 
 /// True when `payload` is a hash with field expirations that has at least one such field.
 pub fn has_field_ttls(payload: &[u8]) -> bool {
-    rdb::payload_type(payload) == Some(22)
+    matches!(rdb::payload_type(payload), Some(22 | 24 | 25))
         && rdb::decode_full(payload).map(|d| !d.field_expiry.is_empty()).unwrap_or(false)
 }
 
