@@ -268,6 +268,160 @@ impl TargetProfile {
     }
 }
 
+/// What a copy must check before it writes, from the two servers alone (see
+/// [`refuse_undecodable`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceCheck {
+    /// The target reads the source's payloads as they are, or psor decodes every one: nothing.
+    None,
+    /// The source writes an RDB version newer than psor decodes, which the target does not read:
+    /// refuse at once.
+    Refuse(u16),
+    /// The source's RDB version is not known (a product version newer than psor's table): read
+    /// it from the first key's payload.
+    Sample,
+    /// Payloads will be transcoded: when modules are loaded, look for module-typed keys.
+    Modules,
+}
+
+/// What a copy from a server writing RDB `source_rdb` (`None`: unknown) to `target` must check
+/// before it writes.
+pub(crate) fn source_check(source_rdb: Option<u16>, target: &TargetProfile) -> SourceCheck {
+    let target_reads = |v: u16| {
+        if target.product == Product::Embedded {
+            rdb::known_version(v)
+        } else {
+            rdb::version_reads_footer(target.rdb_version, v)
+        }
+    };
+    match source_rdb {
+        Some(v) if target_reads(v) => SourceCheck::None,
+        Some(v) if !rdb::known_version(v) => SourceCheck::Refuse(v),
+        Some(_) => SourceCheck::Modules,
+        None => SourceCheck::Sample,
+    }
+}
+
+fn newer_rdb(v: u16, source: &str, target: &TargetProfile) -> Error {
+    Error::Refused(format!(
+        "the source ({source}) writes DUMP payloads of RDB version {v}, newer than psor decodes (up to {} and \
+         Valkey's {}), and the target ({}) does not read them; nothing written",
+        rdb::MAX_RDB_VERSION,
+        rdb::VALKEY_9_RDB_VERSION,
+        target.describe()
+    ))
+}
+
+/// Modules a server lists in `MODULE LIST` that define no key type: Valkey 9's Lua engine.
+const KEYLESS_MODULES: [&str; 1] = ["lua"];
+
+/// The `name` of one `MODULE LIST` entry (a flat name/value array, or a RESP3 map).
+fn module_name(m: &redis::Value) -> Option<String> {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    match m {
+        redis::Value::Array(a) => {
+            a.chunks(2).find(|c| text(&c[0]).as_deref() == Some("name")).and_then(|c| c.get(1)).and_then(text)
+        }
+        redis::Value::Map(m) => m.iter().find(|(k, _)| text(k).as_deref() == Some("name")).and_then(|(_, v)| text(v)),
+        _ => None,
+    }
+}
+
+/// The type names `TYPE` answers for the types psor decodes; any other is a module's.
+const CORE_TYPES: [&str; 6] = ["string", "list", "set", "zset", "hash", "stream"];
+
+/// Refuses, before anything is written, a copy whose keys would have to be transcoded but that
+/// psor cannot decode, as far as that can be known without reading every value: a source whose
+/// RDB version is newer than psor decodes (from its version, or from the first key's payload
+/// when its version is newer than psor's table), and — when the source has modules loaded
+/// (`MODULE LIST`) — module-typed keys under the prefix (a `TYPE` pre-pass through the one
+/// SCAN loop), named with their count. An unknown encoding inside a known RDB version can only
+/// be found key by key: that key then fails, and nothing of it is written.
+pub(crate) fn refuse_undecodable(
+    source: &Psor,
+    target: &TargetProfile,
+    from: &crate::keys::KeyPrefix,
+    engine: &super::EngineOptions,
+) -> Result<()> {
+    use super::router::{Routed, Router};
+    let server = source.server();
+    if server.product == Product::Embedded {
+        // The embedded store holds only payloads psor decodes.
+        return Ok(());
+    }
+    let check = source_check(server.rdb_version(), target);
+    let modules = match check {
+        SourceCheck::None => return Ok(()),
+        SourceCheck::Refuse(v) => return Err(newer_rdb(v, &server.to_string(), target)),
+        SourceCheck::Sample => true,
+        SourceCheck::Modules => {
+            let node = source.masters().first().ok_or_else(|| Error::Refused("no master".into()))?;
+            let mut con = node.connect()?;
+            // MODULE may be renamed or denied by an ACL: then no pre-pass (each key is still
+            // checked before it is written).
+            let list: Vec<redis::Value> = redis::cmd("MODULE").arg("LIST").query(con.raw()).unwrap_or_default();
+            list.iter().any(|m| !module_name(m).is_some_and(|n| KEYLESS_MODULES.contains(&n.as_str())))
+        }
+    };
+    if !modules {
+        return Ok(());
+    }
+    let mut router = Router::new(source)?;
+    let slot = |k: &[u8]| if source.is_cluster() { crate::connect::key_slot(k) } else { 0 };
+    let (mut count, mut first) = (0u64, None::<(Vec<u8>, String)>);
+    let mut sampled = check != SourceCheck::Sample;
+    for batch in super::scan(source, from, engine, std::sync::Arc::new(crate::progress::Progress::new()))? {
+        let keys = batch?;
+        if !sampled {
+            if let Some(k) = keys.first() {
+                let mut dump = redis::cmd("DUMP");
+                dump.arg(k.as_slice());
+                if let Some(redis::Value::BulkString(p)) =
+                    router.run("DUMP", &[Routed { slot: slot(k), cmd: dump }])?.first()
+                {
+                    match rdb::footer_version(p) {
+                        Some(v) if source_check(Some(v), target) == SourceCheck::Refuse(v) => {
+                            return Err(newer_rdb(v, &server.to_string(), target))
+                        }
+                        _ => {}
+                    }
+                }
+                sampled = true;
+            }
+        }
+        let cmds: Vec<Routed> = keys
+            .iter()
+            .map(|k| {
+                let mut cmd = redis::cmd("TYPE");
+                cmd.arg(k.as_slice());
+                Routed { slot: slot(k), cmd }
+            })
+            .collect();
+        for (k, t) in keys.iter().zip(router.run("TYPE", &cmds)?) {
+            if let redis::Value::SimpleString(t) = t {
+                if t != "none" && !CORE_TYPES.contains(&t.as_str()) {
+                    count += 1;
+                    first.get_or_insert_with(|| (k.clone(), t));
+                }
+            }
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some((k, t)) => Err(Error::Refused(format!(
+            "{count} keys hold module values (first: {}, of type {t}), which psor cannot transcode for the target \
+             ({}); nothing written: copy them between servers that load the same module and read the source's \
+             payloads, or leave them out with another prefix",
+            crate::keys::display_key(&k),
+            target.describe()
+        ))),
+    }
+}
+
 /// True when `payload` is a hash with field expirations that has at least one such field.
 pub fn has_field_ttls(payload: &[u8]) -> bool {
     matches!(rdb::payload_type(payload), Some(22 | 24 | 25))
@@ -702,6 +856,23 @@ mod tests {
         let rdb::Typed::Hash(h) = rdb::decode(ok.bytes()).unwrap() else { panic!("not a hash") };
         assert_eq!(h.len(), 3);
         assert_eq!(prof(Product::Valkey, 9, 1).prepare(p, false).unwrap().path(), Path::Restore);
+    }
+
+    #[test]
+    fn what_a_copy_checks_before_writing() {
+        let r70 = prof(Product::Redis, 7, 0);
+        // Redis 6.2's payloads go as they are: nothing to check.
+        assert_eq!(source_check(Some(9), &r70), SourceCheck::None);
+        // Valkey 9's are transcoded: module keys are looked for.
+        assert_eq!(source_check(Some(80), &r70), SourceCheck::Modules);
+        assert_eq!(source_check(Some(80), &prof(Product::Valkey, 9, 1)), SourceCheck::None);
+        // A version psor does not decode, which the target does not read: refused at once.
+        assert_eq!(source_check(Some(99), &r70), SourceCheck::Refuse(99));
+        assert_eq!(source_check(Some(13), &prof(Product::Valkey, 9, 1)), SourceCheck::Refuse(13));
+        // A server newer than psor's table: its first payload tells.
+        assert_eq!(source_check(None, &r70), SourceCheck::Sample);
+        let e = newer_rdb(99, "Redis 9.0.0", &r70).to_string();
+        assert!(e.contains("RDB version 99") && e.contains("Redis 7.0") && e.contains("nothing written"), "{e}");
     }
 
     #[test]
