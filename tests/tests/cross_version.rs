@@ -28,9 +28,22 @@ enum Build {
     Redis70,
     Valkey81,
     Valkey91,
+    /// Optional: joins the matrix where `scripts/fetch-servers.sh` could fetch it.
+    Redis80,
 }
 
 const ALL: [Build; 4] = [Build::Redis62, Build::Redis70, Build::Valkey81, Build::Valkey91];
+
+/// The four builds, and Redis 8.0 where it is installed.
+fn builds() -> Vec<Build> {
+    let mut b = ALL.to_vec();
+    if Build::Redis80.kind().is_installed() {
+        b.push(Build::Redis80);
+    } else {
+        eprintln!("redis-8.0 not installed: the matrix runs without it (scripts/fetch-servers.sh fetches it)");
+    }
+    b
+}
 
 impl Build {
     fn name(self) -> &'static str {
@@ -43,6 +56,7 @@ impl Build {
             Build::Redis70 => ServerKind::Redis70,
             Build::Valkey81 => ServerKind::Valkey81,
             Build::Valkey91 => ServerKind::Valkey91,
+            Build::Redis80 => ServerKind::Redis80,
         }
     }
 
@@ -342,9 +356,15 @@ fn import_with(
     snapshot::import(target, &opts, engine, Arc::new(Progress::new()))
 }
 
-/// The oldest RDB version of the two: whether a payload must change on the way.
-fn newer(a: Build, b: Build) -> bool {
-    ALL.iter().position(|x| *x == a) > ALL.iter().position(|x| *x == b)
+/// Whether a payload of `a` must change on the way to `b`: `b` refuses `a`'s RDB version
+/// (Valkey 9 reads its own 80 and up to 11; the others up to their own).
+fn transcodes(a: Build, b: Build) -> bool {
+    let (from, to) = (a.kind().rdb_version(), b.kind().rdb_version());
+    if to == 80 {
+        from != 80 && from > 11
+    } else {
+        from > to
+    }
 }
 
 #[test]
@@ -353,7 +373,7 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
         return;
     }
     let started = Instant::now();
-    let servers: Vec<Server> = ALL.iter().map(|b| Server::start(*b, &[])).collect();
+    let servers: Vec<Server> = builds().iter().map(|b| Server::start(*b, &[])).collect();
     let psors: Vec<Psor> = servers.iter().map(Server::psor).collect();
     for s in &servers {
         populate(&mut s.conn());
@@ -382,7 +402,7 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
                     "copy {what}: {out:?}"
                 );
                 // A newer source's payloads are transcoded, never tried as they are.
-                if newer(src.build, dst.build) {
+                if transcodes(src.build, dst.build) {
                     assert!(out.paths.transcoded > 0 && out.paths.restore == 0, "copy {what}: {:?}", out.paths);
                 } else {
                     assert_eq!(out.paths.transcoded, 0, "copy {what}: {:?}", out.paths);
@@ -428,7 +448,8 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
         }
     }
     file.flush().unwrap();
-    eprintln!("16 pairs by copy and snapshot, and file:, in {:.1}s", started.elapsed().as_secs_f64());
+    let n = servers.len() * servers.len();
+    eprintln!("{n} pairs by copy and snapshot, and file:, in {:.1}s", started.elapsed().as_secs_f64());
 }
 
 /// `HSET` + per-field `HPEXPIREAT` (Valkey 9): `n` hashes `src:hfe:<i>` whose field `a` expires
@@ -941,4 +962,114 @@ fn redis_8_payloads_import_into_valkey_9_with_field_expiries_and_elsewhere_only_
     let out = engine::copy(&file, Some(&v91.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap();
     assert_eq!((out.counts.done, out.counts.failed), (10, 0), "{out:?}");
     hashes(&v91, "f:", true);
+}
+
+#[test]
+fn redis_8_field_expirations_cross_to_valkey_9_and_back_and_module_values_are_refused_before_writing() {
+    if !all_installed() {
+        return;
+    }
+    if !Build::Redis80.kind().is_installed() {
+        eprintln!("skipped: redis-8.0 not installed (scripts/fetch-servers.sh fetches it)");
+        return;
+    }
+    let r8 = Server::start(Build::Redis80, &[]);
+    let v91 = Server::start(Build::Valkey91, &[]);
+    let r70 = Server::start(Build::Redis70, &[]);
+    // Three small hashes (Redis 8: listpack-ex, type 25) and a big one (hashtable, type 24).
+    let at = populate_field_ttls(&mut r8.conn(), 3);
+    let fields: Vec<(String, String)> = (0..300).map(|i| (format!("f{i}"), format!("v{i}"))).collect();
+    redis::cmd("HSET").arg("src:hfe:big").arg(&fields).query::<()>(&mut r8.conn()).unwrap();
+    redis::cmd("HPEXPIREAT")
+        .arg("src:hfe:big")
+        .arg(at + 7)
+        .arg("FIELDS")
+        .arg(2)
+        .arg(&["f7", "f299"])
+        .query::<()>(&mut r8.conn())
+        .unwrap();
+    redis::cmd("SET").arg("src:plain").arg("x").query::<()>(&mut r8.conn()).unwrap();
+    let big_expiries = |s: &Server, key: &str| -> Vec<i64> {
+        redis::cmd("HPEXPIRETIME")
+            .arg(key)
+            .arg("FIELDS")
+            .arg(3)
+            .arg(&["f7", "f8", "f299"])
+            .query(&mut s.conn())
+            .unwrap()
+    };
+
+    // Redis 8 → Valkey 9.1: transcoded into Valkey's type 22, every field's absolute expiry kept.
+    let out = copy_to(&r8.psor(), &v91.psor(), "c:", &engine());
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.transcoded), (5, 0, 5), "{out:?}");
+    assert_eq!(field_expiries(&mut v91.conn(), "c:hfe:2"), vec![at, at + 3_600_000, -1]);
+    assert_eq!(big_expiries(&v91, "c:hfe:big"), vec![at + 7, -1, at + 7]);
+    assert_same("redis 8 → valkey 9.1", &digest(&r8, "src:"), &digest(&v91, "c:"), true);
+
+    // Valkey 9.1 → Redis 8: type 22 into Redis's type 24, expiries kept.
+    let back = Server::start(Build::Redis80, &[]);
+    let co = CopyOptions {
+        from: prefix("c:"),
+        to: prefix("b:"),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let out = engine::copy(&v91.psor(), Some(&back.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.transcoded), (5, 0, 5), "{out:?}");
+    assert_eq!(field_expiries(&mut back.conn(), "b:hfe:0"), vec![at, at + 3_600_000, -1]);
+    assert_eq!(big_expiries(&back, "b:hfe:big"), vec![at + 7, -1, at + 7]);
+
+    // Redis 8 → Redis 7.0: refused before anything is written (Redis 8 counts them as
+    // `subexpiry` in INFO keyspace), unless the fields' expiries may go.
+    let co = CopyOptions {
+        from: prefix("src:"),
+        to: prefix("c:"),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let err = engine::copy(&r8.psor(), Some(&r70.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap_err();
+    assert!(
+        matches!(&err, psor_core::Error::Refused(m) if m.contains("4 keys") && m.contains("--drop-field-ttls")),
+        "{err}"
+    );
+    assert_eq!(dbsize(&r70), 0);
+
+    // A module value (Redis 8's built-in vector sets): psor cannot transcode it, so a copy that
+    // must transcode is refused before anything is written, naming the key and the count.
+    redis::cmd("VADD")
+        .arg("src:vec")
+        .arg("VALUES")
+        .arg(3)
+        .arg(&["0.1", "0.2", "0.3"])
+        .arg("a")
+        .query::<Value>(&mut r8.conn())
+        .unwrap();
+    let drop = EngineOptions { drop_field_ttls: true, ..engine() };
+    for (target, name) in [(&r70, "Redis 7.0"), (&v91, "Valkey 9.1")] {
+        let co = CopyOptions {
+            from: prefix("src:"),
+            to: prefix("m:"),
+            replace: false,
+            move_keys: false,
+            dry_run: false,
+            sample: 0,
+        };
+        let err = engine::copy(&r8.psor(), Some(&target.psor()), &co, &drop, Arc::new(Progress::new())).unwrap_err();
+        assert!(
+            matches!(&err, psor_core::Error::Refused(m) if m.contains("1 keys hold module values") && m.contains("src:vec") && m.contains("vectorset")),
+            "{name}: {err}"
+        );
+    }
+    assert_eq!(dbsize(&r70), 0);
+    assert_eq!(dbsize(&v91), 5, "only the first copy's keys");
+    // Between two Redis 8 servers the payload goes as it is: no pre-pass, no refusal.
+    let other = Server::start(Build::Redis80, &[]);
+    let out = copy_to(&r8.psor(), &other.psor(), "c:", &engine());
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.restore), (6, 0, 6), "{out:?}");
+    let card: i64 = redis::cmd("VCARD").arg("c:vec").query(&mut other.conn()).unwrap();
+    assert_eq!(card, 1);
 }
