@@ -496,12 +496,15 @@ impl std::fmt::Display for StreamId {
     }
 }
 
+/// One stream entry: its id, and its fields and values in order.
+pub type StreamEntry = (StreamId, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// A stream decoded from its payload (types 15, 19, 21): what typed commands need to build the
 /// same stream elsewhere (`XADD`, `XSETID`, `XGROUP CREATE`, `XCLAIM … FORCE`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stream {
     /// The entries that exist (not deleted), in id order, each with its fields and values in order.
-    pub entries: Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub entries: Vec<StreamEntry>,
     /// The last id the stream generated (may be past the last entry's).
     pub last_id: StreamId,
     /// Types 19 and 21 (Redis 7.0+): the largest id ever deleted, and how many entries were
@@ -544,7 +547,7 @@ fn stream_id(raw: &[u8]) -> R<StreamId> {
 /// The entries of one stream listpack node whose master id is `master` (see `t_stream.c`): a
 /// master entry `count | deleted | n | field… | 0`, then per entry `flags | ms-diff | seq-diff |
 /// (values of the master fields, when flags has SAMEFIELDS | n | field value…) | lp-count`.
-fn stream_node(master: StreamId, lp: &[u8], out: &mut Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)>) -> R<()> {
+fn stream_node(master: StreamId, lp: &[u8], out: &mut Vec<StreamEntry>) -> R<()> {
     let mut it = listpack(lp)?.into_iter();
     let int = |it: &mut std::vec::IntoIter<Vec<u8>>| -> R<i64> {
         let b = it.next().ok_or(RdbError::Corrupt("stream node truncated"))?;
@@ -1459,8 +1462,7 @@ mod tests {
                             (e[0].as_str().unwrap().to_string(), fv.chunks(2).map(|c| (s(&c[0]), s(&c[1]))).collect())
                         })
                         .collect();
-                    let got: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> =
-                        got.entries.into_iter().map(|(id, fv)| (id.to_string(), fv)).collect();
+                    let got: Vec<_> = got.entries.into_iter().map(|(id, fv)| (id.to_string(), fv)).collect();
                     assert_eq!(got, entries, "{name}");
                 }
                 "hash" => {

@@ -731,8 +731,8 @@ fn rebuild_stream(
     let live: std::collections::BTreeSet<rdb::StreamId> = s.entries.iter().map(|(id, _)| *id).collect();
     let placeholders: std::collections::BTreeSet<rdb::StreamId> =
         s.groups.iter().flat_map(|g| g.pending.iter().map(|p| p.0)).filter(|id| !live.contains(id)).collect();
-    let mut adds: Vec<(rdb::StreamId, Option<&[(Vec<u8>, Vec<u8>)]>)> =
-        s.entries.iter().map(|(id, fv)| (*id, Some(fv.as_slice()))).collect();
+    // (id, fields and values; `None` for a placeholder)
+    let mut adds: Vec<_> = s.entries.iter().map(|(id, fv)| (*id, Some(fv.as_slice()))).collect();
     adds.extend(placeholders.iter().map(|id| (*id, None)));
     adds.sort_by_key(|a| a.0);
     let mut cmds: Vec<(redis::Cmd, u64)> = Vec::with_capacity(adds.len() + 1);
