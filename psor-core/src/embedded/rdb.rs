@@ -273,6 +273,26 @@ pub fn refooter(payload: &[u8], version: u16) -> R<Vec<u8>> {
     Ok(with_version(body.to_vec(), version))
 }
 
+/// [`refooter`], once the object is checked to parse, in one pass less: the footer's CRC is
+/// checked once, the object parsed where it lies (a string without copying its value), and
+/// the result built in one allocation. What a transcoded copy does for every key whose type
+/// the target knows (Valkey 9's RDB 80 to Redis 7.0's 10: every string).
+pub fn refooter_checked(payload: &[u8], version: u16) -> R<Vec<u8>> {
+    let body = check_footer(payload)?;
+    let mut r = Reader { b: body, pos: 1 };
+    if body[0] == ty::STRING {
+        r.skip_string()?;
+    } else {
+        r.object(body[0])?;
+    }
+    if r.pos != body.len() {
+        return Err(RdbError::Corrupt("bytes left after the value"));
+    }
+    let mut out = Vec::with_capacity(body.len() + 10);
+    out.extend_from_slice(body);
+    Ok(with_version(out, version))
+}
+
 fn with_version(mut out: Vec<u8>, version: u16) -> Vec<u8> {
     out.extend_from_slice(&version.to_le_bytes());
     let crc = CRC.checksum(&out);
@@ -831,6 +851,30 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Steps over a string, checking it as [`Reader::string`] does, without copying it (an LZF
+    /// one is still decompressed: that is the check).
+    fn skip_string(&mut self) -> R<()> {
+        match self.len_or_enc()? {
+            Len::Plain(n) => {
+                self.take(usize::try_from(n).map_err(|_| RdbError::Corrupt("length"))?)?;
+            }
+            Len::Int8 => {
+                self.take(1)?;
+            }
+            Len::Int16 => {
+                self.take(2)?;
+            }
+            Len::Int32 => {
+                self.take(4)?;
+            }
+            Len::Lzf => {
+                self.pos -= 1;
+                self.string()?;
+            }
+        }
+        Ok(())
+    }
+
     fn string(&mut self) -> R<Vec<u8>> {
         Ok(match self.len_or_enc()? {
             Len::Plain(n) => self.take(usize::try_from(n).map_err(|_| RdbError::Corrupt("length"))?)?.to_vec(),
@@ -1197,7 +1241,17 @@ mod tests {
         put_len(&mut body, c.len() as u64);
         put_len(&mut body, plain.len() as u64);
         body.extend_from_slice(&c);
-        assert_eq!(decode(&with_footer(&body, 10)).unwrap(), Typed::Str(plain));
+        assert_eq!(decode(&with_footer(&body, 10)).unwrap(), Typed::Str(plain.clone()));
+        // Re-footered after the check in place: the same object, the new version, every
+        // string encoding; a damaged one refused.
+        for body in [&b"\x00\xc0\xfb"[..], b"\x00\xc1\x39\x30", b"\x00\x05hello", &body] {
+            let p = refooter_checked(&with_footer(body, 80), 10).unwrap();
+            assert_eq!((check_footer(&p).unwrap(), footer_version(&p)), (body, Some(10)));
+            assert_eq!(p, refooter(&with_footer(body, 80), 10).unwrap());
+        }
+        assert!(matches!(refooter_checked(&with_footer(b"\x00\x06hello", 80), 10), Err(RdbError::Corrupt(_))));
+        assert!(matches!(refooter_checked(&with_footer(b"\x00\x05hello!", 80), 10), Err(RdbError::Corrupt(_))));
+        assert!(matches!(refooter_checked(&with_footer(b"\x0b\x01\x00", 80), 10), Err(RdbError::Corrupt(_))));
     }
 
     fn lp(entries: &[&[u8]]) -> Vec<u8> {

@@ -233,10 +233,12 @@ impl TargetProfile {
         if rdb::version_reads_type(self.rdb_version, t) {
             // Same object, a footer the target accepts — once psor has checked it decodes (the
             // target would refuse a damaged one only after the keys before it were written).
-            if !matches!(t, 15 | 19 | 21) {
-                rdb::decode_full(payload).map_err(undecodable)?;
-            }
-            return rdb::refooter(payload, out_version).map(|p| Prepared::New(p, false)).map_err(undecodable);
+            let p = if matches!(t, 15 | 19 | 21) {
+                rdb::refooter(payload, out_version)
+            } else {
+                rdb::refooter_checked(payload, out_version)
+            };
+            return p.map(|p| Prepared::New(p, false)).map_err(undecodable);
         }
         if matches!(t, 15 | 19 | 21) {
             let to = [21u8, 19, 15]
