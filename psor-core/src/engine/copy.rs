@@ -75,6 +75,7 @@ pub fn copy(
     // as the copy would be.)
     let profile = target.map(|t| transcode::profile(t, engine.max_payload)).transpose()?;
     if let Some(p) = &profile {
+        transcode::refuse_undecodable(source, p, &opts.from, engine)?;
         refuse_field_ttls(source, p, &opts.from, engine)?;
     }
     if opts.dry_run {
@@ -114,10 +115,11 @@ pub fn copy(
 }
 
 /// A copy to a target without hash field expirations, of a source that has hashes with them
-/// (Valkey 9 counts them in `INFO keyspace` as `keys_with_volatile_items`), is refused before
-/// anything is written — unless `--drop-field-ttls` — naming how many and the first.
+/// (Valkey 9 counts them in `INFO keyspace` as `keys_with_volatile_items`, Redis 7.4+ as
+/// `subexpiry`), is refused before anything is written — unless `--drop-field-ttls` — naming
+/// how many and the first.
 fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, engine: &EngineOptions) -> Result<()> {
-    let holds_them = target.product == transcode::Product::Embedded || rdb::version_reads_type(target.rdb_version, 22);
+    let holds_them = target.product == transcode::Product::Embedded || rdb::keeps_field_ttls(target.rdb_version);
     if engine.drop_field_ttls || holds_them {
         return Ok(());
     }
@@ -125,7 +127,10 @@ fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, en
     for node in source.masters() {
         let mut con = node.connect()?;
         let info: String = con.retry("INFO keyspace", None, |c| redis::cmd("INFO").arg("keyspace").query(c))?;
-        any |= info.lines().filter_map(|l| l.split_once("keys_with_volatile_items=")).any(|(_, n)| {
+        // Redis 7.4+ says `subexpiry=`.
+        let mut counts =
+            info.lines().flat_map(|l| l.split_once("keys_with_volatile_items=").or(l.split_once("subexpiry=")));
+        any |= counts.any(|(_, n)| {
             n.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
         });
     }
