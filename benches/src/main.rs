@@ -10,10 +10,11 @@
 //!
 //! ```text
 //! cargo run --release -p psor-benches -- [--keys N] [--rss-keys N] [--skip-10m] [--out FILE]
-//!     [--skip-cluster] [--cluster-keys N] [--cluster-peer-keys N]
+//!     [--skip-cluster] [--cluster-keys N] [--cluster-peer-keys N] [--only live [--live-repeats N]]
 //! ```
 
 mod cluster;
+mod live;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -80,6 +81,13 @@ struct Args {
     /// Keys for the cluster delete peer, one redis-cli per key (0 skips it).
     #[arg(long, value_name = "N", default_value = "3000", value_parser = parse_count)]
     cluster_peer_keys: u64,
+    /// Run only this row group: `live` (a probe client's latency while psor deletes, see
+    /// `live.rs`).
+    #[arg(long, value_name = "GROUP", value_parser = ["live"])]
+    only: Option<String>,
+    /// Rounds of the live-safe rows (idle, unpaced, paced back to back, per round).
+    #[arg(long, value_name = "N", default_value = "1")]
+    live_repeats: u32,
 }
 
 impl Args {
@@ -130,6 +138,9 @@ fn run() -> Result<()> {
     let args = parse_args()?;
     let out = args.out(&root);
     let tools = Tools::find(&root, args.psor_bin.clone(), args.psor_args())?;
+    if args.only.as_deref() == Some("live") {
+        return live::run(&root, &tools, &args);
+    }
     let n = args.keys;
 
     let mut report = Report::new(&root, &tools, &args)?;
