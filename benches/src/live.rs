@@ -119,8 +119,7 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
     let server = psor_tests::RedisServer::builder().server(kind).start();
     let help = Command::new(&tools.psor).arg("--help").output()?;
     let has_read_from = String::from_utf8_lossy(&help.stdout).contains("--read-from");
-    let mut runs: Vec<(&str, Vec<&str>)> =
-        vec![("unpaced", vec![]), ("--max-latency 2", vec!["--max-latency", "2"])];
+    let mut runs: Vec<(&str, Vec<&str>)> = vec![("unpaced", vec![]), ("--max-latency 2", vec!["--max-latency", "2"])];
     if has_read_from {
         runs.push(("--read-from replica", vec!["--read-from", "replica"]));
     }
@@ -132,7 +131,13 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
     for round in 1..=args.live_repeats {
         eprintln!("== live-safe round {round}: idle");
         let (probe, _) = probed(&server, None)?;
-        rows.push(Row { name: format!("idle (round {round})"), probe, keys_per_s: None, paused: None, load: loadavg() });
+        rows.push(Row {
+            name: format!("idle (round {round})"),
+            probe,
+            keys_per_s: None,
+            paused: None,
+            load: loadavg(),
+        });
         for (name, extra) in &runs {
             flush(&server)?;
             populate(&server, n, n)?;
@@ -147,7 +152,13 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
             ensure!(dbsize(&server)? == n + 1, "{name}: keys outside the prefix were touched");
             let secs = j["seconds"].as_f64().context("seconds")?;
             let paused = j["paused_seconds"].as_f64();
-            rows.push(Row { name: format!("{name} (round {round})"), probe, keys_per_s: Some(n as f64 / secs), paused, load });
+            rows.push(Row {
+                name: format!("{name} (round {round})"),
+                probe,
+                keys_per_s: Some(n as f64 / secs),
+                paused,
+                load,
+            });
         }
     }
     let mut md = String::new();

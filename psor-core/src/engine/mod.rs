@@ -211,6 +211,9 @@ pub(crate) fn run<W: Writer>(
     make_writer: impl Fn() -> Result<W> + Sync,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    // Under a latency bound, SCAN COUNT and batch sizes come from the bound (pacing.rs).
+    let shaped = pacing::shape(opts);
+    let opts = &shaped;
     let base = progress.snapshot().counts;
     let samples = Samples::new(opts.keep_samples);
     // A single server that is not the same server at the end (a Sentinel failover, a
@@ -254,7 +257,7 @@ fn run_pass<W: Writer>(
         let writers = (0..opts.writers.max(1)).map(|_| make_writer()).collect::<Result<Vec<_>>>()?;
         plans.push((node.clone(), scanner, writers, master));
     }
-    let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
+    let pacer = pacing::Pacer::start_writers(opts, psor)?;
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let unstable: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     // A scanner that saw the cancel stops with `Interrupted`: that is the run being
@@ -275,18 +278,28 @@ fn run_pass<W: Writer>(
                 let rx = rx.clone();
                 let spare_slot = &spare_slot;
                 s.spawn(move || {
-                    for batch in rx.iter() {
-                        // Checked again after pacing, which may have waited: a batch taken
-                        // off the queue but not written is simply not counted as done.
+                    'batches: for batch in rx.iter() {
                         if progress.is_cancelled() {
                             break;
                         }
-                        pacer_ref.admit(batch.len(), progress);
-                        if progress.is_cancelled() {
-                            break;
-                        }
-                        if let Err(e) = writer.write(batch, progress, samples_ref) {
-                            return fail(e);
+                        // Under a latency bound the batch goes in chunks the pacer sizes from
+                        // the round trips it is told; otherwise in one write.
+                        let mut rest = batch;
+                        while !rest.is_empty() {
+                            let tail = rest.split_off(pacer_ref.chunk().min(rest.len()));
+                            let chunk = std::mem::replace(&mut rest, tail);
+                            let n = chunk.len();
+                            pacer_ref.admit(n, progress);
+                            // Checked again after pacing, which may have waited: keys taken
+                            // off the queue but not written are simply not counted as done.
+                            if progress.is_cancelled() {
+                                break 'batches;
+                            }
+                            let sent = Instant::now();
+                            if let Err(e) = writer.write(chunk, progress, samples_ref) {
+                                return fail(e);
+                            }
+                            pacer_ref.observe(n, sent.elapsed());
                         }
                     }
                     if let Err(e) = writer.finish(progress, samples_ref) {
