@@ -85,7 +85,36 @@ struct Row {
     probe: Probe,
     keys_per_s: Option<f64>,
     paused: Option<f64>,
+    /// Server side: mean µs per UNLINK and per SCAN, longest single command in ms (the
+    /// latency monitor, 1 ms threshold; 0 when none reached it).
+    server: Option<(f64, f64, u64)>,
     load: String,
+}
+
+/// Resets the server's command statistics and latency monitor before a run.
+fn reset_server_stats(server: &psor_tests::RedisServer) -> Result<()> {
+    let mut c = super::conn(server)?;
+    redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(1).exec(&mut c)?;
+    redis::cmd("CONFIG").arg("RESETSTAT").exec(&mut c)?;
+    redis::cmd("LATENCY").arg("RESET").exec(&mut c)?;
+    Ok(())
+}
+
+/// (mean µs per UNLINK, mean µs per SCAN, longest command ms) since [`reset_server_stats`].
+fn server_stats(server: &psor_tests::RedisServer) -> Result<(f64, f64, u64)> {
+    let mut c = super::conn(server)?;
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c)?;
+    let per_call = |name: &str| {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("usec_per_call=")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let latest: Vec<(String, u64, u64, u64)> = redis::cmd("LATENCY").arg("LATEST").query(&mut c)?;
+    let longest = latest.iter().filter(|e| e.0 == "command").map(|e| e.3).max().unwrap_or(0);
+    Ok((per_call("unlink"), per_call("scan"), longest))
 }
 
 /// Runs the probe while `cmd` runs (or for [`IDLE`] when `None`); returns the probe and
@@ -136,6 +165,7 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
             probe,
             keys_per_s: None,
             paused: None,
+            server: None,
             load: loadavg(),
         });
         for (name, extra) in &runs {
@@ -145,7 +175,9 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
             eprintln!("== live-safe round {round}: delete {n} keys, {name} (load {load})");
             let mut cmd = tools.psor(&server, &["delete", "--prefix", PREFIX, "--yes"]);
             cmd.args(extra);
+            reset_server_stats(&server)?;
             let (probe, out) = probed(&server, Some(cmd))?;
+            let stats = server_stats(&server)?;
             let j = out.context("no outcome")?;
             let done = j_u64(&j, "done")?;
             ensure!(done == n, "{name}: deleted {done} of {n}");
@@ -157,6 +189,7 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
                 probe,
                 keys_per_s: Some(n as f64 / secs),
                 paused,
+                server: Some(stats),
                 load,
             });
         }
@@ -164,12 +197,16 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
     let mut md = String::new();
     use std::fmt::Write as _;
     writeln!(md, "## live-safe: a probe (GET/SET every 1 ms) while psor deletes {n} keys ({} others)\n", n)?;
-    writeln!(md, "| run | probe p50 ms | probe p99 ms | probe max ms | probes | psor keys/s | paused s | load avg |")?;
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|")?;
+    writeln!(
+        md,
+        "| run | probe p50 ms | probe p99 ms | probe max ms | probes | psor keys/s | paused s | server µs/UNLINK | \
+         server µs/SCAN | longest command ms | load avg |"
+    )?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")?;
     for r in &rows {
         writeln!(
             md,
-            "| {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             r.probe.pct(0.50),
             r.probe.pct(0.99),
@@ -177,6 +214,9 @@ pub(crate) fn run(root: &std::path::Path, tools: &Tools, args: &Args) -> Result<
             r.probe.samples.len(),
             r.keys_per_s.map_or("-".into(), |k| format!("{k:.0}")),
             r.paused.map_or("-".into(), |p| format!("{p:.2}")),
+            r.server.map_or("-".into(), |s| format!("{:.0}", s.0)),
+            r.server.map_or("-".into(), |s| format!("{:.0}", s.1)),
+            r.server.map_or("-".into(), |s| format!("{}", s.2)),
             r.load
         )?;
     }
