@@ -21,9 +21,10 @@
 //! - **SCAN COUNT** is cut to the budget at [`SCAN_US_PER_COUNT`] ([`shape`]); the batches the
 //!   scanner hands on keep their size.
 //! - **Keys per write** ([`Pacer::chunk`]): a writer splits its batch into chunks and times each
-//!   write ([`Pacer::observe`]). An AIMD controller on that round trip, which is an upper
-//!   bound of the server's work for the chunk: above the budget the chunk halves, below it
-//!   grows by an eighth of its start. It starts at the budget at [`UNLINK_US_PER_KEY`],
+//!   write ([`Pacer::observe`]). An AIMD controller on that round trip less the last side
+//!   `PING`'s (what any command pays now: network, scheduling, other clients), which leaves
+//!   the server's work for the chunk: above the budget the chunk halves, below it grows by
+//!   an eighth of its start. It starts at the budget at [`UNLINK_US_PER_KEY`],
 //!   never exceeds the batch nor twice the start, and never goes below [`MIN_CHUNK`] (below
 //!   that the round trip is the network's and the client's, not the server's work).
 //! - **Watching.** A side connection per master times a `PING` every [`PING_EVERY`] (every 50
@@ -125,12 +126,13 @@ impl Chunker {
         }
     }
 
-    fn observe(&self, n: usize, rtt: Duration) {
+    /// A write of `n` keys cost the server about `work`.
+    fn observe(&self, n: usize, work: Duration) {
         let floor = MIN_CHUNK.min(self.max);
         // Only a write of the current size says something about it: a smaller last chunk
         // of a batch is always quick.
         let _ = self.now.fetch_update(Relaxed, Relaxed, |now| {
-            if rtt > self.target {
+            if work > self.target {
                 Some((now / 2).max(floor))
             } else if n >= now {
                 Some((now + (self.start / 8).max(1)).min(self.max))
@@ -151,8 +153,10 @@ pub(crate) struct Pacer {
     rate: f64,
     max_latency: Option<Duration>,
     chunker: Option<Chunker>,
-    /// The slowest master's last PING round trip, in microseconds.
+    /// The slowest master's last PING round trip, or a slower write since, in microseconds.
     latency_us: Arc<AtomicU64>,
+    /// Each master's last PING round trip, in microseconds.
+    pings: Vec<Arc<AtomicU64>>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Time writers spent waiting, in microseconds.
@@ -170,12 +174,13 @@ impl Pacer {
 
     /// Starts pacing a run: the token bucket, and under a latency bound the side `PING`s.
     pub(crate) fn start(pacing: &Pacing, psor: &Psor) -> Result<Pacer> {
-        let pacer = Pacer {
+        let mut pacer = Pacer {
             bucket: pacing.rate.map(|r| Mutex::new((r as f64 / 10.0, Instant::now()))),
             rate: pacing.rate.unwrap_or(0) as f64,
             max_latency: pacing.max_latency,
             chunker: None,
             latency_us: Arc::new(AtomicU64::new(0)),
+            pings: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Mutex::new(Vec::new()),
             paused_us: AtomicU64::new(0),
@@ -199,6 +204,8 @@ impl Pacer {
                     }
                 }));
             }
+            drop(threads);
+            pacer.pings = per_master;
         }
         Ok(pacer)
     }
@@ -215,7 +222,11 @@ impl Pacer {
     /// is back under the bound. Does nothing without a latency bound.
     pub(crate) fn observe(&self, n: usize, rtt: Duration) {
         if let Some(c) = &self.chunker {
-            c.observe(n, rtt);
+            // What the round trip has of the server's work for the chunk: the rest is what
+            // any command pays now (network, scheduling, other clients), which the side
+            // PING measures; the fastest master's is taken, so the work is never understated.
+            let base = self.pings.iter().map(|p| p.load(Relaxed)).min().filter(|&b| b != u64::MAX).unwrap_or(0);
+            c.observe(n, rtt.saturating_sub(Duration::from_micros(base)));
         }
         if self.max_latency.is_some_and(|b| rtt > b) {
             self.latency_us.fetch_max(rtt.as_micros() as u64, Relaxed);
