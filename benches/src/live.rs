@@ -62,7 +62,7 @@ fn start_probe(server: &psor_tests::RedisServer, stop: Arc<AtomicBool>) -> std::
                 std::thread::sleep(due - now);
             }
             let t = Instant::now();
-            if tick % 2 == 0 {
+            if tick.is_multiple_of(2) {
                 redis::cmd("SET").arg(PROBE_KEY).arg(tick).exec(&mut con)?;
             } else {
                 let _: Option<String> = redis::cmd("GET").arg(PROBE_KEY).query(&mut con)?;
