@@ -285,11 +285,12 @@ fn run_pass<W: Writer>(
                         // Under a latency bound the batch goes in chunks the pacer sizes from
                         // the round trips it is told; otherwise in one write.
                         let mut rest = batch;
+                        let wait_until = Instant::now() + pacing::MAX_WAIT;
                         while !rest.is_empty() {
                             let tail = rest.split_off(pacer_ref.chunk().min(rest.len()));
                             let chunk = std::mem::replace(&mut rest, tail);
                             let n = chunk.len();
-                            pacer_ref.admit(n, progress);
+                            pacer_ref.admit_within(n, progress, wait_until);
                             // Checked again after pacing, which may have waited: keys taken
                             // off the queue but not written are simply not counted as done.
                             if progress.is_cancelled() {

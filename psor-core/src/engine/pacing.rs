@@ -32,9 +32,9 @@
 //!   the bound counts as such a `PING`: the writers see every stall they are part of. While
 //!   the last reading of any master is above the bound (a slow server for reasons of its
 //!   own: another client, a fork, a starved CPU), writers wait before their next chunk until
-//!   the next `PING` says otherwise, and the chunk halves. A wait lasts at most one second
-//!   per chunk, so a bound the server can never meet slows the run down instead of stalling
-//!   it forever.
+//!   the next `PING` says otherwise, and the chunk halves. The waits of one batch's chunks
+//!   last at most one second together, so a bound the server can never meet slows the run
+//!   down (to a batch per second per writer, as before chunks) instead of stalling it.
 //!
 //! The budget leaves the other half of the bound to the other clients' own commands and to
 //! scheduling on a busy machine. Only the engine's writers (delete, copy, move) split their
@@ -62,7 +62,7 @@ pub struct Pacing {
 }
 
 /// Longest single wait for the latency to come down before a chunk goes anyway.
-const MAX_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(1);
 /// How often the side connection times a `PING` under a latency bound.
 pub(crate) const PING_EVERY: Duration = Duration::from_millis(10);
 /// Server time one `SCAN … MATCH` spends per unit of `COUNT`, microseconds: measured 1.1–1.5
@@ -236,6 +236,13 @@ impl Pacer {
     /// Blocks until `n` more keys may be handled, or until `progress` is cancelled: a wait
     /// never holds up an interrupt by more than a few milliseconds, whatever the rate.
     pub(crate) fn admit(&self, n: usize, progress: &Progress) {
+        self.admit_within(n, progress, Instant::now() + MAX_WAIT);
+    }
+
+    /// [`Pacer::admit`] for one chunk of a batch: the latency wait ends at `wait_until` (the
+    /// batch's start plus [`MAX_WAIT`]), so the chunks of one batch share one second of
+    /// waiting and an unmeetable bound slows a run no more than it did whole batches.
+    pub(crate) fn admit_within(&self, n: usize, progress: &Progress, wait_until: Instant) {
         let started = Instant::now();
         if let Some(bound) = self.max_latency {
             let bound_us = bound.as_micros() as u64;
@@ -244,7 +251,7 @@ impl Pacer {
                     c.halve();
                 }
             }
-            while self.latency_us.load(Relaxed) > bound_us && started.elapsed() < MAX_WAIT && !progress.is_cancelled() {
+            while self.latency_us.load(Relaxed) > bound_us && Instant::now() < wait_until && !progress.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
