@@ -201,8 +201,9 @@ pub(crate) trait Writer: Send {
 /// writer tolerates.
 ///
 /// A cancelled run ([`Progress::cancel`]) stops its scanners, lets every writer finish the
-/// write it is in (a batch, or under a latency bound a chunk of one) (batches still queued are dropped unwritten), skips the final sweep and
-/// returns its outcome marked `interrupted`: every count is what the server confirmed.
+/// write it is in (a batch, or under a latency bound a chunk of one; what is still queued is
+/// dropped unwritten), skips the final sweep and returns its outcome marked `interrupted`:
+/// every count is what the server confirmed.
 pub(crate) fn run<W: Writer>(
     psor: &Psor,
     prefix: &KeyPrefix,
