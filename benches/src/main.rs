@@ -11,9 +11,11 @@
 //! ```text
 //! cargo run --release -p psor-benches -- [--keys N] [--rss-keys N] [--skip-10m] [--out FILE]
 //!     [--skip-cluster] [--cluster-keys N] [--cluster-peer-keys N] [--only-replica | --skip-replica]
+//!     [--only live [--live-repeats N]]
 //! ```
 
 mod cluster;
+mod live;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -86,6 +88,13 @@ struct Args {
     /// Skip the `--read-from replica` rows.
     #[arg(long, conflicts_with = "only_replica")]
     skip_replica: bool,
+    /// Run only this row group: `live` (a probe client's latency while psor deletes, see
+    /// `live.rs`).
+    #[arg(long, value_name = "GROUP", value_parser = ["live"])]
+    only: Option<String>,
+    /// Rounds of the live-safe rows (idle, unpaced, paced back to back, per round).
+    #[arg(long, value_name = "N", default_value = "1")]
+    live_repeats: u32,
 }
 
 impl Args {
@@ -136,6 +145,9 @@ fn run() -> Result<()> {
     let args = parse_args()?;
     let out = args.out(&root);
     let tools = Tools::find(&root, args.psor_bin.clone(), args.psor_args())?;
+    if args.only.as_deref() == Some("live") {
+        return live::run(&root, &tools, &args);
+    }
     let n = args.keys;
 
     let mut report = Report::new(&root, &tools, &args)?;

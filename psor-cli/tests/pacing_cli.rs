@@ -88,3 +88,91 @@ fn rem_old_pac_with_backup_stays_within_the_rate() {
     paced(u, &["--yes", "rem-old-pac", "MyPAC", "--force", "--backup", file.to_str().unwrap()], 4 * 1_000);
     assert!(file.exists());
 }
+
+/// The keys of one `UNLINK` and the `COUNT` of one `SCAN` the server logged (its slow log,
+/// every command logged): (most keys per UNLINK, largest COUNT, UNLINK calls).
+fn logged_sizes(server: &RedisServer) -> (usize, usize, usize) {
+    let entries: Vec<redis::Value> =
+        redis::cmd("SLOWLOG").arg("GET").arg(1_000_000).query(&mut server.admin_conn()).unwrap();
+    let (mut unlink_keys, mut scan_count, mut unlinks) = (0, 0, 0);
+    for entry in entries {
+        let redis::Value::Array(fields) = entry else { panic!("slow log entry {entry:?}") };
+        let args: Vec<String> = redis::from_redis_value(fields[3].clone()).unwrap();
+        // The log keeps 32 arguments; the last then says how many more there were.
+        let more =
+            args.last().and_then(|a| a.strip_prefix("... (")?.strip_suffix(" more arguments)")?.parse::<usize>().ok());
+        let argc = more.map_or(args.len(), |m| args.len() - 1 + m);
+        match args[0].to_ascii_uppercase().as_str() {
+            "UNLINK" => {
+                unlinks += 1;
+                unlink_keys = unlink_keys.max(argc - 1);
+            }
+            "SCAN" => {
+                let at = args.iter().position(|a| a.eq_ignore_ascii_case("COUNT")).expect("SCAN with COUNT");
+                scan_count = scan_count.max(args[at + 1].parse().unwrap());
+            }
+            _ => {}
+        }
+    }
+    (unlink_keys, scan_count, unlinks)
+}
+
+/// A command of psor is one event-loop turn that every other client waits behind: under
+/// `--max-latency 2` no UNLINK and no SCAN may carry the default 1000 keys (measured at
+/// 1.7–3.2 ms and 1.1–1.5 ms of server time on a loaded machine), whatever `--batch` says.
+#[test]
+fn max_latency_keeps_every_command_small() {
+    let server =
+        RedisServer::builder().config("slowlog-log-slower-than", "0").config("slowlog-max-len", "100000").start();
+    let url = server.url();
+    populate(&server, "a:", 5_000);
+    redis::cmd("SLOWLOG").arg("RESET").exec(&mut server.admin_conn()).unwrap();
+    let (code, out, err) = psor_tests::cli::output(&mut psor(
+        &url,
+        &["--json", "--yes", "--max-latency", "2", "delete", "--prefix", "a:"],
+    ));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(psor_tests::cli::json(&out)["done"], 5_000);
+    let (unlink_keys, scan_count, unlinks) = logged_sizes(&server);
+    assert!(unlinks >= 10, "{unlinks} UNLINKs for 5000 keys");
+    assert!(unlink_keys <= 500, "an UNLINK of {unlink_keys} keys under --max-latency 2");
+    assert!(scan_count <= 500, "a SCAN COUNT {scan_count} under --max-latency 2");
+
+    // Unpaced, the defaults stand (the bound's shaping is not applied without it).
+    populate(&server, "b:", 5_000);
+    redis::cmd("SLOWLOG").arg("RESET").exec(&mut server.admin_conn()).unwrap();
+    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &["--json", "--yes", "delete", "--prefix", "b:"]));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let (unlink_keys, scan_count, _) = logged_sizes(&server);
+    assert_eq!((unlink_keys, scan_count), (1000, 1000));
+}
+
+/// A server that stalls (`DEBUG SLEEP` from another client) makes a `--max-latency` run wait:
+/// the report's paused time is above zero, and every key is still deleted.
+#[test]
+fn max_latency_pauses_while_the_server_stalls() {
+    let server = RedisServer::start();
+    let url = server.url();
+    populate(&server, "a:", 20_000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let staller = {
+        let (stop, client) = (stop.clone(), server.admin_client());
+        std::thread::spawn(move || {
+            let mut con = client.get_connection().unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                redis::cmd("DEBUG").arg("SLEEP").arg("0.1").exec(&mut con).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let (code, out, err) = psor_tests::cli::output(&mut psor(
+        &url,
+        &["--json", "--yes", "--max-latency", "2", "--batch", "100", "delete", "--prefix", "a:"],
+    ));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    staller.join().unwrap();
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let j = psor_tests::cli::json(&out);
+    assert_eq!(j["done"], 20_000);
+    assert!(j["paused_seconds"].as_f64().unwrap() > 0.0, "no pause while the server slept: {j}");
+}

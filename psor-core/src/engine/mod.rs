@@ -234,8 +234,9 @@ impl<W: Writer> pipeline::Stage for Writes<'_, W> {
 /// writer tolerates.
 ///
 /// A cancelled run ([`Progress::cancel`]) stops its scanners, lets every writer finish the
-/// batch it holds (batches still queued are dropped unwritten), skips the final sweep and
-/// returns its outcome marked `interrupted`: every count is what the server confirmed.
+/// write it is in (a batch, or under a latency bound a chunk of one; what is still queued is
+/// dropped unwritten), skips the final sweep and returns its outcome marked `interrupted`:
+/// every count is what the server confirmed.
 pub(crate) fn run<W: Writer>(
     psor: &Psor,
     prefix: &KeyPrefix,
@@ -244,6 +245,9 @@ pub(crate) fn run<W: Writer>(
     make_writer: impl Fn() -> Result<W> + Sync,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    // Under a latency bound, SCAN COUNT and batch sizes come from the bound (pacing.rs).
+    let shaped = pacing::shape(opts);
+    let opts = &shaped;
     let base = progress.snapshot().counts;
     let samples = Samples::new(opts.keep_samples);
     // A single server that is not the same server at the end (a Sentinel failover, a
@@ -293,7 +297,7 @@ fn run_pass<W: Writer>(
         let writers = (0..opts.writers.max(1)).map(|_| make_writer()).collect::<Result<Vec<_>>>()?;
         plans.push((node.clone(), read, scanner, writers, master));
     }
-    let pacer = pacing::Pacer::start(&opts.pacing, psor)?;
+    let pacer = pacing::Pacer::start_writers(opts, psor)?;
     let unstable: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let unstable_ref = &unstable;
     let lanes = plans

@@ -3,16 +3,48 @@
 //! engine's writers), every [`super::KeyStream`] (`psor scan`, dry runs, export and the
 //! `rem-old-pac --backup`), import (its writers), survey and status (their scans).
 //!
-//! `rate` caps keys per second over all writers with a token bucket. `max_latency` starts a
-//! side connection per master that times a `PING` every 50 ms; while any master answers
-//! slower than the bound, writers wait before their next batch. A wait lasts at most one
-//! second per batch, so a bound the server can never meet slows the run down instead of
-//! stalling it forever.
+//! `rate` caps keys per second over all writers with a token bucket.
+//!
+//! `max_latency` bounds what another client of the server waits. Redis runs one command at a
+//! time: a client that sends a `GET` while the server runs one of psor's commands waits for
+//! that command to end, and for every other command that is ready in the same event-loop
+//! turn. Measured (`INFO commandstats`, a loaded 2-core machine): one `UNLINK` of 1000 keys
+//! ran 1.7–3.2 ms, one `SCAN … COUNT 1000` 1.1–1.5 ms, so with the default batch and COUNT a
+//! single command of psor was already longer than a 2 ms bound, and a side `PING` every 50
+//! ms (what this module did alone) almost never landed in one of those ~2 ms stalls: the
+//! bound had no visible effect on another client's tail. The bound is therefore held by
+//! construction, per command, and watched as before:
+//!
+//! - **Budget.** At most half the bound may be spent on psor's work in one event-loop turn,
+//!   shared by the commands psor can have ready at once (one per writer and the scanner): a
+//!   command's budget is `bound / (2 × (writers + 1))`, 333 µs for 2 ms with two writers.
+//! - **SCAN COUNT** is cut to the budget at [`SCAN_US_PER_COUNT`] ([`shape`]); the batches the
+//!   scanner hands on keep their size.
+//! - **Keys per write** ([`Pacer::chunk`]): a writer splits its batch into chunks and times each
+//!   write ([`Pacer::observe`]). An AIMD controller on that round trip less the last side
+//!   `PING`'s (what any command pays now: network, scheduling, other clients), which leaves
+//!   the server's work for the chunk: above the budget the chunk halves, below it grows by
+//!   an eighth of its start. It starts at the budget at [`UNLINK_US_PER_KEY`],
+//!   never exceeds the batch nor twice the start, and never goes below [`MIN_CHUNK`] (below
+//!   that the round trip is the network's and the client's, not the server's work).
+//! - **Watching.** A side connection per master times a `PING` every [`PING_EVERY`] (every 50
+//!   ms sampled too rarely to see a stall of a few ms), and a writer's own round trip above
+//!   the bound counts as such a `PING`: the writers see every stall they are part of. While
+//!   the last reading of any master is above the bound (a slow server for reasons of its
+//!   own: another client, a fork, a starved CPU), writers wait before their next chunk until
+//!   the next `PING` says otherwise, and the chunk halves. The waits of one batch's chunks
+//!   last at most one second together, so a bound the server can never meet slows the run
+//!   down (to a batch per second per writer, as before chunks) instead of stalling it.
+//!
+//! The budget leaves the other half of the bound to the other clients' own commands and to
+//! scheduling on a busy machine. Only the engine's writers (delete, copy, move) split their
+//! batches; the other operations get the SCAN COUNT where they use [`shape`] and the watching.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::EngineOptions;
 use crate::connect::Psor;
 use crate::error::Result;
 use crate::progress::Progress;
@@ -23,35 +55,135 @@ use crate::progress::Progress;
 pub struct Pacing {
     /// At most this many keys per second, over all writers.
     pub rate: Option<u64>,
-    /// Back off while the server's `PING` round trip is above this.
+    /// What another client may wait for the server because of this run: psor's commands are
+    /// kept small enough for it, and writers back off while the server's `PING` round trip
+    /// is above it (see the module documentation).
     pub max_latency: Option<Duration>,
 }
 
-/// Longest single wait for the latency to come down before a batch goes anyway.
-const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Longest single wait for the latency to come down before a chunk goes anyway.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(1);
+/// How often the side connection times a `PING` under a latency bound.
+pub(crate) const PING_EVERY: Duration = Duration::from_millis(10);
+/// Server time one `SCAN … MATCH` spends per unit of `COUNT`, microseconds: measured 1.1–1.5
+/// on a loaded 2-core machine (0.3–0.5 on a quiet one), rounded to the loaded figure's floor.
+pub(crate) const SCAN_US_PER_COUNT: u64 = 1;
+/// Server time one `UNLINK` spends per key at the start, microseconds (measured 1.7–3.2 under
+/// load); the controller corrects it from the writers' round trips.
+pub(crate) const UNLINK_US_PER_KEY: u64 = 2;
+/// The fewest keys per write under a latency bound.
+pub(crate) const MIN_CHUNK: usize = 16;
+/// The smallest `SCAN COUNT` under a latency bound.
+const MIN_SCAN_COUNT: usize = 20;
+
+/// A command's share of a latency bound, in microseconds: half the bound over the commands
+/// one run can have ready in the same event-loop turn (one per writer, and the scanner).
+fn budget_us(bound: Duration, writers: usize) -> u64 {
+    (bound.as_micros() as u64 / (2 * (writers.max(1) as u64 + 1))).max(1)
+}
+
+/// The keys-per-write controller's start for a budget: the budget at [`UNLINK_US_PER_KEY`],
+/// within [`MIN_CHUNK`] and the batch size.
+fn chunk_start(budget_us: u64, batch: usize) -> usize {
+    let batch = batch.max(1);
+    ((budget_us / UNLINK_US_PER_KEY) as usize).clamp(MIN_CHUNK.min(batch), batch)
+}
+
+/// The options a run uses: under a latency bound, `SCAN COUNT` is cut to the command budget
+/// and the batch to the most keys one write may carry (twice the controller's start; this
+/// also bounds a cluster writer's pipelines); a user's smaller values are kept. Without a
+/// bound, `opts` unchanged.
+pub(crate) fn shape(opts: &EngineOptions) -> EngineOptions {
+    let mut shaped = opts.clone();
+    if let Some(bound) = opts.pacing.max_latency {
+        let budget = budget_us(bound, opts.writers);
+        let count = (budget / SCAN_US_PER_COUNT) as usize;
+        shaped.scan_count = opts.scan_count.min(count.max(MIN_SCAN_COUNT));
+        shaped.batch_size = opts.batch_size.min(2 * chunk_start(budget, opts.batch_size));
+    }
+    shaped
+}
+
+/// The keys-per-write controller of a latency bound (AIMD on the writers' round trips).
+struct Chunker {
+    /// The round trip a write should stay under: the command budget.
+    target: Duration,
+    start: usize,
+    max: usize,
+    /// Keys per write now.
+    now: AtomicUsize,
+}
+
+impl Chunker {
+    fn new(bound: Duration, writers: usize, batch: usize) -> Chunker {
+        let budget = budget_us(bound, writers);
+        let start = chunk_start(budget, batch);
+        Chunker {
+            target: Duration::from_micros(budget),
+            start,
+            max: (2 * start).min(batch.max(1)),
+            now: AtomicUsize::new(start),
+        }
+    }
+
+    /// A write of `n` keys cost the server about `work`.
+    fn observe(&self, n: usize, work: Duration) {
+        let floor = MIN_CHUNK.min(self.max);
+        // Only a write of the current size says something about it: a smaller last chunk
+        // of a batch is always quick.
+        let _ = self.now.fetch_update(Relaxed, Relaxed, |now| {
+            if work > self.target {
+                Some((now / 2).max(floor))
+            } else if n >= now {
+                Some((now + (self.start / 8).max(1)).min(self.max))
+            } else {
+                None
+            }
+        });
+    }
+
+    fn halve(&self) {
+        let floor = MIN_CHUNK.min(self.max);
+        let _ = self.now.fetch_update(Relaxed, Relaxed, |now| Some((now / 2).max(floor)));
+    }
+}
 
 pub(crate) struct Pacer {
     bucket: Option<Mutex<(f64, Instant)>>,
     rate: f64,
     max_latency: Option<Duration>,
-    /// The slowest master's last PING round trip, in microseconds.
+    chunker: Option<Chunker>,
+    /// The slowest master's last PING round trip, or a slower write since, in microseconds.
     latency_us: Arc<AtomicU64>,
+    /// Each master's last PING round trip, in microseconds.
+    pings: Vec<Arc<AtomicU64>>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// Time writers spent waiting, in milliseconds.
-    pub(crate) paused_ms: AtomicU64,
+    /// Time writers spent waiting, in microseconds.
+    paused_us: AtomicU64,
 }
 
 impl Pacer {
+    /// Starts pacing a run of the engine's writers: [`Pacer::start`] with, under a latency
+    /// bound, the keys-per-write controller for `opts`' writers and batch size.
+    pub(crate) fn start_writers(opts: &EngineOptions, psor: &Psor) -> Result<Pacer> {
+        let mut pacer = Pacer::start(&opts.pacing, psor)?;
+        pacer.chunker = opts.pacing.max_latency.map(|b| Chunker::new(b, opts.writers, opts.batch_size));
+        Ok(pacer)
+    }
+
+    /// Starts pacing a run: the token bucket, and under a latency bound the side `PING`s.
     pub(crate) fn start(pacing: &Pacing, psor: &Psor) -> Result<Pacer> {
-        let pacer = Pacer {
+        let mut pacer = Pacer {
             bucket: pacing.rate.map(|r| Mutex::new((r as f64 / 10.0, Instant::now()))),
             rate: pacing.rate.unwrap_or(0) as f64,
             max_latency: pacing.max_latency,
+            chunker: None,
             latency_us: Arc::new(AtomicU64::new(0)),
+            pings: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Mutex::new(Vec::new()),
-            paused_ms: AtomicU64::new(0),
+            paused_us: AtomicU64::new(0),
         };
         if pacing.max_latency.is_some() {
             let per_master: Vec<Arc<AtomicU64>> = psor.masters().iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
@@ -68,22 +200,59 @@ impl Pacer {
                     while !stop.load(Relaxed) {
                         mine.store(ping_us(&mut con), Relaxed);
                         worst.store(all.iter().map(|a| a.load(Relaxed)).max().unwrap_or(0), Relaxed);
-                        std::thread::sleep(Duration::from_millis(50));
+                        std::thread::sleep(PING_EVERY);
                     }
                 }));
             }
+            drop(threads);
+            pacer.pings = per_master;
         }
         Ok(pacer)
+    }
+
+    /// How many keys a writer sends in one write now: everything it holds when no latency
+    /// bound is set.
+    pub(crate) fn chunk(&self) -> usize {
+        self.chunker.as_ref().map_or(usize::MAX, |c| c.now.load(Relaxed))
+    }
+
+    /// A write of `n` keys took `rtt` (sent to answered): the keys-per-write controller's
+    /// signal. A write slower than the bound also counts as a slow `PING`: every writer
+    /// waits before its next chunk until the side connection's next `PING` says the server
+    /// is back under the bound. Does nothing without a latency bound.
+    pub(crate) fn observe(&self, n: usize, rtt: Duration) {
+        if let Some(c) = &self.chunker {
+            // What the round trip has of the server's work for the chunk: the rest is what
+            // any command pays now (network, scheduling, other clients), which the side
+            // PING measures; the fastest master's is taken, so the work is never understated.
+            let base = self.pings.iter().map(|p| p.load(Relaxed)).min().filter(|&b| b != u64::MAX).unwrap_or(0);
+            c.observe(n, rtt.saturating_sub(Duration::from_micros(base)));
+        }
+        if self.max_latency.is_some_and(|b| rtt > b) {
+            self.latency_us.fetch_max(rtt.as_micros() as u64, Relaxed);
+        }
     }
 
     /// Blocks until `n` more keys may be handled, or until `progress` is cancelled: a wait
     /// never holds up an interrupt by more than a few milliseconds, whatever the rate.
     pub(crate) fn admit(&self, n: usize, progress: &Progress) {
+        self.admit_within(n, progress, Instant::now() + MAX_WAIT);
+    }
+
+    /// [`Pacer::admit`] for one chunk of a batch: the latency wait ends at `wait_until` (the
+    /// batch's start plus [`MAX_WAIT`]), so the chunks of one batch share one second of
+    /// waiting and an unmeetable bound slows a run no more than it did whole batches.
+    pub(crate) fn admit_within(&self, n: usize, progress: &Progress, wait_until: Instant) {
         let started = Instant::now();
         if let Some(bound) = self.max_latency {
             let bound_us = bound.as_micros() as u64;
-            while self.latency_us.load(Relaxed) > bound_us && started.elapsed() < MAX_WAIT && !progress.is_cancelled() {
-                std::thread::sleep(Duration::from_millis(10));
+            if self.latency_us.load(Relaxed) > bound_us {
+                if let Some(c) = &self.chunker {
+                    c.halve();
+                }
+            }
+            while self.latency_us.load(Relaxed) > bound_us && Instant::now() < wait_until && !progress.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
         if let Some(bucket) = &self.bucket {
@@ -110,9 +279,10 @@ impl Pacer {
                 std::thread::sleep(left.min(Duration::from_millis(20)));
             }
         }
-        let waited = started.elapsed().as_millis() as u64;
-        if waited > 0 {
-            self.paused_ms.fetch_add(waited, Relaxed);
+        let waited = started.elapsed().as_micros() as u64;
+        // Waits shorter than the time to check (a lock, no sleep) are not pauses.
+        if waited >= 100 {
+            self.paused_us.fetch_add(waited, Relaxed);
         }
     }
 
@@ -121,7 +291,7 @@ impl Pacer {
         for t in self.threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             let _ = t.join();
         }
-        self.paused_ms.load(Relaxed) as f64 / 1000.0
+        self.paused_us.load(Relaxed) as f64 / 1e6
     }
 }
 

@@ -16,8 +16,10 @@
 //! survey's tree). Memory is bounded by the channel depths times the batch size.
 //!
 //! What every run does alike lives here, once:
-//! - the cancel check before and after pacing ([`Pacer::admit`]): a batch taken off the queue
-//!   but not handled is simply not counted as done;
+//! - pacing: under `--max-latency` a batch is handed to its stage in chunks the pacer sizes
+//!   from the round trips it is told ([`Pacer::chunk`], [`Pacer::observe`]); the cancel check
+//!   before and after each chunk's pacing ([`Pacer::admit_within`]): items taken off the queue
+//!   but not handled are simply not counted as done;
 //! - the first fatal error: it cancels everything ([`Progress::cancel`]) and is the one the
 //!   run returns; a stage or source that stops with an interrupt (the run being cancelled)
 //!   is not a failure of the run;
@@ -27,8 +29,9 @@
 //! - handing back the workers that finished, for what they collected.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
-use super::pacing::Pacer;
+use super::pacing::{Pacer, MAX_WAIT};
 use crate::progress::Progress;
 
 /// An error a pipeline stops on. An interrupt is the run being cancelled, not a failure.
@@ -127,24 +130,46 @@ impl Pipeline<'_> {
                         // False when the sink stopped (on its error, recorded, or the cancel):
                         // the worker then takes no more batches.
                         let pass_on = |out: Option<S::Out>| out.is_none_or(|o| out_tx.send(o).is_ok());
-                        for batch in rx.iter() {
-                            // Checked again after pacing, which may have waited.
+                        'batches: for batch in rx.iter() {
                             if progress.is_cancelled() {
                                 break;
                             }
-                            if let Some(pacer) = pacer {
-                                pacer.admit(batch.len(), progress);
-                                if progress.is_cancelled() {
-                                    break;
-                                }
-                            }
-                            match stage.handle(batch, progress) {
-                                Ok(out) => {
-                                    if !pass_on(out) {
-                                        break;
+                            // Under a latency bound the batch goes in chunks the pacer sizes
+                            // from the round trips it is told; otherwise in one piece. The
+                            // chunks of one batch share one `MAX_WAIT` of pacing.
+                            let wait_until = Instant::now() + MAX_WAIT;
+                            let mut rest = batch;
+                            let mut first = true;
+                            while first || !rest.is_empty() {
+                                first = false;
+                                let chunk = match pacer {
+                                    Some(p) => {
+                                        let tail = rest.split_off(p.chunk().min(rest.len()));
+                                        std::mem::replace(&mut rest, tail)
                                     }
+                                    None => std::mem::take(&mut rest),
+                                };
+                                let n = chunk.len();
+                                if let Some(p) = pacer {
+                                    p.admit_within(n, progress, wait_until);
                                 }
-                                Err(e) => return fail(e),
+                                // Checked again after pacing, which may have waited: items
+                                // taken off the queue but not handled are not counted as done.
+                                if progress.is_cancelled() {
+                                    break 'batches;
+                                }
+                                let sent = Instant::now();
+                                match stage.handle(chunk, progress) {
+                                    Ok(out) => {
+                                        if !pass_on(out) {
+                                            break 'batches;
+                                        }
+                                    }
+                                    Err(e) => return fail(e),
+                                }
+                                if let Some(p) = pacer {
+                                    p.observe(n, sent.elapsed());
+                                }
                             }
                         }
                         // What `finish` hands on is dropped if the sink has stopped.
