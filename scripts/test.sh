@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs redis-server/redis-tools from Debian's
-# packages when missing and fetches Redis 6.2, Valkey 8.1 and Valkey 9.1 (scripts/fetch-servers.sh),
+# packages when missing and fetches Redis 6.2, Valkey 8.1, Valkey 9.1 and Redis 8.0 (scripts/fetch-servers.sh),
 # runs every test of the workspace against real Redis 7.0 servers, then the engine, snapshot and
 # PAC end-to-end test binaries again on each other server (PSOR_TEST_SERVER=…; the cross-version
 # tests run once, in the first run), then fuzzes the snapshot decoder for PSOR_FUZZ_SECONDS
@@ -8,7 +8,7 @@
 # with one line `tests: N passed, N failed`, counting every run.
 #
 # PSOR_TEST_SERVER=NAME runs the whole suite on that one server instead (redis-7.0, redis-6.2,
-# valkey-8.1, valkey-9.1), and nothing else. PSOR_TEST_SERVERS="redis-6.2 …" picks the other
+# valkey-8.1, valkey-9.1, redis-8.0), and nothing else. PSOR_TEST_SERVERS="redis-6.2 …" picks the other
 # servers of the default run (empty: none). Extra arguments go to every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,13 @@ else
     for f in tests/tests/engine_*.rs tests/tests/snapshot_*.rs tests/tests/pac_*.rs; do
         e2e+=(--test "$(basename "$f" .rs)")
     done
-    for server in ${PSOR_TEST_SERVERS-redis-6.2 valkey-8.1 valkey-9.1}; do
+    # Redis 8.0 (Debian trixie's .deb) is optional: fetch-servers.sh skips it when apt cannot
+    # reach trixie, and so does this loop.
+    others="redis-6.2 valkey-8.1 valkey-9.1"
+    if [ -x "${PSOR_SERVERS_DIR:-$HOME/.cache/psor-servers}/redis-8.0/redis-server" ]; then
+        others="$others redis-8.0"
+    fi
+    for server in ${PSOR_TEST_SERVERS-$others}; do
         echo "== engine, snapshot and PAC tests on $server"
         start=$(date +%s)
         PSOR_TEST_SERVER=$server cargo test -p psor-tests --locked --no-fail-fast "${e2e[@]}" "$@" 2>&1 \

@@ -10,7 +10,7 @@
 //! dropping repeated keys and keeping the latest read, so the snapshot comes out sorted and
 //! can be searched by key. Peak memory: one run plus, while merging, one record and a
 //! [`READ_BUF`] buffer per run; at most [`MAX_RUNS`] runs are kept (more are merged into one
-//! on the way), so at most 32 MiB + 8 MiB plus the records in flight, at any keyspace size.
+//! on the way), so at most 24 MiB + 8 MiB plus the records in flight, at any keyspace size.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -22,13 +22,13 @@ use psor_formats::{decode_record, encode_record, Record};
 
 /// Bytes of records (keys, payloads and per-record overhead) held in memory before a run is
 /// sorted and written out.
-pub(crate) const RUN_BYTES: usize = 32 << 20;
+pub(crate) const RUN_BYTES: usize = 24 << 20;
 /// Read buffer per run while merging.
 const READ_BUF: usize = 32 << 10;
 /// Runs merged at once. When this many are on disk they are merged into one (oldest first, so
 /// a repeated key still keeps its latest read), which bounds open files and merge buffers
 /// (`MAX_RUNS × READ_BUF` = 8 MiB) at any keyspace size, for one more pass over the data
-/// every `MAX_RUNS × RUN_BYTES` (8 GiB) of records.
+/// every `MAX_RUNS × RUN_BYTES` (6 GiB) of records.
 const MAX_RUNS: usize = 256;
 /// What one record costs in memory beyond its key and payload bytes (two `Vec`s, the rest of
 /// the struct, allocator slack), for the run budget.
