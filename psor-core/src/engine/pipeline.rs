@@ -138,10 +138,9 @@ impl Pipeline<'_> {
                             // from the round trips it is told; otherwise in one piece. The
                             // chunks of one batch share one `MAX_WAIT` of pacing.
                             let wait_until = Instant::now() + MAX_WAIT;
+                            // At least one chunk, so a stage still sees an empty batch.
                             let mut rest = batch;
-                            let mut first = true;
-                            while first || !rest.is_empty() {
-                                first = false;
+                            loop {
                                 let chunk = match pacer {
                                     Some(p) => {
                                         let tail = rest.split_off(p.chunk().min(rest.len()));
@@ -169,6 +168,9 @@ impl Pipeline<'_> {
                                 }
                                 if let Some(p) = pacer {
                                     p.observe(n, sent.elapsed());
+                                }
+                                if rest.is_empty() {
+                                    break;
                                 }
                             }
                         }
