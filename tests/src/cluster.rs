@@ -284,37 +284,36 @@ impl RedisCluster {
     /// # Panics
     /// If no node answers or the slot is not served.
     pub fn node_for_slot(&self, slot: u16) -> &RedisServer {
-        for node in &self.nodes {
-            // Each range is [start, end, master, replica...]: a fixed-size tuple would not
-            // parse once the masters have replicas.
-            let Ok(ranges) = query::<Vec<Vec<redis::Value>>>(node, redis::cmd("CLUSTER").arg("SLOTS")) else {
-                continue;
+        let port = self
+            .nodes
+            .iter()
+            .find_map(|node| Self::owner_seen_by(node, slot))
+            .unwrap_or_else(|| panic!("no cluster node answered CLUSTER SLOTS"));
+        let port = port.unwrap_or_else(|| panic!("slot {slot} is not served"));
+        self.nodes.iter().find(|n| n.port() == port).unwrap_or_else(|| panic!("slot {slot} served by unknown port {port}"))
+    }
+
+    /// The port of the master that `node` says serves `slot` (`CLUSTER SLOTS`): `None` if
+    /// `node` does not answer, `Some(None)` if it knows no owner for the slot.
+    fn owner_seen_by(node: &RedisServer, slot: u16) -> Option<Option<u16>> {
+        // Each range is [start, end, master, replica...]: a fixed-size tuple would not
+        // parse once the masters have replicas.
+        let ranges = query::<Vec<Vec<redis::Value>>>(node, redis::cmd("CLUSTER").arg("SLOTS")).ok()?;
+        for range in ranges {
+            let int = |v: Option<&redis::Value>| match v {
+                Some(redis::Value::Int(n)) => *n,
+                other => panic!("CLUSTER SLOTS range entry {other:?}"),
             };
-            for range in ranges {
-                let int = |v: Option<&redis::Value>| match v {
-                    Some(redis::Value::Int(n)) => *n,
-                    other => panic!("CLUSTER SLOTS range entry {other:?}"),
-                };
-                let (start, end) = (int(range.first()) as u16, int(range.get(1)) as u16);
-                let master = match range.get(2) {
-                    Some(redis::Value::Array(m)) => m,
-                    other => panic!("CLUSTER SLOTS master entry {other:?}"),
-                };
-                if (start..=end).contains(&slot) {
-                    let port = match master.get(1) {
-                        Some(redis::Value::Int(p)) => *p as u16,
-                        other => panic!("CLUSTER SLOTS master entry {other:?}"),
-                    };
-                    return self
-                        .nodes
-                        .iter()
-                        .find(|n| n.port() == port)
-                        .unwrap_or_else(|| panic!("slot {slot} served by unknown port {port}"));
-                }
+            let (start, end) = (int(range.first()) as u16, int(range.get(1)) as u16);
+            let master = match range.get(2) {
+                Some(redis::Value::Array(m)) => m,
+                other => panic!("CLUSTER SLOTS master entry {other:?}"),
+            };
+            if (start..=end).contains(&slot) {
+                return Some(Some(int(master.get(1)) as u16));
             }
-            panic!("slot {slot} is not served");
         }
-        panic!("no cluster node answered CLUSTER SLOTS");
+        Some(None)
     }
 
     /// The hash slot of `key` (`CLUSTER KEYSLOT`, asked of any live node).
@@ -381,13 +380,29 @@ impl RedisCluster {
             if keys.is_empty() {
                 break;
             }
+            // MIGRATE carries the remaining TTL, so each expiry can land a millisecond
+            // later than it was; read the exact ones first (Redis 7.0+) and put them back.
+            let mut read = redis::pipe();
+            for key in &keys {
+                read.cmd("PEXPIRETIME").arg(key);
+            }
+            let expiries: Vec<i64> = read.query(&mut from.admin_conn()).unwrap_or_default();
             let mut m = redis::cmd("MIGRATE");
             m.arg("127.0.0.1").arg(to.port()).arg("").arg(0).arg(5000);
             if let Some(pw) = to.admin_password() {
                 m.arg("AUTH").arg(pw);
             }
-            m.arg("KEYS").arg(keys);
+            m.arg("KEYS").arg(&keys);
             let _: String = query(from, &m).expect("MIGRATE");
+            let timed: Vec<_> = keys.iter().zip(&expiries).filter(|(_, at)| **at >= 0).collect();
+            if !timed.is_empty() {
+                let mut exact = redis::pipe();
+                for (key, at) in timed {
+                    // The slot is still importing on `to`: each command there needs ASKING.
+                    exact.cmd("ASKING").ignore().cmd("PEXPIREAT").arg(key).arg(*at).ignore();
+                }
+                let () = exact.query(&mut to.admin_conn()).expect("PEXPIREAT after MIGRATE");
+            }
         }
         setslot(to, &["NODE", &to_id]);
         setslot(from, &["NODE", &to_id]);
@@ -396,6 +411,25 @@ impl RedisCluster {
                 setslot(node, &["NODE", &to_id]);
             }
         }
+        // A bus message `from` sent before its SETSLOT can still reach a third master
+        // after that master's SETSLOT and, while it has not yet heard `to`'s bumped
+        // config epoch, hand the slot back to `from`. Wait until every node agrees, and
+        // tell again any master that went back.
+        self.wait_until("the slot migration to agree on every node", || {
+            for node in &self.nodes {
+                match Self::owner_seen_by(node, slot) {
+                    Some(Some(port)) if port == to.port() => {}
+                    None => {}
+                    seen => {
+                        if self.masters().iter().any(|m| m.port() == node.port()) {
+                            let _ = query::<String>(node, redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("NODE").arg(&to_id));
+                        }
+                        return Err(format!("{} sees slot {slot} on {seen:?}, not {}", node.addr(), to.port()));
+                    }
+                }
+            }
+            Ok(())
+        });
     }
 }
 
