@@ -224,6 +224,17 @@ pub(crate) fn replica_lost(sides: &[Arc<ReadSide>], e: &Error) -> Result<bool> {
     Ok(false)
 }
 
+/// The side of `sides` (in the order of [`Psor::masters`]) that reads `key`'s master.
+pub(crate) fn side_for_key<'a>(psor: &Psor, sides: &'a [Arc<ReadSide>], key: &[u8]) -> Option<&'a Arc<ReadSide>> {
+    match psor.topology() {
+        crate::connect::Topology::Single => sides.first(),
+        crate::connect::Topology::Cluster(map) => {
+            let hp = map.master_of(crate::connect::key_slot(key))?;
+            sides.iter().find(|s| s.master_hp().as_ref() == Some(hp))
+        }
+    }
+}
+
 /// The value reads of one worker thread (`DUMP`, `PEXPIRETIME`/`PTTL`, `TYPE`, `MEMORY
 /// USAGE`…) sent to each master's read node: the caught-up replica its [`ReadSide`] chose,
 /// or the master through the worker's [`Router`]. Shared with the scan, so the keys a scan of

@@ -493,14 +493,25 @@ pub fn status_with(
     };
     progress.scan_finished.store(true, Relaxed);
 
-    // Stores with keys but no sample: measure one key each (on the master: a few keys).
+    // Stores with keys but no sample: measure one key each, where its master is read.
     if sopts.sample_every > 0 {
+        let usage = |con: &mut NodeConn, key: &[u8]| -> crate::Result<Option<u64>> {
+            con.retry("MEMORY USAGE", Some(key), |c| {
+                redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(c)
+            })
+        };
         for acc in counts.values_mut().flat_map(|m| m.values_mut()) {
             if let (0, Some(key)) = (acc.sampled, acc.probe.take()) {
-                let mut con = key_conn(psor, &key)?;
-                let b: Option<u64> = con.retry("MEMORY USAGE", Some(&key), |c| {
-                    redis::cmd("MEMORY").arg("USAGE").arg(&key).arg("SAMPLES").arg(0).query(c)
-                })?;
+                let read = match crate::engine::side_for_key(psor, &sides, &key) {
+                    Some(side) => side.connect().and_then(|mut con| usage(&mut con, &key)),
+                    None => usage(&mut key_conn(psor, &key)?, &key),
+                };
+                let b = match read {
+                    Ok(b) => b,
+                    // The replica was lost: its master answers from now on (reported).
+                    Err(e) if crate::engine::replica_lost(&sides, &e)? => usage(&mut key_conn(psor, &key)?, &key)?,
+                    Err(e) => return Err(e.into()),
+                };
                 if let Some(b) = b {
                     acc.sampled = 1;
                     acc.sampled_bytes = b;
