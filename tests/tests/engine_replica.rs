@@ -715,3 +715,42 @@ fn on_a_cluster_copy_export_and_survey_read_each_masters_replica() {
     assert_eq!(restored(&path, &src), source);
     assert_eq!(surveyed.keys, source.len() as u64);
 }
+
+#[test]
+fn a_replica_lost_mid_survey_starts_the_survey_over_on_the_master_and_counts_each_key_once() {
+    let ns = unique_prefix("replica-survey-kill");
+    let master = RedisServer::start();
+    let p = format!("{ns}A:");
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.cmd("SET").arg(format!("{p}{}:{i}", i % 7)).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut master.admin_conn()).unwrap();
+    let mut replica = RedisServer::replica_of(&master);
+    let psor = connect(&master.url());
+    let progress = Arc::new(Progress::new());
+    let killer = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            while progress.snapshot().counts.done < 300 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            replica.stop();
+            replica
+        })
+    };
+    let opts = SurveyOptions {
+        prefix: p.as_bytes().to_vec(),
+        scan_count: 50,
+        queue_depth: 1,
+        pacing: Pacing { rate: Some(1000), max_latency: None },
+        read_from: ReadFrom::Replica,
+        ..SurveyOptions::default()
+    };
+    let s = survey::survey(&psor, &opts, progress).unwrap();
+    drop(killer.join().unwrap());
+    assert_eq!(s.keys, 3000, "every key once");
+    let choice = &s.read_from[0];
+    assert_eq!(choice.read_node, master.addr());
+    assert!(choice.fallback.as_deref().is_some_and(|f| f.contains("lost during the run")), "{choice:?}");
+}

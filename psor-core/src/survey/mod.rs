@@ -196,7 +196,11 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
     let sides = crate::engine::ReadSide::choose(psor, &engine)?;
     let mut survey = loop {
         match survey_pass(psor, opts, &sides, &progress) {
-            Err(e) if crate::engine::replica_lost(&sides, &e)? => continue,
+            Err(e) if crate::engine::replica_lost(&sides, &e)? => {
+                // The pipeline cancelled the pass on that error, not the user.
+                progress.resume();
+                continue;
+            }
             other => break other?,
         }
     };
