@@ -11,6 +11,13 @@
 //! holds identical content and expiry: that is a rerun (or SCAN returning a key twice) and is
 //! counted as `unchanged`. A move deletes a source key only once its target is confirmed.
 //!
+//! With `--read-from replica` the source values (`DUMP` + `PEXPIRETIME`) are read where the
+//! scan read ([`super::ValueReads`]): each key as the master held it at some moment since the
+//! run started. A move reads them on the master instead: it unlinks the source there once
+//! the target is confirmed, so what it copied must be what the master holds, never an older
+//! value a lagging replica still showed. `COPY`/`RENAMENX` and the comparison of an existing
+//! target with its source run on the master.
+//!
 //! A `DUMP`/`RESTORE` writer works in two stages: it reads a chunk from the source and hands
 //! it to its target stage (a thread with its own connections), then reads the next chunk while
 //! that one is restored, so neither server waits on the other. Only what the target confirmed

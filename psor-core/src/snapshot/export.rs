@@ -5,7 +5,8 @@
 //! threads, each with its own router (one connection per master), that send per key `MULTI
 //! TYPE DUMP PEXPIRETIME EXEC` in pipelines to the master of the key's slot (`PTTL` + `TIME`
 //! instead of `PEXPIRETIME` before Redis 7.0, turned into an absolute instant with the
-//! server's own clock). A transaction split by a redirection (its slot moved: the commands
+//! server's own clock) — with `--read-from replica`, to the caught-up replica whose scan found
+//! the key (`engine::ValueReads`), else the master. A transaction split by a redirection (its slot moved: the commands
 //! were answered one by one elsewhere, `EXEC` aborted) is read again whole. On a cluster, the
 //! slots whose master changed while SCAN ran are swept again at the end with `CLUSTER
 //! GETKEYSINSLOT`, so a key that moved is not missed. The calling thread writes the records

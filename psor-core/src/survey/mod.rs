@@ -11,6 +11,10 @@
 //! does not grow with the number of keys (see [`tree`]). After the scan, one key of every
 //! node that got no sample is measured, so every node has a byte estimate.
 //!
+//! With `--read-from replica` ([`SurveyOptions::read_from`]) the scan and the per-key reads
+//! of each master go to its caught-up replica; one lost mid-run makes the survey start over
+//! with that master read (the tree would otherwise count some keys twice).
+//!
 //! Nothing here prints; progress goes through [`Progress`] (`matched`: keys found,
 //! `done`: keys typed and counted).
 

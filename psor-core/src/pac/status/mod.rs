@@ -16,7 +16,10 @@
 //! [`StatusOptions::sample_every`] (chosen by a hash of the name, as `psor survey` does), so
 //! bytes are an *estimate*: measured bytes × keys / measured keys, per store. A store none of
 //! whose keys was sampled gets one key measured after the scan. The PAC record, region
-//! registry and (with detail) each registered region's version record are then read.
+//! registry and (with detail) each registered region's version record are then read (on the
+//! master). With `--read-from replica` ([`EngineOptions::read_from`]) the scan and the per-key
+//! reads of each master go to its caught-up replica; one lost mid-run makes the count start
+//! over with that master read, so no key is counted twice.
 
 mod findings;
 
