@@ -754,3 +754,51 @@ fn a_replica_lost_mid_survey_starts_the_survey_over_on_the_master_and_counts_eac
     assert_eq!(choice.read_node, master.addr());
     assert!(choice.fallback.as_deref().is_some_and(|f| f.contains("lost during the run")), "{choice:?}");
 }
+
+#[test]
+fn a_replica_lost_mid_status_starts_the_count_over_on_the_master_and_counts_each_key_once() {
+    use psor_core::layout::{Catalog, PacMode, PacName, ProductVersion};
+    use psor_core::pac::{self, SampleOptions, StatusOptions};
+    let master = RedisServer::start();
+    let psor = connect(&master.url());
+    let cat = Catalog::builtin();
+    let (name, version) = (PacName::new("MyPAC").unwrap(), ProductVersion::new("8.0").unwrap());
+    let sample = SampleOptions { keys: 2000, regions: 1, mode: PacMode::Running, large_values: 0 };
+    pac::sample(&psor, &cat, &name, &version, &sample, Arc::new(Progress::new())).unwrap();
+    let on_master = pac::status_with(
+        &psor,
+        &cat,
+        None,
+        &StatusOptions::default(),
+        &EngineOptions::default(),
+        Arc::new(Progress::new()),
+    )
+    .unwrap();
+    let mut replica = RedisServer::replica_of(&master);
+    let progress = Arc::new(Progress::new());
+    let killer = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            while progress.snapshot().counts.matched < 300 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            replica.stop();
+            replica
+        })
+    };
+    let engine = EngineOptions {
+        scan_count: 50,
+        pacing: Pacing { rate: Some(1000), max_latency: None },
+        ..on_replica(ReadFrom::Replica)
+    };
+    let r = pac::status_with(&psor, &cat, None, &StatusOptions::default(), &engine, progress).unwrap();
+    drop(killer.join().unwrap());
+    assert_eq!(r.pac_keys, on_master.pac_keys, "every key once");
+    let stores = |r: &pac::StatusReport| -> Vec<(String, u64)> {
+        r.pacs[0].versions[0].stores.iter().map(|s| (s.store.clone(), s.keys)).collect()
+    };
+    assert_eq!(stores(&r), stores(&on_master));
+    let choice = &r.read_from[0];
+    assert_eq!(choice.read_node, master.addr());
+    assert!(choice.fallback.as_deref().is_some_and(|f| f.contains("lost during the run")), "{choice:?}");
+}
