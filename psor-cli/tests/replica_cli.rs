@@ -56,7 +56,8 @@ fn reads(server: &RedisServer) -> Vec<String> {
     let info: String = redis::cmd("INFO").arg("commandstats").query(&mut server.admin_conn()).unwrap();
     info.lines()
         .filter(|l| {
-            ["scan", "type", "pttl", "memory|usage", "dump", "pexpiretime"]
+            // Redis before 7.0 counts `MEMORY USAGE` as `memory`.
+            ["scan", "type", "pttl", "memory|usage", "memory", "dump", "pexpiretime"]
                 .iter()
                 .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
         })

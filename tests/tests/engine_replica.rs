@@ -293,8 +293,9 @@ fn calls(server: &RedisServer, command: &str) -> u64 {
         .map_or(0, |n| n.parse().unwrap())
 }
 
-/// Every value read a run does on a source: the scan and the per-key reads.
-const READS: [&str; 7] = ["scan", "dump", "pexpiretime", "pttl", "type", "memory|usage", "exec"];
+/// Every value read a run does on a source: the scan and the per-key reads (Redis before 7.0
+/// counts `MEMORY USAGE` as `memory`).
+const READS: [&str; 8] = ["scan", "dump", "pexpiretime", "pttl", "type", "memory|usage", "memory", "exec"];
 
 fn value_reads(server: &RedisServer) -> Vec<(&'static str, u64)> {
     READS.iter().map(|c| (*c, calls(server, c))).filter(|(_, n)| *n > 0).collect()
@@ -629,8 +630,8 @@ fn survey_reads_types_ttls_and_sizes_on_the_replica() {
     let on_replica = survey_of(&psor, &ns, ReadFrom::Replica);
     assert_eq!(value_reads(&master), vec![], "the master served no read");
     let r = value_reads(&replica);
-    for c in ["scan", "type", "pttl", "memory|usage"] {
-        assert!(r.iter().any(|(n, _)| *n == c), "{c} not on the replica: {r:?}");
+    for c in ["scan", "type", "pttl", "memory"] {
+        assert!(r.iter().any(|(n, _)| n.split('|').next() == Some(c)), "{c} not on the replica: {r:?}");
     }
     assert_eq!(
         on_replica.read_from,
