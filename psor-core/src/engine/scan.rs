@@ -3,20 +3,23 @@
 //! The prefix goes into `MATCH` glob-escaped, and every key that comes back is checked again
 //! byte for byte, so nothing outside the prefix is ever handed on. SCAN may return a key
 //! twice (while the table shrinks); every consumer is written to tolerate that.
+//!
+//! Under `--read-from replica` the scan of each master, and the per-key reads of the runs
+//! that read values (copy's `DUMP` stage, export, survey, status), go to the node chosen for
+//! it at the start: [`ReadSide`] (the scan's node and its fall back to the master) and
+//! [`ValueReads`] (a worker's per-key reads on that same node).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Receiver;
-
-use super::pacing::Pacer;
-use super::EngineOptions;
 use redis::Value;
 
+use super::pacing::Pacer;
 use super::router::{is_node_gone, Routed, Router};
+use super::EngineOptions;
 use crate::connect::{HostPort, Node, NodeConn, Psor, ReadChoice, ReadFrom, ReadNode};
-use crate::error::{classify_server, ErrorClass};
-use crate::error::{Error, Result};
+use crate::error::{classify_server, Error, ErrorClass, Result};
 use crate::keys::KeyPrefix;
 use crate::progress::{MasterCounters, Progress};
 
