@@ -803,3 +803,58 @@ fn a_replica_lost_mid_status_starts_the_count_over_on_the_master_and_counts_each
     assert_eq!(choice.read_node, master.addr());
     assert!(choice.fallback.as_deref().is_some_and(|f| f.contains("lost during the run")), "{choice:?}");
 }
+
+#[test]
+fn on_a_cluster_a_replica_lost_mid_copy_leaves_its_masters_reads_to_the_master_and_everything_is_copied() {
+    let cluster = RedisCluster::start(3, 1);
+    let ns = unique_prefix("replica-cluster-kill");
+    let mut conn = cluster.cluster_conn();
+    let src = format!("{ns}A:");
+    for i in 0..3000 {
+        let _: () = redis::cmd("SET").arg(format!("{src}{i}")).arg(i).query(&mut conn).unwrap();
+    }
+    let source = keyspace_digest_cluster(&cluster, src.as_bytes());
+    for r in cluster.replicas() {
+        r.wait_synced();
+    }
+    let victim = cluster.replicas()[0].addr();
+    let victim_port: u16 = victim.rsplit(':').next().unwrap().parse().unwrap();
+    let psor = connect(&cluster.url());
+    let engine = EngineOptions {
+        queue_depth: 1,
+        pacing: Pacing { rate: Some(1000), max_latency: None },
+        ..on_replica(ReadFrom::Replica)
+    };
+    let progress = Arc::new(Progress::new());
+    let killer = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            while progress.snapshot().counts.done < 300 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // The replica goes away (the harness's handle on it stays with the cluster).
+            let client = redis::Client::open(format!("redis://127.0.0.1:{victim_port}")).unwrap();
+            let mut con = client.get_connection().unwrap();
+            let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut con);
+        })
+    };
+    let opts = CopyOptions {
+        from: prefix(&src),
+        to: prefix(&format!("{ns}C:")),
+        replace: false,
+        move_keys: false,
+        dry_run: false,
+        sample: 5,
+    };
+    let out = engine::copy(&psor, None, &opts, &engine, progress).unwrap();
+    killer.join().unwrap();
+    assert_eq!(out.counts.failed, 0);
+    assert_eq!(
+        keyspace_digest_cluster(&cluster, format!("{ns}C:").as_bytes()),
+        renamed(&source, &src, &format!("{ns}C:"))
+    );
+    let lost: Vec<&ReadChoice> = out.read_from.iter().filter(|c| c.fallback.is_some()).collect();
+    assert_eq!(lost.len(), 1, "{:?}", out.read_from);
+    assert!(lost[0].fallback.as_deref().unwrap().contains(&victim), "{lost:?}");
+    assert_eq!(out.read_from.iter().filter(|c| c.read_node != c.master).count(), 2, "{:?}", out.read_from);
+}
