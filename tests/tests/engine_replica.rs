@@ -858,3 +858,47 @@ fn on_a_cluster_a_replica_lost_mid_copy_leaves_its_masters_reads_to_the_master_a
     assert!(lost[0].fallback.as_deref().unwrap().contains(&victim), "{lost:?}");
     assert_eq!(out.read_from.iter().filter(|c| c.read_node != c.master).count(), 2, "{:?}", out.read_from);
 }
+
+#[test]
+fn a_replica_whose_link_goes_down_mid_export_stops_serving_and_the_master_is_read() {
+    let ns = unique_prefix("replica-stale");
+    let master = RedisServer::start();
+    let p = format!("{ns}A:");
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.cmd("SET").arg(format!("{p}{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut master.admin_conn()).unwrap();
+    let replica = RedisServer::replica_of(&master);
+    let source = keyspace_digest(&mut master.admin_conn(), p.as_bytes());
+    let psor = connect(&master.url());
+    let engine = EngineOptions {
+        queue_depth: 1,
+        pacing: Pacing { rate: Some(1000), max_latency: None },
+        ..on_replica(ReadFrom::Replica)
+    };
+    let progress = Arc::new(Progress::new());
+    let breaker = {
+        let (progress, mut con) = (progress.clone(), replica.admin_conn());
+        std::thread::spawn(move || {
+            while progress.snapshot().counts.done < 300 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // The replica refuses stale reads (MASTERDOWN) once its link to a master is down;
+            // the link goes down: it now follows a master that is not there.
+            let _: () =
+                redis::cmd("CONFIG").arg("SET").arg("replica-serve-stale-data").arg("no").query(&mut con).unwrap();
+            let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg(1).query(&mut con).unwrap();
+        })
+    };
+    let dir = snapshot_dir();
+    let path = dir.path().join("stale.psnap");
+    let opts = ExportOptions { selection: ExportSelection::prefix(prefix(&p)), path: path.clone(), overwrite: false };
+    let out = snapshot::export(&psor, &opts, &engine, progress).unwrap();
+    breaker.join().unwrap();
+    assert_eq!((out.keys, out.failed), (3000, 0));
+    let choice = &out.read_from[0];
+    assert_eq!(choice.read_node, master.addr());
+    assert!(choice.fallback.as_deref().is_some_and(|f| f.to_lowercase().contains("masterdown")), "{choice:?}");
+    assert_eq!(restored(&path, &p), source);
+}
