@@ -56,10 +56,11 @@ pub struct Global {
     /// Seconds to wait for any one reply once connected (a timeout is retried, with backoff)
     #[arg(long, global = true, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
-    /// Where scans read: master (default); replica (also replica-preferred): a replica of each
-    /// master once it has caught up with the master's replication offset at the start (at most
-    /// --replica-wait), else the master, and the master if the replica is lost mid-run; replica-only:
-    /// like replica, but stop (exit 9) instead of reading the master. Writes always go to the masters
+    /// Where scans and reads (SCAN, DUMP, TYPE, PTTL, MEMORY USAGE) go: master (default); replica
+    /// (also replica-preferred): a replica of each master once it has caught up with the master's
+    /// replication offset at the start (at most --replica-wait), else the master, and the master if
+    /// the replica is lost mid-run; replica-only: like replica, but stop (exit 9) instead of reading
+    /// the master. Writes always go to the masters; copy --move reads the values it deletes on them
     #[arg(long, global = true, value_name = "WHERE", default_value = "master", value_parser = ["master", "replica", "replica-preferred", "replica-only"])]
     pub read_from: String,
     /// Seconds a replica may take to catch up with its master at the start (--read-from replica…)

@@ -177,6 +177,13 @@ impl Progress {
         self.cancelled.store(true, Relaxed);
     }
 
+    /// Clears what [`Progress::cancel`] set, for a run that starts a pass again after the
+    /// pipeline cancelled the last one on its own error (a survey whose replica was lost).
+    /// An interrupt from outside (the interrupt flag) stays.
+    pub(crate) fn resume(&self) {
+        self.cancelled.store(false, Relaxed);
+    }
+
     /// True once [`Progress::cancel`] was called or the interrupt flag was set.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Relaxed) || self.interrupt.as_ref().is_some_and(|f| f.load(Relaxed))

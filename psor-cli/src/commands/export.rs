@@ -73,6 +73,9 @@ fn print_table(out: &mut impl Write, psor: &str, prefix: &KeyPrefix, o: &ExportO
     writeln!(out, "  {:<13}{:>14}", "file", HumanBytes(o.file_bytes).to_string())?;
     let rate = if o.seconds > 0.0 { o.keys as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<13}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
+    for line in crate::ui::output::read_from_lines(&o.read_from) {
+        writeln!(out, "  {line}")?;
+    }
     if !o.failures.is_empty() {
         writeln!(out, "failures, first {} of {}:", o.failures.len().min(10), o.failed)?;
         for f in o.failures.iter().take(10) {

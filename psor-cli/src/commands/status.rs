@@ -75,6 +75,9 @@ pub(crate) fn print_placement(placement: &[PlacementWarning]) -> Result<()> {
 
 fn print_table(psor: &str, r: &StatusReport, placement: &[PlacementWarning]) -> Result<()> {
     outln!("{psor}: {} PAC(s), {} PAC keys of {} keys", r.pacs.len(), HumanCount(r.pac_keys), HumanCount(r.total_keys));
+    for line in crate::ui::output::read_from_lines(&r.read_from) {
+        outln!("{line}");
+    }
     match r.sample_every {
         0 => outln!("bytes not measured (--sample-every 0)"),
         1 => outln!("bytes measured on every key"),

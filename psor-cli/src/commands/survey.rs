@@ -27,6 +27,8 @@ pub fn run(g: &Global, a: &SurveyArgs) -> Result<i32> {
         scan_count: g.tuning.scan_count as usize,
         workers: g.tuning.writers as usize,
         pacing: super::engine_options(g).pacing,
+        read_from: super::engine_options(g).read_from,
+        replica_wait: super::engine_options(g).replica_wait,
         ..SurveyOptions::default()
     };
     opts.check()?;
@@ -125,6 +127,9 @@ fn print_table(out: &mut impl Write, psor: &str, r: &Survey) -> std::io::Result<
         r.masters,
         r.seconds
     )?;
+    for line in crate::ui::output::read_from_lines(&r.read_from) {
+        writeln!(out, "{line}")?;
+    }
     match r.sample_every {
         0 => writeln!(out, "bytes not measured (--sample-every 0)")?,
         1 => writeln!(out, "bytes measured on every key ({} keys)", HumanCount(r.sampled_keys))?,

@@ -84,11 +84,8 @@ pub fn print_outcome_with(
     }
     let rate = if o.seconds > 0.0 { o.counts.matched as f64 / o.seconds } else { 0.0 };
     writeln!(out, "  {:<13}{:>14.2}   ({} keys/s)", "seconds", o.seconds, HumanCount(rate as u64))?;
-    for r in &o.read_from {
-        match &r.fallback {
-            Some(why) => writeln!(out, "  read master {} itself (no replica: {why})", r.master)?,
-            None => writeln!(out, "  read master {} on replica {}", r.master, r.read_node)?,
-        }
+    for line in read_from_lines(&o.read_from) {
+        writeln!(out, "  {line}")?;
     }
     if o.paused_seconds > 0.0 {
         writeln!(out, "  {:<13}{:>14.2}   (waiting for --rate / --max-latency)", "paused", o.paused_seconds)?;
@@ -135,4 +132,16 @@ fn list(out: &mut impl Write, title: &str, keys: &[String], limit: usize, total:
         writeln!(out, "  {k}")?;
     }
     Ok(())
+}
+
+/// Where each master was read (`--read-from replica…`), one line each, for every table:
+/// `read master A on replica B`, or `read master A itself (no replica: why)`.
+pub fn read_from_lines(read_from: &[psor_core::connect::ReadChoice]) -> Vec<String> {
+    read_from
+        .iter()
+        .map(|r| match &r.fallback {
+            Some(why) => format!("read master {} itself (no replica: {why})", r.master),
+            None => format!("read master {} on replica {}", r.master, r.read_node),
+        })
+        .collect()
 }

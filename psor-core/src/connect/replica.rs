@@ -1,13 +1,17 @@
 //! Reading from replicas (`--read-from`): which server each master's reads go to, decided in
 //! one place.
 //!
-//! A run may send what it only reads (the `SCAN` that finds the keys) to a replica of each
-//! master, so the master spends its time on the writes. Correctness comes first: before
+//! A run may send what it only reads (the `SCAN` that finds the keys, and the per-key reads:
+//! `DUMP`, `PEXPIRETIME`/`PTTL`, `TYPE`, `MEMORY USAGE`) to a replica of each master, so the
+//! master spends its time on the writes. (A move reads its values on the master: it deletes
+//! them there; see `engine::copy`.) Correctness comes first: before
 //! the scan, the replica must have caught up with the master's replication offset as it
 //! stood at the start of the run (`INFO replication`: the master's `master_repl_offset`,
 //! reached by the replica's `slave_repl_offset`), so every key that existed at the start is
 //! on the replica and is seen by its scan. Keys the run itself deletes on the master vanish
-//! from the replica too, which changes nothing. The wait is bounded; a replica that does not
+//! from the replica too, which changes nothing. A value read on the replica is the value the
+//! master held at some moment since the run started (the replica applies the master's
+//! stream in order): a key written during the run may be read as it was a moment earlier. The wait is bounded; a replica that does not
 //! catch up in time, cannot be reached (an announced address behind NAT), or replicates
 //! another stream (`master_replid` differs: identity by the server, not by the address) is
 //! not used: the master is read instead ([`ReadFrom::Replica`]), or the run is refused

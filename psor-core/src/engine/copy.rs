@@ -11,6 +11,13 @@
 //! holds identical content and expiry: that is a rerun (or SCAN returning a key twice) and is
 //! counted as `unchanged`. A move deletes a source key only once its target is confirmed.
 //!
+//! With `--read-from replica` the source values (`DUMP` + `PEXPIRETIME`) are read where the
+//! scan read ([`super::ValueReads`]): each key as the master held it at some moment since the
+//! run started. A move reads them on the master instead: it unlinks the source there once
+//! the target is confirmed, so what it copied must be what the master holds, never an older
+//! value a lagging replica still showed. `COPY`/`RENAMENX` and the comparison of an existing
+//! target with its source run on the master.
+//!
 //! A `DUMP`/`RESTORE` writer works in two stages: it reads a chunk from the source and hands
 //! it to its target stage (a thread with its own connections), then reads the next chunk while
 //! that one is restored, so neither server waits on the other. Only what the target confirmed
@@ -30,7 +37,7 @@ use redis::Value;
 use super::compare;
 use super::router::{Routed, Router};
 use super::transcode::{self, Expiry, Path, Prepared, Rebuilt, TargetProfile};
-use super::{is_fatal_for_run, run, scan, EngineOptions, Outcome, Samples, Writer};
+use super::{is_fatal_for_run, run_reading, scan, EngineOptions, Outcome, Samples, ValueReads, Writer};
 use crate::connect::{key_slot, Psor};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
@@ -86,7 +93,12 @@ pub fn copy(
     // Keys go by DUMP/RESTORE to another server, within a cluster (across slots), or on a
     // server without COPY; only then does a writer need a target stage.
     let restores = target.is_some() || source.is_cluster() || !same_keyspace_copy;
-    run(source, &opts.from, engine, &progress, || {
+    // The source values (`DUMP` + `PEXPIRETIME`) are read where the scan reads (`--read-from`)
+    // — except for a move: it deletes each source key on the master once its copy is
+    // confirmed, so it must copy the value the master holds, never an older one a replica
+    // still showed (a value changed on the master during the run would be lost).
+    run_reading(source, &opts.from, engine, &progress, |sides| {
+        let reads = if opts.move_keys { ValueReads::masters() } else { ValueReads::new(source, sides) };
         let stage = match restores {
             false => Target::None,
             true => Target::Idle(Box::new(TargetSide {
@@ -103,6 +115,7 @@ pub fn copy(
         };
         Ok(Copier {
             src: Router::new(source)?,
+            reads,
             opts: opts.clone(),
             slots: source.is_cluster() || target.is_some(),
             src_abs_ttl: source.version().has_pexpiretime(),
@@ -190,6 +203,8 @@ fn refuse_field_ttls(source: &Psor, target: &TargetProfile, from: &KeyPrefix, en
 /// while batch N is restored (see [`Target`]).
 struct Copier {
     src: Router,
+    /// Where the source values are read (`DUMP` + `PEXPIRETIME`): a replica or the master.
+    reads: ValueReads,
     opts: CopyOptions,
     /// Key slots matter (a cluster on either side, or another server, which may be one).
     slots: bool,
@@ -532,7 +547,7 @@ impl Copier {
             cmds.push(Routed { slot: p.src_slot, cmd: dump });
             cmds.push(Routed { slot: p.src_slot, cmd: ttl });
         }
-        let replies = self.src.run("DUMP", &cmds)?;
+        let replies = self.reads.run(&mut self.src, "DUMP", &cmds)?;
         drop(cmds);
         let now = now_ms();
         let mut job = Job { restore: Vec::with_capacity(pairs.len()), rebuild: Vec::new() };

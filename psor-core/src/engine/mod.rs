@@ -19,12 +19,12 @@ pub mod transcode;
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
 pub use pacing::Pacing;
+pub(crate) use scan::{replica_lost, scan_node, scan_node_with, scan_on, side_for_key, ReadSide, ValueReads};
 pub use scan::{scan, KeyStream};
-pub(crate) use scan::{scan_node, scan_node_with};
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::connect::{Psor, ReadChoice, ReadFrom, SlotMap, Topology, DEFAULT_REPLICA_WAIT, SLOTS};
@@ -244,6 +244,18 @@ pub(crate) fn run<W: Writer>(
     progress: &Progress,
     make_writer: impl Fn() -> Result<W> + Sync,
 ) -> Result<Outcome> {
+    run_reading(psor, prefix, opts, progress, |_| make_writer())
+}
+
+/// [`run`] for writers that also read values where the scan reads (`--read-from`):
+/// `make_writer` gets the pass's read sides (one per master, shared with its scanner).
+pub(crate) fn run_reading<W: Writer>(
+    psor: &Psor,
+    prefix: &KeyPrefix,
+    opts: &EngineOptions,
+    progress: &Progress,
+    make_writer: impl Fn(&[Arc<scan::ReadSide>]) -> Result<W> + Sync,
+) -> Result<Outcome> {
     let started = Instant::now();
     // Under a latency bound, SCAN COUNT and batch sizes come from the bound (pacing.rs).
     let shaped = pacing::shape(opts);
@@ -272,7 +284,7 @@ pub(crate) fn run<W: Writer>(
     let mut outcome = samples.into_outcome(progress, base, started, false);
     outcome.paused_seconds = paused;
     outcome.interrupted = interrupted;
-    outcome.read_from = reads.iter().filter_map(scan::ReadSide::choice).collect();
+    outcome.read_from = reads.iter().filter_map(|r| r.choice()).collect();
     Ok(outcome)
 }
 
@@ -280,11 +292,11 @@ pub(crate) fn run<W: Writer>(
 /// slots that changed. Returns the seconds writers waited for pacing.
 fn run_pass<W: Writer>(
     psor: &Psor,
-    reads: &[scan::ReadSide],
+    reads: &[Arc<scan::ReadSide>],
     prefix: &KeyPrefix,
     opts: &EngineOptions,
     progress: &Progress,
-    make_writer: &(impl Fn() -> Result<W> + Sync),
+    make_writer: &(impl Fn(&[Arc<scan::ReadSide>]) -> Result<W> + Sync),
     samples: &Samples,
 ) -> Result<f64> {
     // Open every connection before the first write, so a bad password or an unreachable
@@ -294,7 +306,7 @@ fn run_pass<W: Writer>(
     for ((node, master), read) in psor.masters().iter().zip(counters).zip(reads) {
         // The master's scan reads the node `--read-from` chose (the master by default).
         let scanner = read.connect()?;
-        let writers = (0..opts.writers.max(1)).map(|_| make_writer()).collect::<Result<Vec<_>>>()?;
+        let writers = (0..opts.writers.max(1)).map(|_| make_writer(reads)).collect::<Result<Vec<_>>>()?;
         plans.push((node.clone(), read, scanner, writers, master));
     }
     let pacer = pacing::Pacer::start_writers(opts, psor)?;

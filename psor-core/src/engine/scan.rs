@@ -3,16 +3,23 @@
 //! The prefix goes into `MATCH` glob-escaped, and every key that comes back is checked again
 //! byte for byte, so nothing outside the prefix is ever handed on. SCAN may return a key
 //! twice (while the table shrinks); every consumer is written to tolerate that.
+//!
+//! Under `--read-from replica` the scan of each master, and the per-key reads of the runs
+//! that read values (copy's `DUMP` stage, export, survey, status), go to the node chosen for
+//! it at the start: [`ReadSide`] (the scan's node and its fall back to the master) and
+//! [`ValueReads`] (a worker's per-key reads on that same node).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Receiver;
+use redis::Value;
 
 use super::pacing::Pacer;
+use super::router::{is_node_gone, Routed, Router};
 use super::EngineOptions;
-use crate::connect::{NodeConn, Psor, ReadChoice, ReadFrom, ReadNode};
-use crate::error::{Error, Result};
+use crate::connect::{HostPort, Node, NodeConn, Psor, ReadChoice, ReadFrom, ReadNode};
+use crate::error::{classify_server, Error, ErrorClass, Result};
 use crate::keys::KeyPrefix;
 use crate::progress::{MasterCounters, Progress};
 
@@ -109,15 +116,18 @@ pub(crate) struct ReadSide {
 impl ReadSide {
     /// Every master's read side for `opts.read_from`, chosen now (the catch-up wait happens
     /// here, before anything is scanned or written).
-    pub(crate) fn choose(psor: &Psor, opts: &EngineOptions) -> Result<Vec<ReadSide>> {
+    pub(crate) fn choose(psor: &Psor, opts: &EngineOptions) -> Result<Vec<Arc<ReadSide>>> {
         let only = opts.read_from == ReadFrom::ReplicaOnly;
         let nodes = psor.read_nodes(opts.read_from, opts.replica_wait)?;
-        Ok(nodes.into_iter().map(|read| ReadSide { read: Mutex::new(read), only }).collect())
+        Ok(nodes.into_iter().map(|read| Arc::new(ReadSide { read: Mutex::new(read), only })).collect())
     }
 
     /// Reads on the masters, whatever `--read-from` says (a second pass after a failover).
-    pub(crate) fn masters(psor: &Psor) -> Vec<ReadSide> {
-        psor.masters().iter().map(|m| ReadSide { read: Mutex::new(ReadNode::master_only(m)), only: false }).collect()
+    pub(crate) fn masters(psor: &Psor) -> Vec<Arc<ReadSide>> {
+        psor.masters()
+            .iter()
+            .map(|m| Arc::new(ReadSide { read: Mutex::new(ReadNode::master_only(m)), only: false }))
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ReadNode> {
@@ -129,8 +139,18 @@ impl ReadSide {
         self.lock().choice.clone()
     }
 
-    fn on_replica(&self) -> bool {
+    pub(crate) fn on_replica(&self) -> bool {
         self.lock().replica.is_some()
+    }
+
+    /// The replica to read while it is chosen.
+    fn replica(&self) -> Option<Node> {
+        self.lock().replica.clone()
+    }
+
+    /// The master's fixed address (`None` behind Sentinel or in process).
+    fn master_hp(&self) -> Option<HostPort> {
+        self.lock().master.host_port().cloned()
     }
 
     /// Stops reading the replica: the master from now on, or the run stops (`replica-only`).
@@ -187,6 +207,187 @@ impl ReadSide {
     }
 }
 
+/// After a pass of a whole-keyspace report (`survey`, `status`) failed with `e`: when `e` says
+/// the replica one of `sides` reads was lost (unreachable, or no longer serving), that side
+/// falls back to its master (reported), or the run stops with `replica-only`
+/// ([`Error::ReplicaUnavailable`]). `true`: run the pass again from the start (its counts
+/// would otherwise hold some keys twice); `false`: `e` is the run's own error.
+pub(crate) fn replica_lost(sides: &[Arc<ReadSide>], e: &Error) -> Result<bool> {
+    let addr = match e {
+        Error::Connect { addr, .. } | Error::Command { addr, .. } if is_node_gone(e) => addr,
+        Error::Command { addr, source, .. } if matches!(source.code(), Some("MASTERDOWN" | "LOADING")) => addr,
+        _ => return Ok(false),
+    };
+    for side in sides {
+        if side.replica().is_some_and(|r| r.addr() == addr) {
+            side.fall_back(format!("replica {addr} lost during the run: {e}"))?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The side of `sides` (in the order of [`Psor::masters`]) that reads `key`'s master.
+pub(crate) fn side_for_key<'a>(psor: &Psor, sides: &'a [Arc<ReadSide>], key: &[u8]) -> Option<&'a Arc<ReadSide>> {
+    match psor.topology() {
+        crate::connect::Topology::Single => sides.first(),
+        crate::connect::Topology::Cluster(map) => {
+            let hp = map.master_of(crate::connect::key_slot(key))?;
+            sides.iter().find(|s| s.master_hp().as_ref() == Some(hp))
+        }
+    }
+}
+
+/// The value reads of one worker thread (`DUMP`, `PEXPIRETIME`/`PTTL`, `TYPE`, `MEMORY
+/// USAGE`…) sent to each master's read node: the caught-up replica its [`ReadSide`] chose,
+/// or the master through the worker's [`Router`]. Shared with the scan, so the keys a scan of
+/// a replica found are read on that same replica: one consistent past state of each key (a
+/// key written on the master during the run may be read as the replica still held it; one
+/// the replica has not yet received is not in its scan either).
+///
+/// A replica lost mid-run (unreachable, or no longer serving: `MASTERDOWN`, `LOADING`)
+/// makes its side fall back to the master for the rest of the run, reported (or stops the
+/// run: `replica-only`), and the reads in hand are sent to the master. A reply that
+/// redirects (a slot that moved during the run: `MOVED`, `ASK`) sends that master's commands
+/// of the pipeline to the router, which follows it. Commands of one key's transaction
+/// (`MULTI … EXEC`) share a slot, so they always go to one node together.
+pub(crate) struct ValueReads {
+    sides: Vec<Arc<ReadSide>>,
+    /// The slot map at the start of the run (on a cluster): which side serves a slot.
+    map: Option<crate::connect::SlotMap>,
+    /// Per side, its replica's connection once opened.
+    conns: Vec<Option<NodeConn>>,
+}
+
+impl ValueReads {
+    /// Reads routed by `sides` (those of the run's scan, [`ReadSide::choose`]).
+    pub(crate) fn new(psor: &Psor, sides: &[Arc<ReadSide>]) -> ValueReads {
+        let map = match psor.topology() {
+            crate::connect::Topology::Cluster(map) => Some(map.clone()),
+            crate::connect::Topology::Single => None,
+        };
+        ValueReads { sides: sides.to_vec(), map, conns: sides.iter().map(|_| None).collect() }
+    }
+
+    /// Every read on the masters (a `--move`, or a run that reads the masters by choice).
+    pub(crate) fn masters() -> ValueReads {
+        ValueReads { sides: Vec::new(), map: None, conns: Vec::new() }
+    }
+
+    /// The index of the side serving `slot`.
+    fn side_of(&self, slot: u16) -> Option<usize> {
+        match &self.map {
+            None => (self.sides.len() == 1).then_some(0),
+            Some(map) => {
+                let hp = map.master_of(slot)?;
+                self.sides.iter().position(|s| s.master_hp().as_ref() == Some(hp))
+            }
+        }
+    }
+
+    /// Sends every command to the read node of its slot's master and returns the replies in
+    /// order, server errors as `Value::ServerError` (as [`Router::run`] does).
+    pub(crate) fn run(&mut self, router: &mut Router, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
+        if !self.sides.iter().any(|s| s.on_replica()) {
+            return router.run(op, cmds);
+        }
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.sides.len()];
+        let mut to_master = Vec::new();
+        for (i, c) in cmds.iter().enumerate() {
+            match self.side_of(c.slot) {
+                Some(s) if self.sides[s].on_replica() => groups[s].push(i),
+                _ => to_master.push(i),
+            }
+        }
+        let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
+        for (s, group) in groups.into_iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            match self.on_replica(s, op, cmds, &group)? {
+                Some(values) => {
+                    for (i, v) in group.into_iter().zip(values) {
+                        replies[i] = Some(v);
+                    }
+                }
+                None => to_master.extend(group),
+            }
+        }
+        if !to_master.is_empty() {
+            to_master.sort_unstable();
+            let sub: Vec<Routed> =
+                to_master.iter().map(|&i| Routed { slot: cmds[i].slot, cmd: cmds[i].cmd.clone() }).collect();
+            for (i, v) in to_master.into_iter().zip(router.run(op, &sub)?) {
+                replies[i] = Some(v);
+            }
+        }
+        Ok(replies.into_iter().map(|v| v.expect("every command got a reply")).collect())
+    }
+
+    /// Sends `group` of `cmds` as one pipeline to side `s`'s replica. `None`: send them to
+    /// the master instead (the replica was lost, or a reply redirected).
+    fn on_replica(
+        &mut self,
+        s: usize,
+        op: &'static str,
+        cmds: &[Routed],
+        group: &[usize],
+    ) -> Result<Option<Vec<Value>>> {
+        let side = self.sides[s].clone();
+        if self.conns[s].is_none() {
+            let Some(node) = side.replica() else { return Ok(None) };
+            match node.connect() {
+                Ok(con) => self.conns[s] = Some(con),
+                Err(e) => {
+                    side.fall_back(format!("replica {} unreachable: {e}", node.addr()))?;
+                    return Ok(None);
+                }
+            }
+        }
+        let con = self.conns[s].as_mut().expect("opened above");
+        let mut bytes = Vec::new();
+        for &i in group {
+            cmds[i].cmd.write_packed_command(&mut bytes);
+        }
+        let n = group.len();
+        let values = match con.retry(op, None, |c| c.req_packed_commands(&bytes, 0, n)) {
+            Ok(v) if v.len() == n => v,
+            Ok(v) => {
+                return Err(Error::Protocol {
+                    addr: con.addr().to_string(),
+                    op,
+                    detail: format!("{} replies to a pipeline of {n} commands", v.len()),
+                })
+            }
+            Err(e) if is_node_gone(&e) => {
+                let addr = con.addr().to_string();
+                self.conns[s] = None;
+                side.fall_back(format!("replica {addr} lost during the run: {e}"))?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut redirected = false;
+        for v in &values {
+            let Value::ServerError(e) = v else { continue };
+            match e.code() {
+                // The slot moved during the run: its new master answers (the router follows).
+                "MOVED" | "ASK" | "TRYAGAIN" => redirected = true,
+                // A replica that stopped serving (its link to the master is down and it
+                // refuses stale reads, or it is loading a new copy): left for the master.
+                _ if classify_server(e) == ErrorClass::Wait => {
+                    let addr = con.addr().to_string();
+                    self.conns[s] = None;
+                    side.fall_back(format!("replica {addr} stopped serving during the run: {e}"))?;
+                    return Ok(None);
+                }
+                _ => {}
+            }
+        }
+        Ok((!redirected).then_some(values))
+    }
+}
+
 /// Batches of keys under a prefix, from every master, produced by background scanner
 /// threads one page ahead of the consumer, handed out at the pace of
 /// [`EngineOptions::pacing`] (a listing, a dry run and an export are paced like a delete).
@@ -236,11 +437,23 @@ pub fn scan(
     opts: &EngineOptions,
     progress: std::sync::Arc<Progress>,
 ) -> Result<KeyStream> {
+    let reads = ReadSide::choose(psor, opts)?;
+    scan_on(psor, prefix, opts, progress, reads)
+}
+
+/// [`scan`] on read sides chosen by the caller (who reads the values on the same nodes:
+/// [`ValueReads`]).
+pub(crate) fn scan_on(
+    psor: &Psor,
+    prefix: &KeyPrefix,
+    opts: &EngineOptions,
+    progress: std::sync::Arc<Progress>,
+    reads: Vec<Arc<ReadSide>>,
+) -> Result<KeyStream> {
     let counters = progress.start_masters(psor.dbsize_per_master()?);
     let pacer = Pacer::start(&opts.pacing, psor)?;
     let (tx, rx) = crossbeam_channel::bounded(opts.queue_depth.max(1));
     let mut threads = Vec::new();
-    let reads: Vec<Arc<ReadSide>> = ReadSide::choose(psor, opts)?.into_iter().map(Arc::new).collect();
     let mut conns = reads.iter().map(|r| r.connect()).collect::<Result<Vec<_>>>()?;
     let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(conns.len()));
     for ((con, master), read) in conns.drain(..).zip(counters).zip(reads.clone()) {

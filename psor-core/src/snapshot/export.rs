@@ -5,7 +5,8 @@
 //! threads, each with its own router (one connection per master), that send per key `MULTI
 //! TYPE DUMP PEXPIRETIME EXEC` in pipelines to the master of the key's slot (`PTTL` + `TIME`
 //! instead of `PEXPIRETIME` before Redis 7.0, turned into an absolute instant with the
-//! server's own clock). A transaction split by a redirection (its slot moved: the commands
+//! server's own clock) — with `--read-from replica`, to the caught-up replica whose scan found
+//! the key (`engine::ValueReads`), else the master. A transaction split by a redirection (its slot moved: the commands
 //! were answered one by one elsewhere, `EXEC` aborted) is read again whole. On a cluster, the
 //! slots whose master changed while SCAN ran are swept again at the end with `CLUSTER
 //! GETKEYSINSLOT`, so a key that moved is not missed. The calling thread writes the records
@@ -25,9 +26,9 @@ use redis::Value;
 
 use super::spill::{Spill, RUN_BYTES};
 use super::{check_output_path, is_fatal_for_run, now_ms, open_router, per_kind, Error, PerKind, Result, Samples};
-use crate::connect::{key_slot, Psor, Topology};
+use crate::connect::{key_slot, Psor, ReadChoice, Topology};
 use crate::engine::router::{Routed, Router};
-use crate::engine::{self, pipeline, EngineOptions, KeyFailure};
+use crate::engine::{self, pipeline, EngineOptions, KeyFailure, ReadSide, ValueReads};
 use crate::keys::KeyPrefix;
 use crate::progress::Progress;
 
@@ -112,6 +113,10 @@ pub struct ExportOutcome {
     pub file_bytes: u64,
     /// Wall time.
     pub seconds: f64,
+    /// Where each master's keys were scanned and read (`--read-from replica…`), and any fall
+    /// back to the master; empty when every read went to the masters by choice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_from: Vec<ReadChoice>,
 }
 
 /// Keys per read pipeline: bounds the payload bytes one reader holds at once.
@@ -143,9 +148,18 @@ pub fn export(
         },
     )
     .sorted();
+    // Where the keys are scanned and read (`--read-from`), chosen (and the replicas waited
+    // for) once for every prefix: each key is read on the node whose scan found it.
+    let sides = engine::ReadSide::choose(psor, engine)?;
     // Open every connection before creating the file: a bad password leaves nothing behind.
     let readers = (0..engine.writers.max(1))
-        .map(|_| open_router(psor).map(|router| Reader { router, abs_ttl: psor.version().has_pexpiretime() }))
+        .map(|_| {
+            open_router(psor).map(|router| Reader {
+                router,
+                reads: ValueReads::new(psor, &sides),
+                abs_ttl: psor.version().has_pexpiretime(),
+            })
+        })
         .collect::<crate::Result<Vec<_>>>()?;
     let tmp = tmp_path(&opts.path);
     let file = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|source| {
@@ -159,7 +173,7 @@ pub fn export(
             Error::Write { path: tmp.clone(), source }
         }
     })?;
-    let result = write_snapshot(psor, opts, engine, &progress, &header, file, readers, &tmp);
+    let result = write_snapshot(psor, opts, engine, &progress, &header, file, readers, &sides, &tmp);
     let (totals, counts) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -188,6 +202,7 @@ pub fn export(
         failures: counts.failures,
         file_bytes,
         seconds: started.elapsed().as_secs_f64(),
+        read_from: sides.iter().filter_map(|s| s.choice()).collect(),
     })
 }
 
@@ -222,6 +237,7 @@ fn write_snapshot(
     header: &Header,
     file: File,
     readers: Vec<Reader>,
+    sides: &[Arc<ReadSide>],
     tmp: &Path,
 ) -> Result<(psor_formats::Totals, WriteCounts)> {
     let werr = |e: psor_formats::Error| match e {
@@ -258,7 +274,7 @@ fn write_snapshot(
             }
         };
         for prefix in &opts.selection.prefixes {
-            for batch in engine::scan(psor, prefix, engine, progress_f.clone())? {
+            for batch in engine::scan_on(psor, prefix, engine, progress_f.clone(), sides.to_vec())? {
                 if !send(batch?) {
                     return Ok(());
                 }
@@ -340,9 +356,11 @@ fn sweep_moved_slots(
 /// How many times a key's transaction is sent again after a redirection split it.
 const READ_ATTEMPTS: usize = 5;
 
-/// One reader: a router with a connection to each master.
+/// One reader: a router with a connection to each master, and where the values are read
+/// (`--read-from`: each master's caught-up replica, or the master through the router).
 struct Reader {
     router: Router,
+    reads: ValueReads,
     abs_ttl: bool,
 }
 
@@ -356,7 +374,7 @@ impl Reader {
         for _ in 0..READ_ATTEMPTS {
             let cmds: Vec<Routed> = todo.iter().flat_map(|&i| self.transaction(&keys[i], slots[i])).collect();
             // Reading is idempotent: a retried pipeline reads the keys again.
-            let replies = self.router.run("DUMP", &cmds)?;
+            let replies = self.reads.run(&mut self.router, "DUMP", &cmds)?;
             if replies.len() != todo.len() * per_key {
                 let detail = format!("{} replies for {} keys", replies.len(), todo.len());
                 return Err(self.protocol(slots[todo[0]], detail));

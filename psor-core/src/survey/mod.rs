@@ -11,6 +11,10 @@
 //! does not grow with the number of keys (see [`tree`]). After the scan, one key of every
 //! node that got no sample is measured, so every node has a byte estimate.
 //!
+//! With `--read-from replica` ([`SurveyOptions::read_from`]) the scan and the per-key reads
+//! of each master go to its caught-up replica; one lost mid-run makes the survey start over
+//! with that master read (the tree would otherwise count some keys twice).
+//!
 //! Nothing here prints; progress goes through [`Progress`] (`matched`: keys found,
 //! `done`: keys typed and counted).
 
@@ -27,7 +31,7 @@ use serde::Serialize;
 pub use suggest::{suggest_layout, SuggestedCatalog};
 pub use tree::{BigKey, KeyFacts, KeyType, SurveyNode, Tree, TreeOptions, TreeSummary, TtlSpread, TYPE_NAMES};
 
-use crate::connect::{NodeConn, Psor};
+use crate::connect::{NodeConn, Psor, ReadChoice};
 use crate::engine::{pipeline, EngineOptions};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
@@ -62,6 +66,10 @@ pub struct SurveyOptions {
     pub queue_depth: usize,
     /// Staying gentle on a live PSOR: a keys/s cap and a latency bound, as for every bulk run.
     pub pacing: crate::engine::Pacing,
+    /// Where the scan and the `TYPE`/`PTTL`/`MEMORY USAGE` reads go (`--read-from`).
+    pub read_from: crate::connect::ReadFrom,
+    /// How long a replica may take to catch up with its master at the start.
+    pub replica_wait: std::time::Duration,
 }
 
 impl Default for SurveyOptions {
@@ -79,6 +87,8 @@ impl Default for SurveyOptions {
             workers: 2,
             queue_depth: 4,
             pacing: crate::engine::Pacing::default(),
+            read_from: crate::connect::ReadFrom::Master,
+            replica_wait: crate::connect::DEFAULT_REPLICA_WAIT,
         }
     }
 }
@@ -153,6 +163,10 @@ pub struct Survey {
     pub max_nodes: usize,
     /// Wall time.
     pub seconds: f64,
+    /// Where each master was scanned and read (`--read-from replica…`), and any fall back to
+    /// the master; empty when every read went to the masters by choice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_from: Vec<ReadChoice>,
     /// The tree's roots: one node, the surveyed prefix, with its `children`.
     pub nodes: Vec<SurveyNode>,
 }
@@ -178,13 +192,41 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
     opts.check()?;
     let started = Instant::now();
     progress.total_keys.store(psor.dbsize()?, Relaxed);
+    // Where each master is scanned and read (`--read-from`), chosen once (the catch-up wait
+    // is here). A replica lost mid-run leaves its master to be read: the survey starts
+    // over, so no key is counted twice.
+    let engine =
+        EngineOptions { read_from: opts.read_from, replica_wait: opts.replica_wait, ..EngineOptions::default() };
+    let sides = crate::engine::ReadSide::choose(psor, &engine)?;
+    let mut survey = loop {
+        match survey_pass(psor, opts, &sides, &progress) {
+            Err(e) if crate::engine::replica_lost(&sides, &e)? => {
+                // The pipeline cancelled the pass on that error, not the user.
+                progress.resume();
+                continue;
+            }
+            other => break other?,
+        }
+    };
+    survey.seconds = started.elapsed().as_secs_f64();
+    survey.read_from = sides.iter().filter_map(|s| s.choice()).collect();
+    Ok(survey)
+}
+
+/// One survey of every master, on the nodes `sides` read.
+fn survey_pass(
+    psor: &Psor,
+    opts: &SurveyOptions,
+    sides: &[Arc<crate::engine::ReadSide>],
+    progress: &Arc<Progress>,
+) -> Result<Survey> {
     let masters = psor.masters();
     // Open every connection first, so an unreachable server or a bad password stops the
     // survey before it has started.
     let mut plans = Vec::new();
-    for node in masters {
-        let scanner = node.connect()?;
-        let workers = (0..opts.workers.max(1)).map(|_| node.connect()).collect::<Result<Vec<_>>>()?;
+    for side in sides {
+        let scanner = side.connect()?;
+        let workers = (0..opts.workers.max(1)).map(|_| side.connect()).collect::<Result<Vec<_>>>()?;
         plans.push((scanner, workers));
     }
     let mut tree = Tree::new(TreeOptions {
@@ -195,7 +237,7 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
         max_children: opts.max_children,
         max_nodes: opts.max_nodes,
     });
-    let progress_ref: &Progress = &progress;
+    let progress_ref: &Progress = progress;
     let lanes = plans
         .into_iter()
         .enumerate()
@@ -229,7 +271,7 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
         return Err(Error::Interrupted);
     }
     if opts.sample_every > 0 {
-        sample_late(psor, &mut tree)?;
+        sample_late(sides, &mut tree)?;
     }
     let summary = tree.finish();
     Ok(Survey {
@@ -248,7 +290,8 @@ pub fn survey(psor: &Psor, opts: &SurveyOptions, progress: Arc<Progress>) -> Res
         tree_nodes: summary.nodes,
         max_children: opts.max_children,
         max_nodes: opts.max_nodes,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: 0.0,
+        read_from: Vec::new(),
         nodes: vec![summary.root],
     })
 }
@@ -338,9 +381,9 @@ fn facts_of(con: &mut NodeConn, opts: &SurveyOptions, keys: &[Vec<u8>]) -> Resul
 }
 
 /// Measures one key of each node that has direct keys but no sample yet.
-fn sample_late(psor: &Psor, tree: &mut Tree) -> Result<()> {
+fn sample_late(sides: &[Arc<crate::engine::ReadSide>], tree: &mut Tree) -> Result<()> {
     let candidates = tree.unsampled_candidates();
-    for (master, node) in psor.masters().iter().enumerate() {
+    for (master, node) in sides.iter().enumerate() {
         let keys: Vec<&Vec<u8>> = candidates.iter().filter(|(m, _)| *m == master).map(|(_, k)| k).collect();
         if keys.is_empty() {
             continue;

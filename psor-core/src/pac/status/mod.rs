@@ -16,7 +16,10 @@
 //! [`StatusOptions::sample_every`] (chosen by a hash of the name, as `psor survey` does), so
 //! bytes are an *estimate*: measured bytes × keys / measured keys, per store. A store none of
 //! whose keys was sampled gets one key measured after the scan. The PAC record, region
-//! registry and (with detail) each registered region's version record are then read.
+//! registry and (with detail) each registered region's version record are then read (on the
+//! master). With `--read-from replica` ([`EngineOptions::read_from`]) the scan and the per-key
+//! reads of each master go to its caught-up replica; one lost mid-run makes the count start
+//! over with that master read, so no key is counted twice.
 
 mod findings;
 
@@ -30,8 +33,8 @@ use serde::Serialize;
 pub use findings::{findings, Orphan, OrphanKind, Warning, WarningKind};
 
 use super::{key_conn, read_record, Result, StoredRecord};
-use crate::connect::{NodeConn, Psor};
-use crate::engine::EngineOptions;
+use crate::connect::{NodeConn, Psor, ReadChoice};
+use crate::engine::{EngineOptions, ReadSide};
 use crate::keys::{display_key, KeyPrefix};
 use crate::layout::{Catalog, Layout, PacMode, PacName, ProductVersion, RegionName};
 use crate::progress::Progress;
@@ -230,6 +233,10 @@ pub struct StatusReport {
     pub now_ms: u64,
     /// Wall time.
     pub seconds: f64,
+    /// Where each master was scanned and read (`--read-from replica…`), and any fall back to
+    /// the master; empty when every read went to the masters by choice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_from: Vec<ReadChoice>,
 }
 
 impl StatusReport {
@@ -258,6 +265,7 @@ fn scan_prefix(catalog: &Catalog, pac: Option<&PacName>) -> Option<KeyPrefix> {
 /// examined keys in `progress` (`f` counts the PAC keys it keeps as matched).
 fn scan_pages(
     psor: &Psor,
+    sides: &[Arc<ReadSide>],
     prefix: Option<&KeyPrefix>,
     opts: &EngineOptions,
     progress: &Progress,
@@ -267,8 +275,9 @@ fn scan_pages(
     // Pages of about one SCAN reply, as before: one facts pipeline per page.
     let engine = EngineOptions { batch_size: opts.scan_count.max(1), ..opts.clone() };
     let mut scan_all = || -> Result<()> {
-        for node in psor.masters() {
-            let mut con = node.connect()?;
+        // Each master's read node (`--read-from`): the pages' facts are read on it too.
+        for side in sides {
+            let mut con = side.connect()?;
             crate::engine::scan_node_with(&mut con, prefix, &engine, progress, None, |con, keys| {
                 pacer.admit(keys.len(), progress);
                 f(con, keys).map(|()| true)
@@ -419,71 +428,93 @@ pub fn status_with(
     progress.total_keys.store(total_keys, Relaxed);
     let prefix = scan_prefix(catalog, pac);
     let template = catalog.key_template();
-    let mut counts: Counts = BTreeMap::new();
-    let (mut scanned, mut pac_keys, mut vanished) = (0u64, 0u64, 0u64);
     let per_key = sopts.detail || sopts.sample_every > 0;
-    scan_pages(psor, prefix.as_ref(), opts, &progress, |con, keys| {
-        scanned += keys.len() as u64;
-        // (triple, key) of the PAC keys of this page.
-        let mut page: Vec<((PacName, ProductVersion), Slot, &[u8])> = Vec::new();
-        for key in &keys {
-            let Some((kpac, version, rest)) = template.parse_prefix(key) else { continue };
-            if pac.is_some_and(|p| p != &kpac) {
-                continue;
-            }
-            let layout = catalog.layout_for(&version).ok();
-            let vprefix = template.prefix(&kpac, &version);
-            let stores = counts.entry((kpac, version)).or_default();
-            let slot = slot_of(layout, &vprefix, rest, stores);
-            stores.entry(slot.clone()).or_default();
-            page.push(((vprefix.pac().clone(), vprefix.version().clone()), slot, key.as_slice()));
-        }
-        let facts = if per_key {
-            let ks: Vec<&[u8]> = page.iter().map(|(_, _, k)| *k).collect();
-            page_facts(con, sopts, &ks)?
-        } else {
-            vec![Facts::default(); page.len()]
-        };
-        for ((triple, slot, key), f) in page.into_iter().zip(facts) {
-            if f.gone {
-                vanished += 1;
-                continue;
-            }
-            pac_keys += 1;
-            Progress::add(&progress.matched, 1);
-            let acc = counts.get_mut(&triple).and_then(|m| m.get_mut(&slot)).expect("entered above");
-            acc.keys += 1;
-            if let Some(b) = f.bytes {
-                acc.sampled += 1;
-                acc.sampled_bytes += b;
-                acc.probe = None;
-            } else if sopts.sample_every > 0 && acc.sampled == 0 && acc.probe.is_none() {
-                acc.probe = Some(key.to_vec());
-            }
-            if let Some(t) = f.ty {
-                acc.types[t as usize] += 1;
-            }
-            match f.pttl {
-                Some(ms) if ms >= 0 => {
-                    acc.ttl_expiring += 1;
-                    acc.soonest = Some(acc.soonest.map_or(ms, |s| s.min(ms)));
+    // Where each master is scanned and its keys' TYPE/PTTL/MEMORY USAGE read (`--read-from`),
+    // chosen once (the catch-up wait is here). A replica lost mid-run leaves its master to be
+    // read: the count starts over, so no key is counted twice.
+    let sides = ReadSide::choose(psor, opts)?;
+    let (mut counts, scanned, pac_keys, vanished) = loop {
+        let mut counts: Counts = BTreeMap::new();
+        let (mut scanned, mut pac_keys, mut vanished) = (0u64, 0u64, 0u64);
+        let pass = scan_pages(psor, &sides, prefix.as_ref(), opts, &progress, |con, keys| {
+            scanned += keys.len() as u64;
+            // (triple, key) of the PAC keys of this page.
+            let mut page: Vec<((PacName, ProductVersion), Slot, &[u8])> = Vec::new();
+            for key in &keys {
+                let Some((kpac, version, rest)) = template.parse_prefix(key) else { continue };
+                if pac.is_some_and(|p| p != &kpac) {
+                    continue;
                 }
-                Some(_) => acc.ttl_none += 1,
-                None => {}
+                let layout = catalog.layout_for(&version).ok();
+                let vprefix = template.prefix(&kpac, &version);
+                let stores = counts.entry((kpac, version)).or_default();
+                let slot = slot_of(layout, &vprefix, rest, stores);
+                stores.entry(slot.clone()).or_default();
+                page.push(((vprefix.pac().clone(), vprefix.version().clone()), slot, key.as_slice()));
             }
+            let facts = if per_key {
+                let ks: Vec<&[u8]> = page.iter().map(|(_, _, k)| *k).collect();
+                page_facts(con, sopts, &ks)?
+            } else {
+                vec![Facts::default(); page.len()]
+            };
+            for ((triple, slot, key), f) in page.into_iter().zip(facts) {
+                if f.gone {
+                    vanished += 1;
+                    continue;
+                }
+                pac_keys += 1;
+                Progress::add(&progress.matched, 1);
+                let acc = counts.get_mut(&triple).and_then(|m| m.get_mut(&slot)).expect("entered above");
+                acc.keys += 1;
+                if let Some(b) = f.bytes {
+                    acc.sampled += 1;
+                    acc.sampled_bytes += b;
+                    acc.probe = None;
+                } else if sopts.sample_every > 0 && acc.sampled == 0 && acc.probe.is_none() {
+                    acc.probe = Some(key.to_vec());
+                }
+                if let Some(t) = f.ty {
+                    acc.types[t as usize] += 1;
+                }
+                match f.pttl {
+                    Some(ms) if ms >= 0 => {
+                        acc.ttl_expiring += 1;
+                        acc.soonest = Some(acc.soonest.map_or(ms, |s| s.min(ms)));
+                    }
+                    Some(_) => acc.ttl_none += 1,
+                    None => {}
+                }
+            }
+            Ok(())
+        });
+        match pass {
+            Err(super::Error::Core(e)) if crate::engine::replica_lost(&sides, &e)? => continue,
+            other => other?,
         }
-        Ok(())
-    })?;
+        break (counts, scanned, pac_keys, vanished);
+    };
     progress.scan_finished.store(true, Relaxed);
 
-    // Stores with keys but no sample: measure one key each.
+    // Stores with keys but no sample: measure one key each, where its master is read.
     if sopts.sample_every > 0 {
+        let usage = |con: &mut NodeConn, key: &[u8]| -> crate::Result<Option<u64>> {
+            con.retry("MEMORY USAGE", Some(key), |c| {
+                redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(c)
+            })
+        };
         for acc in counts.values_mut().flat_map(|m| m.values_mut()) {
             if let (0, Some(key)) = (acc.sampled, acc.probe.take()) {
-                let mut con = key_conn(psor, &key)?;
-                let b: Option<u64> = con.retry("MEMORY USAGE", Some(&key), |c| {
-                    redis::cmd("MEMORY").arg("USAGE").arg(&key).arg("SAMPLES").arg(0).query(c)
-                })?;
+                let read = match crate::engine::side_for_key(psor, &sides, &key) {
+                    Some(side) => side.connect().and_then(|mut con| usage(&mut con, &key)),
+                    None => usage(&mut key_conn(psor, &key)?, &key),
+                };
+                let b = match read {
+                    Ok(b) => b,
+                    // The replica was lost: its master answers from now on (reported).
+                    Err(e) if crate::engine::replica_lost(&sides, &e)? => usage(&mut key_conn(psor, &key)?, &key)?,
+                    Err(e) => return Err(e.into()),
+                };
                 if let Some(b) = b {
                     acc.sampled = 1;
                     acc.sampled_bytes = b;
@@ -590,6 +621,7 @@ pub fn status_with(
         upgrade_warn_hours: sopts.upgrade_warn_ms as f64 / 3_600_000.0,
         now_ms: sopts.now_ms,
         seconds: started.elapsed().as_secs_f64(),
+        read_from: sides.iter().filter_map(|s| s.choice()).collect(),
     })
 }
 
