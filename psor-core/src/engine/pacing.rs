@@ -38,7 +38,11 @@
 //!
 //! The budget leaves the other half of the bound to the other clients' own commands and to
 //! scheduling on a busy machine. Only the engine's writers (delete, copy, move) split their
-//! batches; the other operations get the SCAN COUNT where they use [`shape`] and the watching.
+//! batches with the controller. Every other operation gets its sizes from the same two
+//! functions, and passes only its bound: [`shape`] (SCAN COUNT, batch) for every key stream
+//! (`psor scan`, dry runs, export's feeder, verify's second pass), and [`pipeline_keys`] for
+//! the keys of one read or write pipeline that has no controller — export's `DUMP`s,
+//! import's `RESTORE`s, survey's and status's facts (whose pages are one SCAN reply).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -102,6 +106,18 @@ pub(crate) fn shape(opts: &EngineOptions) -> EngineOptions {
         shaped.batch_size = opts.batch_size.min(2 * chunk_start(budget, opts.batch_size));
     }
     shaped
+}
+
+/// The most keys one pipeline of `usual` keys may carry in a run of `opts` that has no
+/// keys-per-write controller (reads, import's writes): under a latency bound, the
+/// controller's start for the command budget ([`UNLINK_US_PER_KEY`] per key), else `usual`.
+/// Never 0.
+pub(crate) fn pipeline_keys(opts: &EngineOptions, usual: usize) -> usize {
+    let usual = usual.max(1);
+    match opts.pacing.max_latency {
+        Some(bound) => usual.min(chunk_start(budget_us(bound, opts.writers), usual)),
+        None => usual,
+    }
 }
 
 /// The keys-per-write controller of a latency bound (AIMD on the writers' round trips).

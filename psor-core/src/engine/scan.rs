@@ -236,6 +236,8 @@ pub fn scan(
     opts: &EngineOptions,
     progress: std::sync::Arc<Progress>,
 ) -> Result<KeyStream> {
+    // Under a latency bound, SCAN COUNT and batches come from the bound (pacing.rs).
+    let opts = &super::pacing::shape(opts);
     let counters = progress.start_masters(psor.dbsize_per_master()?);
     let pacer = Pacer::start(&opts.pacing, psor)?;
     let (tx, rx) = crossbeam_channel::bounded(opts.queue_depth.max(1));

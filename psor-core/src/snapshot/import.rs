@@ -115,6 +115,8 @@ pub fn import(
     progress: Arc<Progress>,
 ) -> Result<ImportOutcome> {
     let started = Instant::now();
+    // Under a latency bound, the keys per RESTORE pipeline come from the bound (pacing.rs).
+    let engine = &crate::engine::pacing::shape(engine);
     // The run's own counts, whatever earlier runs added to a shared `progress`.
     let base = progress.snapshot().counts;
     let file_err = |source| Error::File { path: opts.path.clone(), source };
@@ -223,7 +225,7 @@ pub fn import(
     let samples = Samples::new(engine.keep_samples);
     let expired = Samples::new(engine.keep_samples);
     let would = Samples::new(opts.sample);
-    let batch_size = engine.batch_size.max(1);
+    let batch_size = crate::engine::pacing::pipeline_keys(engine, engine.batch_size);
     let ctx =
         Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
     let ctx_ref = &ctx;
