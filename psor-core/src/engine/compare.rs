@@ -876,6 +876,83 @@ mod tests {
         assert!(!dup.same_as(&dup.clone()));
     }
 
+    /// A stream as a server replies it (RESP2) and as its payload decodes: the same content.
+    #[test]
+    fn a_decoded_stream_digests_as_the_live_one_reads() {
+        use psor_embedded::rdb::{Stream, StreamGroup, StreamId};
+        let id = |ms, seq| StreamId { ms, seq };
+        let stream = |last_delivered: StreamId, count: u64| Stream {
+            entries: vec![
+                (id(1, 1), vec![(b"f".to_vec(), b"v".to_vec())]),
+                (id(1, 2), vec![(b"f".to_vec(), b"w".to_vec()), (b"g".to_vec(), b"x".to_vec())]),
+            ],
+            last_id: id(5, 0),
+            counters: Some((id(1, 3), 4)),
+            groups: vec![
+                StreamGroup {
+                    name: b"g2".to_vec(),
+                    last_delivered: id(0, 0),
+                    entries_read: Some(-1),
+                    pending: vec![],
+                    consumers: vec![b"carol".to_vec()],
+                },
+                StreamGroup {
+                    name: b"g1".to_vec(),
+                    last_delivered,
+                    entries_read: Some(2),
+                    pending: vec![(id(1, 1), b"alice".to_vec(), 1_700_000_000_000, count)],
+                    consumers: vec![b"bob".to_vec(), b"alice".to_vec()],
+                },
+            ],
+        };
+        let info = |pairs: &[(&str, Value)]| {
+            array(pairs.iter().flat_map(|(k, v)| [bulk(k.as_bytes()), v.clone()]).collect::<Vec<_>>())
+        };
+        let live = |counters: bool| {
+            let replies = vec![
+                array(vec![
+                    array(vec![bulk(b"1-1"), array(vec![bulk(b"f"), bulk(b"v")])]),
+                    array(vec![bulk(b"1-2"), array(vec![bulk(b"f"), bulk(b"w"), bulk(b"g"), bulk(b"x")])]),
+                ]),
+                info(&[
+                    ("length", Value::Int(2)),
+                    ("last-generated-id", bulk(b"5-0")),
+                    ("max-deleted-entry-id", bulk(b"1-3")),
+                    ("entries-added", Value::Int(4)),
+                    ("first-entry", Value::Nil),
+                ]),
+                array(vec![
+                    info(&[
+                        ("name", bulk(b"g1")),
+                        ("consumers", Value::Int(2)),
+                        ("last-delivered-id", bulk(b"1-1")),
+                        ("entries-read", Value::Int(2)),
+                    ]),
+                    info(&[("name", bulk(b"g2")), ("last-delivered-id", bulk(b"0-0")), ("entries-read", Value::Nil)]),
+                ]),
+                array(vec![info(&[("name", bulk(b"alice")), ("idle", Value::Int(7))]), info(&[("name", bulk(b"bob")), ("pending", Value::Int(0))])]),
+                array(vec![array(vec![bulk(b"1-1"), bulk(b"alice"), Value::Int(12_345), Value::Int(1)])]),
+                array(vec![info(&[("name", bulk(b"carol")), ("pending", Value::Int(0))])]),
+                array(vec![]),
+            ];
+            drive(Reader::new(b"k", "stream", 2, false).with_entries_read(counters), replies)
+        };
+        for counters in [true, false] {
+            let want = stream_content(&stream(id(1, 1), 1), counters);
+            assert!(matches!(want, Content::Value { len: 2, .. }), "{want:?}");
+            assert!(want.same_as(&live(counters)), "counters {counters}: {want:?} vs {:?}", live(counters));
+        }
+        // A group's last-delivered id, a delivery count, the counters: each makes another stream.
+        assert!(!stream_content(&stream(id(1, 2), 1), true).same_as(&live(true)));
+        assert!(!stream_content(&stream(id(1, 1), 2), true).same_as(&live(true)));
+        let mut other = stream(id(1, 1), 1);
+        other.counters = Some((id(1, 3), 5));
+        assert!(!stream_content(&other, true).same_as(&live(true)));
+        assert!(stream_content(&other, false).same_as(&live(false)), "counters not compared");
+        other.last_id = id(6, 0);
+        assert!(!stream_content(&other, false).same_as(&live(false)), "the last id is");
+    }
+
     #[test]
     fn sorted_set_scores_compare_as_numbers() {
         let z = |score: &[u8]| drive(Reader::new(b"k", "zset", 1, false), vec![array(vec![bulk(b"m"), bulk(score)])]);

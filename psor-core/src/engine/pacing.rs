@@ -319,3 +319,26 @@ fn ping_us(con: &mut crate::connect::NodeConn) -> u64 {
         Err(_) => u64::MAX,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelines_follow_the_bound_and_only_under_one() {
+        let opts = |ms: Option<u64>, writers: usize| EngineOptions {
+            writers,
+            pacing: Pacing { max_latency: ms.map(Duration::from_millis), ..Pacing::default() },
+            ..EngineOptions::default()
+        };
+        assert_eq!(pipeline_keys(&opts(None, 2), 256), 256);
+        // 2 ms, two writers: 333 µs a command, 2 µs a key.
+        assert_eq!(pipeline_keys(&opts(Some(2), 2), 256), 166);
+        assert_eq!(pipeline_keys(&opts(Some(2), 2), 100), 100, "a smaller usual size is kept");
+        assert_eq!(pipeline_keys(&opts(Some(1), 64), 1000), MIN_CHUNK, "never below the floor");
+        assert_eq!(pipeline_keys(&opts(Some(2), 2), 0), 1, "never 0");
+        let shaped = shape(&opts(Some(2), 2));
+        assert_eq!((shaped.scan_count, shaped.batch_size), (333, 332));
+        assert_eq!(shape(&opts(None, 2)).scan_count, 1000);
+    }
+}
