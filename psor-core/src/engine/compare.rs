@@ -930,7 +930,10 @@ mod tests {
                     ]),
                     info(&[("name", bulk(b"g2")), ("last-delivered-id", bulk(b"0-0")), ("entries-read", Value::Nil)]),
                 ]),
-                array(vec![info(&[("name", bulk(b"alice")), ("idle", Value::Int(7))]), info(&[("name", bulk(b"bob")), ("pending", Value::Int(0))])]),
+                array(vec![
+                    info(&[("name", bulk(b"alice")), ("idle", Value::Int(7))]),
+                    info(&[("name", bulk(b"bob")), ("pending", Value::Int(0))]),
+                ]),
                 array(vec![array(vec![bulk(b"1-1"), bulk(b"alice"), Value::Int(12_345), Value::Int(1)])]),
                 array(vec![info(&[("name", bulk(b"carol")), ("pending", Value::Int(0))])]),
                 array(vec![]),

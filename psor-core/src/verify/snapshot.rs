@@ -246,12 +246,9 @@ fn file_state(con: &mut NodeConn, r: &Record, quick: bool, stream_counters: bool
         KeyKind::Other => Content::Opaque(kind.to_string()),
         KeyKind::Stream => match psor_embedded::rdb::decode_stream(&r.payload) {
             // With --quick, type and size only, as the live side reads it.
-            Ok(s) if quick => Content::Value {
-                kind: kind.to_string(),
-                len: s.entries.len() as u64,
-                digest: 0,
-                field_expiry: (0, 0),
-            },
+            Ok(s) if quick => {
+                Content::Value { kind: kind.to_string(), len: s.entries.len() as u64, digest: 0, field_expiry: (0, 0) }
+            }
             Ok(s) => stream_content(&s, stream_counters),
             // A stream payload psor cannot decode: compared by DUMP bytes in `judge`.
             Err(_) => Content::Opaque(kind.to_string()),
