@@ -287,8 +287,11 @@ fn judge(
         return Ok(Some((Kind::Extra, format!("{} in the snapshot only", file.content.kind()))));
     }
     let kind = file.content.kind();
-    if matches!(file.content, Content::Opaque(_)) && live.content.kind() == kind {
-        // A stream or a module type: the embedded store does not decode it; compare bytes
+    // A live stream that could not be read by type (a user without `xinfo`, a `file:` store)
+    // against a decoded one: compared by bytes, as before streams had a content form.
+    let unread = matches!(live.content, Content::Opaque(_));
+    if (matches!(file.content, Content::Opaque(_)) || unread) && live.content.kind() == kind {
+        // A module type (the embedded store does not decode it), or the above: compare bytes
         // (not with --quick: type and expiry only).
         if !opts.quick && side.dump(live_name)?.as_deref() != Some(&r.payload[..]) {
             return Ok(Some((Kind::Content, format!("{kind}: other DUMP bytes"))));
