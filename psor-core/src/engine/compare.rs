@@ -675,16 +675,35 @@ pub(crate) fn payload_keeps_stream_counters(payload: &[u8]) -> bool {
 
 /// The content a decoded stream has, in the form [`read`] (with [`Reader::with_entries_read`]
 /// set to `entries_read`) gives a live stream's: elements fed to the same [`Reader`] helpers a
-/// live key's replies go through. Only the digest is kept, not a copy; the stream itself is the
-/// caller's (decoded from a payload that is in memory already).
+/// live key's replies go through.
+#[cfg(test)]
 pub(crate) fn stream_content(s: &psor_embedded::rdb::Stream, entries_read: bool) -> Content {
     let mut r = Reader::new(b"", "stream", s.entries.len() as u64, false).with_entries_read(entries_read);
-    for (id, fv) in &s.entries {
-        r.stream_entry(id.to_string().as_bytes(), fv.iter().flat_map(|(f, v)| [f.as_slice(), v.as_slice()]));
+    for e in &s.entries {
+        stream_entry_of(&mut r, e);
     }
-    r.seen = s.entries.len() as u64;
+    stream_rest(r, s)
+}
+
+/// [`stream_content`] of a stream `DUMP` payload, decoded entry by entry: only the digest is
+/// kept, never a copy of the entries (what is held at once is one stream node). `None` when the
+/// payload is not a stream psor decodes.
+pub(crate) fn payload_stream_content(payload: &[u8], entries_read: bool) -> Option<Content> {
+    let mut r = Reader::new(b"", "stream", 0, false).with_entries_read(entries_read);
+    let s = psor_embedded::rdb::decode_stream_with(payload, |e| stream_entry_of(&mut r, &e)).ok()?;
+    r.len = r.seen;
+    Some(stream_rest(r, &s))
+}
+
+fn stream_entry_of(r: &mut Reader, (id, fv): &psor_embedded::rdb::StreamEntry) {
+    r.stream_entry(id.to_string().as_bytes(), fv.iter().flat_map(|(f, v)| [f.as_slice(), v.as_slice()]));
+    r.seen += 1;
+}
+
+/// The rest of a decoded stream after its entries: its info, groups, consumers and PEL.
+fn stream_rest(mut r: Reader, s: &psor_embedded::rdb::Stream) -> Content {
     let (max_deleted, added) = match s.counters {
-        Some((max_deleted, added)) if entries_read => (max_deleted.to_string(), added.to_string()),
+        Some((max_deleted, added)) if r.entries_read => (max_deleted.to_string(), added.to_string()),
         _ => (String::new(), String::new()),
     };
     r.stream_info(s.last_id.to_string().as_bytes(), max_deleted.as_bytes(), added.as_bytes());

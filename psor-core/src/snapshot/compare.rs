@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use redis::Value;
 
 use crate::connect::{key_slot, NodeConn, SLOTS};
-use crate::engine::compare::{payload_keeps_stream_counters, read, read_counting, stream_content};
+use crate::engine::compare::{payload_keeps_stream_counters, payload_stream_content, read, read_counting};
 use crate::error::Result;
 
 /// Scratch keys live this long if psor dies before removing them.
@@ -94,12 +94,10 @@ pub(crate) fn same_as_stream_payload(
     if psor_embedded::rdb::payload_kind(payload).ok() != Some(psor_formats::KeyKind::Stream) {
         return Ok(None);
     }
-    let Ok(stream) = psor_embedded::rdb::decode_stream(payload) else {
+    let counters = stream_counters && payload_keeps_stream_counters(payload);
+    let Some(want) = payload_stream_content(payload, counters) else {
         return Ok(Some(false));
     };
-    let counters = stream_counters && payload_keeps_stream_counters(payload);
-    let want = stream_content(&stream, counters);
-    drop(stream);
     Ok(Some(want.same_as(&read_counting(con, key, counters)?)))
 }
 

@@ -29,7 +29,7 @@ use redis::Value;
 use super::compare::{classify, now_ms, KeyState};
 use super::{Kind, Side, Tally, VerifyOptions, VerifyOutcome};
 use crate::connect::{Node, NodeConn, Psor};
-use crate::engine::compare::{payload_keeps_stream_counters, read_with, stream_content, Content};
+use crate::engine::compare::{payload_keeps_stream_counters, payload_stream_content, read_with, Content};
 use crate::engine::{scan, EngineOptions, Samples};
 use crate::progress::Progress;
 use crate::snapshot::{Error, Result};
@@ -244,14 +244,15 @@ fn file_state(con: &mut NodeConn, r: &Record, quick: bool, stream_counters: bool
     let kind = r.kind.as_str();
     let content = match r.kind {
         KeyKind::Other => Content::Opaque(kind.to_string()),
-        KeyKind::Stream => match psor_embedded::rdb::decode_stream(&r.payload) {
+        // Decoded entry by entry into the digest (never a copy of the stream). A stream
+        // payload psor cannot decode: compared by DUMP bytes in `judge`.
+        KeyKind::Stream => match payload_stream_content(&r.payload, stream_counters) {
             // With --quick, type and size only, as the live side reads it.
-            Ok(s) if quick => {
-                Content::Value { kind: kind.to_string(), len: s.entries.len() as u64, digest: 0, field_expiry: (0, 0) }
+            Some(Content::Value { kind, len, .. }) if quick => {
+                Content::Value { kind, len, digest: 0, field_expiry: (0, 0) }
             }
-            Ok(s) => stream_content(&s, stream_counters),
-            // A stream payload psor cannot decode: compared by DUMP bytes in `judge`.
-            Err(_) => Content::Opaque(kind.to_string()),
+            Some(content) => content,
+            None => Content::Opaque(kind.to_string()),
         },
         _ => {
             let ok: Value = con.retry("RESTORE", Some(&r.key), |c| {
