@@ -15,7 +15,7 @@
 //! group's consumers (`XINFO CONSUMERS`: names) and its pending entries (`XPENDING`, by 1,000:
 //! id, consumer, delivery count). Delivery times and consumers' seen and active times are
 //! clocks, not content, and are not compared; the first entry, lag and the radix tree's shape
-//! are derived. A decoded stream payload gets the same digest ([`stream_content`]), so a
+//! are derived. A decoded stream payload gets the same digest ([`payload_stream_content`]), so a
 //! snapshot's stream compares with a live one whatever DUMP bytes each server writes.
 //!
 //! Reading is done in bounded chunks, so a value of any size is compared with bounded memory:
@@ -504,7 +504,7 @@ impl Reader {
 
     // A stream's elements, in the order the reader meets them: entries (id order), the stream's
     // info, the groups (name order), then per group its consumers (name order) and pending
-    // entries (id order). Live replies and decoded payloads ([`stream_content`]) both go through
+    // entries (id order). Live replies and decoded payloads ([`payload_stream_content`]) both go through
     // these, so the two digests agree by construction.
 
     fn stream_entry<'a>(&mut self, id: &'a [u8], fields: impl Iterator<Item = &'a [u8]>) {
@@ -685,9 +685,11 @@ pub(crate) fn stream_content(s: &psor_embedded::rdb::Stream, entries_read: bool)
     stream_rest(r, s)
 }
 
-/// [`stream_content`] of a stream `DUMP` payload, decoded entry by entry: only the digest is
-/// kept, never a copy of the entries (what is held at once is one stream node). `None` when the
-/// payload is not a stream psor decodes.
+/// The content of a stream `DUMP` payload, in the form [`read`] (with
+/// [`Reader::with_entries_read`] set to `entries_read`) gives a live stream's: its elements go
+/// through the same [`Reader`] helpers a live key's replies do. Decoded entry by entry: only
+/// the digest is kept, never a copy of the entries (what is held at once is one stream node).
+/// `None` when the payload is not a stream psor decodes.
 pub(crate) fn payload_stream_content(payload: &[u8], entries_read: bool) -> Option<Content> {
     let mut r = Reader::new(b"", "stream", 0, false).with_entries_read(entries_read);
     let s = psor_embedded::rdb::decode_stream_with(payload, |e| stream_entry_of(&mut r, &e)).ok()?;

@@ -10,7 +10,7 @@
 //! Reading and comparing content is the engine's (`engine::compare`); this module only adds
 //! the scratch key that turns a file's payload into something readable. A stream needs no
 //! scratch key: its payload is decoded and digested as its live reading is
-//! (`engine::compare::stream_content`), so a stream psor rebuilt or transcoded (other `DUMP`
+//! (`engine::compare::payload_stream_content`), so a stream psor rebuilt or transcoded (other `DUMP`
 //! bytes, the same stream) is `unchanged`, and a dry run compares streams too.
 //!
 //! On a Redis Cluster both keys must live on the same master, so the scratch key is named

@@ -5,7 +5,7 @@
 //! in-memory embedded store (never saved), where it is read by type exactly as a server is
 //! read (`engine::compare`), and compared with the live keys, read in pipelines. Streams are
 //! decoded from their payload and digested as a live stream is read
-//! (`engine::compare::stream_content`), so a snapshot of a Valkey 9.1 stream verifies against
+//! (`engine::compare::payload_stream_content`), so a snapshot of a Valkey 9.1 stream verifies against
 //! the Redis 7.0 stream psor transcoded or rebuilt it into. Module types and encodings the
 //! embedded store does not decode (hashes with field expirations) are compared by their `DUMP`
 //! bytes.
