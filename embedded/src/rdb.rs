@@ -567,7 +567,7 @@ fn stream_id(raw: &[u8]) -> R<StreamId> {
 /// The entries of one stream listpack node whose master id is `master` (see `t_stream.c`): a
 /// master entry `count | deleted | n | field… | 0`, then per entry `flags | ms-diff | seq-diff |
 /// (values of the master fields, when flags has SAMEFIELDS | n | field value…) | lp-count`.
-fn stream_node(master: StreamId, lp: &[u8], out: &mut Vec<StreamEntry>) -> R<()> {
+fn stream_node(master: StreamId, lp: &[u8], out: &mut dyn FnMut(StreamEntry)) -> R<()> {
     let mut it = listpack(lp)?.into_iter();
     let int = |it: &mut std::vec::IntoIter<Vec<u8>>| -> R<i64> {
         let b = it.next().ok_or(RdbError::Corrupt("stream node truncated"))?;
@@ -604,7 +604,7 @@ fn stream_node(master: StreamId, lp: &[u8], out: &mut Vec<StreamEntry>) -> R<()>
         int(&mut it)?; // lp-count, for iterating backwards
         if flags & STREAM_ITEM_DELETED == 0 {
             live += 1;
-            out.push((id, pairs));
+            out((id, pairs));
         }
     }
     if live != count || it.next().is_some() {
@@ -617,6 +617,16 @@ fn stream_node(master: StreamId, lp: &[u8], out: &mut Vec<StreamEntry>) -> R<()>
 /// consumer groups with their pending entries and consumers. What is left out is what no command
 /// can set: consumers' seen and active times.
 pub fn decode_stream(payload: &[u8]) -> R<Stream> {
+    let mut entries = Vec::new();
+    let mut s = decode_stream_with(payload, |e| entries.push(e))?;
+    s.entries = entries;
+    Ok(s)
+}
+
+/// [`decode_stream`], handing each entry to `entry` in id order instead of keeping it: what
+/// is held at once is one stream node (a listpack), not the stream. The [`Stream`] returned
+/// has no entries; its other fields are as [`decode_stream`]'s.
+pub fn decode_stream_with(payload: &[u8], mut entry: impl FnMut(StreamEntry)) -> R<Stream> {
     let body = check_footer(payload)?;
     let t = body[0];
     let rank = match t {
@@ -628,16 +638,23 @@ pub fn decode_stream(payload: &[u8]) -> R<Stream> {
     let mut r = Reader { b: body, pos: 1 };
     let mut s = Stream::default();
     let nodes = r.len()?;
+    let (mut count, mut last, mut ordered) = (0u64, None::<StreamId>, true);
+    let mut each = |e: StreamEntry| {
+        ordered &= last.is_none_or(|l| l < e.0);
+        last = Some(e.0);
+        count += 1;
+        entry(e);
+    };
     for _ in 0..nodes {
         let master = stream_id(&r.string()?)?;
         let lp = r.string()?;
-        stream_node(master, &lp, &mut s.entries)?;
+        stream_node(master, &lp, &mut each)?;
     }
-    if !s.entries.windows(2).all(|w| w[0].0 < w[1].0) {
+    if !ordered {
         return Err(RdbError::Corrupt("stream ids out of order"));
     }
     let length = r.raw_len()?;
-    if length != s.entries.len() as u64 {
+    if length != count {
         return Err(RdbError::Corrupt("stream length"));
     }
     s.last_id = StreamId { ms: r.raw_len()?, seq: r.raw_len()? };

@@ -94,3 +94,53 @@ fn a_module_value_that_would_need_transcoding_is_refused_with_exit_2_before_writ
     assert!(err.contains("1 keys hold module values") && err.contains("a:v") && err.contains("vectorset"), "{err}");
     assert_eq!(redis::cmd("DBSIZE").query::<u64>(&mut r70.admin_conn()).unwrap(), 0, "nothing written");
 }
+
+/// A Valkey 9.1 stream copied to Redis 7.0 (transcoded: other DUMP bytes) is the same stream
+/// to `verify --snapshot` (exit 0) and to a re-import of the Valkey backup (unchanged); one
+/// pending entry acknowledged on the copy makes it a content difference (exit 8) and a
+/// conflict, naming the key.
+#[test]
+fn a_valkey_9_stream_verifies_and_reimports_against_its_redis_7_0_copy() {
+    if !ServerKind::Valkey91.is_installed() {
+        eprintln!("skipped: valkey-9.1 is not installed (scripts/fetch-servers.sh)");
+        return;
+    }
+    let v91 = RedisServer::builder().server(ServerKind::Valkey91).start();
+    let r70 = RedisServer::builder().server(ServerKind::Redis70).start();
+    let mut con = v91.admin_conn();
+    for i in 1..=10 {
+        redis::cmd("XADD").arg("a:st").arg(format!("1-{i}")).arg("n").arg(i).query::<()>(&mut con).unwrap();
+    }
+    redis::cmd("XGROUP").arg("CREATE").arg("a:st").arg("g").arg("0").query::<()>(&mut con).unwrap();
+    let read = ["GROUP", "g", "alice", "COUNT", "3", "STREAMS", "a:st", ">"];
+    redis::cmd("XREADGROUP").arg(&read).query::<redis::Value>(&mut con).unwrap();
+    let (src, dst) = (v91.url(), r70.url());
+    let (code, out, err) =
+        run(&mut psor(&["--psor", &src, "--json", "copy", "--prefix", "a:", "--to-prefix", "b:", "--target", &dst]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["paths"]["transcoded"].as_u64(), Some(1), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("v9-stream.psnap");
+    let file = file.to_str().unwrap();
+    let (code, _, err) = run(&mut psor(&["--psor", &src, "export", "--prefix", "a:", "-o", file]));
+    assert_eq!(code, 0, "{err}");
+    let verify = || {
+        run(&mut psor(&["--psor", &dst, "--json", "verify", "--prefix", "b:", "--to-prefix", "a:", "--snapshot", file]))
+    };
+    let import = || run(&mut psor(&["--psor", &dst, "--json", "import", file, "--rename", "a:=b:"]));
+    let (code, out, err) = verify();
+    assert_eq!((code, json(&out)["same"].as_u64()), (0, Some(1)), "{out}\n{err}");
+    let (_, out, err) = import();
+    let v = json(&out);
+    assert_eq!((v["unchanged"].as_u64(), v["conflicts"].as_u64()), (Some(1), Some(0)), "{v}\n{err}");
+
+    redis::cmd("XACK").arg("b:st").arg("g").arg("1-2").query::<i64>(&mut r70.admin_conn()).unwrap();
+    let (code, out, err) = verify();
+    let v = json(&out);
+    assert_eq!((code, v["content"].as_u64()), (8, Some(1)), "{v}\n{err}");
+    assert!(out.contains("b:st"), "{out}");
+    let (_, out, err) = import();
+    let v = json(&out);
+    assert_eq!((v["unchanged"].as_u64(), v["conflicts"].as_u64()), (Some(0), Some(1)), "{v}\n{err}");
+    assert!(out.contains("b:st"), "{out}");
+}

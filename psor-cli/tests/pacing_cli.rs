@@ -176,3 +176,103 @@ fn max_latency_pauses_while_the_server_stalls() {
     assert_eq!(j["done"], 20_000);
     assert!(j["paused_seconds"].as_f64().unwrap() > 0.0, "no pause while the server slept: {j}");
 }
+
+/// The server's slow log (every command logged), oldest first: each command's arguments (the
+/// log keeps 32; a 33rd then says how many more there were) and the client that sent it.
+fn logged(server: &RedisServer) -> Vec<(Vec<String>, String)> {
+    let entries: Vec<redis::Value> =
+        redis::cmd("SLOWLOG").arg("GET").arg(1_000_000).query(&mut server.admin_conn()).unwrap();
+    let mut out: Vec<(Vec<String>, String)> = entries
+        .into_iter()
+        .map(|entry| {
+            let redis::Value::Array(fields) = entry else { panic!("slow log entry {entry:?}") };
+            // Binary arguments (RESTORE's payloads) as lossy text: only names and numbers are read.
+            let args: Vec<Vec<u8>> = redis::from_redis_value(fields[3].clone()).unwrap();
+            let args = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let client: String = redis::from_redis_value(fields[4].clone()).unwrap();
+            (args, client)
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The largest `COUNT` of the logged `SCAN`s (0: none logged).
+fn largest_scan_count(log: &[(Vec<String>, String)]) -> usize {
+    log.iter()
+        .filter(|(args, _)| args[0].eq_ignore_ascii_case("SCAN"))
+        .map(|(args, _)| {
+            let at = args.iter().position(|a| a.eq_ignore_ascii_case("COUNT")).expect("SCAN with COUNT");
+            args[at + 1].parse().unwrap()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The most `cmd`s one client sent one after another (a pipeline, when the client sends
+/// something else between two of them).
+fn longest_run(log: &[(Vec<String>, String)], cmd: &str) -> usize {
+    let mut runs: std::collections::HashMap<&str, (usize, usize)> = std::collections::HashMap::new();
+    for (args, client) in log {
+        let (now, best) = runs.entry(client.as_str()).or_default();
+        if args[0].eq_ignore_ascii_case(cmd) {
+            *now += 1;
+            *best = (*best).max(*now);
+        } else {
+            *now = 0;
+        }
+    }
+    runs.values().map(|r| r.1).max().unwrap_or(0)
+}
+
+/// Every command that scans or pipelines — `scan`, `export`, `import`, `survey`, `status` —
+/// takes its SCAN COUNT and its keys per pipeline from `--max-latency` (as delete and copy do):
+/// none sends the default `COUNT 1000` or a 1000-key pipeline under `--max-latency 2`, and
+/// each does without the bound (so the log would show it).
+#[test]
+fn max_latency_shapes_scan_export_import_survey_and_status() {
+    let server =
+        RedisServer::builder().config("slowlog-log-slower-than", "0").config("slowlog-max-len", "1000000").start();
+    let url = server.url();
+    let (code, out, err) =
+        psor_tests::cli::output(&mut psor(&url, &["sample", "MyPAC", "--product-version", "8.0", "--keys", "3000"]));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    populate(&server, "s:", 3_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.psnap");
+    let f = file.to_str().unwrap();
+    // Keys per RESTORE pipeline: every key of the file exists already (the same content), so
+    // each batch's RESTOREs are followed by that batch's DUMPs, on the writer's connection.
+    let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &["export", "--prefix", "s:", "--output", f]));
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let runs: [(&str, Vec<&str>); 5] = [
+        ("scan", vec!["scan", "--prefix", "s:", "--count-only"]),
+        ("export", vec!["export", "--prefix", "s:", "--output", "OUT", "--overwrite"]),
+        ("import", vec!["import", f]),
+        ("survey", vec!["survey", "--prefix", "s:"]),
+        ("status", vec!["status", "MyPAC"]),
+    ];
+    let out_file = dir.path().join("again.psnap");
+    let mut wrong = Vec::new();
+    for bound in [Some("2"), None] {
+        for (name, args) in &runs {
+            let mut all: Vec<&str> = bound.map_or(vec![], |b| vec!["--max-latency", b]);
+            all.extend(args.iter().map(|a| if *a == "OUT" { out_file.to_str().unwrap() } else { a }));
+            redis::cmd("SLOWLOG").arg("RESET").exec(&mut server.admin_conn()).unwrap();
+            let (code, out, err) = psor_tests::cli::output(&mut psor(&url, &all));
+            assert_eq!(code, 0, "psor {all:?}\nstdout: {out}\nstderr: {err}");
+            let log = logged(&server);
+            let (count, restores) = (largest_scan_count(&log), longest_run(&log, "RESTORE"));
+            let (what, got, ok) = match (*name, bound) {
+                ("import", Some(_)) => ("RESTOREs in a row", restores, (1..=500).contains(&restores)),
+                ("import", None) => ("RESTOREs in a row", restores, restores == 1000),
+                (_, Some(_)) => ("SCAN COUNT", count, (1..=500).contains(&count)),
+                (_, None) => ("SCAN COUNT", count, count == 1000),
+            };
+            if !ok {
+                wrong.push(format!("{name} with --max-latency {bound:?}: {what} {got}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -408,11 +408,29 @@ fn every_type_crosses_every_pair_of_servers_by_copy_and_by_snapshot() {
                     assert_eq!(out.paths.transcoded, 0, "copy {what}: {:?}", out.paths);
                 }
                 assert_same(&format!("copy {what}"), &originals[si], &digest(dst, &to), exact);
+                // The source's snapshot imported over that copy (transcoded or not, streams
+                // included): every key is already there. Not from Redis 6.2: without
+                // PEXPIRETIME, the copy's and the export's instants of one expiry are each read
+                // as a relative TTL, and differ by the time between the two reads.
+                if src.build.abs_ttl() {
+                    let out =
+                        import(&psors[ti], &files[si], &to).unwrap_or_else(|e| panic!("import over copy {what}: {e}"));
+                    let n = originals[si].len() as u64;
+                    assert_eq!(
+                        (out.counts.unchanged, out.counts.conflicts),
+                        (n, 0),
+                        "import over copy {what}: {out:?}"
+                    );
+                }
             }
             let to = format!("i-{}:", src.build.name());
             let out = import(&psors[ti], &files[si], &to).unwrap_or_else(|e| panic!("import {what}: {e}"));
             assert_eq!((out.counts.done, out.counts.failed), (originals[si].len() as u64, 0), "import {what}");
             assert_same(&format!("import {what}"), &originals[si], &digest(dst, &to), exact);
+            // Imported again: unchanged, not conflicts.
+            let out = import(&psors[ti], &files[si], &to).unwrap_or_else(|e| panic!("import again {what}: {e}"));
+            let n = originals[si].len() as u64;
+            assert_eq!((out.counts.unchanged, out.counts.conflicts), (n, 0), "import again {what}: {out:?}");
         }
     }
     // The embedded store reads every server's payloads: each snapshot into one `file:` store,
@@ -866,7 +884,126 @@ fn streams_bigger_than_the_targets_proto_max_bulk_len_are_rebuilt_with_groups_an
             assert_eq!((out.counts.done, out.counts.failed, out.paths.rebuilt), (1, 0, 1), "{out:?}");
             assert_eq!(want, xinfo_full(&dst, "i:stream", counters));
             assert_eq!(dbsize(&dst), 2);
+            // Imported again over the rebuilt stream (other DUMP bytes, the same stream):
+            // already there; and verify --snapshot finds it the same.
+            let out = import(&dst.psor(), &path, "i:").unwrap();
+            assert_eq!((out.counts.unchanged, out.counts.conflicts, out.counts.failed), (1, 0, 0), "{out:?}");
+            let out = verify_file(&dst.psor(), &path, "i:");
+            assert!(out.is_same() && out.counts.same == 1, "{out:?}");
+            // One pending entry acknowledged: a conflict, and a content difference, naming it.
+            redis::cmd("XACK").arg("i:stream").arg("g1").arg("1000-2").query::<i64>(&mut dst.conn()).unwrap();
+            let out = import(&dst.psor(), &path, "i:").unwrap();
+            assert_eq!((out.counts.unchanged, out.counts.conflicts), (0, 1), "{out:?}");
+            assert_eq!(out.conflict_keys, vec!["i:stream".to_string()]);
+            let out = verify_file(&dst.psor(), &path, "i:");
+            assert_eq!((out.counts.content, out.counts.differences()), (1, 1), "{out:?}");
+            assert_eq!(dbsize(&dst), 2, "no scratch key left");
         }
+    }
+}
+
+/// `XINFO GROUPS` of `key`: group name → entries-read (`None`: nil).
+fn entries_read(server: &Server, key: &str) -> BTreeMap<String, Option<i64>> {
+    let groups: Vec<Value> = redis::cmd("XINFO").arg("GROUPS").arg(key).query(&mut server.conn()).unwrap();
+    groups
+        .iter()
+        .map(|g| {
+            let Value::Array(kv) = g else { panic!("{g:?}") };
+            let get = |name: &str| kv.chunks(2).find(|c| flat(&c[0]).contains(name)).map(|c| c[1].clone());
+            let read = match get("entries-read") {
+                Some(Value::Int(n)) => Some(n),
+                _ => None,
+            };
+            (flat(&get("name").unwrap()).trim_matches('"').to_string(), read)
+        })
+        .collect()
+}
+
+fn verify_file(live: &Psor, path: &Path, live_prefix: &str) -> psor_core::verify::VerifyOutcome {
+    let o = psor_core::verify::VerifyOptions {
+        recheck_delay: Duration::from_millis(20),
+        ..psor_core::verify::VerifyOptions::new(prefix(live_prefix), prefix("src:"))
+    };
+    psor_core::verify::verify_snapshot(live, path, &o, &engine(), Arc::new(Progress::new())).unwrap()
+}
+
+#[test]
+fn a_transcoded_stream_is_the_same_stream_to_import_and_verify_and_a_changed_one_is_not() {
+    if !all_installed() {
+        return;
+    }
+    use psor_core::verify::Kind;
+    let src = Server::start(Build::Valkey91, &[]);
+    let dst = Server::start(Build::Redis70, &[]);
+    let mut con = src.conn();
+    let run = |con: &mut redis::Connection, args: &[&str]| {
+        let mut c = redis::cmd(args[0]);
+        args[1..].iter().for_each(|a| {
+            c.arg(*a);
+        });
+        c.query::<Value>(con).unwrap();
+    };
+    let key = "src:s";
+    for i in 1..=20 {
+        run(&mut con, &["XADD", key, &format!("1-{i}"), "n", &i.to_string(), "f", "v"]);
+    }
+    run(&mut con, &["XDEL", key, "1-5"]);
+    run(&mut con, &["XGROUP", "CREATE", key, "g1", "0"]);
+    run(&mut con, &["XGROUP", "CREATE", key, "g2", "1-10"]);
+    run(&mut con, &["XREADGROUP", "GROUP", "g1", "alice", "COUNT", "3", "STREAMS", key, ">"]);
+    run(&mut con, &["XREADGROUP", "GROUP", "g1", "bob", "COUNT", "2", "STREAMS", key, ">"]);
+    run(&mut con, &["XGROUP", "CREATECONSUMER", key, "g2", "carol"]);
+    // The last id stays past the last entry.
+    run(&mut con, &["XADD", key, "5-1", "n", "last"]);
+    run(&mut con, &["XDEL", key, "5-1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v91-stream.psnap");
+    export(&src.psor(), &path);
+    let (target, mut dcon) = (dst.psor(), dst.conn());
+    for to in ["same:", "entry:", "group:", "pel:"] {
+        let out = copy_to(&src.psor(), &target, to, &engine());
+        assert_eq!((out.counts.done, out.paths.transcoded), (1, 1), "{to} {out:?}");
+    }
+    // One entry less; g1's last-delivered id moved (entries-read kept as it was); one pending
+    // entry acknowledged.
+    run(&mut dcon, &["XDEL", "entry:s", "1-7"]);
+    // Without ENTRIESREAD, SETID makes it unknown (nil): given again where it is known.
+    let mut setid = vec!["XGROUP", "SETID", "group:s", "g1", "1-4"];
+    let read = entries_read(&dst, "group:s")["g1"].map(|n| n.to_string());
+    if let Some(n) = &read {
+        setid.extend(["ENTRIESREAD", n.as_str()]);
+    }
+    run(&mut dcon, &setid);
+    assert_eq!(entries_read(&dst, "group:s"), entries_read(&dst, "same:s"));
+    run(&mut dcon, &["XACK", "pel:s", "g1", "1-2"]);
+
+    for dry_run in [true, false] {
+        for to in ["same:", "entry:", "group:", "pel:"] {
+            let opts = ImportOptions {
+                path: path.clone(),
+                rename: Some(Rename { from: prefix("src:"), to: prefix(to) }),
+                replace: false,
+                dry_run,
+                sample: 0,
+            };
+            let out = snapshot::import(&target, &opts, &engine(), Arc::new(Progress::new())).unwrap();
+            let what = format!("{to} dry_run={dry_run}: {out:?}");
+            if to == "same:" {
+                assert_eq!((out.counts.unchanged, out.counts.conflicts, out.counts.done), (1, 0, 0), "{what}");
+            } else {
+                assert_eq!((out.counts.unchanged, out.counts.conflicts), (0, 1), "{what}");
+                assert_eq!(out.conflict_keys, vec![format!("{to}s")], "{what}");
+            }
+        }
+    }
+    // verify --snapshot: the Valkey 9.1 snapshot against its Redis 7.0 copies.
+    let out = verify_file(&target, &path, "same:");
+    assert!(out.is_same() && out.counts.same == 1, "{out:?}");
+    for to in ["entry:", "group:", "pel:"] {
+        let out = verify_file(&target, &path, to);
+        assert_eq!((out.counts.same, out.counts.content, out.counts.differences()), (0, 1, 1), "{to}: {out:?}");
+        let named: Vec<_> = out.differences.iter().filter(|d| d.kind == Kind::Content).map(|d| d.key.clone()).collect();
+        assert_eq!(named, vec![format!("{to}s")], "{to}");
     }
 }
 

@@ -6,10 +6,17 @@
 //! to a [`Content`]: the type, the size (`STRLEN`/`HLEN`/`SCARD`/`ZCARD`/`LLEN`/`XLEN`) and a
 //! 128-bit digest of the elements — in order for strings, lists, sorted sets (by score, then
 //! member) and streams, order-free (a sum of per-element hashes) for hashes and sets. A
-//! stream's digest also covers its consumer groups (`XINFO GROUPS`: name, last-delivered id,
-//! entries-read where the server keeps it), each group's consumers (`XINFO CONSUMERS`: names)
-//! and its pending entries (`XPENDING`, by 1,000: id, consumer, delivery count). Delivery
-//! times and consumers' idle times are clocks, not content, and are not compared.
+//! stream's digest covers what "the same stream" means, which is also exactly what psor's
+//! rebuilds (a transcoded payload, or typed commands in chunks) preserve: its entries in id
+//! order with their fields and values in order (`XRANGE`, by 1,000), its last generated id
+//! (`XINFO STREAM`, not `FULL`: constant cost), Redis 7.0's counters where both sides keep them
+//! (entries-added, max-deleted-id, each group's entries-read; Redis 6.2 and stream payloads of
+//! type 15 have none), its consumer groups (`XINFO GROUPS`: name, last-delivered id), each
+//! group's consumers (`XINFO CONSUMERS`: names) and its pending entries (`XPENDING`, by 1,000:
+//! id, consumer, delivery count). Delivery times and consumers' seen and active times are
+//! clocks, not content, and are not compared; the first entry, lag and the radix tree's shape
+//! are derived. A decoded stream payload gets the same digest ([`payload_stream_content`]), so a
+//! snapshot's stream compares with a live one whatever DUMP bytes each server writes.
 //!
 //! Reading is done in bounded chunks, so a value of any size is compared with bounded memory:
 //! `GETRANGE` (256 KiB), `LRANGE`/`ZRANGE` by index and `XRANGE` from the last id (1,000
@@ -112,7 +119,9 @@ enum Cursor {
     After(Option<Vec<u8>>),
     /// Whole read (`HGETALL` / `SMEMBERS`) not sent yet.
     Whole,
-    /// A stream's entries are read: `XINFO GROUPS` next.
+    /// A stream's entries are read: `XINFO STREAM` (last id and counters) next.
+    Info,
+    /// `XINFO GROUPS` next.
     Groups,
     /// `XINFO CONSUMERS` of the first group in the queue next.
     Consumers(std::collections::VecDeque<Vec<u8>>),
@@ -161,7 +170,7 @@ impl Reader {
         };
         // An empty stream may still have consumer groups (`XGROUP CREATE … MKSTREAM`).
         let cursor = match kind {
-            "stream" if !quick && len == 0 => Cursor::Groups,
+            "stream" if !quick && len == 0 => Cursor::Info,
             _ => cursor,
         };
         let mut second = DefaultHasher::new();
@@ -184,8 +193,10 @@ impl Reader {
         }
     }
 
-    /// Also compares consumer groups' entries-read: only where both sides' servers keep it
-    /// (Redis 7.0+, Valkey); a copy to Redis 6.2 loses it, and that is not a difference.
+    /// Also compares Redis 7.0's stream counters — the stream's entries-added and max-deleted-id,
+    /// each consumer group's entries-read — only where both sides keep them (Redis 7.0+, Valkey,
+    /// and a payload of stream type 19 or 21: see [`payload_keeps_stream_counters`]); a copy to
+    /// Redis 6.2 loses them, and that is not a difference.
     pub(crate) fn with_entries_read(mut self, on: bool) -> Reader {
         self.entries_read = on;
         self
@@ -287,6 +298,11 @@ impl Reader {
                     None => cmd.arg(key).arg("-"),
                 };
                 cmd.arg("+").arg("COUNT").arg(CHUNK_ELEMENTS);
+            }
+            (Cursor::Info, _) => {
+                // Not `FULL`: that one replies with entries and every PEL (read here in chunks).
+                cmd = redis::cmd("XINFO");
+                cmd.arg("STREAM").arg(key);
             }
             (Cursor::Groups, _) => {
                 cmd = redis::cmd("XINFO");
@@ -407,13 +423,26 @@ impl Reader {
                     let mut parts = items_of(entry).into_iter();
                     let id = parts.next().map(|v| flat_bytes(&v)).unwrap_or_default();
                     let fields: Vec<Vec<u8>> = parts.flat_map(items_of).map(|v| flat_bytes(&v)).collect();
-                    let mut el: Vec<&[u8]> = vec![&id];
-                    el.extend(fields.iter().map(Vec::as_slice));
-                    self.ordered_element(&el);
+                    self.stream_entry(&id, fields.iter().map(Vec::as_slice));
                     last = Some(id);
                 }
                 self.seen += n;
-                self.cursor = if n == CHUNK_ELEMENTS { Cursor::After(last) } else { Cursor::Groups };
+                self.cursor = if n == CHUNK_ELEMENTS { Cursor::After(last) } else { Cursor::Info };
+            }
+            Cursor::Info => {
+                // The last generated id (past the last entry after an `XDEL` or `XSETID`) and,
+                // when asked, entries-added and max-deleted-id (absent on Redis 6.2). Not the
+                // first entry, the radix tree's shape or the recorded first id: derived, or an
+                // encoding.
+                let info = fields_of(reply);
+                let get = |name: &str| info.get(name).map(flat_bytes).unwrap_or_default();
+                let (max_deleted, added) = if self.entries_read {
+                    (get("max-deleted-entry-id"), get("entries-added"))
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                self.stream_info(&get("last-generated-id"), &max_deleted, &added);
+                self.cursor = Cursor::Groups;
             }
             Cursor::Groups => {
                 // In the server's order (by name); for each: name, last-delivered id and,
@@ -425,10 +454,10 @@ impl Reader {
                     let name = info.get("name").map(flat_bytes).unwrap_or_default();
                     let last = info.get("last-delivered-id").map(flat_bytes).unwrap_or_default();
                     let read = match info.get("entries-read") {
-                        Some(Value::Int(n)) if self.entries_read => n.to_le_bytes().to_vec(),
-                        _ => Vec::new(),
+                        Some(Value::Int(n)) => Some(*n),
+                        _ => None,
                     };
-                    self.ordered_element(&[b"\0group", &name, &last, &read]);
+                    self.stream_group(&name, &last, read);
                     names.push_back(name);
                 }
                 if !names.is_empty() {
@@ -439,7 +468,7 @@ impl Reader {
                 // Names only: `pending` follows from the PEL; idle and active times are clocks.
                 for consumer in items_of(reply) {
                     let name = fields_of(consumer).get("name").map(flat_bytes).unwrap_or_default();
-                    self.ordered_element(&[b"\0consumer", &groups[0], &name]);
+                    self.stream_consumer(&groups[0], &name);
                 }
                 self.cursor = Cursor::Pending(groups, None);
             }
@@ -455,7 +484,7 @@ impl Reader {
                         self.unsteady = true;
                         continue;
                     };
-                    self.ordered_element(&[b"\0pending", &groups[0], id, consumer, count]);
+                    self.stream_pending(&groups[0], id, consumer, count);
                     last = Some(id.clone());
                 }
                 self.cursor = if n == CHUNK_ELEMENTS {
@@ -471,6 +500,39 @@ impl Reader {
             }
         }
         Ok(())
+    }
+
+    // A stream's elements, in the order the reader meets them: entries (id order), the stream's
+    // info, the groups (name order), then per group its consumers (name order) and pending
+    // entries (id order). Live replies and decoded payloads ([`payload_stream_content`]) both go through
+    // these, so the two digests agree by construction.
+
+    fn stream_entry<'a>(&mut self, id: &'a [u8], fields: impl Iterator<Item = &'a [u8]>) {
+        let mut el: Vec<&[u8]> = vec![id];
+        el.extend(fields);
+        self.ordered_element(&el);
+    }
+
+    fn stream_info(&mut self, last_id: &[u8], max_deleted: &[u8], added: &[u8]) {
+        self.ordered_element(&[b"\0stream", last_id, max_deleted, added]);
+    }
+
+    /// `read`: entries-read, `None` when the server does not know it (nil).
+    fn stream_group(&mut self, name: &[u8], last_delivered: &[u8], read: Option<i64>) {
+        let read = match read {
+            Some(n) if self.entries_read => n.to_le_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        self.ordered_element(&[b"\0group", name, last_delivered, &read]);
+    }
+
+    fn stream_consumer(&mut self, group: &[u8], name: &[u8]) {
+        self.ordered_element(&[b"\0consumer", group, name]);
+    }
+
+    /// `count`: the delivery count in decimal, as `XPENDING` replies it.
+    fn stream_pending(&mut self, group: &[u8], id: &[u8], consumer: &[u8], count: &[u8]) {
+        self.ordered_element(&[b"\0pending", group, id, consumer, count]);
     }
 
     fn ordered_element(&mut self, parts: &[&[u8]]) {
@@ -570,6 +632,12 @@ fn items_of(v: Value) -> Vec<Value> {
 
 /// Reads a key's content on one connection, chunk by chunk.
 pub(crate) fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
+    read_counting(con, key, false)
+}
+
+/// [`read`], with a stream's Redis 7.0 counters when `entries_read` (see
+/// [`Reader::with_entries_read`]).
+pub(crate) fn read_counting(con: &mut NodeConn, key: &[u8], entries_read: bool) -> Result<Content> {
     let kind: String = con.retry("TYPE", Some(key), |c| redis::cmd("TYPE").arg(key).query(c))?;
     if kind == "none" {
         return Ok(Content::Missing);
@@ -578,12 +646,16 @@ pub(crate) fn read(con: &mut NodeConn, key: &[u8]) -> Result<Content> {
         return Ok(Content::Opaque(kind));
     };
     let len: u64 = con.retry(len_cmd, Some(key), |c| redis::cmd(len_cmd).arg(key).query(c))?;
-    read_with(con, key, &kind, len)
+    read_sized(con, key, &kind, len, entries_read)
 }
 
 /// Reads a key whose type and size are known.
 pub(crate) fn read_with(con: &mut NodeConn, key: &[u8], kind: &str, len: u64) -> Result<Content> {
-    let mut reader = Reader::new(key, kind, len, false);
+    read_sized(con, key, kind, len, false)
+}
+
+fn read_sized(con: &mut NodeConn, key: &[u8], kind: &str, len: u64, entries_read: bool) -> Result<Content> {
+    let mut reader = Reader::new(key, kind, len, false).with_entries_read(entries_read);
     while let Some(cmd) = reader.next_command() {
         let reply: Value = con.retry("read", Some(key), |c| cmd.query(c))?;
         if matches!(reply, Value::ServerError(_)) {
@@ -592,6 +664,72 @@ pub(crate) fn read_with(con: &mut NodeConn, key: &[u8], kind: &str, len: u64) ->
         reader.feed(reply)?;
     }
     Ok(reader.finish())
+}
+
+/// True when a stream payload keeps Redis 7.0's stream counters (stream types 19 and 21:
+/// entries-added, max-deleted-id, groups' entries-read); type 15 (Redis 6.2) has none. False
+/// for anything that is not a stream payload.
+pub(crate) fn payload_keeps_stream_counters(payload: &[u8]) -> bool {
+    matches!(payload.first(), Some(19 | 21))
+}
+
+/// The content a decoded stream has, in the form [`read`] (with [`Reader::with_entries_read`]
+/// set to `entries_read`) gives a live stream's: elements fed to the same [`Reader`] helpers a
+/// live key's replies go through.
+#[cfg(test)]
+pub(crate) fn stream_content(s: &psor_embedded::rdb::Stream, entries_read: bool) -> Content {
+    let mut r = Reader::new(b"", "stream", s.entries.len() as u64, false).with_entries_read(entries_read);
+    for e in &s.entries {
+        stream_entry_of(&mut r, e);
+    }
+    stream_rest(r, s)
+}
+
+/// The content of a stream `DUMP` payload, in the form [`read`] (with
+/// [`Reader::with_entries_read`] set to `entries_read`) gives a live stream's: its elements go
+/// through the same [`Reader`] helpers a live key's replies do. Decoded entry by entry: only
+/// the digest is kept, never a copy of the entries (what is held at once is one stream node).
+/// `None` when the payload is not a stream psor decodes.
+pub(crate) fn payload_stream_content(payload: &[u8], entries_read: bool) -> Option<Content> {
+    let mut r = Reader::new(b"", "stream", 0, false).with_entries_read(entries_read);
+    let s = psor_embedded::rdb::decode_stream_with(payload, |e| stream_entry_of(&mut r, &e)).ok()?;
+    r.len = r.seen;
+    Some(stream_rest(r, &s))
+}
+
+fn stream_entry_of(r: &mut Reader, (id, fv): &psor_embedded::rdb::StreamEntry) {
+    r.stream_entry(id.to_string().as_bytes(), fv.iter().flat_map(|(f, v)| [f.as_slice(), v.as_slice()]));
+    r.seen += 1;
+}
+
+/// The rest of a decoded stream after its entries: its info, groups, consumers and PEL.
+fn stream_rest(mut r: Reader, s: &psor_embedded::rdb::Stream) -> Content {
+    let (max_deleted, added) = match s.counters {
+        Some((max_deleted, added)) if r.entries_read => (max_deleted.to_string(), added.to_string()),
+        _ => (String::new(), String::new()),
+    };
+    r.stream_info(s.last_id.to_string().as_bytes(), max_deleted.as_bytes(), added.as_bytes());
+    // The server's order: groups and consumers by name (rax order), pending entries by id.
+    let mut groups: Vec<&psor_embedded::rdb::StreamGroup> = s.groups.iter().collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    for g in &groups {
+        // -1: the server does not know it (`XINFO GROUPS` replies nil).
+        r.stream_group(&g.name, g.last_delivered.to_string().as_bytes(), g.entries_read.filter(|&n| n != -1));
+    }
+    for g in &groups {
+        let mut consumers: Vec<&Vec<u8>> = g.consumers.iter().collect();
+        consumers.sort();
+        for c in consumers {
+            r.stream_consumer(&g.name, c);
+        }
+        let mut pending: Vec<_> = g.pending.iter().collect();
+        pending.sort_by_key(|p| p.0);
+        for (id, who, _delivered_at, count) in pending {
+            r.stream_pending(&g.name, id.to_string().as_bytes(), who, count.to_string().as_bytes());
+        }
+    }
+    r.cursor = Cursor::Done;
+    r.finish()
 }
 
 /// The content a decoded value has, in the form [`read`] gives a key's: to compare a payload
@@ -757,6 +895,86 @@ mod tests {
         let dup = drive(Reader::new(b"k", "set", len, false), vec![page(b"17", first.to_vec()), page(b"0", twice)]);
         assert!(matches!(dup, Content::Unsteady(..)), "{dup:?}");
         assert!(!dup.same_as(&dup.clone()));
+    }
+
+    /// A stream as a server replies it (RESP2) and as its payload decodes: the same content.
+    #[test]
+    fn a_decoded_stream_digests_as_the_live_one_reads() {
+        use psor_embedded::rdb::{Stream, StreamGroup, StreamId};
+        let id = |ms, seq| StreamId { ms, seq };
+        let stream = |last_delivered: StreamId, count: u64| Stream {
+            entries: vec![
+                (id(1, 1), vec![(b"f".to_vec(), b"v".to_vec())]),
+                (id(1, 2), vec![(b"f".to_vec(), b"w".to_vec()), (b"g".to_vec(), b"x".to_vec())]),
+            ],
+            last_id: id(5, 0),
+            counters: Some((id(1, 3), 4)),
+            groups: vec![
+                StreamGroup {
+                    name: b"g2".to_vec(),
+                    last_delivered: id(0, 0),
+                    entries_read: Some(-1),
+                    pending: vec![],
+                    consumers: vec![b"carol".to_vec()],
+                },
+                StreamGroup {
+                    name: b"g1".to_vec(),
+                    last_delivered,
+                    entries_read: Some(2),
+                    pending: vec![(id(1, 1), b"alice".to_vec(), 1_700_000_000_000, count)],
+                    consumers: vec![b"bob".to_vec(), b"alice".to_vec()],
+                },
+            ],
+        };
+        let info = |pairs: &[(&str, Value)]| {
+            array(pairs.iter().flat_map(|(k, v)| [bulk(k.as_bytes()), v.clone()]).collect::<Vec<_>>())
+        };
+        let live = |counters: bool| {
+            let replies = vec![
+                array(vec![
+                    array(vec![bulk(b"1-1"), array(vec![bulk(b"f"), bulk(b"v")])]),
+                    array(vec![bulk(b"1-2"), array(vec![bulk(b"f"), bulk(b"w"), bulk(b"g"), bulk(b"x")])]),
+                ]),
+                info(&[
+                    ("length", Value::Int(2)),
+                    ("last-generated-id", bulk(b"5-0")),
+                    ("max-deleted-entry-id", bulk(b"1-3")),
+                    ("entries-added", Value::Int(4)),
+                    ("first-entry", Value::Nil),
+                ]),
+                array(vec![
+                    info(&[
+                        ("name", bulk(b"g1")),
+                        ("consumers", Value::Int(2)),
+                        ("last-delivered-id", bulk(b"1-1")),
+                        ("entries-read", Value::Int(2)),
+                    ]),
+                    info(&[("name", bulk(b"g2")), ("last-delivered-id", bulk(b"0-0")), ("entries-read", Value::Nil)]),
+                ]),
+                array(vec![
+                    info(&[("name", bulk(b"alice")), ("idle", Value::Int(7))]),
+                    info(&[("name", bulk(b"bob")), ("pending", Value::Int(0))]),
+                ]),
+                array(vec![array(vec![bulk(b"1-1"), bulk(b"alice"), Value::Int(12_345), Value::Int(1)])]),
+                array(vec![info(&[("name", bulk(b"carol")), ("pending", Value::Int(0))])]),
+                array(vec![]),
+            ];
+            drive(Reader::new(b"k", "stream", 2, false).with_entries_read(counters), replies)
+        };
+        for counters in [true, false] {
+            let want = stream_content(&stream(id(1, 1), 1), counters);
+            assert!(matches!(want, Content::Value { len: 2, .. }), "{want:?}");
+            assert!(want.same_as(&live(counters)), "counters {counters}: {want:?} vs {:?}", live(counters));
+        }
+        // A group's last-delivered id, a delivery count, the counters: each makes another stream.
+        assert!(!stream_content(&stream(id(1, 2), 1), true).same_as(&live(true)));
+        assert!(!stream_content(&stream(id(1, 1), 2), true).same_as(&live(true)));
+        let mut other = stream(id(1, 1), 1);
+        other.counters = Some((id(1, 3), 5));
+        assert!(!stream_content(&other, true).same_as(&live(true)));
+        assert!(stream_content(&other, false).same_as(&live(false)), "counters not compared");
+        other.last_id = id(6, 0);
+        assert!(!stream_content(&other, false).same_as(&live(false)), "the last id is");
     }
 
     #[test]

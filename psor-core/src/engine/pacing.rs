@@ -38,7 +38,11 @@
 //!
 //! The budget leaves the other half of the bound to the other clients' own commands and to
 //! scheduling on a busy machine. Only the engine's writers (delete, copy, move) split their
-//! batches; the other operations get the SCAN COUNT where they use [`shape`] and the watching.
+//! batches with the controller. Every other operation gets its sizes from the same two
+//! functions, and passes only its bound: [`shape`] (SCAN COUNT, batch) for every key stream
+//! (`psor scan`, dry runs, export's feeder, verify's second pass), and [`pipeline_keys`] for
+//! the keys of one read or write pipeline that has no controller — export's `DUMP`s,
+//! import's `RESTORE`s, survey's and status's facts (whose pages are one SCAN reply).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -102,6 +106,18 @@ pub(crate) fn shape(opts: &EngineOptions) -> EngineOptions {
         shaped.batch_size = opts.batch_size.min(2 * chunk_start(budget, opts.batch_size));
     }
     shaped
+}
+
+/// The most keys one pipeline of `usual` keys may carry in a run of `opts` that has no
+/// keys-per-write controller (reads, import's writes): under a latency bound, the
+/// controller's start for the command budget ([`UNLINK_US_PER_KEY`] per key), else `usual`.
+/// Never 0.
+pub(crate) fn pipeline_keys(opts: &EngineOptions, usual: usize) -> usize {
+    let usual = usual.max(1);
+    match opts.pacing.max_latency {
+        Some(bound) => usual.min(chunk_start(budget_us(bound, opts.writers), usual)),
+        None => usual,
+    }
 }
 
 /// The keys-per-write controller of a latency bound (AIMD on the writers' round trips).
@@ -301,5 +317,28 @@ fn ping_us(con: &mut crate::connect::NodeConn) -> u64 {
     match redis::cmd("PING").query::<String>(con.raw()) {
         Ok(_) => t.elapsed().as_micros() as u64,
         Err(_) => u64::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelines_follow_the_bound_and_only_under_one() {
+        let opts = |ms: Option<u64>, writers: usize| EngineOptions {
+            writers,
+            pacing: Pacing { max_latency: ms.map(Duration::from_millis), ..Pacing::default() },
+            ..EngineOptions::default()
+        };
+        assert_eq!(pipeline_keys(&opts(None, 2), 256), 256);
+        // 2 ms, two writers: 333 µs a command, 2 µs a key.
+        assert_eq!(pipeline_keys(&opts(Some(2), 2), 256), 166);
+        assert_eq!(pipeline_keys(&opts(Some(2), 2), 100), 100, "a smaller usual size is kept");
+        assert_eq!(pipeline_keys(&opts(Some(1), 64), 1000), MIN_CHUNK, "never below the floor");
+        assert_eq!(pipeline_keys(&opts(Some(2), 2), 0), 1, "never 0");
+        let shaped = shape(&opts(Some(2), 2));
+        assert_eq!((shaped.scan_count, shaped.batch_size), (333, 332));
+        assert_eq!(shape(&opts(None, 2)).scan_count, 1000);
     }
 }

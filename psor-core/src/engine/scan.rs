@@ -450,6 +450,8 @@ pub(crate) fn scan_on(
     progress: std::sync::Arc<Progress>,
     reads: Vec<Arc<ReadSide>>,
 ) -> Result<KeyStream> {
+    // Under a latency bound, SCAN COUNT and batches come from the bound (pacing.rs).
+    let opts = &super::pacing::shape(opts);
     let counters = progress.start_masters(psor.dbsize_per_master()?);
     let pacer = Pacer::start(&opts.pacing, psor)?;
     let (tx, rx) = crossbeam_channel::bounded(opts.queue_depth.max(1));

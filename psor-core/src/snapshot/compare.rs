@@ -8,7 +8,10 @@
 //! read by type (in bounded chunks, whatever their size) and compared canonically.
 //!
 //! Reading and comparing content is the engine's (`engine::compare`); this module only adds
-//! the scratch key that turns a file's payload into something readable.
+//! the scratch key that turns a file's payload into something readable. A stream needs no
+//! scratch key: its payload is decoded and digested as its live reading is
+//! (`engine::compare::payload_stream_content`), so a stream psor rebuilt or transcoded (other `DUMP`
+//! bytes, the same stream) is `unchanged`, and a dry run compares streams too.
 //!
 //! On a Redis Cluster both keys must live on the same master, so the scratch key is named
 //! `psor:import-compare:{TAG}:<pid>:<n>` with a hash tag `TAG` chosen to hash to the target
@@ -21,7 +24,7 @@ use std::sync::OnceLock;
 use redis::Value;
 
 use crate::connect::{key_slot, NodeConn, SLOTS};
-use crate::engine::compare::read;
+use crate::engine::compare::{payload_keeps_stream_counters, payload_stream_content, read, read_counting};
 use crate::error::Result;
 
 /// Scratch keys live this long if psor dies before removing them.
@@ -58,7 +61,12 @@ fn scratch_for(key: &[u8]) -> Vec<u8> {
 
 /// True when `key` on `con` (the master serving its slot) holds the content of the `DUMP`
 /// `payload` (expiry aside).
-pub(crate) fn same_as_payload(con: &mut NodeConn, key: &[u8], payload: &[u8]) -> Result<bool> {
+/// `stream_counters`: the server keeps Redis 7.0's stream counters (7.0+, Valkey); they are
+/// compared when the payload has them too.
+pub(crate) fn same_as_payload(con: &mut NodeConn, key: &[u8], payload: &[u8], stream_counters: bool) -> Result<bool> {
+    if let Some(same) = same_as_stream_payload(con, key, payload, stream_counters)? {
+        return Ok(same);
+    }
     let scratch = scratch_for(key);
     let restored: Value = con.retry("RESTORE", Some(key), |c| {
         redis::cmd("RESTORE").arg(&scratch).arg(SCRATCH_TTL_MS).arg(payload).arg("REPLACE").query(c)
@@ -73,6 +81,24 @@ pub(crate) fn same_as_payload(con: &mut NodeConn, key: &[u8], payload: &[u8]) ->
     })();
     let _ = con.retry("UNLINK", Some(&scratch), |c| redis::cmd("UNLINK").arg(&scratch).query::<u64>(c));
     result
+}
+
+/// For a stream payload (`None` for anything else): true when `key` holds that stream. Writes
+/// nothing. A stream payload psor cannot decode is never the same.
+pub(crate) fn same_as_stream_payload(
+    con: &mut NodeConn,
+    key: &[u8],
+    payload: &[u8],
+    stream_counters: bool,
+) -> Result<Option<bool>> {
+    if psor_embedded::rdb::payload_kind(payload).ok() != Some(psor_formats::KeyKind::Stream) {
+        return Ok(None);
+    }
+    let counters = stream_counters && payload_keeps_stream_counters(payload);
+    let Some(want) = payload_stream_content(payload, counters) else {
+        return Ok(Some(false));
+    };
+    Ok(Some(want.same_as(&read_counting(con, key, counters)?)))
 }
 
 #[cfg(test)]

@@ -133,6 +133,8 @@ pub fn export(
     progress: Arc<Progress>,
 ) -> Result<ExportOutcome> {
     let started = Instant::now();
+    // Under a latency bound, SCAN COUNT and the keys per read come from the bound (pacing.rs).
+    let engine = &crate::engine::pacing::shape(engine);
     // The run's own counts, whatever earlier runs added to a shared `progress`.
     let base = progress.snapshot().counts;
     // Never over the file of the store being exported (it would be saved over the export
@@ -246,6 +248,7 @@ fn write_snapshot(
     };
     let mut writer = SnapshotWriter::new(BufWriter::with_capacity(1 << 20, file), header).map_err(werr)?;
     let samples = Samples::new(engine.keep_samples);
+    let read_chunk = crate::engine::pacing::pipeline_keys(engine, READ_CHUNK);
     let mut with_ttl = 0u64;
     let depth = engine.queue_depth.max(1);
     let spill_dir = match tmp.parent() {
@@ -257,14 +260,14 @@ fn write_snapshot(
     let workers: Vec<ReadKeys> = readers.into_iter().map(|reader| ReadKeys { reader, samples: samples_ref }).collect();
     let out_depth = depth * workers.len().max(1);
     // Feeder: scans each prefix (paced by `engine::scan`, which hands the keys out at the
-    // pace of `engine.pacing`) and hands the keys on in chunks of `READ_CHUNK`, one read
+    // pace of `engine.pacing`) and hands the keys on in chunks of `read_chunk`, one read
     // each. A key SCAN returns twice is read twice and written once: the merge drops repeats.
     let progress_f = progress.clone();
     let feeder = pipeline::Lane::new(workers, move |emit| {
         let mut send = |batch: Vec<Vec<u8>>| {
             let mut keys = batch.into_iter();
             loop {
-                let chunk: Vec<Vec<u8>> = keys.by_ref().take(READ_CHUNK).collect();
+                let chunk: Vec<Vec<u8>> = keys.by_ref().take(read_chunk).collect();
                 if chunk.is_empty() {
                     return true;
                 }
@@ -284,7 +287,7 @@ fn write_snapshot(
         Ok(())
     });
     // As many keys queued as whole batches would be.
-    let queue_depth = depth * engine.batch_size.max(1).div_ceil(READ_CHUNK);
+    let queue_depth = depth * engine.batch_size.max(1).div_ceil(read_chunk);
     let run = pipeline::Pipeline { progress, pacer: None, queue_depth, out_depth }.run(vec![feeder], |records| {
         // This thread writes (to the sorted runs the merge reads back).
         for r in records {

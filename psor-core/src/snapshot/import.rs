@@ -115,6 +115,8 @@ pub fn import(
     progress: Arc<Progress>,
 ) -> Result<ImportOutcome> {
     let started = Instant::now();
+    // Under a latency bound, the keys per RESTORE pipeline come from the bound (pacing.rs).
+    let engine = &crate::engine::pacing::shape(engine);
     // The run's own counts, whatever earlier runs added to a shared `progress`.
     let base = progress.snapshot().counts;
     let file_err = |source| Error::File { path: opts.path.clone(), source };
@@ -223,7 +225,7 @@ pub fn import(
     let samples = Samples::new(engine.keep_samples);
     let expired = Samples::new(engine.keep_samples);
     let would = Samples::new(opts.sample);
-    let batch_size = engine.batch_size.max(1);
+    let batch_size = crate::engine::pacing::pipeline_keys(engine, engine.batch_size);
     let ctx =
         Ctx { progress: &progress, samples: &samples, expired: &expired, would: &would, rename: opts.rename.as_ref() };
     let ctx_ref = &ctx;
@@ -313,7 +315,8 @@ struct Restorer {
     router: Router,
     replace: bool,
     dry_run: bool,
-    /// The target has `PEXPIRETIME` (7.0+); before, expiries are compared through `PTTL`.
+    /// The target has `PEXPIRETIME` (7.0+); before, expiries are compared through `PTTL`. The
+    /// same versions keep Redis 7.0's stream counters, compared where the payload has them.
     abs_expiry: bool,
     version: String,
     source_version: String,
@@ -484,9 +487,17 @@ impl Restorer {
                     (t, Some(at)) => t >= 0 && (now_ms() + t - at).abs() <= 1000,
                     _ => false,
                 };
-                let theirs = crate::engine::compare::read(con, key)?;
-                let ours = rdb::decode(payload).map(|v| crate::engine::compare::content_of(&v));
-                if same_expiry && ours.is_ok_and(|o| o.same_as(&theirs)) {
+                // A stream is decoded and digested as it reads live (no scratch key: too big).
+                let counters = self.abs_expiry;
+                let same = match compare::same_as_stream_payload(con, key, payload, counters)? {
+                    Some(same) => same,
+                    None => {
+                        let theirs = crate::engine::compare::read(con, key)?;
+                        let ours = rdb::decode(payload).map(|v| crate::engine::compare::content_of(&v));
+                        ours.is_ok_and(|o| o.same_as(&theirs))
+                    }
+                };
+                if same_expiry && same {
                     Progress::add(&ctx.progress.unchanged, 1);
                 } else {
                     Progress::add(&ctx.progress.conflicts, 1);
@@ -574,12 +585,15 @@ impl Restorer {
                 _ => false,
             };
             // Bodies differ but content may not (see `compare`). A dry run writes nothing, not
-            // even a scratch key, so it counts such keys as conflicts.
+            // even a scratch key, so it counts such keys as conflicts — but streams, which are
+            // compared without one.
+            let stream = it.record.kind == psor_formats::KeyKind::Stream;
+            let counters = self.abs_expiry;
             let same = same_expiry
                 && (same_body
                     || (exists
-                        && !self.dry_run
-                        && compare::same_as_payload(self.router.conn_for(it.slot)?, &it.key, it.payload())?));
+                        && (!self.dry_run || stream)
+                        && compare::same_as_payload(self.router.conn_for(it.slot)?, &it.key, it.payload(), counters)?));
             if same {
                 Progress::add(&ctx.progress.unchanged, 1);
             } else {

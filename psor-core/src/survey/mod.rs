@@ -325,8 +325,16 @@ fn scan_master(
 ) -> Result<()> {
     let prefix = (!opts.prefix.is_empty()).then(|| KeyPrefix::new(opts.prefix.clone())).transpose()?;
     // Pages of about one SCAN reply, as before: the workers type and count a page at a time.
-    let engine =
-        EngineOptions { scan_count: opts.scan_count, batch_size: opts.scan_count.max(1), ..EngineOptions::default() };
+    // Under a latency bound, COUNT and the keys per facts pipeline come from it (pacing.rs).
+    let engine = EngineOptions {
+        scan_count: opts.scan_count,
+        writers: opts.workers,
+        pacing: opts.pacing.clone(),
+        ..EngineOptions::default()
+    };
+    let engine = crate::engine::pacing::shape(&engine);
+    let page = crate::engine::pacing::pipeline_keys(&engine, engine.scan_count);
+    let engine = EngineOptions { batch_size: page, ..engine };
     crate::engine::scan_node(con, prefix.as_ref(), &engine, progress, &MasterCounters::default(), emit)
 }
 

@@ -3,9 +3,12 @@
 //!
 //! Pass 1 streams the file's records in batches. Each batch is restored into a private
 //! in-memory embedded store (never saved), where it is read by type exactly as a server is
-//! read (`engine::compare`), and compared with the live keys, read in pipelines. Streams,
-//! module types and encodings the embedded store does not decode (hashes with field
-//! expirations) are compared by their `DUMP` bytes.
+//! read (`engine::compare`), and compared with the live keys, read in pipelines. Streams are
+//! decoded from their payload and digested as a live stream is read
+//! (`engine::compare::payload_stream_content`), so a snapshot of a Valkey 9.1 stream verifies against
+//! the Redis 7.0 stream psor transcoded or rebuilt it into. Module types and encodings the
+//! embedded store does not decode (hashes with field expirations) are compared by their `DUMP`
+//! bytes.
 //! Pass 2 scans the live keys and looks each up in the index of the file's key names built in
 //! pass 1: a sorted `Vec<u64>` of 64-bit hashes of the names, 8 bytes per record.
 //!
@@ -26,7 +29,7 @@ use redis::Value;
 use super::compare::{classify, now_ms, KeyState};
 use super::{Kind, Side, Tally, VerifyOptions, VerifyOutcome};
 use crate::connect::{Node, NodeConn, Psor};
-use crate::engine::compare::{read_with, Content};
+use crate::engine::compare::{payload_keeps_stream_counters, payload_stream_content, read_with, Content};
 use crate::engine::{scan, EngineOptions, Samples};
 use crate::progress::Progress;
 use crate::snapshot::{Error, Result};
@@ -188,15 +191,18 @@ fn compare_batch(
 ) -> Result<()> {
     let live_names: Vec<Vec<u8>> = records.iter().map(|r| opts.to.rewrite(&r.key, &opts.from)).collect();
     let names: Vec<&[u8]> = live_names.iter().map(Vec::as_slice).collect();
+    // Streams' Redis 7.0 counters are compared where the live server and the records keep them.
+    let counters = side.entries_read
+        && records.iter().all(|r| r.kind != KeyKind::Stream || payload_keeps_stream_counters(&r.payload));
     // The live keys are read on a second thread while the records are decoded on this one.
     let (file_states, live) = std::thread::scope(|s| -> Result<_> {
-        let on_live = s.spawn(|| side.read(&names, opts.quick, side.entries_read));
+        let on_live = s.spawn(|| side.read(&names, opts.quick, counters));
         let decoded = (|| -> Result<Vec<KeyState>> {
             let store = psor_embedded::in_memory();
             let s2 = store.clone();
             let node = Node::in_process("snapshot", Arc::new(move || Box::new(s2.connect())));
             let mut con = node.connect()?;
-            records.iter().map(|r| file_state(&mut con, r, opts.quick)).collect()
+            records.iter().map(|r| file_state(&mut con, r, opts.quick, counters)).collect()
         })();
         let live = on_live.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         Ok((decoded?, live?))
@@ -218,7 +224,7 @@ fn compare_batch(
     }
     std::thread::sleep(opts.recheck_delay);
     let again: Vec<&[u8]> = suspects.iter().map(|&i| live_names[i].as_slice()).collect();
-    for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick, side.entries_read)?) {
+    for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick, counters)?) {
         match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.changed(1),
             Ok(Ok(Some((kind, detail)))) => tally.differs(kind, &live_names[i], &records[i].key, detail),
@@ -231,12 +237,23 @@ fn compare_batch(
     Ok(())
 }
 
-/// The record as a [`KeyState`]: restored into the private store and read by type; streams
-/// and module types stay [`Content::Opaque`] (compared by `DUMP` bytes in [`judge`]).
-fn file_state(con: &mut NodeConn, r: &Record, quick: bool) -> Result<KeyState> {
+/// The record as a [`KeyState`]: restored into the private store and read by type; a stream
+/// decoded and digested as a live one is read (`stream_counters`: with Redis 7.0's counters);
+/// module types stay [`Content::Opaque`] (compared by `DUMP` bytes in [`judge`]).
+fn file_state(con: &mut NodeConn, r: &Record, quick: bool, stream_counters: bool) -> Result<KeyState> {
     let kind = r.kind.as_str();
     let content = match r.kind {
-        KeyKind::Stream | KeyKind::Other => Content::Opaque(kind.to_string()),
+        KeyKind::Other => Content::Opaque(kind.to_string()),
+        // Decoded entry by entry into the digest (never a copy of the stream). A stream
+        // payload psor cannot decode: compared by DUMP bytes in `judge`.
+        KeyKind::Stream => match payload_stream_content(&r.payload, stream_counters) {
+            // With --quick, type and size only, as the live side reads it.
+            Some(Content::Value { kind, len, .. }) if quick => {
+                Content::Value { kind, len, digest: 0, field_expiry: (0, 0) }
+            }
+            Some(content) => content,
+            None => Content::Opaque(kind.to_string()),
+        },
         _ => {
             let ok: Value = con.retry("RESTORE", Some(&r.key), |c| {
                 redis::cmd("RESTORE").arg(&r.key).arg(0).arg(&r.payload).arg("REPLACE").query(c)
@@ -271,8 +288,11 @@ fn judge(
         return Ok(Some((Kind::Extra, format!("{} in the snapshot only", file.content.kind()))));
     }
     let kind = file.content.kind();
-    if matches!(file.content, Content::Opaque(_)) && live.content.kind() == kind {
-        // A stream or a module type: the embedded store does not decode it; compare bytes
+    // A live stream that could not be read by type (a user without `xinfo`, a `file:` store)
+    // against a decoded one: compared by bytes, as before streams had a content form.
+    let unread = matches!(live.content, Content::Opaque(_));
+    if (matches!(file.content, Content::Opaque(_)) || unread) && live.content.kind() == kind {
+        // A module type (the embedded store does not decode it), or the above: compare bytes
         // (not with --quick: type and expiry only).
         if !opts.quick && side.dump(live_name)?.as_deref() != Some(&r.payload[..]) {
             return Ok(Some((Kind::Content, format!("{kind}: other DUMP bytes"))));

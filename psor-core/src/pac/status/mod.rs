@@ -272,8 +272,11 @@ fn scan_pages(
     mut f: impl FnMut(&mut NodeConn, Vec<Vec<u8>>) -> Result<()>,
 ) -> Result<()> {
     let pacer = crate::engine::pacing::Pacer::start(&opts.pacing, psor)?;
-    // Pages of about one SCAN reply, as before: one facts pipeline per page.
-    let engine = EngineOptions { batch_size: opts.scan_count.max(1), ..opts.clone() };
+    // Pages of about one SCAN reply, as before: one facts pipeline per page. Under a latency
+    // bound, COUNT and the keys per facts pipeline come from it (pacing.rs).
+    let shaped = crate::engine::pacing::shape(opts);
+    let page = crate::engine::pacing::pipeline_keys(&shaped, shaped.scan_count);
+    let engine = EngineOptions { batch_size: page, ..shaped };
     let mut scan_all = || -> Result<()> {
         // Each master's read node (`--read-from`): the pages' facts are read on it too.
         for side in sides {
