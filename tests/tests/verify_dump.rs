@@ -150,7 +150,8 @@ fn the_same_length_with_other_bytes_is_a_content_difference() {
     let o = run(&p1, Some(&p2), &opts(&ns, &ns));
     assert_eq!(o.counts, counts(1, 0, 0, 0, 3, 0), "{:#?}", o.differences);
     assert_eq!(o.same_by_payload, 1);
-    let mut want: Vec<String> = ["hash", "long", "short"].iter().map(|n| display_key(format!("{ns}{n}").as_bytes())).collect();
+    let mut want: Vec<String> =
+        ["hash", "long", "short"].iter().map(|n| display_key(format!("{ns}{n}").as_bytes())).collect();
     want.sort();
     assert_eq!(named(&o, Kind::Content), want);
     assert!(o.differences.iter().all(|d| d.detail.contains("same size")), "{:#?}", o.differences);
@@ -165,7 +166,8 @@ fn identical_payloads_with_another_expiry_are_an_expiry_difference() {
     let ns = unique_prefix("vdump-expiry");
     let (mut c1, mut c2) = (s1.admin_conn(), s2.admin_conn());
     let at = 4_102_444_800_000i64;
-    for (name, x, y) in [("later", Some(at), Some(at + 5)), ("persistent", None, Some(at)), ("same", Some(at), Some(at))]
+    for (name, x, y) in
+        [("later", Some(at), Some(at + 5)), ("persistent", None, Some(at)), ("same", Some(at), Some(at))]
     {
         let key = format!("{ns}{name}");
         for (con, t) in [(&mut c1, x), (&mut c2, y)] {
@@ -180,7 +182,8 @@ fn identical_payloads_with_another_expiry_are_an_expiry_difference() {
     let o = run(&p1, Some(&p2), &opts(&ns, &ns));
     assert_eq!(o.counts, counts(1, 0, 0, 0, 0, 2), "{:#?}", o.differences);
     assert_eq!(o.same_by_payload, 1);
-    let mut want = vec![display_key(format!("{ns}later").as_bytes()), display_key(format!("{ns}persistent").as_bytes())];
+    let mut want =
+        vec![display_key(format!("{ns}later").as_bytes()), display_key(format!("{ns}persistent").as_bytes())];
     want.sort();
     assert_eq!(named(&o, Kind::Expiry), want);
     // Within the tolerance, the 5 ms apart are the same; persistent vs expiring never is.

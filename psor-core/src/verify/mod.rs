@@ -552,15 +552,14 @@ impl Verifier {
                         continue;
                     }
                     match (classify_expiry(x.expire_at, y.expire_at, self.opts.ttl_tolerance_ms), last) {
-                        (None, false) => {
-                            same += 1;
-                            self.tally.by_payload(1);
-                        }
+                        (None, false) => same += 1,
                         (None, true) => self.tally.changed(1),
                         (Some(_), false) => suspects.push(i),
                         (Some((kind, detail)), true) => self.tally.differs(kind, &a_keys[i], &b_keys[i], detail),
                     }
                 }
+                // Every key counted same so far was settled by its payload.
+                self.tally.by_payload(same);
                 typed
             }
         };
