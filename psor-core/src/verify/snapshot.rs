@@ -288,7 +288,7 @@ fn compare_typed(
     })?;
     let mut suspects = Vec::new();
     for (i, l) in live.into_iter().enumerate() {
-        match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
+        match l.map(|l| judge(side, &l, &file_states[i], records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.same(1),
             Ok(Ok(Some(_))) => suspects.push(i),
             Ok(Err(e)) | Err(e) => {
@@ -304,7 +304,7 @@ fn compare_typed(
     std::thread::sleep(opts.recheck_delay);
     let again: Vec<&[u8]> = suspects.iter().map(|&i| live_names[i].as_slice()).collect();
     for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick, side.entries_read)?) {
-        match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
+        match l.map(|l| judge(side, &l, &file_states[i], records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.changed(1),
             Ok(Ok(Some((kind, detail)))) => tally.differs(kind, &live_names[i], &records[i].key, detail),
             Ok(Err(e)) | Err(e) => {
