@@ -7,6 +7,11 @@
 //! sends the next chunk of every key still being read, packed into pipelines whose replies
 //! weigh at most [`ROUND_WEIGHT`] (elements, or 64-byte units of string), so memory stays
 //! bounded whatever the values' sizes.
+//!
+//! Before that, [`probe_dumps`] reads each key's expiry and `DUMP` digest (for keys of at most
+//! [`DUMP_LIMIT`] bytes), so that keys with byte-identical payloads on both sides need none of
+//! the above: two integers and one payload per key and side, instead of a type, a size and
+//! the elements.
 
 use redis::Value;
 

@@ -16,6 +16,14 @@
 //! sorted `Vec<u64>` of 64-bit name hashes, **8 bytes per key in the file** (80 MB at 10M
 //! keys); two names whose hashes collide (odds about n²/2⁶⁵) would hide one missing key.
 //!
+//! Identical payloads first: per batch, each key's expiry and `MEMORY USAGE`, then the `DUMP`
+//! of those of at most 64 KiB, on both sides at once (`compare::probe_dumps`). Byte-identical
+//! payloads (RDB version and CRC included) mean the same type and content, hash field
+//! expirations included, so only the expiry is compared; every other key (other bytes, missing,
+//! bigger, a refusal) is read by type as above. Not with `--quick`, where type, expiry and size
+//! are cheaper than the payloads. Against a snapshot, a record whose payload equals its live
+//! key's `DUMP` is settled the same way, without being decoded.
+//!
 //! A live PSOR keeps changing: a key that differs is read again on both sides after a short
 //! pause ([`VerifyOptions::recheck_delay`]) before it is reported; one that matches then, or
 //! that has gone from side A, is counted `changed`, not as a difference.
