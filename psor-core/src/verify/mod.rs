@@ -310,9 +310,16 @@ pub fn verify_report(
     let started = Instant::now();
     let tally = Arc::new(Tally::new(opts.show));
     let pass1 = run(a, &opts.from, engine, &progress, || {
+        let (mut sa, mut sb) = (Side::new(a)?, Side::new(b)?);
+        // Servers that write other RDB versions never have byte-identical payloads: every key
+        // would be probed for nothing, then read by type.
+        if sa.rdb.is_some_and(|x| sb.rdb.is_some_and(|y| x != y)) {
+            sa.dump_first = false;
+            sb.dump_first = false;
+        }
         Ok(Verifier {
-            a: Side::new(a)?,
-            b: Side::new(b)?,
+            a: sa,
+            b: sb,
             opts: opts.clone(),
             tally: tally.clone(),
             extra_pass: false,
@@ -357,6 +364,8 @@ pub(crate) struct Side {
     /// Keys are compared by `DUMP` payload first; off once the server refused `MEMORY USAGE`
     /// or `DUMP` to this user.
     dump_first: bool,
+    /// The RDB version of the server's `DUMP` payloads, where known.
+    rdb: Option<u16>,
 }
 
 impl Side {
@@ -375,6 +384,7 @@ impl Side {
             field_expiry,
             entries_read: psor.version().major >= 7,
             dump_first: true,
+            rdb: psor.server().rdb_version(),
         })
     }
 
