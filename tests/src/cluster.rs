@@ -290,10 +290,7 @@ impl RedisCluster {
             .find_map(|node| Self::owner_seen_by(node, slot))
             .unwrap_or_else(|| panic!("no cluster node answered CLUSTER SLOTS"));
         let port = port.unwrap_or_else(|| panic!("slot {slot} is not served"));
-        self.nodes
-            .iter()
-            .find(|n| n.port() == port)
-            .unwrap_or_else(|| panic!("slot {slot} served by unknown port {port}"))
+        self.nodes.iter().find(|n| n.port() == port).unwrap_or_else(|| panic!("slot {slot} served by unknown port {port}"))
     }
 
     /// The port of the master that `node` says serves `slot` (`CLUSTER SLOTS`): `None` if
@@ -425,10 +422,7 @@ impl RedisCluster {
                     None => {}
                     seen => {
                         if self.masters().iter().any(|m| m.port() == node.port()) {
-                            let _ = query::<String>(
-                                node,
-                                redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("NODE").arg(&to_id),
-                            );
+                            let _ = query::<String>(node, redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("NODE").arg(&to_id));
                         }
                         return Err(format!("{} sees slot {slot} on {seen:?}, not {}", node.addr(), to.port()));
                     }
