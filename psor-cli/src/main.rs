@@ -4,6 +4,7 @@
 //! With `--json` anywhere on the command line (also among `caspac`'s arguments), every
 //! outcome is one JSON object on stdout, usage errors from clap included.
 
+mod alloc;
 mod args;
 mod commands;
 mod exit;
@@ -19,6 +20,7 @@ use clap::Parser;
 use crate::ui::stdout;
 
 fn main() {
+    alloc::tune();
     let argv: Vec<OsString> = std::env::args_os().collect();
     // Detected in argv rather than from the parsed flags, so that it holds when parsing
     // fails and when it is written among caspac's arguments (`caspac -aRemOldPAC=P --json`).

@@ -42,6 +42,9 @@ fn verify_exit_codes_json_and_copy_import_verify() {
         assert!(v[k].is_u64(), "{k} in {v}");
     }
     assert_eq!(v["same"].as_u64(), Some(30));
+    // Settled by identical DUMP payloads: at least every key but the hashtable-encoded sets,
+    // whose members a restore on another server may reorder.
+    assert!(v["same_by_payload"].as_u64().is_some_and(|n| (25..=30).contains(&n)), "{v}");
 
     // One difference: exit 8, the key named, in the table and in JSON.
     redis::cmd("SET").arg(format!("{b}only-here")).arg("x").query::<()>(&mut s2.admin_conn()).unwrap();

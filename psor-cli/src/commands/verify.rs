@@ -103,6 +103,7 @@ fn run_pac(g: &Global, a: &VerifyArgs, live: &Psor, pac: &str) -> Result<i32> {
     for s in &stores {
         let o = verify_one(g, live, None, None, &options(a, s.from.clone(), s.to.clone()), true)?;
         total.counts.add(&o.counts);
+        total.same_by_payload += o.same_by_payload;
         total.differences.extend(o.differences.iter().cloned());
         total.failures.extend(o.failures.iter().cloned());
         total.seconds += o.seconds;
@@ -173,6 +174,7 @@ pub fn after_write(
         let opts = VerifyOptions::new(from.clone(), to.clone());
         let o = verify_one(g, live, target, file, &opts, false)?;
         total.counts.add(&o.counts);
+        total.same_by_payload += o.same_by_payload;
         total.differences.extend(o.differences);
         total.failures.extend(o.failures);
         total.seconds += o.seconds;

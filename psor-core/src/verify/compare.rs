@@ -7,6 +7,11 @@
 //! sends the next chunk of every key still being read, packed into pipelines whose replies
 //! weigh at most [`ROUND_WEIGHT`] (elements, or 64-byte units of string), so memory stays
 //! bounded whatever the values' sizes.
+//!
+//! Before that, [`probe_dumps`] reads each key's expiry and `DUMP` digest (for keys of at most
+//! [`DUMP_LIMIT`] bytes), so that keys with byte-identical payloads on both sides need none of
+//! the above: two integers and one payload per key and side, instead of a type, a size and
+//! the elements.
 
 use redis::Value;
 
@@ -215,7 +220,144 @@ pub(crate) fn classify(a: &KeyState, b: &KeyState, tolerance_ms: u64) -> Option<
         }
         _ => {}
     }
-    match (a.expire_at, b.expire_at) {
+    classify_expiry(a.expire_at, b.expire_at, tolerance_ms)
+}
+
+fn utc(ms: i64) -> String {
+    crate::snapshot::format_utc_ms(ms)
+}
+
+pub(crate) use psor_formats::now_ms;
+
+/// Keys whose `MEMORY USAGE` is at most this many bytes are compared by `DUMP` payload first;
+/// larger ones are read by type in bounded chunks straight away.
+pub(crate) const DUMP_LIMIT: u64 = 64 * 1024;
+/// Bytes (by `MEMORY USAGE`) of the `DUMP` replies in one pipeline.
+const DUMP_ROUND_BYTES: u64 = 2 << 20;
+
+/// The keyed hash both sides of one comparison reduce `DUMP` payloads with: SipHash under two
+/// random keys drawn once per run, so two different payloads collide only by chance (2⁻¹²⁸),
+/// never by construction.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DumpDigest(std::hash::RandomState, std::hash::RandomState);
+
+impl DumpDigest {
+    /// The digest of one payload.
+    pub(crate) fn of(&self, payload: &[u8]) -> u128 {
+        use std::hash::BuildHasher;
+        let (mut a, mut b) = (self.0.build_hasher(), self.1.build_hasher());
+        std::hash::Hasher::write(&mut a, payload);
+        std::hash::Hasher::write(&mut b, payload);
+        u128::from(std::hash::Hasher::finish(&a)) << 64 | u128::from(std::hash::Hasher::finish(&b))
+    }
+}
+
+/// A key as the `DUMP` probe saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Probe {
+    /// Absolute expiry in ms since the epoch, `None` when persistent (or missing).
+    pub expire_at: Option<i64>,
+    /// The digest of its `DUMP` payload; `None` when it was not asked (missing, too big, a
+    /// refusal): such a key is read by type.
+    pub dump: Option<u128>,
+}
+
+/// What [`probe_dumps`] found, and whether the server refused the probe's commands (`MEMORY
+/// USAGE` or `DUMP` not allowed to this user, or unknown): then the caller stops probing.
+pub(crate) struct Probed {
+    /// One per key.
+    pub probes: Vec<Probe>,
+    /// A refusal that will repeat for every key.
+    pub refused: bool,
+}
+
+/// Reads each key's expiry (`PEXPIRETIME`, `PTTL` before Redis 7.0) and size (`MEMORY USAGE`)
+/// in one pipeline, then the `DUMP` payloads of those at most [`DUMP_LIMIT`] bytes, in
+/// pipelines of at most [`DUMP_ROUND_BYTES`], each reduced to its digest as it arrives (memory
+/// stays bounded whatever the batch holds). `MEMORY USAGE` is exact for strings and compact
+/// encodings and samples big collections, the same trade the typed path's element-counted
+/// chunks make. Errors are not reported here: a key the probe could not read goes down the
+/// typed path, which reports them.
+pub(crate) fn probe_dumps(
+    router: &mut Router,
+    keys: &[(&[u8], u16)],
+    abs_ttl: bool,
+    digest: &DumpDigest,
+) -> Result<Probed> {
+    let ttl_cmd = if abs_ttl { "PEXPIRETIME" } else { "PTTL" };
+    let mut cmds = Vec::with_capacity(keys.len() * 2);
+    for (k, slot) in keys {
+        let mut e = redis::Cmd::with_capacity(2, 32 + k.len());
+        e.arg(ttl_cmd).arg(*k);
+        let mut m = redis::Cmd::with_capacity(3, 40 + k.len());
+        m.arg("MEMORY").arg("USAGE").arg(*k);
+        cmds.push(Routed { slot: *slot, cmd: e });
+        cmds.push(Routed { slot: *slot, cmd: m });
+    }
+    let replies = router.run("MEMORY USAGE", &cmds)?;
+    let now = now_ms();
+    let mut refused = false;
+    let mut probes = Vec::with_capacity(keys.len());
+    let mut sizes = Vec::with_capacity(keys.len());
+    for r in replies.chunks(2) {
+        let expire_at = match r[0] {
+            Value::Int(-1 | -2) => None,
+            Value::Int(t) if abs_ttl => Some(t),
+            Value::Int(t) => Some(now + t),
+            _ => None,
+        };
+        let size = match &r[1] {
+            Value::Int(n) => u64::try_from(*n).ok().filter(|&n| n <= DUMP_LIMIT),
+            Value::ServerError(e) => {
+                refused |= is_refusal(e);
+                None
+            }
+            _ => None,
+        };
+        // The expiry could not be read: the typed path decides (and reports why).
+        let size = size.filter(|_| matches!(r[0], Value::Int(_)));
+        probes.push(Probe { expire_at, dump: None });
+        sizes.push(size);
+    }
+    let mut wanted = sizes.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i, s))).peekable();
+    while wanted.peek().is_some() {
+        let (mut group, mut weight) = (Vec::new(), 0);
+        while let Some(&(i, w)) = wanted.peek() {
+            if !group.is_empty() && weight + w > DUMP_ROUND_BYTES {
+                break;
+            }
+            weight += w;
+            group.push(i);
+            wanted.next();
+        }
+        let cmds: Vec<Routed> = group
+            .iter()
+            .map(|&i| {
+                let mut cmd = redis::Cmd::with_capacity(2, 24 + keys[i].0.len());
+                cmd.arg("DUMP").arg(keys[i].0);
+                Routed { slot: keys[i].1, cmd }
+            })
+            .collect();
+        for (i, reply) in group.into_iter().zip(router.run("DUMP", &cmds)?) {
+            match reply {
+                Value::BulkString(b) => probes[i].dump = Some(digest.of(&b)),
+                Value::ServerError(e) => refused |= is_refusal(&e),
+                _ => {}
+            }
+        }
+    }
+    Ok(Probed { probes, refused })
+}
+
+/// A refusal that every key would get: the command is not allowed to this user, or unknown.
+fn is_refusal(e: &redis::ServerError) -> bool {
+    let text = e.details().unwrap_or_default().to_ascii_lowercase();
+    e.code() == "NOPERM" && text.contains("command") || e.code() == "ERR" && text.contains("unknown")
+}
+
+/// How two expiry instants differ (`None`: within the tolerance).
+pub(crate) fn classify_expiry(a: Option<i64>, b: Option<i64>, tolerance_ms: u64) -> Option<(Kind, String)> {
+    match (a, b) {
         (None, None) => None,
         (Some(x), Some(y)) if x.abs_diff(y) <= tolerance_ms => None,
         (Some(x), Some(y)) => {
@@ -225,9 +367,3 @@ pub(crate) fn classify(a: &KeyState, b: &KeyState, tolerance_ms: u64) -> Option<
         (None, Some(y)) => Some((Kind::Expiry, format!("persistent vs expires {}", utc(y)))),
     }
 }
-
-fn utc(ms: i64) -> String {
-    crate::snapshot::format_utc_ms(ms)
-}
-
-pub(crate) use psor_formats::now_ms;

@@ -16,6 +16,14 @@
 //! sorted `Vec<u64>` of 64-bit name hashes, **8 bytes per key in the file** (80 MB at 10M
 //! keys); two names whose hashes collide (odds about n²/2⁶⁵) would hide one missing key.
 //!
+//! Identical payloads first: per batch, each key's expiry and `MEMORY USAGE`, then the `DUMP`
+//! of those of at most 64 KiB, on both sides at once (`compare::probe_dumps`). Byte-identical
+//! payloads (RDB version and CRC included) mean the same type and content, hash field
+//! expirations included, so only the expiry is compared; every other key (other bytes, missing,
+//! bigger, a refusal) is read by type as above. Not with `--quick`, where type, expiry and size
+//! are cheaper than the payloads. Against a snapshot, a record whose payload equals its live
+//! key's `DUMP` is settled the same way, without being decoded.
+//!
 //! A live PSOR keeps changing: a key that differs is read again on both sides after a short
 //! pause ([`VerifyOptions::recheck_delay`]) before it is reported; one that matches then, or
 //! that has gone from side A, is counted `changed`, not as a difference.
@@ -38,7 +46,7 @@ use crate::engine::{run, EngineOptions, KeyFailure, Samples, Writer};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::Progress;
-use compare::{classify, read_states, KeyState};
+use compare::{classify, classify_expiry, probe_dumps, read_states, DumpDigest, KeyState, Probe};
 
 /// What to compare, and how.
 #[derive(Clone, Debug)]
@@ -170,6 +178,9 @@ pub struct VerifyOutcome {
     pub counts: VerifyCounts,
     /// Only type, expiry and size were compared.
     pub quick: bool,
+    /// Of the keys `same`, those settled by byte-identical `DUMP` payloads (only their expiry
+    /// compared); the rest were read by type.
+    pub same_by_payload: u64,
     /// The first differing keys of each kind (up to `show` per kind).
     pub differences: Vec<KeyDiff>,
     /// The first keys that could not be read.
@@ -196,6 +207,7 @@ impl VerifyOutcome {
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     same: AtomicU64,
+    by_payload: AtomicU64,
     kinds: [AtomicU64; 5],
     changed: AtomicU64,
     show: usize,
@@ -209,6 +221,11 @@ impl Tally {
 
     pub(crate) fn same(&self, n: u64) {
         self.same.fetch_add(n, Relaxed);
+    }
+
+    /// `n` of the keys counted [`Tally::same`] were settled by identical payloads.
+    pub(crate) fn by_payload(&self, n: u64) {
+        self.by_payload.fetch_add(n, Relaxed);
     }
 
     pub(crate) fn changed(&self, n: u64) {
@@ -245,6 +262,7 @@ impl Tally {
                 failed,
             },
             quick,
+            same_by_payload: self.by_payload.load(Relaxed),
             differences,
             failures,
             seconds: started.elapsed().as_secs_f64(),
@@ -292,7 +310,21 @@ pub fn verify_report(
     let started = Instant::now();
     let tally = Arc::new(Tally::new(opts.show));
     let pass1 = run(a, &opts.from, engine, &progress, || {
-        Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: false })
+        let (mut sa, mut sb) = (Side::new(a)?, Side::new(b)?);
+        // Servers that write other RDB versions never have byte-identical payloads: every key
+        // would be probed for nothing, then read by type.
+        if sa.rdb.is_some_and(|x| sb.rdb.is_some_and(|y| x != y)) {
+            sa.dump_first = false;
+            sb.dump_first = false;
+        }
+        Ok(Verifier {
+            a: sa,
+            b: sb,
+            opts: opts.clone(),
+            tally: tally.clone(),
+            extra_pass: false,
+            digest: DumpDigest::default(),
+        })
     })?;
     // An interrupted pass proves nothing: the outcome says so (and `verify` makes it an error).
     if pass1.interrupted {
@@ -302,7 +334,14 @@ pub fn verify_report(
         return Ok(out);
     }
     let pass2 = run(b, &opts.to, engine, &progress, || {
-        Ok(Verifier { a: Side::new(a)?, b: Side::new(b)?, opts: opts.clone(), tally: tally.clone(), extra_pass: true })
+        Ok(Verifier {
+            a: Side::new(a)?,
+            b: Side::new(b)?,
+            opts: opts.clone(),
+            tally: tally.clone(),
+            extra_pass: true,
+            digest: DumpDigest::default(),
+        })
     })?;
     let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
     // Each pass's counts are its own (the engine subtracts what the `Progress` had before).
@@ -322,6 +361,11 @@ pub(crate) struct Side {
     field_expiry: bool,
     /// The server keeps consumer groups' entries-read (Redis 7.0+, Valkey).
     pub(crate) entries_read: bool,
+    /// Keys are compared by `DUMP` payload first; off once the server refused `MEMORY USAGE`
+    /// or `DUMP` to this user.
+    dump_first: bool,
+    /// The RDB version of the server's `DUMP` payloads, where known.
+    rdb: Option<u16>,
 }
 
 impl Side {
@@ -339,6 +383,8 @@ impl Side {
             abs_ttl: psor.version().has_pexpiretime(),
             field_expiry,
             entries_read: psor.version().major >= 7,
+            dump_first: true,
+            rdb: psor.server().rdb_version(),
         })
     }
 
@@ -355,6 +401,21 @@ impl Side {
     pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool, entries_read: bool) -> Result<States> {
         let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
         read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry, entries_read)
+    }
+
+    /// Each key's expiry and the digest of its `DUMP` payload ([`probe_dumps`]); `None` when
+    /// this side does not probe (the server refused it before): every key is read by type.
+    pub(crate) fn probe(&mut self, keys: &[&[u8]], digest: &DumpDigest) -> Result<Option<Vec<Probe>>> {
+        if !self.dump_first {
+            return Ok(None);
+        }
+        let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
+        let probed = probe_dumps(&mut self.router, &routed, self.abs_ttl, digest)?;
+        if probed.refused {
+            // This user may not run `MEMORY USAGE` or `DUMP` here: read by type from now on.
+            self.dump_first = false;
+        }
+        Ok(Some(probed.probes))
     }
 
     /// Which of the keys exist. On one server, first one `EXISTS k1 k2 …` for the batch: when
@@ -443,6 +504,8 @@ struct Verifier {
     opts: VerifyOptions,
     tally: Arc<Tally>,
     extra_pass: bool,
+    /// The keyed hash both sides' `DUMP` payloads are reduced with.
+    digest: DumpDigest,
 }
 
 impl Writer for Verifier {
@@ -490,10 +553,45 @@ impl Verifier {
         last: bool,
     ) -> Result<(Vec<usize>, u64)> {
         let quick = self.opts.quick;
-        let (sa, sb) = read_both(&mut self.a, &mut self.b, a_keys, b_keys, quick)?;
         let mut suspects = Vec::new();
         let mut same = 0;
-        for (i, (x, y)) in sa.into_iter().zip(sb).enumerate() {
+        // DUMP-equality first (not with --quick: type, expiry and size are cheaper than the
+        // payloads): byte-identical payloads (RDB version and CRC included) are the same type
+        // and content, hash field expirations included; only the key's expiry is left to compare.
+        // Every other key (other bytes, missing on a side, too big to pull whole, a refusal)
+        // goes down the typed path below, unchanged.
+        let typed: Vec<usize> = match if quick { None } else { self.probe_both(a_keys, b_keys)? } {
+            None => (0..a_keys.len()).collect(),
+            Some((pa, pb)) => {
+                let mut typed = Vec::new();
+                for (i, (x, y)) in pa.iter().zip(&pb).enumerate() {
+                    if x.dump.is_none() || x.dump != y.dump {
+                        typed.push(i);
+                        continue;
+                    }
+                    match (classify_expiry(x.expire_at, y.expire_at, self.opts.ttl_tolerance_ms), last) {
+                        (None, false) => same += 1,
+                        (None, true) => self.tally.changed(1),
+                        (Some(_), false) => suspects.push(i),
+                        (Some((kind, detail)), true) => self.tally.differs(kind, &a_keys[i], &b_keys[i], detail),
+                    }
+                }
+                // Every key counted same so far was settled by its payload.
+                self.tally.by_payload(same);
+                typed
+            }
+        };
+        if typed.is_empty() {
+            return Ok((suspects, same));
+        }
+        let (sa, sb) = if typed.len() == a_keys.len() {
+            read_both(&mut self.a, &mut self.b, a_keys, b_keys, quick)?
+        } else {
+            let a2: Vec<Vec<u8>> = typed.iter().map(|&i| a_keys[i].clone()).collect();
+            let b2: Vec<Vec<u8>> = typed.iter().map(|&i| b_keys[i].clone()).collect();
+            read_both(&mut self.a, &mut self.b, &a2, &b2, quick)?
+        };
+        for (i, (x, y)) in typed.iter().copied().zip(sa.into_iter().zip(sb)) {
             let (x, y) = match (x, y) {
                 (Err(e), _) => {
                     let label = self.a.label(&a_keys[i]);
@@ -527,6 +625,23 @@ impl Verifier {
             }
         }
         Ok((suspects, same))
+    }
+
+    /// [`Side::probe`] on both sides at once (side B on a second thread, as [`read_both`]);
+    /// `None` when either side does not probe.
+    fn probe_both(&mut self, a_keys: &[Vec<u8>], b_keys: &[Vec<u8>]) -> Result<Option<(Vec<Probe>, Vec<Probe>)>> {
+        if !(self.a.dump_first && self.b.dump_first) {
+            return Ok(None);
+        }
+        let a_refs: Vec<&[u8]> = a_keys.iter().map(Vec::as_slice).collect();
+        let b_refs: Vec<&[u8]> = b_keys.iter().map(Vec::as_slice).collect();
+        let (a, b, digest) = (&mut self.a, &mut self.b, &self.digest);
+        std::thread::scope(|s| {
+            let on_b = s.spawn(|| b.probe(&b_refs, digest));
+            let pa = a.probe(&a_refs, digest);
+            let pb = on_b.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok(pa?.zip(pb?))
+        })
     }
 
     /// How the two differ, comparing by `DUMP` bytes where either side's content could not

@@ -26,7 +26,7 @@ use std::time::Instant;
 use psor_formats::{KeyKind, Record, SnapshotReader};
 use redis::Value;
 
-use super::compare::{classify, now_ms, KeyState};
+use super::compare::{classify, classify_expiry, now_ms, DumpDigest, KeyState};
 use super::{Kind, Side, Tally, VerifyOptions, VerifyOutcome};
 use crate::connect::{Node, NodeConn, Psor};
 use crate::engine::compare::{payload_keeps_stream_counters, payload_stream_content, read_with, Content};
@@ -179,11 +179,96 @@ pub fn verify_snapshot_report(
     Ok(out)
 }
 
-/// Pass 1 for one batch of records: read them from a private in-memory store and the live
-/// keys from `side`; differing keys are read again live after the pause.
+/// Pass 1 for one batch of records. First the live keys' `DUMP` payloads (not with `--quick`):
+/// a record whose payload is byte-identical to its live key's is the same content without
+/// being decoded, and only its expiry is compared. The rest go to [`compare_typed`].
 fn compare_batch(
     side: &mut Side,
     records: &[Record],
+    opts: &VerifyOptions,
+    tally: &Tally,
+    samples: &Samples,
+    progress: &Progress,
+) -> Result<()> {
+    let probed = if opts.quick { None } else { probe_against(side, records, opts)? };
+    let Some(settled) = probed else {
+        return compare_typed(side, &records.iter().collect::<Vec<_>>(), opts, tally, samples, progress);
+    };
+    let mut typed = Vec::new();
+    let mut suspects = Vec::new();
+    for (r, s) in records.iter().zip(settled) {
+        match s {
+            None => typed.push(r),
+            Some(None) => {
+                tally.same(1);
+                tally.by_payload(1);
+                Progress::add(&progress.done, 1);
+            }
+            Some(Some(_)) => suspects.push(r),
+        }
+    }
+    if !typed.is_empty() {
+        compare_typed(side, &typed, opts, tally, samples, progress)?;
+    }
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    // Identical payloads, another expiry: read again after the pause, as the typed path does.
+    std::thread::sleep(opts.recheck_delay);
+    let again: Vec<Record> = suspects.into_iter().cloned().collect();
+    let mut changed_bytes = Vec::new();
+    for (r, s) in again.iter().zip(probe_against(side, &again, opts)?.unwrap_or_else(|| vec![None; again.len()])) {
+        match s {
+            Some(None) => tally.changed(1),
+            Some(Some((kind, detail))) => tally.differs(kind, &opts.to.rewrite(&r.key, &opts.from), &r.key, detail),
+            // Its bytes changed since: the typed path decides, from its first read (and
+            // counts it done).
+            None => {
+                changed_bytes.push(r);
+                continue;
+            }
+        }
+        Progress::add(&progress.done, 1);
+    }
+    if !changed_bytes.is_empty() {
+        compare_typed(side, &changed_bytes, opts, tally, samples, progress)?;
+    }
+    Ok(())
+}
+
+/// The live keys' `DUMP` digests against the records' payloads: per record, `Some(verdict)`
+/// when the payloads are byte-identical (the verdict: expiry only), `None` when the typed path
+/// must decide. `None` overall when the server refuses the probe.
+#[allow(clippy::type_complexity)]
+fn probe_against(
+    side: &mut Side,
+    records: &[Record],
+    opts: &VerifyOptions,
+) -> Result<Option<Vec<Option<Option<(Kind, String)>>>>> {
+    let live_names: Vec<Vec<u8>> = records.iter().map(|r| opts.to.rewrite(&r.key, &opts.from)).collect();
+    let names: Vec<&[u8]> = live_names.iter().map(Vec::as_slice).collect();
+    let digest = DumpDigest::default();
+    let Some(probes) = side.probe(&names, &digest)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        records
+            .iter()
+            .zip(probes)
+            .map(|(r, p)| {
+                p.dump
+                    .filter(|&d| d == digest.of(&r.payload))
+                    .map(|_| classify_expiry(p.expire_at, r.expire_at_ms, opts.ttl_tolerance_ms))
+            })
+            .collect(),
+    ))
+}
+
+/// Pass 1 by type for some records of a batch: read them from a private in-memory store and
+/// the live keys from `side`; differing keys are read again live after the pause.
+fn compare_typed(
+    side: &mut Side,
+    records: &[&Record],
     opts: &VerifyOptions,
     tally: &Tally,
     samples: &Samples,
@@ -209,7 +294,7 @@ fn compare_batch(
     })?;
     let mut suspects = Vec::new();
     for (i, l) in live.into_iter().enumerate() {
-        match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
+        match l.map(|l| judge(side, &l, &file_states[i], records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.same(1),
             Ok(Ok(Some(_))) => suspects.push(i),
             Ok(Err(e)) | Err(e) => {
@@ -225,7 +310,7 @@ fn compare_batch(
     std::thread::sleep(opts.recheck_delay);
     let again: Vec<&[u8]> = suspects.iter().map(|&i| live_names[i].as_slice()).collect();
     for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick, counters)?) {
-        match l.map(|l| judge(side, &l, &file_states[i], &records[i], &live_names[i], opts)) {
+        match l.map(|l| judge(side, &l, &file_states[i], records[i], &live_names[i], opts)) {
             Ok(Ok(None)) => tally.changed(1),
             Ok(Ok(Some((kind, detail)))) => tally.differs(kind, &live_names[i], &records[i].key, detail),
             Ok(Err(e)) | Err(e) => {
