@@ -413,3 +413,56 @@ fn cluster_delete_with_a_slot_migrated_while_its_keys_are_buffered() {
     assert_eq!(outside(&cluster, &ns, &[&p]), before, "a key outside the prefix changed");
     assert!(unlink_rejected(&cluster) > 0, "no UNLINK met the migration: the test did not test it");
 }
+
+/// `n` keys under `p` with no hash tag (spread over every slot), one pipeline per master.
+fn populate_spread(cluster: &RedisCluster, psor: &Psor, p: &str, n: u64) {
+    let Topology::Cluster(map) = psor.topology() else { panic!("not a cluster") };
+    let mut pipes: BTreeMap<String, redis::Pipeline> = BTreeMap::new();
+    for i in 0..n {
+        let key = format!("{p}{i}");
+        let owner = map.master_of(psor_core::connect::key_slot(key.as_bytes())).unwrap().to_string();
+        pipes.entry(owner).or_insert_with(redis::pipe).cmd("SET").arg(key).arg(i).ignore();
+    }
+    for m in cluster.masters() {
+        let () = pipes.get(&m.addr()).expect("every master owns slots").query(&mut m.admin_conn()).unwrap();
+    }
+}
+
+/// An unpaced cluster copy (RESTOREs to every master, queued jobs written together)
+/// interrupted midway: every key the target stage was handed is written and counted, the count
+/// is exactly what the target holds, the sources are untouched, and a rerun finishes.
+#[test]
+fn interrupted_cluster_copy_counts_exactly_what_the_target_holds() {
+    let cluster = RedisCluster::start(3, 0);
+    let ns = unique_prefix("copy_int");
+    let (from, to) = (format!("{ns}a:"), format!("{ns}b:"));
+    let psor = connect(&cluster.url());
+    let keys = 60_000u64;
+    populate_spread(&cluster, &psor, &from, keys);
+    let sources = keyspace_digest_cluster(&cluster, from.as_bytes());
+    assert_eq!(sources.len() as u64, keys);
+    let opts = copy_opts(&from, &to);
+    let progress = Arc::new(Progress::new());
+    let canceller = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while progress.snapshot().counts.done < 5_000 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            progress.cancel();
+        })
+    };
+    let out = engine::copy(&psor, None, &opts, &EngineOptions::default(), progress).unwrap();
+    canceller.join().unwrap();
+    assert!(out.interrupted);
+    let copied = keyspace_digest_cluster(&cluster, to.as_bytes());
+    let n = copied.len() as u64;
+    assert!(n >= 5_000 && n < keys, "{n} keys copied");
+    assert_eq!(out.counts.done, n, "the count is what the target holds");
+    assert_eq!(out.counts.failed, 0);
+    assert_eq!(keyspace_digest_cluster(&cluster, from.as_bytes()), sources, "a source changed");
+    let again = copy(&psor, None, &opts);
+    assert_eq!((again.counts.done, again.counts.unchanged), (keys - n, n), "{:?}", again.counts);
+    assert_eq!(keyspace_digest_cluster(&cluster, to.as_bytes()), renamed(&sources, &from, &to));
+}
