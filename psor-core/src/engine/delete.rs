@@ -108,23 +108,24 @@ impl SlotBuffers {
         }
     }
 
-    /// Takes the buffers of `slots` out, in slot order.
-    fn take(&mut self, slots: BTreeSet<u16>) -> Vec<Group> {
-        let mut groups = Vec::with_capacity(slots.len());
+    /// Takes the buffers of `slots` out, in slot order (their commands are built one
+    /// pipeline at a time, so the keys are not held twice).
+    fn take(&mut self, slots: BTreeSet<u16>) -> Vec<(u16, SlotBuffer)> {
+        let mut taken = Vec::with_capacity(slots.len());
         for slot in slots {
             let b = std::mem::take(&mut self.slots[slot as usize]);
             if b.len() == 0 {
                 continue;
             }
             self.mem -= b.mem();
-            groups.push(Group::from_buffer(slot, &b));
+            taken.push((slot, b));
         }
-        groups
+        taken
     }
 
     /// Adds a batch's keys and takes out what is due: full slots, the fullest past the
     /// memory cap, and (once a second) slots whose keys waited [`MAX_AGE`].
-    fn add(&mut self, keys: Vec<Vec<u8>>) -> Vec<Group> {
+    fn add(&mut self, keys: Vec<Vec<u8>>) -> Vec<(u16, SlotBuffer)> {
         let now = Instant::now();
         let mut full = BTreeSet::new();
         for k in keys {
@@ -140,35 +141,35 @@ impl SlotBuffers {
                 full.insert(slot);
             }
         }
-        let mut groups = self.take(full);
+        let mut due = self.take(full);
         if self.mem > BUFFER_BYTES {
             // Past the cap: the fullest slots go first, until the low mark is left.
             let mut by_size: Vec<(usize, u16)> =
                 self.slots.iter().enumerate().filter(|(_, b)| b.len() > 0).map(|(s, b)| (b.len(), s as u16)).collect();
             by_size.sort_unstable_by(|a, b| b.cmp(a));
             let mut left = self.mem;
-            let mut due = BTreeSet::new();
+            let mut fullest = BTreeSet::new();
             for (_, slot) in by_size {
                 if left <= BUFFER_LOW {
                     break;
                 }
                 left -= self.slots[slot as usize].mem();
-                due.insert(slot);
+                fullest.insert(slot);
             }
-            groups.extend(self.take(due));
+            due.extend(self.take(fullest));
         }
         if now.duration_since(self.last_age_check) >= AGE_CHECK {
             self.last_age_check = now;
             let old: BTreeSet<u16> = (0..SLOTS as u16)
                 .filter(|&s| self.slots[s as usize].since.is_some_and(|t| now.duration_since(t) >= MAX_AGE))
                 .collect();
-            groups.extend(self.take(old));
+            due.extend(self.take(old));
         }
-        groups
+        due
     }
 
     /// Everything still held, when the last writer finishes.
-    fn finish(&mut self) -> Vec<Group> {
+    fn finish(&mut self) -> Vec<(u16, SlotBuffer)> {
         self.active = self.active.saturating_sub(1);
         if self.active > 0 {
             return Vec::new();
@@ -248,6 +249,21 @@ impl Unlinker {
         Ok(())
     }
 
+    /// Sends slot buffers, building each pipeline's commands only when it goes out.
+    fn unlink_buffers(&mut self, due: Vec<(u16, SlotBuffer)>, progress: &Progress) -> Result<()> {
+        let mut groups = Vec::new();
+        let mut keys = 0usize;
+        for (slot, b) in due {
+            keys += b.len();
+            groups.push(Group::from_buffer(slot, &b));
+            if keys >= self.pipeline_keys.max(1) {
+                self.unlink(std::mem::take(&mut groups), progress)?;
+                keys = 0;
+            }
+        }
+        self.unlink(groups, progress)
+    }
+
     fn buffers(&self) -> Option<std::sync::MutexGuard<'_, SlotBuffers>> {
         self.buffers.as_ref().map(|b| b.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -256,26 +272,22 @@ impl Unlinker {
 impl Writer for Unlinker {
     fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, _: &Samples) -> Result<()> {
         // The lock is held while keys are filed, never while a command is in flight.
-        let due = match self.buffers() {
-            Some(mut b) => b.add(keys),
-            None if keys.is_empty() => Vec::new(),
-            None => {
-                let n = keys.len();
-                let first = keys.first().cloned();
-                let mut cmd = redis::cmd("UNLINK");
-                cmd.arg(keys);
-                vec![Group { slot: 0, cmd, first, keys: n }]
+        if self.buffers.is_none() {
+            if keys.is_empty() {
+                return Ok(());
             }
-        };
-        self.unlink(due, progress)
+            let (n, first) = (keys.len(), keys.first().cloned());
+            let mut cmd = redis::cmd("UNLINK");
+            cmd.arg(keys);
+            return self.unlink(vec![Group { slot: 0, cmd, first, keys: n }], progress);
+        }
+        let due = self.buffers().map(|mut b| b.add(keys)).unwrap_or_default();
+        self.unlink_buffers(due, progress)
     }
 
     fn finish(&mut self, progress: &Progress, _: &Samples) -> Result<()> {
-        let due = match self.buffers() {
-            Some(mut b) => b.finish(),
-            None => return Ok(()),
-        };
-        self.unlink(due, progress)
+        let due = self.buffers().map(|mut b| b.finish()).unwrap_or_default();
+        self.unlink_buffers(due, progress)
     }
 
     fn unstable(&self) -> BTreeSet<u16> {
