@@ -189,8 +189,11 @@ pub fn run(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
         let calls = unlink_calls(&shards.masters)? - before;
         report.note(format!(
             "cluster psor delete: {calls} UNLINK calls over the masters for {n} keys ({:.1} keys per call; \
-             per-slot buffers flush at 100 keys, so the floor is one call per slot touched per writer)",
-            n as f64 / calls.max(1) as f64
+             one set of per-slot buffers per run, 16 MiB in all, a slot sent at 1000 keys, so the floor is \
+             one call per slot touched: {} for this keyspace); per master {}",
+            n as f64 / calls.max(1) as f64,
+            n.min(SLOTS as u64),
+            per_master(&shards.masters, &["unlink", "scan"])?
         ));
         report.cluster_row("delete", "psor", n, m);
     }
@@ -202,6 +205,10 @@ pub fn run(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
         check_eq("keys under the copy prefix after psor copy (cluster)", shards.count_prefix(COPY_PREFIX)?, n)?;
         check_eq("dbsize over masters after psor copy (cluster)", shards.dbsize()?, 3 * n)?;
         shards.check_copied(n)?;
+        report.note(format!(
+            "cluster psor copy: per master {}",
+            per_master(&shards.masters, &["restore", "dump", "pexpiretime", "scan"])?
+        ));
         report.cluster_row("copy", "psor", n, m);
     }
 
@@ -302,4 +309,21 @@ fn check_psor(m: &Measured, n: u64, what: &str) -> Result<()> {
     check_eq(&format!("{what} done"), j_u64(&j, "done")?, n)?;
     check_eq(&format!("{what} failed"), j_u64(&j, "failed")?, 0)?;
     Ok(())
+}
+
+/// `cmd calls/usec-per-call` from `INFO commandstats` for each of `cmds`, per master (what
+/// the last measured run did: `measure` resets the stats before it).
+fn per_master(masters: &[&RedisServer], cmds: &[&str]) -> Result<String> {
+    let mut out = Vec::new();
+    for m in masters {
+        let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn(m)?)?;
+        let mut parts = Vec::new();
+        for c in cmds {
+            let Some(line) = info.lines().find_map(|l| l.strip_prefix(&format!("cmdstat_{c}:"))) else { continue };
+            let field = |name: &str| line.split(',').find_map(|f| f.strip_prefix(name)).unwrap_or("?").to_owned();
+            parts.push(format!("{c} {} calls {} usec/call", field("calls="), field("usec_per_call=")));
+        }
+        out.push(format!("{}: {}", m.port(), parts.join(", ")));
+    }
+    Ok(out.join("; "))
 }

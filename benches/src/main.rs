@@ -89,8 +89,8 @@ struct Args {
     #[arg(long, conflicts_with = "only_replica")]
     skip_replica: bool,
     /// Run only this row group: `live` (a probe client's latency while psor deletes, see
-    /// `live.rs`).
-    #[arg(long, value_name = "GROUP", value_parser = ["live"])]
+    /// `live.rs`), or `cluster` (the 3-master cluster section, `cluster.rs`).
+    #[arg(long, value_name = "GROUP", value_parser = ["live", "cluster"])]
     only: Option<String>,
     /// Rounds of the live-safe rows (idle, unpaced, paced back to back, per round).
     #[arg(long, value_name = "N", default_value = "1")]
@@ -151,6 +151,10 @@ fn run() -> Result<()> {
     let n = args.keys;
 
     let mut report = Report::new(&root, &tools, &args)?;
+    if args.only.as_deref() == Some("cluster") {
+        cluster::run(&args, &tools, &mut report)?;
+        return write_report(&report, &out);
+    }
     {
         let floor = measure(&[], Command::new("true"))?;
         report.note(format!(
