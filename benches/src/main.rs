@@ -1171,7 +1171,12 @@ impl Report {
         for r in self.rows.iter().chain(&self.rss_rows).filter(|r| r.tool.starts_with("psor")) {
             if matches!(r.op, "delete" | "copy" | "copy-cross" | "verify") {
                 let wb = r.m.wall / r.m.busy_max();
-                let bound = if r.op == "verify" { 1.5 } else { 1.2 };
+                // The targets of issues 12 and 13.
+                let bound = match r.op {
+                    "verify" => 1.5,
+                    "copy-cross" => 1.3,
+                    _ => 1.1,
+                };
                 let _ = writeln!(
                     s,
                     "- {} {} keys wall/busy = {} (target ≤ {bound}× the busier server's busy time): {}",
@@ -1195,14 +1200,16 @@ impl Report {
         for r in self.cluster_rows.iter().filter(|r| r.tool.starts_with("psor") && r.m.busy.len() > 1) {
             let mib = r.m.maxrss_kib as f64 / 1024.0;
             let wb = r.m.wall / r.m.busy_max();
+            // Issue 13: the busiest master's wall/busy ≤ 1.3× for delete, ≤ 1.5× for copy.
+            let bound = if r.op == "copy" { 1.5 } else { 1.3 };
             let _ = writeln!(
                 s,
-                "- cluster {} {} keys: wall/max-busy = {} (the ≤ 1.2× target carried over): {}; peak RSS = {mib:.1} MiB \
+                "- cluster {} {} keys: wall/max-busy = {} (target ≤ {bound}×): {}; peak RSS = {mib:.1} MiB \
                  (target ≤ 64 MiB): {}",
                 r.op,
                 r.keys,
                 ratio(r.m.wall, r.m.busy_max()),
-                if wb <= 1.2 { "met" } else { "NOT met" },
+                if wb <= bound { "met" } else { "NOT met" },
                 if mib <= 64.0 { "met" } else { "NOT met" }
             );
         }

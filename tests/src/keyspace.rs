@@ -185,7 +185,7 @@ pub fn key_state(conn: &mut dyn ConnectionLike, key: &[u8]) -> Option<KeyState> 
 /// `PEXPIRETIME key`, or where the server has none (before Redis 7.0) `TIME` + `PTTL` read
 /// in one `MULTI` (one after the other on a connection that cannot pipeline); -1 without a
 /// TTL, -2 for a missing key.
-fn expire_time_ms(conn: &mut dyn ConnectionLike, key: &[u8]) -> i64 {
+pub fn expire_time_ms(conn: &mut dyn ConnectionLike, key: &[u8]) -> i64 {
     // Asked with a fixed name first: the error for an unknown command quotes the arguments,
     // and a key that is not UTF-8 would make the error itself unreadable.
     match redis::cmd("PEXPIRETIME").arg("psor-harness:pexpiretime-probe").query::<i64>(conn) {

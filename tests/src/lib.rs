@@ -28,7 +28,7 @@ pub mod tls;
 
 pub use cluster::{keyspace_digest_cluster, RedisCluster};
 pub use keyspace::{
-    expiry_matches, glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue,
+    expire_time_ms, expiry_matches, glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue,
     KeyState, StreamEntry, ALL_TYPES, POPULATE_EXPIRE_AT_MS,
 };
 pub use kind::{
