@@ -28,8 +28,8 @@ pub mod tls;
 
 pub use cluster::{keyspace_digest_cluster, RedisCluster};
 pub use keyspace::{
-    expire_time_ms, expiry_matches, glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix, CanonicalValue,
-    KeyState, StreamEntry, ALL_TYPES, POPULATE_EXPIRE_AT_MS,
+    expire_time_ms, expiry_matches, glob_escape, key_state, keyspace_digest, populate_all_types, unique_prefix,
+    CanonicalValue, KeyState, StreamEntry, ALL_TYPES, POPULATE_EXPIRE_AT_MS,
 };
 pub use kind::{
     needs_transcode, needs_transcode_into_store, needs_transcode_out_of_store, skip, skip_without_pexpiretime,
