@@ -229,11 +229,21 @@ pub(crate) fn replica_lost(sides: &[Arc<ReadSide>], e: &Error) -> Result<bool> {
 
 /// The side of `sides` (in the order of [`Psor::masters`]) that reads `key`'s master.
 pub(crate) fn side_for_key<'a>(psor: &Psor, sides: &'a [Arc<ReadSide>], key: &[u8]) -> Option<&'a Arc<ReadSide>> {
-    match psor.topology() {
-        crate::connect::Topology::Single => sides.first(),
-        crate::connect::Topology::Cluster(map) => {
-            let hp = map.master_of(crate::connect::key_slot(key))?;
-            sides.iter().find(|s| s.master_hp().as_ref() == Some(hp))
+    let map = match psor.topology() {
+        crate::connect::Topology::Cluster(map) => Some(map),
+        crate::connect::Topology::Single => None,
+    };
+    side_index(map, sides, crate::connect::key_slot(key)).map(|i| &sides[i])
+}
+
+/// The index in `sides` of the side reading `slot`'s master: by the cluster's slot map, or
+/// the one side of a single master.
+fn side_index(map: Option<&crate::connect::SlotMap>, sides: &[Arc<ReadSide>], slot: u16) -> Option<usize> {
+    match map {
+        None => (sides.len() == 1).then_some(0),
+        Some(map) => {
+            let hp = map.master_of(slot)?;
+            sides.iter().position(|s| s.master_hp().as_ref() == Some(hp))
         }
     }
 }
@@ -276,13 +286,7 @@ impl ValueReads {
 
     /// The index of the side serving `slot`.
     fn side_of(&self, slot: u16) -> Option<usize> {
-        match &self.map {
-            None => (self.sides.len() == 1).then_some(0),
-            Some(map) => {
-                let hp = map.master_of(slot)?;
-                self.sides.iter().position(|s| s.master_hp().as_ref() == Some(hp))
-            }
-        }
+        side_index(self.map.as_ref(), &self.sides, slot)
     }
 
     /// Sends every command to the read node of its slot's master and returns the replies in
