@@ -426,6 +426,7 @@ fn replica_rows(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
     let master = start_server_kind(kind)?;
     let replica = RedisServer::replica_of(&master);
     let mut busy = Vec::new();
+    let mut unlink_busy = Vec::new();
     for (i, read_from) in ["master", "replica"].into_iter().enumerate() {
         if i > 0 {
             // FLUSHALL and the new keys reach the replica too; psor waits for it to catch up.
@@ -446,15 +447,25 @@ fn replica_rows(args: &Args, tools: &Tools, report: &mut Report) -> Result<()> {
             ensure!(read_node == replica.addr(), "--read-from replica read {read_node:?}, not the replica: {j}");
         }
         busy.push(m.busy_max());
+        if read_from == "replica" {
+            unlink_busy.push(m.cmd_busy.first().and_then(|c| c.get("unlink")).copied().unwrap_or(0.0));
+        }
         let tool = if read_from == "master" { "psor (master with 1 replica)" } else { "psor --read-from replica" };
         // Its own op, so the generic delete targets (wall/busy) are not applied to it.
         report.row("delete-replica", tool, n, m);
     }
+    // The writes stay on the master whatever reads: its UNLINK time in the replica run is
+    // the floor any placement of the reads leaves there.
+    let unlink = unlink_busy.first().copied().unwrap_or(0.0);
     report.note(format!(
-        "--read-from replica: the master's busy time {:.2} s vs {:.2} s reading the master = {} (target ≤ 0.4×)",
+        "--read-from replica: the master's busy time {:.2} s vs {:.2} s reading the master = {} (target ≤ 0.4×); \
+         of it `UNLINK` (the writes, which only the master can do) {unlink:.2} s = {} of the master-only run: the \
+         floor for any reader placement; everything else left on the master {:.2} s",
         busy[1],
         busy[0],
-        if busy[0] > 0.0 { format!("{:.2}×", busy[1] / busy[0]) } else { "n/a".into() }
+        if busy[0] > 0.0 { format!("{:.2}×", busy[1] / busy[0]) } else { "n/a".into() },
+        if busy[0] > 0.0 { format!("{:.2}×", unlink / busy[0]) } else { "n/a".into() },
+        busy[1] - unlink,
     ));
     Ok(())
 }
@@ -836,6 +847,8 @@ struct Measured {
     maxrss_kib: i64,
     /// User + system CPU of the child and its reaped children, seconds.
     client_cpu: f64,
+    /// Per server: each command's `usec` from `INFO commandstats`, seconds.
+    cmd_busy: Vec<BTreeMap<String, f64>>,
     stdout: Vec<u8>,
 }
 
@@ -853,6 +866,23 @@ impl Measured {
     fn busy_max(&self) -> f64 {
         self.busy.iter().copied().fold(0.0, f64::max)
     }
+
+    /// The lowest wall/busy any schedule of this run's measured CPU could reach on `cores`
+    /// cores: a server's main thread runs on one core at a time, so the wall is at least the
+    /// largest server's CPU; and all the CPU used, `server_cpu` summed (+ `client_cpu`), takes
+    /// at least that over `cores`. `(servers and psor, servers only)`; the second is what no
+    /// client doing the same server work could go under.
+    fn cpu_floor(&self, cores: usize) -> (f64, f64) {
+        let busy = self.busy_max();
+        if busy <= 0.0 || cores == 0 {
+            return (0.0, 0.0);
+        }
+        let one = self.server_cpu.iter().copied().fold(0.0, f64::max);
+        let servers: f64 = self.server_cpu.iter().sum();
+        let cores = cores as f64;
+        let only = one.max(servers / cores) / busy;
+        (only.max((servers + self.client_cpu) / cores / busy).max(1.0), only.max(1.0))
+    }
 }
 
 fn j_u64(j: &serde_json::Value, field: &str) -> Result<u64> {
@@ -865,21 +895,25 @@ fn main_thread_cpu(s: &RedisServer) -> Result<f64> {
     Ok(u + y)
 }
 
-fn commandstats_busy(s: &RedisServer) -> Result<f64> {
+/// The server's busy time (the `usec` sum over `INFO commandstats`) and each command's share.
+fn commandstats_busy(s: &RedisServer) -> Result<(f64, BTreeMap<String, f64>)> {
     let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn(s)?)?;
     let mut usec = 0u64;
     let mut calls = Vec::new();
+    let mut per_cmd = BTreeMap::new();
     for l in info.lines().filter(|l| l.starts_with("cmdstat_")) {
         let v = l.split([':', ',']).find_map(|f| f.strip_prefix("usec=")).with_context(|| format!("no usec in {l}"))?;
-        usec += v.parse::<u64>()?;
+        let v = v.parse::<u64>()?;
+        usec += v;
         let name = l.trim_start_matches("cmdstat_").split(':').next().unwrap_or("");
+        per_cmd.insert(name.to_string(), v as f64 / 1e6);
         if let Some(c) = l.split([':', ',']).find_map(|f| f.strip_prefix("calls=")) {
             calls.push(format!("{name}={c}"));
         }
     }
     // stderr only: which commands the tool made the server run, and how many.
     eprintln!("   {}: calls {}", s.addr(), calls.join(" "));
-    Ok(usec as f64 / 1e6)
+    Ok((usec as f64 / 1e6, per_cmd))
 }
 
 /// Runs `cmd` to the end: CONFIG RESETSTAT on `servers` first, commandstats and CPU after,
@@ -912,9 +946,12 @@ fn measure(servers: &[&RedisServer], cmd: Command) -> Result<Measured> {
     let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     ensure!(exited_ok, "{} failed (wait status {status}):\n{}", short(&desc), String::from_utf8_lossy(&stderr));
     let mut busy = Vec::new();
+    let mut cmd_busy = Vec::new();
     let mut server_cpu = Vec::new();
     for (s, c0) in servers.iter().zip(cpu0) {
-        busy.push(commandstats_busy(s)?);
+        let (b, per_cmd) = commandstats_busy(s)?;
+        busy.push(b);
+        cmd_busy.push(per_cmd);
         server_cpu.push(main_thread_cpu(s)? - c0);
     }
     let ru = std::fs::read_to_string(&rusage_file)
@@ -922,7 +959,7 @@ fn measure(servers: &[&RedisServer], cmd: Command) -> Result<Measured> {
     let _ = std::fs::remove_file(&rusage_file);
     let f: Vec<f64> = ru.split_whitespace().map(str::parse).collect::<Result<_, _>>().context("launcher rusage")?;
     ensure!(f.len() == 3, "launcher rusage {ru:?}");
-    let m = Measured { wall, busy, server_cpu, maxrss_kib: f[0] as i64, client_cpu: f[1] + f[2], stdout };
+    let m = Measured { wall, busy, server_cpu, maxrss_kib: f[0] as i64, client_cpu: f[1] + f[2], cmd_busy, stdout };
     eprintln!("   wall {:.2} s, busy {:.2} s, peak RSS {:.1} MiB", m.wall, m.busy_max(), m.maxrss_kib as f64 / 1024.0);
     Ok(m)
 }
@@ -1179,11 +1216,12 @@ impl Report {
                 };
                 let _ = writeln!(
                     s,
-                    "- {} {} keys wall/busy = {} (target ≤ {bound}× the busier server's busy time): {}",
+                    "- {} {} keys wall/busy = {} (target ≤ {bound}× the busier server's busy time): {}{}",
                     r.op,
                     r.keys,
                     ratio(r.m.wall, r.m.busy_max()),
-                    if wb <= bound { "met" } else { "NOT met" }
+                    if wb <= bound { "met" } else { "NOT met" },
+                    floor_note(&r.m, self.nproc, bound),
                 );
             }
         }
@@ -1204,12 +1242,13 @@ impl Report {
             let bound = if r.op == "copy" { 1.5 } else { 1.3 };
             let _ = writeln!(
                 s,
-                "- cluster {} {} keys: wall/max-busy = {} (target ≤ {bound}×): {}; peak RSS = {mib:.1} MiB \
+                "- cluster {} {} keys: wall/max-busy = {} (target ≤ {bound}×): {}{}; peak RSS = {mib:.1} MiB \
                  (target ≤ 64 MiB): {}",
                 r.op,
                 r.keys,
                 ratio(r.m.wall, r.m.busy_max()),
                 if wb <= bound { "met" } else { "NOT met" },
+                floor_note(&r.m, self.nproc, bound),
                 if mib <= 64.0 { "met" } else { "NOT met" }
             );
         }
@@ -1248,6 +1287,30 @@ impl Report {
              single process (wait4 reports the max over reaped descendants)."
         );
         s
+    }
+}
+
+/// What the run's own CPU says about a wall/busy target on this machine (see
+/// [`Measured::cpu_floor`]): empty when met or when the floors leave room for it.
+fn floor_note(m: &Measured, cores: usize, bound: f64) -> String {
+    if m.wall / m.busy_max() <= bound {
+        return String::new();
+    }
+    let (all, servers) = m.cpu_floor(cores);
+    if servers > bound {
+        format!(
+            " — cannot be met on {cores} cores with this server work: the servers' main threads alone \
+             used {} s of CPU, at least {:.2} s of wall = {servers:.2}× the busy time before psor runs at \
+             all (with psor's {:.2} s of CPU: {all:.2}×)",
+            m.server_cpu.iter().map(|c| format!("{c:.2}")).collect::<Vec<_>>().join(" + "),
+            servers * m.busy_max(),
+            m.client_cpu,
+        )
+    } else {
+        format!(
+            " (floor on {cores} cores from this run's CPU: servers only {servers:.2}×, servers and \
+             psor {all:.2}×)"
+        )
     }
 }
 
