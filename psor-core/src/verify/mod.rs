@@ -266,6 +266,22 @@ impl Tally {
         }
     }
 
+    /// Adds what `other` counted (a pass counted on its own, then kept), its differing keys
+    /// within this tally's `show` per kind.
+    pub(crate) fn absorb(&self, other: &Tally) {
+        self.same(other.same.load(Relaxed));
+        self.by_payload(other.by_payload.load(Relaxed));
+        self.changed(other.changed.load(Relaxed));
+        let theirs = other.diffs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (i, n) in other.kinds.iter().enumerate() {
+            let n = n.load(Relaxed);
+            let before = self.kinds[i].fetch_add(n, Relaxed) as usize;
+            let room = self.show.saturating_sub(before);
+            let mut d = self.diffs.lock().unwrap_or_else(|p| p.into_inner());
+            d.extend(theirs.iter().filter(|x| x.kind.index() == i).take(room).cloned());
+        }
+    }
+
     pub(crate) fn outcome(
         &self,
         quick: bool,
@@ -336,60 +352,78 @@ pub fn verify_report(
         )));
     }
     let started = Instant::now();
-    let tally = Arc::new(Tally::new(opts.show));
     // Each side's read nodes, chosen (and waited for) once, before pass 1.
     let shared = std::ptr::eq(a, b) || a.same_keyspace(b);
     let reads_a = ReadSide::choose(a, engine)?;
     let reads_b = if shared { reads_a.clone() } else { ReadSide::choose(b, engine)? };
-    let choices = |sides: &[Arc<ReadSide>]| sides.iter().filter_map(|s| s.choice()).collect::<Vec<_>>();
-    let pass1 = run_reading_on(a, reads_a.clone(), &opts.from, engine, &progress, |pass_a| {
-        // A second pass after a failover reads side A's masters (`pass_a`); on one keyspace
-        // side B follows it.
-        let (mut sa, mut sb) = (Side::new(a, pass_a)?, Side::new(b, if shared { pass_a } else { &reads_b })?);
-        // Servers that write other RDB versions never have byte-identical payloads: every key
-        // would be probed for nothing, then read by type.
-        if sa.rdb.is_some_and(|x| sb.rdb.is_some_and(|y| x != y)) {
-            sa.dump_first = false;
-            sb.dump_first = false;
+    let with_choices = |mut out: VerifyOutcome| {
+        // Final: any fall back to a master during the run is in them.
+        out.read_from = reads_a.iter().filter_map(|s| s.choice()).collect();
+        out.target_read_from = if shared { Vec::new() } else { reads_b.iter().filter_map(|s| s.choice()).collect() };
+        out
+    };
+    let on_replicas = |sides: &[Arc<ReadSide>]| sides.iter().filter(|s| s.on_replica()).count();
+    // A replica lost while its master was being scanned leaves the scan to the master, from
+    // the start: the keys scanned before would be compared (and counted) twice. The verify
+    // starts over instead, on the same read sides (that master read on the master now, the
+    // others still on their replicas), as `survey` and `status` do: at most once per master.
+    let mut paused = 0.0;
+    loop {
+        let tally = Arc::new(Tally::new(opts.show));
+        let scanned_a = on_replicas(&reads_a);
+        let pass1 = run_reading_on(a, reads_a.clone(), &opts.from, engine, &progress, |pass_a| {
+            // A second pass after a failover reads side A's masters (`pass_a`); on one keyspace
+            // side B follows it.
+            let (mut sa, mut sb) = (Side::new(a, pass_a)?, Side::new(b, if shared { pass_a } else { &reads_b })?);
+            // Servers that write other RDB versions never have byte-identical payloads: every key
+            // would be probed for nothing, then read by type.
+            if sa.rdb.is_some_and(|x| sb.rdb.is_some_and(|y| x != y)) {
+                sa.dump_first = false;
+                sb.dump_first = false;
+            }
+            Ok(Verifier {
+                a: sa,
+                b: sb,
+                opts: opts.clone(),
+                tally: tally.clone(),
+                extra_pass: false,
+                digest: DumpDigest::default(),
+            })
+        })?;
+        paused += pass1.paused_seconds;
+        // An interrupted pass proves nothing: the outcome says so (and `verify` makes it an error).
+        if pass1.interrupted {
+            let mut out = tally.outcome(opts.quick, pass1.counts.failed, pass1.failures, started);
+            out.paused_seconds = paused;
+            out.interrupted = true;
+            return Ok(with_choices(out));
         }
-        Ok(Verifier {
-            a: sa,
-            b: sb,
-            opts: opts.clone(),
-            tally: tally.clone(),
-            extra_pass: false,
-            digest: DumpDigest::default(),
-        })
-    })?;
-    // An interrupted pass proves nothing: the outcome says so (and `verify` makes it an error).
-    if pass1.interrupted {
-        let mut out = tally.outcome(opts.quick, pass1.counts.failed, pass1.failures, started);
-        out.paused_seconds = pass1.paused_seconds;
-        out.interrupted = true;
-        out.read_from = choices(&reads_a);
-        out.target_read_from = if shared { Vec::new() } else { choices(&reads_b) };
-        return Ok(out);
+        if on_replicas(&reads_a) < scanned_a {
+            continue;
+        }
+        let scanned_b = on_replicas(&reads_b);
+        let pass2 = run_reading_on(b, reads_b.clone(), &opts.to, engine, &progress, |pass_b| {
+            Ok(Verifier {
+                a: Side::new(a, if shared { pass_b } else { &reads_a })?,
+                b: Side::new(b, pass_b)?,
+                opts: opts.clone(),
+                tally: tally.clone(),
+                extra_pass: true,
+                digest: DumpDigest::default(),
+            })
+        })?;
+        paused += pass2.paused_seconds;
+        if !pass2.interrupted && on_replicas(&reads_b) < scanned_b {
+            continue;
+        }
+        let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
+        // Each pass's counts are its own (the engine subtracts what the `Progress` had before).
+        let failed = pass1.counts.failed + pass2.counts.failed;
+        let mut out = tally.outcome(opts.quick, failed, failures, started);
+        out.paused_seconds = paused;
+        out.interrupted = pass2.interrupted;
+        return Ok(with_choices(out));
     }
-    let pass2 = run_reading_on(b, reads_b.clone(), &opts.to, engine, &progress, |pass_b| {
-        Ok(Verifier {
-            a: Side::new(a, if shared { pass_b } else { &reads_a })?,
-            b: Side::new(b, pass_b)?,
-            opts: opts.clone(),
-            tally: tally.clone(),
-            extra_pass: true,
-            digest: DumpDigest::default(),
-        })
-    })?;
-    let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
-    // Each pass's counts are its own (the engine subtracts what the `Progress` had before).
-    let failed = pass1.counts.failed + pass2.counts.failed;
-    let mut out = tally.outcome(opts.quick, failed, failures, started);
-    out.paused_seconds = pass1.paused_seconds + pass2.paused_seconds;
-    out.interrupted = pass2.interrupted;
-    // Final: any fall back to a master during either pass is in them.
-    out.read_from = choices(&reads_a);
-    out.target_read_from = if shared { Vec::new() } else { choices(&reads_b) };
-    Ok(out)
 }
 
 /// Where one side's reads go: the read node of each key's master (`--read-from`:

@@ -145,30 +145,40 @@ pub fn verify_snapshot_report(
         index.sort_unstable();
         index.dedup();
 
-        // Pass 2: live keys the file does not have.
-        for keys in scan_on(live, &opts.from, engine, progress.clone(), sides.clone())? {
-            let keys = keys?;
-            pacer.admit(keys.len(), &progress);
-            let suspects: Vec<&[u8]> =
-                keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
-            if suspects.is_empty() {
-                continue;
-            }
-            std::thread::sleep(opts.recheck_delay);
-            // Asked of the master: a key the replica still holds may be gone there.
-            side.on_masters(true);
-            for (k, e) in suspects.iter().zip(side.exists(&suspects)?) {
-                match e {
-                    Ok(true) => {
-                        let file_name = opts.from.rewrite(k, &opts.to);
-                        tally.differs(Kind::Missing, k, &file_name, "not in the snapshot".into())
-                    }
-                    Ok(false) => tally.changed(1),
-                    Err(e) => {
-                        let label = side.label(k);
-                        samples.failure(&progress, &label, k, e)
+        // Pass 2: live keys the file does not have. Counted on its own: a replica lost
+        // mid-scan leaves the scan to the master from the start, and the pass is counted again
+        // from there (a key must not be counted missing twice).
+        loop {
+            let pass2 = Tally::new(opts.show);
+            let scanned = sides.iter().filter(|s| s.on_replica()).count();
+            for keys in scan_on(live, &opts.from, engine, progress.clone(), sides.clone())? {
+                let keys = keys?;
+                pacer.admit(keys.len(), &progress);
+                let suspects: Vec<&[u8]> =
+                    keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
+                if suspects.is_empty() {
+                    continue;
+                }
+                std::thread::sleep(opts.recheck_delay);
+                // Asked of the master: a key the replica still holds may be gone there.
+                side.on_masters(true);
+                for (k, e) in suspects.iter().zip(side.exists(&suspects)?) {
+                    match e {
+                        Ok(true) => {
+                            let file_name = opts.from.rewrite(k, &opts.to);
+                            pass2.differs(Kind::Missing, k, &file_name, "not in the snapshot".into())
+                        }
+                        Ok(false) => pass2.changed(1),
+                        Err(e) => {
+                            let label = side.label(k);
+                            samples.failure(&progress, &label, k, e)
+                        }
                     }
                 }
+            }
+            if sides.iter().filter(|s| s.on_replica()).count() == scanned {
+                tally.absorb(&pass2);
+                break;
             }
         }
         Ok(())
