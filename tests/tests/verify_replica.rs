@@ -350,9 +350,14 @@ fn verify_against_a_snapshot_reads_the_live_side_on_the_replica() {
     let _: () = redis::cmd("SET").arg(format!("{pa}after-export")).arg("x").query(&mut master.admin_conn()).unwrap();
     replicated(&master, 1);
     reset_stats(&master);
-    let out =
-        verify::verify_snapshot(&psor, &path, &opts(&pa, &pa), &engine_on(ReadFrom::Replica), Arc::new(Progress::new()))
-            .unwrap();
+    let out = verify::verify_snapshot(
+        &psor,
+        &path,
+        &opts(&pa, &pa),
+        &engine_on(ReadFrom::Replica),
+        Arc::new(Progress::new()),
+    )
+    .unwrap();
     assert_eq!((out.counts.same, out.counts.missing, out.counts.differences()), (90, 1, 1), "{out:?}");
     assert_eq!(out.read_from.len(), 1);
     assert_eq!(out.read_from[0].read_node, replica.addr());

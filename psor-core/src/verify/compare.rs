@@ -16,8 +16,8 @@
 use redis::Value;
 
 use super::Kind;
-use crate::engine::compare::{len_command, Content, Reader};
 use super::Reads;
+use crate::engine::compare::{len_command, Content, Reader};
 use crate::engine::router::Routed;
 use crate::error::Result;
 
