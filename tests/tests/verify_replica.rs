@@ -205,7 +205,13 @@ fn live_verify_reads_both_sides_on_their_replicas_and_finds_what_a_master_verify
     assert_eq!(key_reads(&src).get("scan"), None, "the masters are not scanned");
     let on_masters = run(&a, Some(&b), &opts(&pa, &pa), ReadFrom::Master);
     assert_eq!(found.counts, on_masters.counts);
-    assert_eq!(found.differences, on_masters.differences);
+    // Named alike, with the same details (but an instant read with PTTL, before Redis 7.0).
+    let shown = |o: &VerifyOutcome| -> Vec<(Kind, String, String, String)> {
+        let detail =
+            |d: &psor_core::verify::KeyDiff| if d.kind == Kind::Expiry { String::new() } else { d.detail.clone() };
+        o.differences.iter().map(|d| (d.kind, d.key.clone(), d.other.clone(), detail(d))).collect()
+    };
+    assert_eq!(shown(&found), shown(&on_masters));
     assert_eq!(named(&found), expected);
     assert_eq!((found.counts.same, found.counts.changed, found.counts.failed), (116, 0, 0));
     assert!(on_masters.read_from.is_empty() && on_masters.target_read_from.is_empty());
