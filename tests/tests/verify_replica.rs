@@ -249,6 +249,54 @@ fn a_difference_only_the_replica_shows_is_settled_on_the_master_and_not_reported
     assert!(reads.contains_key("exists") && !reads.contains_key("scan"), "{reads:?}");
 }
 
+#[test]
+fn a_replica_that_stops_applying_mid_run_shows_old_differences_the_master_settles() {
+    let ns = unique_prefix("verifyrep-lag");
+    let master = RedisServer::start();
+    let (pa, pb) = (format!("{ns}A:"), format!("{ns}B:"));
+    let mut pipe = redis::pipe();
+    for i in 0..600 {
+        pipe.cmd("SET").arg(format!("{pa}{i}")).arg(i).ignore();
+        // Six keys differ at the start; they are fixed on the master during the run.
+        let v = if i % 100 == 7 { "old".to_string() } else { i.to_string() };
+        pipe.cmd("SET").arg(format!("{pb}{i}")).arg(v).ignore();
+    }
+    let _: () = pipe.query(&mut master.admin_conn()).unwrap();
+    let replica = RedisServer::replica_of(&master);
+    replicated(&master, 1);
+    let psor = connect(&master.url());
+    let engine =
+        EngineOptions { pacing: Pacing { rate: Some(1500), max_latency: None }, ..engine_on(ReadFrom::Replica) };
+    let o = VerifyOptions { recheck_delay: Duration::from_millis(300), ..opts(&pa, &pb) };
+    let progress = Arc::new(Progress::new());
+    let fixer = {
+        let (progress, pb) = (progress.clone(), pb.clone());
+        let (mut r, mut m) = (replica.admin_conn(), master.admin_conn());
+        std::thread::spawn(move || {
+            // The replica was chosen caught up and the scan has begun: from now on it applies
+            // nothing (CLIENT PAUSE WRITE holds its master's stream too) and the master fixes
+            // the six keys, well before any key read so far is read again.
+            while progress.snapshot().counts.matched == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(10_000).arg("WRITE").query(&mut r).unwrap();
+            for i in (7..600).step_by(100) {
+                let _: () = redis::cmd("SET").arg(format!("{pb}{i}")).arg(i).query(&mut m).unwrap();
+            }
+            r
+        })
+    };
+    let out = verify::verify(&psor, None, &o, &engine, progress).unwrap();
+    let mut r = fixer.join().unwrap();
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut r).unwrap();
+    assert_eq!(out.read_from[0].read_node, replica.addr(), "{:?}", out.read_from);
+    assert!(out.read_from[0].fallback.is_none());
+    // Each of the six differed where it was first read (the replica, or the master before its
+    // fix) and was settled on the master: never reported.
+    assert!(out.differences.is_empty(), "{:?}", out.differences);
+    assert_eq!((out.counts.same, out.counts.changed, out.counts.failed), (594, 6, 0), "{:?}", out.counts);
+}
+
 /// A verify of 3000 keys (paced) on a master whose replica is stopped once 300 are done.
 fn verify_while_the_replica_dies(mode: ReadFrom) -> (RedisServer, Result<VerifyOutcome, Error>) {
     let ns = unique_prefix("verifyrep-kill");
