@@ -40,8 +40,10 @@
 //! reach the masters. Against a snapshot the live side reads the same way (the file has no
 //! replica), and pass 2's look-up of a live key the file lacks, made after the pause, is a
 //! re-read too: on the master. A replica lost mid-run leaves its master's reads to the master
-//! for the rest of the run, reported in [`VerifyOutcome::read_from`]; with `replica-only` the
-//! run stops with [`Error::ReplicaUnavailable`]. When side B is another keyspace it has read
+//! for the rest of the run, reported in [`VerifyOutcome::read_from`]; lost while its master
+//! was being scanned, it starts the verify over (against a snapshot: pass 2), that master now
+//! read on the master, so no key is compared or counted twice. With `replica-only` the run
+//! stops with [`Error::ReplicaUnavailable`] instead. When side B is another keyspace it has read
 //! sides of its own ([`VerifyOutcome::target_read_from`]); on the same keyspace both sides
 //! share them.
 
