@@ -421,3 +421,52 @@ fn verify_against_a_snapshot_reads_the_live_side_on_the_replica() {
     assert_eq!(reads, BTreeMap::from([("exists".to_string(), 1)]), "{reads:?}");
     assert!(key_reads(&replica).get("dump").copied().unwrap_or(0) >= 90);
 }
+
+#[test]
+fn a_replica_lost_while_the_live_side_is_scanned_against_a_snapshot_counts_each_missing_key_once() {
+    let ns = unique_prefix("verifyrep-snapkill");
+    let master = RedisServer::start();
+    let pa = format!("{ns}A:");
+    let mut pipe = redis::pipe();
+    for i in 0..1500 {
+        pipe.cmd("SET").arg(format!("{pa}{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut master.admin_conn()).unwrap();
+    let psor = connect(&master.url());
+    let dir = tempfile::Builder::new().prefix("verifyrep-snapkill-").tempdir().unwrap();
+    let path = dir.path().join("a.psnap");
+    let eo = ExportOptions { selection: ExportSelection::prefix(prefix(&pa)), path: path.clone(), overwrite: true };
+    snapshot::export(&psor, &eo, &engine_on(ReadFrom::Master), Arc::new(Progress::new())).unwrap();
+    // 50 live keys the file does not have.
+    let mut pipe = redis::pipe();
+    for i in 0..50 {
+        pipe.cmd("SET").arg(format!("{pa}late:{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut master.admin_conn()).unwrap();
+    let mut replica = RedisServer::replica_of(&master);
+    replicated(&master, 1);
+    let engine = EngineOptions {
+        queue_depth: 1,
+        pacing: Pacing { rate: Some(3000), max_latency: None },
+        ..engine_on(ReadFrom::Replica)
+    };
+    let progress = Arc::new(Progress::new());
+    let killer = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            // Pass 1 matched the file's 1500 records; pass 2's scan of the replica has begun.
+            while progress.snapshot().counts.matched < 1650 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            replica.stop();
+            replica
+        })
+    };
+    let out = verify::verify_snapshot(&psor, &path, &opts(&pa, &pa), &engine, progress).unwrap();
+    drop(killer.join().unwrap());
+    assert_eq!((out.counts.same, out.counts.missing, out.counts.changed, out.counts.failed), (1500, 50, 0, 0));
+    assert_eq!(out.differences.len(), 50, "each named once");
+    let choice = &out.read_from[0];
+    assert_eq!(choice.read_node, master.addr());
+    assert!(choice.fallback.as_deref().is_some_and(|f| f.contains("during the run")), "{choice:?}");
+}
