@@ -1,6 +1,9 @@
 //! `psor verify`: compare the keys under a prefix with their copy — another prefix, another
 //! server (`--target`) or a snapshot file (`--snapshot`) — or every store a PAC upgrade
 //! carries. Reads only; exit 0 when the same, 8 when anything differs, 1 when keys failed.
+//! Under the global `--read-from replica…` both sides read on their replicas (the re-read of a
+//! key that differed on the masters: `psor_core::verify`), the report says where each master
+//! was read, and `replica-only` without a usable replica stops with exit 9.
 
 use std::io::Write;
 
@@ -108,6 +111,7 @@ fn run_pac(g: &Global, a: &VerifyArgs, live: &Psor, pac: &str) -> Result<i32> {
         total.failures.extend(o.failures.iter().cloned());
         total.seconds += o.seconds;
         total.interrupted |= o.interrupted;
+        merge_reads(&mut total, &o);
         per_store.push((s, o));
         // Interrupted: the stores not reached are not verified (the report says so).
         if total.interrupted {
@@ -173,6 +177,7 @@ pub fn after_write(
     for (from, to) in pairs {
         let opts = VerifyOptions::new(from.clone(), to.clone());
         let o = verify_one(g, live, target, file, &opts, false)?;
+        merge_reads(&mut total, &o);
         total.counts.add(&o.counts);
         total.same_by_payload += o.same_by_payload;
         total.differences.extend(o.differences);
@@ -182,6 +187,20 @@ pub fn after_write(
     }
     keep_first(&mut total, AFTER_WRITE_SHOW);
     Ok(total)
+}
+
+/// Adds where one run read (`read_from`, `target_read_from`) to a total over several runs:
+/// one entry per master, a fall back to the master in any run kept.
+fn merge_reads(total: &mut VerifyOutcome, o: &VerifyOutcome) {
+    for (into, from) in [(&mut total.read_from, &o.read_from), (&mut total.target_read_from, &o.target_read_from)] {
+        for c in from {
+            match into.iter_mut().find(|t| t.master == c.master) {
+                Some(t) if t.fallback.is_none() => *t = c.clone(),
+                Some(_) => {}
+                None => into.push(c.clone()),
+            }
+        }
+    }
 }
 
 /// Keeps the first `show` differing keys of each kind (an outcome added up over stores).
@@ -232,6 +251,14 @@ pub fn print_outcome(out: &mut impl Write, o: &VerifyOutcome) -> std::io::Result
     writeln!(out, "  {:<13}{:>14.2}", "seconds", o.seconds)?;
     if o.paused_seconds > 0.0 {
         writeln!(out, "  {:<13}{:>14.2}   (waiting for --rate / --max-latency)", "paused", o.paused_seconds)?;
+    }
+    // `--read-from replica…`: where each side's masters were read (keys that differed were
+    // read again on the masters).
+    for line in crate::ui::output::read_from_lines(&o.read_from) {
+        writeln!(out, "  {line}")?;
+    }
+    for line in crate::ui::output::read_from_lines(&o.target_read_from) {
+        writeln!(out, "  target: {line}")?;
     }
     for kind in Kind::ALL {
         let shown: Vec<_> = o.differences.iter().filter(|d| d.kind == kind).collect();

@@ -256,6 +256,21 @@ pub(crate) fn run_reading<W: Writer>(
     progress: &Progress,
     make_writer: impl Fn(&[Arc<scan::ReadSide>]) -> Result<W> + Sync,
 ) -> Result<Outcome> {
+    // Replicas are chosen (and waited for) once, before the first pass.
+    let reads = scan::ReadSide::choose(psor, opts)?;
+    run_reading_on(psor, reads, prefix, opts, progress, make_writer)
+}
+
+/// [`run_reading`] on read sides the caller chose ([`ReadSide::choose`]): a run that reads
+/// several times on one PSOR (verify's two passes) waits for its replicas once.
+pub(crate) fn run_reading_on<W: Writer>(
+    psor: &Psor,
+    reads: Vec<Arc<scan::ReadSide>>,
+    prefix: &KeyPrefix,
+    opts: &EngineOptions,
+    progress: &Progress,
+    make_writer: impl Fn(&[Arc<scan::ReadSide>]) -> Result<W> + Sync,
+) -> Result<Outcome> {
     let started = Instant::now();
     // Under a latency bound, SCAN COUNT and batch sizes come from the bound (pacing.rs).
     let shaped = pacing::shape(opts);
@@ -272,8 +287,6 @@ pub(crate) fn run_reading<W: Writer>(
         psor.masters().iter().map(|n| n.connect()?.identity()).collect()
     };
     let before = identity(psor)?;
-    // Replicas are chosen (and waited for) once, before the first pass.
-    let reads = scan::ReadSide::choose(psor, opts)?;
     let mut paused = run_pass(psor, &reads, prefix, opts, progress, &make_writer, &samples)?;
     if !progress.is_cancelled() && identity(psor)? != before {
         // The master changed under the run: the second pass reads the master now.

@@ -16,8 +16,9 @@
 use redis::Value;
 
 use super::Kind;
+use super::Reads;
 use crate::engine::compare::{len_command, Content, Reader};
-use crate::engine::router::{Routed, Router};
+use crate::engine::router::Routed;
 use crate::error::Result;
 
 /// Weight of the replies in one content pipeline (about 2 MiB of strings, or 32k elements).
@@ -32,11 +33,11 @@ pub(crate) struct KeyState {
     pub expire_at: Option<i64>,
 }
 
-/// Reads `keys` (name, slot) on `router`. `abs_ttl`: the server has `PEXPIRETIME`;
+/// Reads `keys` (name, slot) through `router` (the side's read nodes). `abs_ttl`: the server has `PEXPIRETIME`;
 /// `entries_read`: compare consumer groups' entries-read (both sides keep it).
 /// A key whose commands fail is returned as `Err(message)`.
 pub(crate) fn read_states(
-    router: &mut Router,
+    router: &mut Reads,
     keys: &[(&[u8], u16)],
     quick: bool,
     abs_ttl: bool,
@@ -279,7 +280,7 @@ pub(crate) struct Probed {
 /// chunks make. Errors are not reported here: a key the probe could not read goes down the
 /// typed path, which reports them.
 pub(crate) fn probe_dumps(
-    router: &mut Router,
+    router: &mut Reads,
     keys: &[(&[u8], u16)],
     abs_ttl: bool,
     digest: &DumpDigest,

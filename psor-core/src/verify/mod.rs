@@ -27,6 +27,25 @@
 //! A live PSOR keeps changing: a key that differs is read again on both sides after a short
 //! pause ([`VerifyOptions::recheck_delay`]) before it is reported; one that matches then, or
 //! that has gone from side A, is counted `changed`, not as a difference.
+//!
+//! Under `--read-from replica…` ([`EngineOptions::read_from`]) each side reads on the nodes
+//! chosen for it at the start (`engine::ReadSide`: a caught-up replica per master, waited for
+//! once, before pass 1): the scans of both passes, and every per-key read of the first look
+//! (`MEMORY USAGE`, `DUMP`, `TYPE`, `PEXPIRETIME`/`PTTL`, the typed reads, `EXISTS`) go to
+//! that replica (`engine::ValueReads`), so both sides are compared as their replicas held them,
+//! a consistent-enough past. **The re-read of a key that differed goes to the masters**, the
+//! truth: a difference the replicas' lag made (a write the replica of one side had not yet
+//! applied) is settled there and counted `changed`, never reported; a difference that is
+//! really there is reported as the masters hold it. Only the keys that differed at first
+//! reach the masters. Against a snapshot the live side reads the same way (the file has no
+//! replica), and pass 2's look-up of a live key the file lacks, made after the pause, is a
+//! re-read too: on the master. A replica lost mid-run leaves its master's reads to the master
+//! for the rest of the run, reported in [`VerifyOutcome::read_from`]; lost while its master
+//! was being scanned, it starts the verify over (against a snapshot: pass 2), that master now
+//! read on the master, so no key is compared or counted twice. With `replica-only` the run
+//! stops with [`Error::ReplicaUnavailable`] instead. When side B is another keyspace it has read
+//! sides of its own ([`VerifyOutcome::target_read_from`]); on the same keyspace both sides
+//! share them.
 
 mod compare;
 mod snapshot;
@@ -39,10 +58,10 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::connect::{key_slot, Psor};
+use crate::connect::{key_slot, Psor, ReadChoice};
 use crate::engine::compare::Content;
 use crate::engine::router::{Routed, Router};
-use crate::engine::{run, EngineOptions, KeyFailure, Samples, Writer};
+use crate::engine::{run_reading_on, EngineOptions, KeyFailure, ReadSide, Samples, ValueReads, Writer};
 use crate::error::{Error, Result};
 use crate::keys::{display_key, KeyPrefix};
 use crate::progress::Progress;
@@ -194,6 +213,15 @@ pub struct VerifyOutcome {
     /// keys not reached prove nothing either way.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// Where side A's keys were read (`--read-from replica…`: per master, the replica, or the
+    /// master and why); empty when every read went to the masters by choice. Re-reads of keys
+    /// that differed always go to the masters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_from: Vec<ReadChoice>,
+    /// The same for side B when it is another keyspace (`--target`); empty on the same
+    /// keyspace (both sides read where [`VerifyOutcome::read_from`] says) and for a snapshot.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_read_from: Vec<ReadChoice>,
 }
 
 impl VerifyOutcome {
@@ -240,6 +268,22 @@ impl Tally {
         }
     }
 
+    /// Adds what `other` counted (a pass counted on its own, then kept), its differing keys
+    /// within this tally's `show` per kind.
+    pub(crate) fn absorb(&self, other: &Tally) {
+        self.same(other.same.load(Relaxed));
+        self.by_payload(other.by_payload.load(Relaxed));
+        self.changed(other.changed.load(Relaxed));
+        let theirs = other.diffs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (i, n) in other.kinds.iter().enumerate() {
+            let n = n.load(Relaxed);
+            let before = self.kinds[i].fetch_add(n, Relaxed) as usize;
+            let room = self.show.saturating_sub(before);
+            let mut d = self.diffs.lock().unwrap_or_else(|p| p.into_inner());
+            d.extend(theirs.iter().filter(|x| x.kind.index() == i).take(room).cloned());
+        }
+    }
+
     pub(crate) fn outcome(
         &self,
         quick: bool,
@@ -268,6 +312,8 @@ impl Tally {
             seconds: started.elapsed().as_secs_f64(),
             paused_seconds: 0.0,
             interrupted: false,
+            read_from: Vec::new(),
+            target_read_from: Vec::new(),
         }
     }
 }
@@ -308,53 +354,102 @@ pub fn verify_report(
         )));
     }
     let started = Instant::now();
-    let tally = Arc::new(Tally::new(opts.show));
-    let pass1 = run(a, &opts.from, engine, &progress, || {
-        let (mut sa, mut sb) = (Side::new(a)?, Side::new(b)?);
-        // Servers that write other RDB versions never have byte-identical payloads: every key
-        // would be probed for nothing, then read by type.
-        if sa.rdb.is_some_and(|x| sb.rdb.is_some_and(|y| x != y)) {
-            sa.dump_first = false;
-            sb.dump_first = false;
+    // Each side's read nodes, chosen (and waited for) once, before pass 1.
+    let shared = std::ptr::eq(a, b) || a.same_keyspace(b);
+    let reads_a = ReadSide::choose(a, engine)?;
+    let reads_b = if shared { reads_a.clone() } else { ReadSide::choose(b, engine)? };
+    let with_choices = |mut out: VerifyOutcome| {
+        // Final: any fall back to a master during the run is in them.
+        out.read_from = reads_a.iter().filter_map(|s| s.choice()).collect();
+        out.target_read_from = if shared { Vec::new() } else { reads_b.iter().filter_map(|s| s.choice()).collect() };
+        out
+    };
+    let on_replicas = |sides: &[Arc<ReadSide>]| sides.iter().filter(|s| s.on_replica()).count();
+    // A replica lost while its master was being scanned leaves the scan to the master, from
+    // the start: the keys scanned before would be compared (and counted) twice. The verify
+    // starts over instead, on the same read sides (that master read on the master now, the
+    // others still on their replicas), as `survey` and `status` do: at most once per master.
+    let mut paused = 0.0;
+    loop {
+        let tally = Arc::new(Tally::new(opts.show));
+        let scanned_a = on_replicas(&reads_a);
+        let pass1 = run_reading_on(a, reads_a.clone(), &opts.from, engine, &progress, |pass_a| {
+            // A second pass after a failover reads side A's masters (`pass_a`); on one keyspace
+            // side B follows it.
+            let (mut sa, mut sb) = (Side::new(a, pass_a)?, Side::new(b, if shared { pass_a } else { &reads_b })?);
+            // Servers that write other RDB versions never have byte-identical payloads: every key
+            // would be probed for nothing, then read by type.
+            if sa.rdb.is_some_and(|x| sb.rdb.is_some_and(|y| x != y)) {
+                sa.dump_first = false;
+                sb.dump_first = false;
+            }
+            Ok(Verifier {
+                a: sa,
+                b: sb,
+                opts: opts.clone(),
+                tally: tally.clone(),
+                extra_pass: false,
+                digest: DumpDigest::default(),
+            })
+        })?;
+        paused += pass1.paused_seconds;
+        // An interrupted pass proves nothing: the outcome says so (and `verify` makes it an error).
+        if pass1.interrupted {
+            let mut out = tally.outcome(opts.quick, pass1.counts.failed, pass1.failures, started);
+            out.paused_seconds = paused;
+            out.interrupted = true;
+            return Ok(with_choices(out));
         }
-        Ok(Verifier {
-            a: sa,
-            b: sb,
-            opts: opts.clone(),
-            tally: tally.clone(),
-            extra_pass: false,
-            digest: DumpDigest::default(),
-        })
-    })?;
-    // An interrupted pass proves nothing: the outcome says so (and `verify` makes it an error).
-    if pass1.interrupted {
-        let mut out = tally.outcome(opts.quick, pass1.counts.failed, pass1.failures, started);
-        out.paused_seconds = pass1.paused_seconds;
-        out.interrupted = true;
-        return Ok(out);
+        if on_replicas(&reads_a) < scanned_a {
+            continue;
+        }
+        let scanned_b = on_replicas(&reads_b);
+        let pass2 = run_reading_on(b, reads_b.clone(), &opts.to, engine, &progress, |pass_b| {
+            Ok(Verifier {
+                a: Side::new(a, if shared { pass_b } else { &reads_a })?,
+                b: Side::new(b, pass_b)?,
+                opts: opts.clone(),
+                tally: tally.clone(),
+                extra_pass: true,
+                digest: DumpDigest::default(),
+            })
+        })?;
+        paused += pass2.paused_seconds;
+        if !pass2.interrupted && on_replicas(&reads_b) < scanned_b {
+            continue;
+        }
+        let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
+        // Each pass's counts are its own (the engine subtracts what the `Progress` had before).
+        let failed = pass1.counts.failed + pass2.counts.failed;
+        let mut out = tally.outcome(opts.quick, failed, failures, started);
+        out.paused_seconds = paused;
+        out.interrupted = pass2.interrupted;
+        return Ok(with_choices(out));
     }
-    let pass2 = run(b, &opts.to, engine, &progress, || {
-        Ok(Verifier {
-            a: Side::new(a)?,
-            b: Side::new(b)?,
-            opts: opts.clone(),
-            tally: tally.clone(),
-            extra_pass: true,
-            digest: DumpDigest::default(),
-        })
-    })?;
-    let failures: Vec<KeyFailure> = pass1.failures.into_iter().chain(pass2.failures).collect();
-    // Each pass's counts are its own (the engine subtracts what the `Progress` had before).
-    let failed = pass1.counts.failed + pass2.counts.failed;
-    let mut out = tally.outcome(opts.quick, failed, failures, started);
-    out.paused_seconds = pass1.paused_seconds + pass2.paused_seconds;
-    out.interrupted = pass2.interrupted;
-    Ok(out)
 }
 
-/// One side's router and what it needs to know about its server.
-pub(crate) struct Side {
+/// Where one side's reads go: the read node of each key's master (`--read-from`:
+/// [`ValueReads`]), or the masters themselves for the re-read of a key that differed.
+pub(crate) struct Reads {
     router: Router,
+    values: ValueReads,
+    masters: bool,
+}
+
+impl Reads {
+    /// Sends `cmds` as [`Router::run`] does, each to its read node.
+    pub(crate) fn run(&mut self, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
+        if self.masters {
+            self.router.run(op, cmds)
+        } else {
+            self.values.run(&mut self.router, op, cmds)
+        }
+    }
+}
+
+/// One side's reads and what it needs to know about its server.
+pub(crate) struct Side {
+    reads: Reads,
     cluster: bool,
     abs_ttl: bool,
     /// The server knows hash field expirations (`HPEXPIRETIME`: Redis 7.4+, Valkey 9).
@@ -369,7 +464,8 @@ pub(crate) struct Side {
 }
 
 impl Side {
-    pub(crate) fn new(psor: &Psor) -> Result<Side> {
+    /// A side reading `psor` where `sides` say (one per master, [`ReadSide::choose`]).
+    pub(crate) fn new(psor: &Psor, sides: &[Arc<ReadSide>]) -> Result<Side> {
         // Valkey reports redis_version 7.2.4 whatever it knows: ask for the command itself.
         let field_expiry = psor.masters()[0]
             .connect()?
@@ -378,7 +474,7 @@ impl Side {
             })
             .is_ok_and(|v| matches!(v.first(), Some(Value::Array(_))));
         Ok(Side {
-            router: Router::new(psor)?,
+            reads: Reads { router: Router::new(psor)?, values: ValueReads::new(psor, sides), masters: false },
             cluster: psor.is_cluster(),
             abs_ttl: psor.version().has_pexpiretime(),
             field_expiry,
@@ -386,6 +482,12 @@ impl Side {
             dump_first: true,
             rdb: psor.server().rdb_version(),
         })
+    }
+
+    /// `true`: every read from now on goes to the masters (the re-read of keys that
+    /// differed: the truth, whatever a replica's lag showed); `false`: to the read nodes.
+    pub(crate) fn on_masters(&mut self, masters: bool) {
+        self.reads.masters = masters;
     }
 
     fn slot(&self, key: &[u8]) -> u16 {
@@ -400,7 +502,7 @@ impl Side {
     /// sides' servers keep it).
     pub(crate) fn read(&mut self, keys: &[&[u8]], quick: bool, entries_read: bool) -> Result<States> {
         let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
-        read_states(&mut self.router, &routed, quick, self.abs_ttl, self.field_expiry, entries_read)
+        read_states(&mut self.reads, &routed, quick, self.abs_ttl, self.field_expiry, entries_read)
     }
 
     /// Each key's expiry and the digest of its `DUMP` payload ([`probe_dumps`]); `None` when
@@ -410,7 +512,7 @@ impl Side {
             return Ok(None);
         }
         let routed: Vec<(&[u8], u16)> = keys.iter().map(|k| (*k, self.slot(k))).collect();
-        let probed = probe_dumps(&mut self.router, &routed, self.abs_ttl, digest)?;
+        let probed = probe_dumps(&mut self.reads, &routed, self.abs_ttl, digest)?;
         if probed.refused {
             // This user may not run `MEMORY USAGE` or `DUMP` here: read by type from now on.
             self.dump_first = false;
@@ -428,7 +530,7 @@ impl Side {
             for k in keys {
                 cmd.arg(*k);
             }
-            if let Some(Value::Int(n)) = self.router.run("EXISTS", &[Routed { slot: 0, cmd }])?.pop() {
+            if let Some(Value::Int(n)) = self.reads.run("EXISTS", &[Routed { slot: 0, cmd }])?.pop() {
                 if usize::try_from(n).is_ok_and(|n| n == keys.len()) {
                     return Ok(vec![Ok(true); keys.len()]);
                 }
@@ -443,7 +545,7 @@ impl Side {
             })
             .collect();
         Ok(self
-            .router
+            .reads
             .run("EXISTS", &cmds)?
             .into_iter()
             .map(|v| match v {
@@ -459,7 +561,7 @@ impl Side {
         let mut cmd = redis::cmd("DUMP");
         cmd.arg(key);
         let slot = self.slot(key);
-        match self.router.run("DUMP", &[Routed { slot, cmd }]).map_err(|e| e.to_string())?.pop() {
+        match self.reads.run("DUMP", &[Routed { slot, cmd }]).map_err(|e| e.to_string())?.pop() {
             Some(Value::BulkString(b)) => Ok(Some(b)),
             Some(Value::Nil) => Ok(None),
             other => Err(format!("unexpected DUMP reply {other:?}")),
@@ -468,7 +570,7 @@ impl Side {
 
     pub(crate) fn label(&mut self, key: &[u8]) -> String {
         let slot = self.slot(key);
-        self.router.label(slot)
+        self.reads.router.label(slot)
     }
 }
 
@@ -521,8 +623,8 @@ impl Writer for Verifier {
     }
 
     fn unstable(&self) -> std::collections::BTreeSet<u16> {
-        let mut all = self.a.router.unstable.clone();
-        all.extend(self.b.router.unstable.iter().copied());
+        let mut all = self.a.reads.router.unstable.clone();
+        all.extend(self.b.reads.router.unstable.iter().copied());
         all
     }
 }
@@ -553,6 +655,9 @@ impl Verifier {
         last: bool,
     ) -> Result<(Vec<usize>, u64)> {
         let quick = self.opts.quick;
+        // The first look reads the read nodes; the re-read of what differed, the masters.
+        self.a.on_masters(last);
+        self.b.on_masters(last);
         let mut suspects = Vec::new();
         let mut same = 0;
         // DUMP-equality first (not with --quick: type, expiry and size are cheaper than the
@@ -669,6 +774,8 @@ impl Verifier {
 
     fn extra(&mut self, b_keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
         let a_keys: Vec<Vec<u8>> = b_keys.iter().map(|k| self.opts.to.rewrite(k, &self.opts.from)).collect();
+        self.a.on_masters(false);
+        self.b.on_masters(false);
         let mut suspects = Vec::new();
         for (i, e) in self.a.exists(&a_keys.iter().map(Vec::as_slice).collect::<Vec<_>>())?.into_iter().enumerate() {
             match e {
@@ -684,6 +791,9 @@ impl Verifier {
             return Ok(());
         }
         std::thread::sleep(self.opts.recheck_delay);
+        // Read again on the masters (the replica's lag is not a difference).
+        self.a.on_masters(true);
+        self.b.on_masters(true);
         let a2: Vec<&[u8]> = suspects.iter().map(|&i| a_keys[i].as_slice()).collect();
         let b2: Vec<&[u8]> = suspects.iter().map(|&i| b_keys[i].as_slice()).collect();
         let ea = self.a.exists(&a2)?;

@@ -15,6 +15,11 @@
 //! Naming: side A is the live PSOR (prefix `from`), side B the file (prefix `to`): a live key
 //! not in the file is `missing`, a record with no live key is `extra`. Records outside `to`
 //! are not compared; a record whose expiry has already passed is skipped, as `import` skips it.
+//!
+//! Under `--read-from replica…` the live side's scan and first reads go to the read nodes
+//! chosen once at the start (`engine::ReadSide`), and every re-read after the pause (a key
+//! that differed; pass 2's look-up of a live key the file lacks) to the masters, as a live ↔
+//! live verify does (`super`'s module docs).
 
 use std::fs::File;
 use std::hash::{DefaultHasher, Hasher};
@@ -30,7 +35,7 @@ use super::compare::{classify, classify_expiry, now_ms, DumpDigest, KeyState};
 use super::{Kind, Side, Tally, VerifyOptions, VerifyOutcome};
 use crate::connect::{Node, NodeConn, Psor};
 use crate::engine::compare::{payload_keeps_stream_counters, payload_stream_content, read_with, Content};
-use crate::engine::{scan, EngineOptions, Samples};
+use crate::engine::{scan_on, EngineOptions, ReadSide, Samples};
 use crate::progress::Progress;
 use crate::snapshot::{Error, Result};
 
@@ -103,7 +108,9 @@ pub fn verify_snapshot_report(
     progress.total_keys.store(reader.footer().totals.keys, std::sync::atomic::Ordering::Relaxed);
     let tally = Tally::new(opts.show);
     let samples = Samples::new(engine.keep_samples);
-    let mut side = Side::new(live)?;
+    // The live side's read nodes, chosen (and waited for) once: pass 1's reads, pass 2's scan.
+    let sides = ReadSide::choose(live, engine)?;
+    let mut side = Side::new(live, &sides)?;
     // Sized once from the footer: 8 bytes per record, no doubling on the way.
     let mut index: Vec<u64> = Vec::with_capacity(usize::try_from(reader.footer().totals.keys).unwrap_or(0));
     let (mut batch, mut bytes) = (Vec::new(), 0usize);
@@ -138,28 +145,40 @@ pub fn verify_snapshot_report(
         index.sort_unstable();
         index.dedup();
 
-        // Pass 2: live keys the file does not have.
-        for keys in scan(live, &opts.from, engine, progress.clone())? {
-            let keys = keys?;
-            pacer.admit(keys.len(), &progress);
-            let suspects: Vec<&[u8]> =
-                keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
-            if suspects.is_empty() {
-                continue;
-            }
-            std::thread::sleep(opts.recheck_delay);
-            for (k, e) in suspects.iter().zip(side.exists(&suspects)?) {
-                match e {
-                    Ok(true) => {
-                        let file_name = opts.from.rewrite(k, &opts.to);
-                        tally.differs(Kind::Missing, k, &file_name, "not in the snapshot".into())
-                    }
-                    Ok(false) => tally.changed(1),
-                    Err(e) => {
-                        let label = side.label(k);
-                        samples.failure(&progress, &label, k, e)
+        // Pass 2: live keys the file does not have. Counted on its own: a replica lost
+        // mid-scan leaves the scan to the master from the start, and the pass is counted again
+        // from there (a key must not be counted missing twice).
+        loop {
+            let pass2 = Tally::new(opts.show);
+            let scanned = sides.iter().filter(|s| s.on_replica()).count();
+            for keys in scan_on(live, &opts.from, engine, progress.clone(), sides.clone())? {
+                let keys = keys?;
+                pacer.admit(keys.len(), &progress);
+                let suspects: Vec<&[u8]> =
+                    keys.iter().filter(|k| index.binary_search(&name_hash(k)).is_err()).map(Vec::as_slice).collect();
+                if suspects.is_empty() {
+                    continue;
+                }
+                std::thread::sleep(opts.recheck_delay);
+                // Asked of the master: a key the replica still holds may be gone there.
+                side.on_masters(true);
+                for (k, e) in suspects.iter().zip(side.exists(&suspects)?) {
+                    match e {
+                        Ok(true) => {
+                            let file_name = opts.from.rewrite(k, &opts.to);
+                            pass2.differs(Kind::Missing, k, &file_name, "not in the snapshot".into())
+                        }
+                        Ok(false) => pass2.changed(1),
+                        Err(e) => {
+                            let label = side.label(k);
+                            samples.failure(&progress, &label, k, e)
+                        }
                     }
                 }
+            }
+            if sides.iter().filter(|s| s.on_replica()).count() == scanned {
+                tally.absorb(&pass2);
+                break;
             }
         }
         Ok(())
@@ -176,6 +195,7 @@ pub fn verify_snapshot_report(
     let mut out = tally.outcome(opts.quick, progress.snapshot().counts.failed, failures, started);
     out.paused_seconds = paused;
     out.interrupted = interrupted;
+    out.read_from = sides.iter().filter_map(|s| s.choice()).collect();
     Ok(out)
 }
 
@@ -190,6 +210,7 @@ fn compare_batch(
     samples: &Samples,
     progress: &Progress,
 ) -> Result<()> {
+    side.on_masters(false);
     let probed = if opts.quick { None } else { probe_against(side, records, opts)? };
     let Some(settled) = probed else {
         return compare_typed(side, &records.iter().collect::<Vec<_>>(), opts, tally, samples, progress);
@@ -215,6 +236,8 @@ fn compare_batch(
     }
     // Identical payloads, another expiry: read again after the pause, as the typed path does.
     std::thread::sleep(opts.recheck_delay);
+    // Read again on the master (a replica's lag is not a difference).
+    side.on_masters(true);
     let again: Vec<Record> = suspects.into_iter().cloned().collect();
     let mut changed_bytes = Vec::new();
     for (r, s) in again.iter().zip(probe_against(side, &again, opts)?.unwrap_or_else(|| vec![None; again.len()])) {
@@ -276,6 +299,9 @@ fn compare_typed(
 ) -> Result<()> {
     let live_names: Vec<Vec<u8>> = records.iter().map(|r| opts.to.rewrite(&r.key, &opts.from)).collect();
     let names: Vec<&[u8]> = live_names.iter().map(Vec::as_slice).collect();
+    // The first look on the read nodes (a record whose bytes changed under the probe comes
+    // here from its re-read: looked at afresh, then re-read on the master).
+    side.on_masters(false);
     // Streams' Redis 7.0 counters are compared where the live server and the records keep them.
     let counters = side.entries_read
         && records.iter().all(|r| r.kind != KeyKind::Stream || payload_keeps_stream_counters(&r.payload));
@@ -308,6 +334,7 @@ fn compare_typed(
         return Ok(());
     }
     std::thread::sleep(opts.recheck_delay);
+    side.on_masters(true);
     let again: Vec<&[u8]> = suspects.iter().map(|&i| live_names[i].as_slice()).collect();
     for (&i, l) in suspects.iter().zip(side.read(&again, opts.quick, counters)?) {
         match l.map(|l| judge(side, &l, &file_states[i], records[i], &live_names[i], opts)) {
