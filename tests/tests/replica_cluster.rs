@@ -280,7 +280,8 @@ fn on_a_cluster_writes_during_a_delete_or_a_copy_hide_no_key_of_the_start_and_to
     assert_eq!(strings(&cluster, &format!("{ns}A:start:")), BTreeMap::new(), "keys of the start were missed");
     let live_left = strings(&cluster, &format!("{ns}A:live:")).len() as u64;
     assert_eq!((out.counts.done, out.counts.failed), (3000 + steps - live_left, 0), "the count is what went");
-    let outside_live: BTreeMap<String, String> = (0..steps).map(|i| (format!("{ns}B:live:{i}"), i.to_string())).collect();
+    let outside_live: BTreeMap<String, String> =
+        (0..steps).map(|i| (format!("{ns}B:live:{i}"), i.to_string())).collect();
     assert_eq!(strings(&cluster, &format!("{ns}B:live:")), outside_live, "a write outside the prefix was lost");
     let after = keyspace_digest_cluster(&cluster, ns.as_bytes());
     assert_eq!(without(&after, &[&p, &format!("{ns}B:live:")]), without(&before, &[&p]), "a key outside changed");
@@ -322,7 +323,8 @@ fn on_a_cluster_writes_during_a_delete_or_a_copy_hide_no_key_of_the_start_and_to
         }
     }
     assert_eq!(out.counts.done, copied.len() as u64, "the count is what was copied");
-    let outside_live: BTreeMap<String, String> = (0..steps).map(|i| (format!("{ns}B:live:{i}"), i.to_string())).collect();
+    let outside_live: BTreeMap<String, String> =
+        (0..steps).map(|i| (format!("{ns}B:live:{i}"), i.to_string())).collect();
     assert_eq!(strings(&cluster, &format!("{ns}B:live:")), outside_live, "a write outside the prefix was lost");
     let after = keyspace_digest_cluster(&cluster, ns.as_bytes());
     assert_eq!(without(&after, &[&p, &c, &format!("{ns}B:live:")]), without(&before, &[&p]), "a key outside changed");

@@ -100,7 +100,11 @@ fn behind_sentinel_a_lagging_replica_is_waited_for_and_the_late_keys_are_deleted
     assert_eq!(command_calls(&master, "scan"), 0, "the master served no SCAN");
     assert_eq!(out.read_from, vec![ReadChoice { master: named(&master), read_node: replica.addr(), fallback: None }]);
     assert_eq!((out.counts.done, out.counts.failed), (under, 0));
-    assert_eq!(keyspace_digest(&mut master.admin_conn(), ns.as_bytes()), without(&before, &p), "exactly the prefix went");
+    assert_eq!(
+        keyspace_digest(&mut master.admin_conn(), ns.as_bytes()),
+        without(&before, &p),
+        "exactly the prefix went"
+    );
 }
 
 #[test]
@@ -125,7 +129,8 @@ fn behind_sentinel_a_replica_lagging_past_the_wait_is_left_for_the_master_or_ref
         }
         other => panic!("{other:?}"),
     }
-    let refused = engine::copy(&psor, None, &copy_opts(&p, &c), &wait(ReadFrom::ReplicaOnly), Arc::new(Progress::new()));
+    let refused =
+        engine::copy(&psor, None, &copy_opts(&p, &c), &wait(ReadFrom::ReplicaOnly), Arc::new(Progress::new()));
     assert!(matches!(refused, Err(Error::ReplicaUnavailable { .. })), "{refused:?}");
     assert_eq!(keyspace_digest(&mut master.admin_conn(), ns.as_bytes()), before, "nothing written");
     // replica: the master is read, and the copy holds the late keys too.
@@ -196,10 +201,16 @@ fn behind_sentinel_a_replica_killed_mid_delete_leaves_the_rest_to_the_master_and
     );
     let p = format!("{ns}A:");
     lost_mid_run(&master, &out.read_from);
-    let left: Vec<String> =
-        keyspace_digest(&mut master.admin_conn(), p.as_bytes()).keys().map(|k| String::from_utf8_lossy(k).into()).collect();
+    let left: Vec<String> = keyspace_digest(&mut master.admin_conn(), p.as_bytes())
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into())
+        .collect();
     assert!(left.is_empty(), "{} keys left: {left:?}", left.len());
-    assert_eq!(keyspace_digest(&mut master.admin_conn(), ns.as_bytes()), without(&before, &p), "exactly the prefix went");
+    assert_eq!(
+        keyspace_digest(&mut master.admin_conn(), ns.as_bytes()),
+        without(&before, &p),
+        "exactly the prefix went"
+    );
     assert_eq!(before.keys().filter(|k| k.starts_with(p.as_bytes())).count(), 3000);
     assert_eq!((out.counts.done, out.counts.failed), (3000, 0), "{:?}", out.counts);
 }
