@@ -282,3 +282,28 @@ fn survey_while_the_table_of_keys_shrinks_counts_each_key_once() {
     assert_eq!((count("still:"), count("hot:")), (STILL as u64, HOT), "every key once");
     assert_eq!(root.keys, STILL as u64 + HOT);
 }
+
+#[test]
+fn pac_status_while_the_table_of_keys_shrinks_counts_each_key_once() {
+    use psor_core::layout::{Catalog, PacMode, PacName, ProductVersion};
+    use psor_core::pac::{self, SampleOptions, StatusOptions, StatusReport};
+    let master = RedisServer::start();
+    let psor = connect(&master.url());
+    let cat = Catalog::builtin();
+    let (name, version) = (PacName::new("MyPAC").unwrap(), ProductVersion::new("8.0").unwrap());
+    let sample = SampleOptions { keys: 3000, regions: 1, mode: PacMode::Running, large_values: 0 };
+    pac::sample(&psor, &cat, &name, &version, &sample, Arc::new(Progress::new())).unwrap();
+    let status = |engine: &EngineOptions| {
+        pac::status_with(&psor, &cat, None, &StatusOptions::default(), engine, Arc::new(Progress::new())).unwrap()
+    };
+    let stores = |r: &StatusReport| -> Vec<(String, u64)> {
+        r.pacs[0].versions[0].stores.iter().map(|s| (s.store.clone(), s.keys)).collect()
+    };
+    let still = status(&EngineOptions::default());
+    let writer = shrinking_table(&master, &unique_prefix("live-status-shrink"));
+    let r = status(&EngineOptions { pacing: Pacing { rate: Some(1000), max_latency: None }, ..slow() });
+    let cycles = writer.stop();
+    assert!(cycles >= 2, "only {cycles} grow/shrink cycles during the run");
+    assert_eq!(r.pac_keys, still.pac_keys, "every key once");
+    assert_eq!(stores(&r), stores(&still));
+}
