@@ -21,6 +21,7 @@ pub mod cli;
 pub mod cluster;
 pub mod keyspace;
 pub mod kind;
+pub mod live;
 pub mod ports;
 pub mod sentinel;
 pub mod server;

@@ -19,7 +19,9 @@ pub mod transcode;
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
 pub use pacing::Pacing;
-pub(crate) use scan::{replica_lost, scan_node, scan_node_with, scan_on, side_for_key, ReadSide, ValueReads};
+pub(crate) use scan::{
+    replica_lost, scan_node, scan_node_with, scan_on, side_for_key, ReadSide, RecentKeys, ValueReads,
+};
 pub use scan::{scan, KeyStream};
 
 use std::collections::BTreeSet;

@@ -477,3 +477,55 @@ pub(crate) fn scan_on(
     }
     Ok(KeyStream { rx: Some(rx), threads, pacer, progress, reads })
 }
+
+/// The keys one master's scan returned most recently, so a key `SCAN` returns twice is
+/// counted once (by `survey` and `status`; delete, copy and export need no such help). A
+/// table that shrinks from 2^a to 2^b buckets under the cursor makes SCAN return again the
+/// keys of the up to 2^(a-b) buckets it visited last (those that share the cursor's low b
+/// bits); at most [`RECENT_KEYS`] keys back are remembered, so a count's
+/// memory stays bounded (a shrink by more than ~16,000 times between two server cron runs,
+/// 100 ms, would be needed to go past it).
+#[derive(Default)]
+pub(crate) struct RecentKeys {
+    order: std::collections::VecDeque<Arc<[u8]>>,
+    set: std::collections::HashSet<Arc<[u8]>>,
+}
+
+/// How many keys [`RecentKeys`] remembers: about 2 MB of PSOR key names.
+const RECENT_KEYS: usize = 16_384;
+
+impl RecentKeys {
+    /// True unless `key` is among the last [`RECENT_KEYS`] keys seen; remembers it.
+    pub(crate) fn first_time(&mut self, key: &[u8]) -> bool {
+        if self.set.contains(key) {
+            return false;
+        }
+        if self.order.len() == RECENT_KEYS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        let key: Arc<[u8]> = Arc::from(key);
+        self.order.push_back(key.clone());
+        self.set.insert(key);
+        true
+    }
+}
+
+#[cfg(test)]
+mod recent_keys_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_seen_again_within_the_window_is_dropped_and_the_window_is_bounded() {
+        let mut r = RecentKeys::default();
+        assert!(r.first_time(b"a"));
+        assert!(!r.first_time(b"a"));
+        for i in 0..RECENT_KEYS {
+            assert!(r.first_time(format!("k{i}").as_bytes()));
+        }
+        assert_eq!((r.order.len(), r.set.len()), (RECENT_KEYS, RECENT_KEYS));
+        // "a" has left the window.
+        assert!(r.first_time(b"a"));
+    }
+}
