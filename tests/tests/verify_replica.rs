@@ -90,9 +90,28 @@ fn replicated(master: &RedisServer, replicas: usize) {
 }
 
 /// Commands that read no key: connection set-up, topology, replication, stats.
-const NOT_KEY_READS: [&str; 17] = [
-    "info", "config", "ping", "client", "command", "readonly", "hello", "select", "auth", "role", "replconf", "psync",
-    "cluster", "wait", "dbsize", "time", "lastsave",
+/// Connection and replication admin, and what a Sentinel sends a master it watches (`publish`
+/// and `subscribe` of its `__sentinel__:hello` messages).
+const NOT_KEY_READS: [&str; 19] = [
+    "info",
+    "config",
+    "ping",
+    "client",
+    "command",
+    "readonly",
+    "hello",
+    "select",
+    "auth",
+    "role",
+    "replconf",
+    "psync",
+    "cluster",
+    "wait",
+    "dbsize",
+    "time",
+    "lastsave",
+    "publish",
+    "subscribe",
 ];
 
 /// Every command `server` served since its stats were reset that reads keys (`SCAN`, `DUMP`,

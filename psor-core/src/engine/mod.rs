@@ -19,9 +19,7 @@ pub mod transcode;
 pub use copy::{copy, CopyOptions};
 pub use delete::{delete, DeleteOptions};
 pub use pacing::Pacing;
-pub(crate) use scan::{
-    replica_lost, scan_node, scan_node_with, scan_on, side_for_key, ReadSide, RecentKeys, ValueReads,
-};
+pub(crate) use scan::{replica_lost, scan_node, scan_node_with, scan_on, side_for_key, ReadSide, ValueReads};
 pub use scan::{scan, KeyStream};
 
 use std::collections::BTreeSet;
@@ -60,6 +58,11 @@ pub struct EngineOptions {
     /// How long to wait, at the start of the run, for a replica to catch up with its
     /// master's replication offset before it is given up on.
     pub replica_wait: std::time::Duration,
+    /// Drop a key SCAN returns again among a master's last 16,384 (its table shrank under the
+    /// cursor), so what the run counts holds each key once: `survey`, `status` and `verify`
+    /// set it. Off by default: it costs a copy of every key, and delete and copy count what
+    /// the servers confirmed, which a repeat cannot change (a second `UNLINK` removes nothing).
+    pub drop_repeats: bool,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +78,7 @@ impl Default for EngineOptions {
             max_payload: None,
             read_from: ReadFrom::Master,
             replica_wait: DEFAULT_REPLICA_WAIT,
+            drop_repeats: false,
         }
     }
 }

@@ -55,6 +55,7 @@ pub(crate) fn scan_node_with<E: From<Error>>(
     let mut cursor: u64 = 0;
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(batch_size);
     let mut restarts = con.restarts();
+    let mut recent = opts.drop_repeats.then(RecentKeys::default);
     loop {
         if progress.is_cancelled() {
             return Err(Error::Interrupted.into());
@@ -79,7 +80,7 @@ pub(crate) fn scan_node_with<E: From<Error>>(
             Progress::add(&m.examined, opts.scan_count as u64);
         }
         for key in keys {
-            if prefix.is_none_or(|p| p.matches(&key)) {
+            if prefix.is_none_or(|p| p.matches(&key)) && recent.as_mut().is_none_or(|r| r.first_time(&key)) {
                 if let Some(m) = master {
                     Progress::add(&progress.matched, 1);
                     Progress::add(&m.matched, 1);
@@ -479,7 +480,8 @@ pub(crate) fn scan_on(
 }
 
 /// The keys one master's scan returned most recently, so a key `SCAN` returns twice is
-/// counted once (by `survey` and `status`; delete, copy and export need no such help). A
+/// counted once ([`EngineOptions::drop_repeats`]: survey, status and verify; delete, copy and
+/// export need no such help). A
 /// table that shrinks from 2^a to 2^b buckets under the cursor makes SCAN return again the
 /// keys of the up to 2^(a-b) buckets it visited last (those that share the cursor's low b
 /// bits); at most [`RECENT_KEYS`] keys back are remembered, so a count's

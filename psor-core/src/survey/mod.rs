@@ -334,15 +334,10 @@ fn scan_master(
     };
     let engine = crate::engine::pacing::shape(&engine);
     let page = crate::engine::pacing::pipeline_keys(&engine, engine.scan_count);
-    let engine = EngineOptions { batch_size: page, ..engine };
     // SCAN may return a key again (its table shrank under the cursor): the tree would count
     // it twice. Such a repeat is a key of the cursor's last few pages; those are dropped.
-    let mut recent = crate::engine::RecentKeys::default();
-    let mut emit = emit;
-    crate::engine::scan_node(con, prefix.as_ref(), &engine, progress, &MasterCounters::default(), |keys| {
-        let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| recent.first_time(k)).collect();
-        keys.is_empty() || emit(keys)
-    })
+    let engine = EngineOptions { batch_size: page, drop_repeats: true, ..engine };
+    crate::engine::scan_node(con, prefix.as_ref(), &engine, progress, &MasterCounters::default(), emit)
 }
 
 /// One pipeline per page: `TYPE` + `PTTL` per key (if asked) and `MEMORY USAGE` per sampled

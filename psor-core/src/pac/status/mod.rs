@@ -276,15 +276,13 @@ fn scan_pages(
     // bound, COUNT and the keys per facts pipeline come from it (pacing.rs).
     let shaped = crate::engine::pacing::shape(opts);
     let page = crate::engine::pacing::pipeline_keys(&shaped, shaped.scan_count);
-    let engine = EngineOptions { batch_size: page, ..shaped };
+    // A key SCAN returns twice (its table shrank under the cursor) is counted once.
+    let engine = EngineOptions { batch_size: page, drop_repeats: true, ..shaped };
     let mut scan_all = || -> Result<()> {
         // Each master's read node (`--read-from`): the pages' facts are read on it too.
         for side in sides {
             let mut con = side.connect()?;
-            // A key SCAN returns twice (its table shrank under the cursor) is counted once.
-            let mut recent = crate::engine::RecentKeys::default();
             crate::engine::scan_node_with(&mut con, prefix, &engine, progress, None, |con, keys| {
-                let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| recent.first_time(k)).collect();
                 pacer.admit(keys.len(), progress);
                 f(con, keys).map(|()| true)
             })?;
