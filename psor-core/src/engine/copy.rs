@@ -35,7 +35,7 @@ use psor_formats::now_ms;
 use redis::Value;
 
 use super::compare;
-use super::router::{Routed, Router};
+use super::router::{PackedCmds, Routed, Router};
 use super::transcode::{self, Expiry, Path, Prepared, Rebuilt, TargetProfile};
 use super::{is_fatal_for_run, run_reading, scan, EngineOptions, Outcome, Samples, ValueReads, Writer};
 use crate::connect::{key_slot, Psor};
@@ -117,7 +117,8 @@ pub fn copy(
             src: Router::new(source)?,
             reads,
             opts: opts.clone(),
-            slots: source.is_cluster() || target.is_some(),
+            src_slots: source.is_cluster(),
+            dst_slots: dst.is_cluster(),
             src_abs_ttl: source.version().has_pexpiretime(),
             same_keyspace_copy,
             profile: profile.clone(),
@@ -206,8 +207,10 @@ struct Copier {
     /// Where the source values are read (`DUMP` + `PEXPIRETIME`): a replica or the master.
     reads: ValueReads,
     opts: CopyOptions,
-    /// Key slots matter (a cluster on either side, or another server, which may be one).
-    slots: bool,
+    /// Source key slots matter (the source is a cluster)…
+    src_slots: bool,
+    /// …target key slots matter (the target, or the source for a copy inside it, is one).
+    dst_slots: bool,
     src_abs_ttl: bool,
     /// Source and target are one keyspace that knows `COPY`.
     same_keyspace_copy: bool,
@@ -406,11 +409,11 @@ impl Drop for Stage {
 
 impl Writer for Copier {
     fn write(&mut self, keys: Vec<Vec<u8>>, progress: &Progress, samples: &Samples) -> Result<()> {
-        let slot = |k: &[u8]| if self.slots { key_slot(k) } else { 0 };
+        let slot = |on: bool, k: &[u8]| if on { key_slot(k) } else { 0 };
         let (mut local, mut remote) = (Vec::new(), Vec::new());
         for src in keys {
             let dst = self.opts.from.rewrite(&src, &self.opts.to);
-            let pair = Pair { src_slot: slot(&src), dst_slot: slot(&dst), src, dst };
+            let pair = Pair { src_slot: slot(self.src_slots, &src), dst_slot: slot(self.dst_slots, &dst), src, dst };
             // COPY and RENAMENX work only inside one slot of one keyspace.
             if self.same_keyspace_copy && pair.src_slot == pair.dst_slot {
                 local.push(pair);
@@ -484,23 +487,24 @@ impl Copier {
 
     /// `COPY` (or `RENAMENX` / `RENAME` for a move) where source and target share a slot.
     fn copy_in_place(&mut self, pairs: &[Pair], progress: &Progress, samples: &Samples) -> Result<()> {
-        let cmds: Vec<Routed> = pairs
-            .iter()
-            .map(|p| {
-                let mut cmd = match (self.opts.move_keys, self.opts.replace) {
-                    (false, _) => redis::cmd("COPY"),
-                    (true, false) => redis::cmd("RENAMENX"),
-                    (true, true) => redis::cmd("RENAME"),
-                };
-                cmd.arg(&p.src).arg(&p.dst);
-                if self.opts.replace && !self.opts.move_keys {
-                    cmd.arg("REPLACE");
-                }
-                Routed { slot: p.src_slot, cmd }
-            })
-            .collect();
+        let name: &[u8] = match (self.opts.move_keys, self.opts.replace) {
+            (false, _) => b"COPY",
+            (true, false) => b"RENAMENX",
+            (true, true) => b"RENAME",
+        };
+        let replace = self.opts.replace && !self.opts.move_keys;
+        let mut cmds =
+            PackedCmds::with_capacity(pairs.len(), pairs.iter().map(|p| 48 + p.src.len() + p.dst.len()).sum());
+        for p in pairs {
+            if replace {
+                cmds.push(p.src_slot, &[name, &p.src, &p.dst, b"REPLACE"]);
+            } else {
+                cmds.push(p.src_slot, &[name, &p.src, &p.dst]);
+            }
+        }
         let op = if self.opts.move_keys { "RENAMENX" } else { "COPY" };
-        let replies = self.src.run(op, &cmds)?;
+        let replies = self.src.run_packed(op, &cmds)?;
+        drop(cmds);
         let mut existing = Vec::new();
         for (p, reply) in pairs.iter().zip(replies) {
             match reply {
@@ -563,17 +567,13 @@ impl Copier {
     /// is, rewritten for the target, or — too big for one `RESTORE` there — to be rebuilt).
     /// Keys that vanished, expired or cannot travel are counted here.
     fn dump(&mut self, pairs: Vec<Pair>, progress: &Progress, samples: &Samples) -> Result<Job> {
-        let ttl_cmd = if self.src_abs_ttl { "PEXPIRETIME" } else { "PTTL" };
-        let mut cmds = Vec::with_capacity(pairs.len() * 2);
+        let ttl_cmd: &[u8] = if self.src_abs_ttl { b"PEXPIRETIME" } else { b"PTTL" };
+        let mut cmds = PackedCmds::with_capacity(pairs.len() * 2, pairs.iter().map(|p| 48 + 2 * p.src.len()).sum());
         for p in &pairs {
-            let mut dump = redis::cmd("DUMP");
-            dump.arg(&p.src);
-            let mut ttl = redis::cmd(ttl_cmd);
-            ttl.arg(&p.src);
-            cmds.push(Routed { slot: p.src_slot, cmd: dump });
-            cmds.push(Routed { slot: p.src_slot, cmd: ttl });
+            cmds.push(p.src_slot, &[b"DUMP", &p.src]);
+            cmds.push(p.src_slot, &[ttl_cmd, &p.src]);
         }
-        let replies = self.reads.run(&mut self.src, "DUMP", &cmds)?;
+        let replies = self.reads.run_packed(&mut self.src, "DUMP", &cmds)?;
         drop(cmds);
         let now = now_ms();
         let mut job = Job { restore: Vec::with_capacity(pairs.len()), rebuild: Vec::new() };
@@ -662,23 +662,24 @@ impl TargetSide {
             }
         }
         let (abs, replace) = (self.src_abs_ttl, self.replace);
-        let cmds: Vec<Routed> = job
-            .restore
-            .iter()
-            .map(|Item { pair: p, payload, ttl }| {
-                // Sized once: the payload is copied in, not grown into.
-                let mut cmd = redis::Cmd::with_capacity(6, p.dst.len() + payload.len() + 40);
-                cmd.arg("RESTORE").arg(&p.dst).arg(*ttl).arg(payload);
-                if abs && *ttl > 0 {
-                    cmd.arg("ABSTTL");
-                }
-                if replace {
-                    cmd.arg("REPLACE");
-                }
-                Routed { slot: p.dst_slot, cmd }
-            })
-            .collect();
-        let replies = if cmds.is_empty() { Vec::new() } else { self.dst.run("RESTORE", &cmds)? };
+        // Sized once: each payload is copied in once, not grown into.
+        let bytes = job.restore.iter().map(|i| 96 + i.pair.dst.len() + i.payload.len()).sum();
+        let mut cmds = PackedCmds::with_capacity(job.restore.len(), bytes);
+        let mut n = itoa::Buffer::new();
+        for Item { pair: p, payload, ttl } in &job.restore {
+            let mut args: [&[u8]; 6] = [b"RESTORE", &p.dst, n.format(*ttl).as_bytes(), payload, b"", b""];
+            let mut len = 4;
+            if abs && *ttl > 0 {
+                args[len] = b"ABSTTL";
+                len += 1;
+            }
+            if replace {
+                args[len] = b"REPLACE";
+                len += 1;
+            }
+            cmds.push(p.dst_slot, &args[..len]);
+        }
+        let replies = if cmds.is_empty() { Vec::new() } else { self.dst.run_packed("RESTORE", &cmds)? };
         drop(cmds);
         for (item, reply) in job.restore.iter().zip(replies) {
             match reply {
@@ -762,15 +763,11 @@ impl TargetSide {
 }
 
 fn unlink_sources(src: &mut Router, pairs: &[&Pair]) -> Result<()> {
-    let cmds: Vec<Routed> = pairs
-        .iter()
-        .map(|p| {
-            let mut cmd = redis::cmd("UNLINK");
-            cmd.arg(&p.src);
-            Routed { slot: p.src_slot, cmd }
-        })
-        .collect();
-    src.run("UNLINK", &cmds)?;
+    let mut cmds = PackedCmds::with_capacity(pairs.len(), pairs.iter().map(|p| 32 + p.src.len()).sum());
+    for p in pairs {
+        cmds.push(p.src_slot, &[b"UNLINK", &p.src]);
+    }
+    src.run_packed("UNLINK", &cmds)?;
     Ok(())
 }
 

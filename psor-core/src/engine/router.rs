@@ -38,6 +38,122 @@ impl Routed {
     }
 }
 
+/// The commands of one batch, as the router sends them: how many, each one's slot, and each
+/// one's RESP bytes. Either [`Routed`] commands or a [`PackedCmds`] buffer (built without a
+/// `redis::Cmd` per key).
+pub(crate) trait CmdList {
+    fn count(&self) -> usize;
+    fn slot(&self, i: usize) -> u16;
+    /// Appends command `i`, packed as RESP, to `out`.
+    fn write(&self, i: usize, out: &mut Vec<u8>);
+    /// About how many bytes command `i` packs into (to size a pipeline's buffer once).
+    fn size(&self, i: usize) -> usize;
+    /// Every command packed end to end, when the list already holds them so: sent as it is.
+    fn packed(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+impl CmdList for [Routed] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn slot(&self, i: usize) -> u16 {
+        self[i].slot
+    }
+    fn write(&self, i: usize, out: &mut Vec<u8>) {
+        self[i].cmd.write_packed_command(out);
+    }
+    fn size(&self, i: usize) -> usize {
+        // `*N\r\n` and, per argument, `$LEN\r\n` … `\r\n`: 16 bytes cover either.
+        32 + self[i]
+            .cmd
+            .args_iter()
+            .map(|a| 16 + if let redis::Arg::Simple(b) = a { b.len() } else { 20 })
+            .sum::<usize>()
+    }
+}
+
+/// Commands packed as RESP straight into one buffer as they are built, each with its slot:
+/// no `redis::Cmd`, no allocation per command, and a payload copied once (into the buffer)
+/// on its way to the socket. On one server the buffer is sent as it is.
+pub(crate) struct PackedCmds {
+    bytes: Vec<u8>,
+    /// Where each command ends in `bytes`, and its slot.
+    ends: Vec<(usize, u16)>,
+}
+
+impl PackedCmds {
+    /// Room for `cmds` commands of about `bytes` bytes in all.
+    pub(crate) fn with_capacity(cmds: usize, bytes: usize) -> PackedCmds {
+        PackedCmds { bytes: Vec::with_capacity(bytes), ends: Vec::with_capacity(cmds) }
+    }
+
+    /// Appends one command (its name first) for the master of `slot`.
+    pub(crate) fn push(&mut self, slot: u16, args: &[&[u8]]) {
+        let mut n = itoa::Buffer::new();
+        self.bytes.push(b'*');
+        self.bytes.extend_from_slice(n.format(args.len()).as_bytes());
+        self.bytes.extend_from_slice(b"\r\n");
+        for a in args {
+            self.bytes.push(b'$');
+            self.bytes.extend_from_slice(n.format(a.len()).as_bytes());
+            self.bytes.extend_from_slice(b"\r\n");
+            self.bytes.extend_from_slice(a);
+            self.bytes.extend_from_slice(b"\r\n");
+        }
+        self.ends.push((self.bytes.len(), slot));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1].0 };
+        start..self.ends[i].0
+    }
+}
+
+impl CmdList for PackedCmds {
+    fn count(&self) -> usize {
+        self.ends.len()
+    }
+    fn slot(&self, i: usize) -> u16 {
+        self.ends[i].1
+    }
+    fn write(&self, i: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes[self.range(i)]);
+    }
+    fn size(&self, i: usize) -> usize {
+        self.range(i).len()
+    }
+    fn packed(&self) -> Option<&[u8]> {
+        Some(&self.bytes)
+    }
+}
+
+/// Some of a list's commands, in the order of `idx`.
+pub(crate) struct Subset<'a, C: ?Sized> {
+    pub cmds: &'a C,
+    pub idx: &'a [usize],
+}
+
+impl<C: CmdList + ?Sized> CmdList for Subset<'_, C> {
+    fn count(&self) -> usize {
+        self.idx.len()
+    }
+    fn slot(&self, i: usize) -> u16 {
+        self.cmds.slot(self.idx[i])
+    }
+    fn write(&self, i: usize, out: &mut Vec<u8>) {
+        self.cmds.write(self.idx[i], out)
+    }
+    fn size(&self, i: usize) -> usize {
+        self.cmds.size(self.idx[i])
+    }
+}
+
 /// Redirection rounds before a command counts as failed.
 const MAX_ROUNDS: usize = 10;
 
@@ -102,12 +218,21 @@ impl Router {
     /// Sends every command to the master of its slot and returns the replies in order.
     /// Server errors other than redirections come back as `Value::ServerError`.
     pub(crate) fn run(&mut self, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
+        self.run_list(op, cmds)
+    }
+
+    /// [`Router::run`] for commands packed as they were built ([`PackedCmds`]).
+    pub(crate) fn run_packed(&mut self, op: &'static str, cmds: &PackedCmds) -> Result<Vec<Value>> {
+        self.run_list(op, cmds)
+    }
+
+    pub(crate) fn run_list<C: CmdList + ?Sized>(&mut self, op: &'static str, cmds: &C) -> Result<Vec<Value>> {
         if self.map.is_none() {
             return self.run_single(op, cmds);
         }
-        let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
+        let mut replies: Vec<Option<Value>> = vec![None; cmds.count()];
         // (index, ASK target) still to send.
-        let mut pending: Vec<(usize, Option<HostPort>)> = (0..cmds.len()).map(|i| (i, None)).collect();
+        let mut pending: Vec<(usize, Option<HostPort>)> = (0..cmds.count()).map(|i| (i, None)).collect();
         for round in 0..MAX_ROUNDS {
             if pending.is_empty() {
                 break;
@@ -119,7 +244,7 @@ impl Router {
             for (i, ask) in std::mem::take(&mut pending) {
                 let (hp, asking) = match ask {
                     Some(hp) => (hp, true),
-                    None => match self.map.as_ref().and_then(|m| m.master_of(cmds[i].slot)) {
+                    None => match self.map.as_ref().and_then(|m| m.master_of(cmds.slot(i))) {
                         Some(hp) => (hp.clone(), false),
                         None => {
                             self.refresh()?;
@@ -140,7 +265,7 @@ impl Router {
             let mut work = Vec::with_capacity(by_node.len());
             let mut failed = Vec::new();
             for (hp, items) in by_node {
-                let pipe = Packed::new(items.iter().map(|&(i, asking)| (&cmds[i].cmd, asking)));
+                let pipe = Packed::new(cmds, items.iter().copied());
                 match self.conn_at(&hp) {
                     Ok(_) => {
                         let con = self.conns.remove(&hp).expect("opened above");
@@ -149,7 +274,7 @@ impl Router {
                     Err(e) => failed.push((hp, items, Err(e))),
                 }
             }
-            let send = |(hp, items, pipe, mut con): (HostPort, Vec<(usize, bool)>, Packed, NodeConn)| {
+            let send = |(hp, items, pipe, mut con): (HostPort, Vec<(usize, bool)>, Packed<'_>, NodeConn)| {
                 let sent = pipe.send(&mut con, op);
                 (hp, items, con, sent)
             };
@@ -198,11 +323,11 @@ impl Router {
                             pending.push((i, Some(to)));
                         }
                         Some(Redirect::Wait) => {
-                            self.unstable.insert(cmds[i].slot);
+                            self.unstable.insert(cmds.slot(i));
                             pending.push((i, None));
                         }
                         Some(Redirect::Stale) => {
-                            self.unstable.insert(cmds[i].slot);
+                            self.unstable.insert(cmds.slot(i));
                             stale = true;
                             pending.push((i, None));
                         }
@@ -218,7 +343,7 @@ impl Router {
             return Err(Error::Protocol {
                 addr: self.psor.spec().redacted(),
                 op,
-                detail: format!("slot {} kept redirecting after {MAX_ROUNDS} rounds", cmds[i].slot),
+                detail: format!("slot {} kept redirecting after {MAX_ROUNDS} rounds", cmds.slot(i)),
             });
         }
         Ok(replies.into_iter().map(|v| v.expect("every command got a reply")).collect())
@@ -227,16 +352,16 @@ impl Router {
     /// One server: one pipeline. A reply saying the server is not (yet) a writable master
     /// (a Sentinel failover in progress, a restart still loading) reconnects — for Sentinel,
     /// to the master now — and resends those commands.
-    fn run_single(&mut self, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
+    fn run_single<C: CmdList + ?Sized>(&mut self, op: &'static str, cmds: &C) -> Result<Vec<Value>> {
         let con = self.single.as_mut().expect("a single-server router has its connection");
-        let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
-        let mut pending: Vec<usize> = (0..cmds.len()).collect();
+        let mut replies: Vec<Option<Value>> = vec![None; cmds.count()];
+        let mut pending: Vec<usize> = (0..cmds.count()).collect();
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 std::thread::sleep(Duration::from_millis(25 << round.min(6)));
                 let _ = con.reconnect();
             }
-            let values = Packed::new(pending.iter().map(|&i| (&cmds[i].cmd, false))).send(con, op)?;
+            let values = Packed::new(cmds, pending.iter().map(|&i| (i, false))).send(con, op)?;
             let mut again = Vec::new();
             for (i, v) in pending.iter().zip(values) {
                 match &v {
@@ -274,32 +399,37 @@ impl Router {
 
 /// One pipeline, packed once into one buffer straight from the commands (no copy of a
 /// command, nor of the payload it carries, on the way), each optionally preceded by `ASKING`.
-struct Packed {
-    bytes: Vec<u8>,
+/// A [`PackedCmds`] sent whole is sent from its own buffer.
+struct Packed<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
     /// Per command sent: is it an `ASKING` (whose reply is dropped)?
     asking: Vec<bool>,
 }
 
-impl Packed {
-    fn new<'a>(cmds: impl Iterator<Item = (&'a redis::Cmd, bool)> + Clone) -> Packed {
-        // Sized once: a pipeline of payloads grown by doubling copies them again and again.
-        let (mut bytes, mut n) = (0usize, 0usize);
-        for (cmd, asking) in cmds.clone() {
+impl<'a> Packed<'a> {
+    /// Commands `items` (index, preceded by `ASKING`?) of `cmds`.
+    fn new<C: CmdList + ?Sized>(cmds: &'a C, items: impl Iterator<Item = (usize, bool)> + Clone) -> Packed<'a> {
+        let (mut bytes, mut n, mut whole) = (0usize, 0usize, true);
+        for (k, (i, asking)) in items.clone().enumerate() {
             n += 1 + usize::from(asking);
-            // `*N\r\n` and, per argument, `$LEN\r\n` … `\r\n`: 16 bytes cover either.
-            bytes += 32
-                + cmd.args_iter().map(|a| 16 + if let redis::Arg::Simple(b) = a { b.len() } else { 20 }).sum::<usize>();
+            whole &= i == k && !asking;
+            bytes += cmds.size(i) + if asking { 20 } else { 0 };
         }
-        let mut p = Packed { bytes: Vec::with_capacity(bytes), asking: Vec::with_capacity(n) };
-        for (cmd, asking) in cmds {
+        if let Some(all) = cmds.packed().filter(|_| whole && n == cmds.count()) {
+            return Packed { bytes: std::borrow::Cow::Borrowed(all), asking: vec![false; n] };
+        }
+        // Sized once: a pipeline of payloads grown by doubling copies them again and again.
+        let mut out = Vec::with_capacity(bytes);
+        let mut asks = Vec::with_capacity(n);
+        for (i, asking) in items {
             if asking {
-                redis::cmd("ASKING").write_packed_command(&mut p.bytes);
-                p.asking.push(true);
+                redis::cmd("ASKING").write_packed_command(&mut out);
+                asks.push(true);
             }
-            cmd.write_packed_command(&mut p.bytes);
-            p.asking.push(false);
+            cmds.write(i, &mut out);
+            asks.push(false);
         }
-        p
+        Packed { bytes: std::borrow::Cow::Owned(out), asking: asks }
     }
 
     /// Sends the pipeline (again, after a transient failure) and returns one reply per
@@ -370,5 +500,73 @@ pub(crate) fn is_node_gone(e: &Error) -> bool {
             _ => false,
         },
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `redis::Cmd` packs for the same arguments.
+    fn packed_by_redis(args: &[&[u8]]) -> Vec<u8> {
+        let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.get_packed_command()
+    }
+
+    #[test]
+    fn packed_commands_are_the_bytes_redis_rs_would_send_binary_keys_and_empty_arguments_included() {
+        let cmds: [&[&[u8]]; 4] = [
+            &[b"DUMP", b"k\r\n\x00\xff"],
+            &[b"RESTORE", b"t", b"0", b"", b"REPLACE"],
+            &[b"UNLINK", b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i", b"j", b"k"],
+            &[b"PING"],
+        ];
+        let mut packed = PackedCmds::with_capacity(0, 0);
+        let mut want = Vec::new();
+        for (slot, args) in cmds.iter().enumerate() {
+            packed.push(slot as u16, args);
+            want.extend(packed_by_redis(args));
+        }
+        assert_eq!(packed.packed(), Some(&want[..]));
+        assert_eq!(packed.count(), 4);
+        for (i, args) in cmds.iter().enumerate() {
+            let mut one = Vec::new();
+            packed.write(i, &mut one);
+            assert_eq!(one, packed_by_redis(args), "command {i}");
+            assert_eq!(packed.slot(i), i as u16);
+            assert_eq!(packed.size(i), one.len());
+        }
+    }
+
+    #[test]
+    fn a_whole_packed_list_is_sent_from_its_own_buffer_and_a_part_or_an_asking_is_copied() {
+        let mut packed = PackedCmds::with_capacity(2, 64);
+        packed.push(0, &[b"GET", b"a"]);
+        packed.push(0, &[b"GET", b"b"]);
+        let whole = Packed::new(&packed, [(0, false), (1, false)].into_iter());
+        assert!(matches!(whole.bytes, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(whole.asking, [false, false]);
+        let part = Packed::new(&packed, [(1, false)].into_iter());
+        assert_eq!(&part.bytes[..], &packed_by_redis(&[b"GET", b"b"])[..]);
+        let asked = Packed::new(&packed, [(0, true), (1, false)].into_iter());
+        let mut want = packed_by_redis(&[b"ASKING"]);
+        want.extend(packed_by_redis(&[b"GET", b"a"]));
+        want.extend(packed_by_redis(&[b"GET", b"b"]));
+        assert_eq!(&asked.bytes[..], &want[..]);
+        assert_eq!(asked.asking, [true, false, false]);
+        // The same commands as `Routed` pack to the same bytes.
+        let routed: Vec<Routed> = [b"a", b"b"]
+            .iter()
+            .map(|k| {
+                let mut cmd = redis::cmd("GET");
+                cmd.arg(&k[..]);
+                Routed { slot: 0, cmd }
+            })
+            .collect();
+        let from_routed = Packed::new(&routed[..], [(0, false), (1, false)].into_iter());
+        assert_eq!(&from_routed.bytes[..], &whole.bytes[..]);
     }
 }

@@ -16,7 +16,7 @@ use crossbeam_channel::Receiver;
 use redis::Value;
 
 use super::pacing::Pacer;
-use super::router::{is_node_gone, Routed, Router};
+use super::router::{is_node_gone, CmdList, PackedCmds, Routed, Router, Subset};
 use super::EngineOptions;
 use crate::connect::{HostPort, Node, NodeConn, Psor, ReadChoice, ReadFrom, ReadNode};
 use crate::error::{classify_server, Error, ErrorClass, Result};
@@ -293,18 +293,32 @@ impl ValueReads {
     /// Sends every command to the read node of its slot's master and returns the replies in
     /// order, server errors as `Value::ServerError` (as [`Router::run`] does).
     pub(crate) fn run(&mut self, router: &mut Router, op: &'static str, cmds: &[Routed]) -> Result<Vec<Value>> {
+        self.run_list(router, op, cmds)
+    }
+
+    /// [`ValueReads::run`] for commands packed as they were built ([`PackedCmds`]).
+    pub(crate) fn run_packed(
+        &mut self,
+        router: &mut Router,
+        op: &'static str,
+        cmds: &PackedCmds,
+    ) -> Result<Vec<Value>> {
+        self.run_list(router, op, cmds)
+    }
+
+    fn run_list<C: CmdList + ?Sized>(&mut self, router: &mut Router, op: &'static str, cmds: &C) -> Result<Vec<Value>> {
         if !self.sides.iter().any(|s| s.on_replica()) {
-            return router.run(op, cmds);
+            return router.run_list(op, cmds);
         }
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.sides.len()];
         let mut to_master = Vec::new();
-        for (i, c) in cmds.iter().enumerate() {
-            match self.side_of(c.slot) {
+        for i in 0..cmds.count() {
+            match self.side_of(cmds.slot(i)) {
                 Some(s) if self.sides[s].on_replica() => groups[s].push(i),
                 _ => to_master.push(i),
             }
         }
-        let mut replies: Vec<Option<Value>> = vec![None; cmds.len()];
+        let mut replies: Vec<Option<Value>> = vec![None; cmds.count()];
         for (s, group) in groups.into_iter().enumerate() {
             if group.is_empty() {
                 continue;
@@ -320,9 +334,8 @@ impl ValueReads {
         }
         if !to_master.is_empty() {
             to_master.sort_unstable();
-            let sub: Vec<Routed> =
-                to_master.iter().map(|&i| Routed { slot: cmds[i].slot, cmd: cmds[i].cmd.clone() }).collect();
-            for (i, v) in to_master.into_iter().zip(router.run(op, &sub)?) {
+            let values = router.run_list(op, &Subset { cmds, idx: &to_master })?;
+            for (i, v) in to_master.into_iter().zip(values) {
                 replies[i] = Some(v);
             }
         }
@@ -331,11 +344,11 @@ impl ValueReads {
 
     /// Sends `group` of `cmds` as one pipeline to side `s`'s replica. `None`: send them to
     /// the master instead (the replica was lost, or a reply redirected).
-    fn on_replica(
+    fn on_replica<C: CmdList + ?Sized>(
         &mut self,
         s: usize,
         op: &'static str,
-        cmds: &[Routed],
+        cmds: &C,
         group: &[usize],
     ) -> Result<Option<Vec<Value>>> {
         let side = self.sides[s].clone();
@@ -350,9 +363,9 @@ impl ValueReads {
             }
         }
         let con = self.conns[s].as_mut().expect("opened above");
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(group.iter().map(|&i| cmds.size(i)).sum());
         for &i in group {
-            cmds[i].cmd.write_packed_command(&mut bytes);
+            cmds.write(i, &mut bytes);
         }
         let n = group.len();
         let values = match con.retry(op, None, |c| c.req_packed_commands(&bytes, 0, n)) {
