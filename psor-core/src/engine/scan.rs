@@ -9,6 +9,8 @@
 //! it at the start: [`ReadSide`] (the scan's node and its fall back to the master) and
 //! [`ValueReads`] (a worker's per-key reads on that same node).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
@@ -79,20 +81,29 @@ pub(crate) fn scan_node_with<E: From<Error>>(
         if let Some(m) = master {
             Progress::add(&m.examined, opts.scan_count as u64);
         }
+        // Matches are counted once per batch and page, not per key: the counters are shared
+        // with every worker, and an atomic add per key was a visible share of a scan's CPU.
+        let mut matched = 0u64;
+        let count = |n: &mut u64| {
+            if let Some(m) = master {
+                Progress::add(&progress.matched, *n);
+                Progress::add(&m.matched, *n);
+            }
+            *n = 0;
+        };
         for key in keys {
             if prefix.is_none_or(|p| p.matches(&key)) && recent.as_mut().is_none_or(|r| r.first_time(&key)) {
-                if let Some(m) = master {
-                    Progress::add(&progress.matched, 1);
-                    Progress::add(&m.matched, 1);
-                }
+                matched += 1;
                 batch.push(key);
-                if batch.len() == batch_size
-                    && !emit(con, std::mem::replace(&mut batch, Vec::with_capacity(batch_size)))?
-                {
-                    return Ok(());
+                if batch.len() == batch_size {
+                    count(&mut matched);
+                    if !emit(con, std::mem::replace(&mut batch, Vec::with_capacity(batch_size)))? {
+                        return Ok(());
+                    }
                 }
             }
         }
+        count(&mut matched);
         if con.restarts() != restarts {
             continue;
         }
@@ -500,10 +511,23 @@ pub(crate) fn scan_on(
 /// bits); at most [`RECENT_KEYS`] keys back are remembered, so a count's
 /// memory stays bounded (a shrink by more than ~16,000 times between two server cron runs,
 /// 100 ms, would be needed to go past it).
-#[derive(Default)]
 pub(crate) struct RecentKeys {
-    order: std::collections::VecDeque<Arc<[u8]>>,
-    set: std::collections::HashSet<Arc<[u8]>>,
+    /// The window: each key's hash and its bytes, `next` the oldest once it is full. A slot's
+    /// buffer is reused for the key that replaces it, so a long scan allocates nothing here.
+    ring: Vec<(u64, Vec<u8>)>,
+    next: usize,
+    /// A key's hash → its slot in `ring`. A key is dropped only when the slot holds exactly
+    /// its bytes, so a hash collision can never drop a key that was not seen: at worst (two
+    /// keys of one 64-bit hash in the window) the older one is counted again if SCAN repeats it.
+    index: HashMap<u64, usize, BuildHasherDefault<PreHashed>>,
+    /// Hashes each key once (SipHash, keys drawn per run).
+    hasher: RandomState,
+}
+
+impl Default for RecentKeys {
+    fn default() -> RecentKeys {
+        RecentKeys { ring: Vec::new(), next: 0, index: HashMap::default(), hasher: RandomState::new() }
+    }
 }
 
 /// How many keys [`RecentKeys`] remembers: about 2 MB of PSOR key names.
@@ -512,18 +536,46 @@ const RECENT_KEYS: usize = 16_384;
 impl RecentKeys {
     /// True unless `key` is among the last [`RECENT_KEYS`] keys seen; remembers it.
     pub(crate) fn first_time(&mut self, key: &[u8]) -> bool {
-        if self.set.contains(key) {
-            return false;
-        }
-        if self.order.len() == RECENT_KEYS {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
+        let hash = self.hasher.hash_one(key);
+        if let Some(&slot) = self.index.get(&hash) {
+            if self.ring[slot].1 == key {
+                return false;
             }
         }
-        let key: Arc<[u8]> = Arc::from(key);
-        self.order.push_back(key.clone());
-        self.set.insert(key);
+        let slot = self.next;
+        if self.ring.len() < RECENT_KEYS {
+            self.ring.push((hash, key.to_vec()));
+        } else {
+            let (old, buf) = &mut self.ring[slot];
+            if self.index.get(old) == Some(&slot) {
+                self.index.remove(old);
+            }
+            *old = hash;
+            buf.clear();
+            buf.extend_from_slice(key);
+        }
+        self.next = (slot + 1) % RECENT_KEYS;
+        self.index.insert(hash, slot);
         true
+    }
+}
+
+/// The hasher of a map whose keys are already hashes: passes the `u64` through.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; this keeps any other input well defined.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -539,7 +591,7 @@ mod recent_keys_tests {
         for i in 0..RECENT_KEYS {
             assert!(r.first_time(format!("k{i}").as_bytes()));
         }
-        assert_eq!((r.order.len(), r.set.len()), (RECENT_KEYS, RECENT_KEYS));
+        assert_eq!((r.ring.len(), r.index.len()), (RECENT_KEYS, RECENT_KEYS));
         // "a" has left the window.
         assert!(r.first_time(b"a"));
     }
