@@ -22,6 +22,10 @@ use crate::progress::Progress;
 
 /// Where the rehearsal's PAC comes from.
 #[derive(Clone, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per rehearsal, moved once; a Box would only make callers write Box::new"
+)]
 pub enum RehearsalSource {
     /// A sample PAC at this version with about this many resource-table keys.
     Sample {
