@@ -152,6 +152,26 @@ fn a_user_without_a_password_is_the_user_psor_runs_as() {
     let (code, _, err) = run(&mut psor(&["--psor", &url, "--yes", "delete", "--prefix", &prefix]));
     assert_eq!(code, 1, "{err}");
     assert_eq!(count(&server, &key), 1);
+    // ...and the error says what was sent and how to give the password.
+    assert!(err.contains("user `carl` with no password"), "{err}");
+    assert!(err.contains("redis://carl:PASSWORD@HOST:PORT") && err.contains("--password-file"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    // A wrong password names where it came from (a stale variable, say), never the password.
+    let mut cmd = psor(&["--psor", &url, "--yes", "delete", "--prefix", &prefix]);
+    cmd.env("PSOR_PASSWORD", "stale-pw-9");
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("refused user `carl` with the password from PSOR_PASSWORD"), "{err}");
+    assert!(!err.contains("stale-pw-9"), "{err}");
+    assert_eq!(count(&server, &key), 1);
+
+    // The right one from the same variable connects as carl.
+    let mut cmd = psor(&["--psor", &url, "--json", "scan", "--prefix", &prefix, "--count-only"]);
+    cmd.env("PSOR_PASSWORD", "pw1");
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["matched"], 1, "{out}");
 }
 
 #[test]

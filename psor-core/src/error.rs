@@ -135,6 +135,12 @@ impl From<psor_embedded::Error> for Error {
 }
 
 impl Error {
+    /// True when a server refused the connection for want of the right credentials
+    /// (`NOAUTH`, `WRONGPASS`, a failed `AUTH`) or permissions (`NOPERM`).
+    pub fn is_auth_refusal(&self) -> bool {
+        matches!(self, Error::Connect { source, .. } if is_auth_error(source))
+    }
+
     /// True when the error is the user's input (a bad spec, a refused request, an unreadable
     /// file), as opposed to a failure while working on a server.
     pub fn is_usage(&self) -> bool {
@@ -329,4 +335,9 @@ mod tests {
         assert!(matches!(&bad, Error::Store { .. }) && bad.is_usage(), "{bad:?}");
         assert_eq!(bad.to_string(), "embedded store /data/pacs.psnap: I/O error: permission denied");
     }
+}
+
+/// A refusal for want of (the right) credentials or permissions.
+pub(crate) fn is_auth_error(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
 }

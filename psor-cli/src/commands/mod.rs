@@ -27,7 +27,7 @@ mod status;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::CommandFactory;
 use psor_core::connect::{ConnectOptions, Psor, PsorSpec, ReadFrom, Secret};
 use psor_core::engine::{EngineOptions, Pacing};
@@ -96,17 +96,30 @@ fn resolve_psor(g: &Global) -> Result<(PsorSpec, Option<psor_core::connect::SorE
     }
 }
 
-/// Connection options from the global flags and the environment. The password comes from,
-/// in order: --password-file, the URL, PSOR_PASSWORD, REDISCLI_AUTH.
+/// Where the password for `spec` comes from, first match wins: --password-file, the URL,
+/// PSOR_PASSWORD, REDISCLI_AUTH; `None` when there is none.
+fn password_source(g: &Global, spec: &PsorSpec) -> Option<&'static str> {
+    if g.password_file.is_some() {
+        return Some("--password-file");
+    }
+    if spec.password.is_some() {
+        return Some("the URL");
+    }
+    // A PSOR_PASSWORD that is set but empty means no password (REDISCLI_AUTH is not read).
+    let (name, value) = match std::env::var("PSOR_PASSWORD") {
+        Ok(v) => ("PSOR_PASSWORD", v),
+        Err(_) => ("REDISCLI_AUTH", std::env::var("REDISCLI_AUTH").ok()?),
+    };
+    (!value.is_empty()).then_some(name)
+}
+
+/// Connection options from the global flags and the environment, the password from
+/// [`password_source`] (a URL's own password stays in the spec).
 fn connect_options(g: &Global, spec: &PsorSpec) -> Result<ConnectOptions> {
-    let password = match &g.password_file {
-        Some(path) => Some(read_password_file(path)?),
-        None if spec.password.is_some() => None,
-        None => std::env::var("PSOR_PASSWORD")
-            .or_else(|_| std::env::var("REDISCLI_AUTH"))
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(Secret::new),
+    let password = match password_source(g, spec) {
+        Some("--password-file") => g.password_file.as_deref().map(read_password_file).transpose()?,
+        Some(var @ ("PSOR_PASSWORD" | "REDISCLI_AUTH")) => std::env::var(var).ok().map(Secret::new),
+        _ => None,
     };
     let sentinel_password = match &g.sentinel_password_file {
         Some(path) => Some(read_password_file(path)?),
@@ -157,9 +170,9 @@ fn connect(g: &Global) -> Result<Psor> {
         Some(sor) => {
             region::note_source(sor);
             // For Sentinels (a node list or a single one), the SOR's name names the master.
-            psor_core::connect::connect_sor(sor, &opts).with_context(|| format!("connecting to {}", spec.redacted()))
+            psor_core::connect::connect_sor(sor, &opts).map_err(|e| connect_failed(g, &spec, e))
         }
-        None => Psor::connect(&spec, &opts).with_context(|| format!("connecting to {}", spec.redacted())),
+        None => Psor::connect(&spec, &opts).map_err(|e| connect_failed(g, &spec, e)),
     }
 }
 
@@ -167,7 +180,33 @@ fn connect(g: &Global) -> Result<Psor> {
 fn connect_to(g: &Global, spec_text: Option<&str>) -> Result<Psor> {
     let spec = spec_from(spec_text)?;
     let opts = connect_options(g, &spec)?;
-    Psor::connect(&spec, &opts).with_context(|| format!("connecting to {}", spec.redacted()))
+    Psor::connect(&spec, &opts).map_err(|e| connect_failed(g, &spec, e))
+}
+
+/// A failed connection, named by its spec; a refusal for want of the right credentials also
+/// says which credentials psor sent, where the password came from, and how to give one.
+fn connect_failed(g: &Global, spec: &PsorSpec, e: psor_core::Error) -> anyhow::Error {
+    let hint = if e.is_auth_refusal() {
+        let user = spec.username.as_deref();
+        match (user, password_source(g, spec)) {
+            (Some(user), None) => format!(
+                " (user `{user}` with no password, sent as AUTH {user} \"\", which only a nopass user \
+                 accepts: give its password in the URL, redis://{user}:PASSWORD@HOST:PORT, with \
+                 --password-file FILE, or in PSOR_PASSWORD)"
+            ),
+            (None, None) => " (no password was given: give it with --password-file FILE, in the URL \
+                 or in PSOR_PASSWORD, and the ACL user in the URL, redis://USER@HOST:PORT)"
+                .to_string(),
+            (user, Some(from)) => format!(
+                " (the server refused {} with the password from {from}; the password sources are, first match \
+                 wins: --password-file, the URL, PSOR_PASSWORD, REDISCLI_AUTH)",
+                user.map_or("the default user".to_string(), |u| format!("user `{u}`"))
+            ),
+        }
+    } else {
+        String::new()
+    };
+    anyhow::Error::new(e).context(format!("connecting to {}{hint}", spec.redacted()))
 }
 
 /// The prefix given with `flag`; an empty one is refused naming that flag (the library's

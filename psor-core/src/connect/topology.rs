@@ -3,7 +3,7 @@
 //! vendor's node list (`redis,h1:p1,h2:p2`) names cluster nodes or sentinels.
 
 use super::{ConnTemplate, HostPort};
-use crate::error::{Error, Result};
+use crate::error::{is_auth_error, Error, Result};
 
 /// Number of hash slots in a Redis Cluster.
 pub const SLOTS: usize = 16384;
@@ -174,11 +174,6 @@ fn sentinel_error(hp: &HostPort, source: redis::RedisError, template: &ConnTempl
         return Error::Refused(format!("sentinel {hp}: {source}; {hint}"));
     }
     Error::Connect { addr: hp.to_string(), source }
-}
-
-/// A refusal for want of (the right) credentials or permissions.
-fn is_auth_error(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
 }
 
 /// What a node of the vendor's node list turned out to be.
