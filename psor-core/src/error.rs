@@ -220,6 +220,11 @@ pub fn is_retryable(err: &redis::RedisError) -> bool {
     classify(err).is_transient()
 }
 
+/// A refusal for want of (the right) credentials or permissions.
+pub(crate) fn is_auth_error(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,9 +340,4 @@ mod tests {
         assert!(matches!(&bad, Error::Store { .. }) && bad.is_usage(), "{bad:?}");
         assert_eq!(bad.to_string(), "embedded store /data/pacs.psnap: I/O error: permission denied");
     }
-}
-
-/// A refusal for want of (the right) credentials or permissions.
-pub(crate) fn is_auth_error(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::AuthenticationFailed || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
 }
