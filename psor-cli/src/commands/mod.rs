@@ -96,30 +96,51 @@ fn resolve_psor(g: &Global) -> Result<(PsorSpec, Option<psor_core::connect::SorE
     }
 }
 
+/// Where the password for a spec comes from.
+enum PasswordSource<'a> {
+    /// `--password-file FILE` (its first line).
+    File(&'a Path),
+    /// The URL's own (it stays in the spec).
+    Url,
+    /// `PSOR_PASSWORD` or `REDISCLI_AUTH`, by name.
+    Env(&'static str),
+}
+
+impl PasswordSource<'_> {
+    /// How an error names it.
+    fn label(&self) -> &'static str {
+        match self {
+            PasswordSource::File(_) => "--password-file",
+            PasswordSource::Url => "the URL",
+            PasswordSource::Env(name) => name,
+        }
+    }
+}
+
 /// Where the password for `spec` comes from, first match wins: --password-file, the URL,
 /// PSOR_PASSWORD, REDISCLI_AUTH; `None` when there is none.
-fn password_source(g: &Global, spec: &PsorSpec) -> Option<&'static str> {
-    if g.password_file.is_some() {
-        return Some("--password-file");
+fn password_source<'a>(g: &'a Global, spec: &PsorSpec) -> Option<PasswordSource<'a>> {
+    if let Some(path) = &g.password_file {
+        return Some(PasswordSource::File(path));
     }
     if spec.password.is_some() {
-        return Some("the URL");
+        return Some(PasswordSource::Url);
     }
     // A PSOR_PASSWORD that is set but empty means no password (REDISCLI_AUTH is not read).
     let (name, value) = match std::env::var("PSOR_PASSWORD") {
         Ok(v) => ("PSOR_PASSWORD", v),
         Err(_) => ("REDISCLI_AUTH", std::env::var("REDISCLI_AUTH").ok()?),
     };
-    (!value.is_empty()).then_some(name)
+    (!value.is_empty()).then_some(PasswordSource::Env(name))
 }
 
 /// Connection options from the global flags and the environment, the password from
 /// [`password_source`] (a URL's own password stays in the spec).
 fn connect_options(g: &Global, spec: &PsorSpec) -> Result<ConnectOptions> {
     let password = match password_source(g, spec) {
-        Some("--password-file") => g.password_file.as_deref().map(read_password_file).transpose()?,
-        Some(var @ ("PSOR_PASSWORD" | "REDISCLI_AUTH")) => std::env::var(var).ok().map(Secret::new),
-        _ => None,
+        Some(PasswordSource::File(path)) => Some(read_password_file(path)?),
+        Some(PasswordSource::Env(name)) => std::env::var(name).ok().map(Secret::new),
+        Some(PasswordSource::Url) | None => None,
     };
     let sentinel_password = match &g.sentinel_password_file {
         Some(path) => Some(read_password_file(path)?),
@@ -197,10 +218,11 @@ fn connect_failed(g: &Global, spec: &PsorSpec, e: psor_core::Error) -> anyhow::E
             (None, None) => " (no password was given: give it with --password-file FILE, in the URL \
                  or in PSOR_PASSWORD, and the ACL user in the URL, redis://USER@HOST:PORT)"
                 .to_string(),
-            (user, Some(from)) => format!(
-                " (the server refused {} with the password from {from}; the password sources are, first match \
+            (user, Some(source)) => format!(
+                " (the server refused {} with the password from {}; the password sources are, first match \
                  wins: --password-file, the URL, PSOR_PASSWORD, REDISCLI_AUTH)",
-                user.map_or("the default user".to_string(), |u| format!("user `{u}`"))
+                user.map_or("the default user".to_string(), |u| format!("user `{u}`")),
+                source.label()
             ),
         }
     } else {
